@@ -1,0 +1,566 @@
+package gossip
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// ErrClosed is returned by the Store's write methods after the Node that
+// owns it has been shut down.
+var ErrClosed = errors.New("record store closed")
+
+// source says where a change applied to the Store came from.
+type source int
+
+const (
+	// fromLocal is a Put or Delete on this node.
+	fromLocal source = iota
+	// fromMessage is a record received in a broadcast or reliable message.
+	fromMessage
+	// fromPushPull is a record received in a push/pull state exchange.
+	fromPushPull
+)
+
+// storeConfig configures openStore. Every field is required except DBPath
+// and OnApply.
+type storeConfig struct {
+	// Name is the local node's name, written into the Version of local writes.
+	Name string
+	// DBPath is the bbolt file; "" keeps the records in memory only.
+	DBPath string
+	// TTL is how long a tombstone lives, measured from its HLC time.
+	TTL time.Duration
+	// Now is the clock of the HLC and of tombstone expiry.
+	Now func() time.Time
+	// Logger receives persistence and merge problems.
+	Logger *slog.Logger
+	// OnApply is called for every change the Store applies, in apply order,
+	// with the Store's lock held: it must not block and must not call the
+	// Store. The Node uses it to broadcast changes.
+	OnApply func(r Record, src source)
+}
+
+// Store is the replicated record set: every node holds all of it. Writes
+// are ordered by Version and resolved last-writer-wins, deletions are
+// tombstones that expire TTL after they were written, and every change is
+// persisted in bbolt when a database path is configured.
+//
+// Local writes are on disk when Put or Delete returns. Records merged from
+// other nodes reach the disk in the background, so a crash may lose the
+// last few of them; the nodes that wrote them still hold them, and push/pull
+// brings them back.
+//
+// The Store itself does no networking: the Node feeds it remote records and
+// spreads its local writes. All methods are safe for concurrent use.
+type Store struct {
+	name    string
+	ttl     time.Duration
+	now     func() time.Time
+	log     *slog.Logger
+	db      *bolt.DB // nil when in memory only
+	onApply func(Record, source)
+
+	mu       sync.Mutex
+	recs     map[string]Record
+	clock    hlc
+	closed   bool
+	inflight sync.WaitGroup // local writes between the version and the apply
+	watchers map[*watcher]struct{}
+	// dirty holds remote changes and expiries not yet written to disk, by
+	// key; the background goroutine writes them in batches.
+	dirty map[string]diskOp
+
+	wake      chan struct{} // capacity 1: "dirty may be non-empty"
+	quit      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// diskOp is a pending change to the database: write rec, or (del) remove
+// the key if the stored version is not newer than rec's.
+type diskOp struct {
+	rec Record
+	del bool
+}
+
+// watcher is one Watch subscription.
+type watcher struct {
+	prefix string
+	p      *pump[Record]
+}
+
+// bucketName is the bbolt bucket holding the records, msgpack-encoded by key.
+var bucketName = []byte("records.v1")
+
+// openStore opens (or creates) the database, loads the records and starts
+// the Store's background goroutine (persistence and tombstone expiry). The
+// caller must close the Store.
+func openStore(cfg storeConfig) (*Store, error) {
+	s := &Store{
+		name:     cfg.Name,
+		ttl:      cfg.TTL,
+		now:      cfg.Now,
+		log:      cfg.Logger,
+		onApply:  cfg.OnApply,
+		recs:     make(map[string]Record),
+		clock:    hlc{now: cfg.Now},
+		watchers: make(map[*watcher]struct{}),
+		dirty:    make(map[string]diskOp),
+		wake:     make(chan struct{}, 1),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	if s.onApply == nil {
+		s.onApply = func(Record, source) {}
+	}
+	if cfg.DBPath != "" {
+		db, err := bolt.Open(cfg.DBPath, 0o600, &bolt.Options{Timeout: time.Second})
+		if err != nil {
+			return nil, fmt.Errorf("open record store %s: %w", cfg.DBPath, err)
+		}
+		s.db = db
+		if err := s.load(); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("load record store %s: %w", cfg.DBPath, err)
+		}
+	}
+	go s.run()
+	return s, nil
+}
+
+// load reads every record from the database into memory and advances the
+// clock past all of them, so a restarted node never reissues a timestamp.
+func (s *Store) load() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketName)
+		if err != nil {
+			return err
+		}
+		return b.ForEach(func(k, v []byte) error {
+			r, err := decodeDiskRecord(v)
+			if err == nil && r.Key != string(k) {
+				err = fmt.Errorf("stored under key %q", k)
+			}
+			if err != nil {
+				s.log.Error("gossip: skipping unreadable stored record", "key", string(k), "err", err)
+				return nil
+			}
+			s.recs[r.Key] = r
+			s.clock.observe(r.Version.HLC)
+			return nil
+		})
+	})
+}
+
+// Put writes value under key with a new version and returns the record.
+// When Put returns, the record is on disk (if the Store has a database),
+// visible to Get and queued for the cluster. Put copies value. It returns
+// an error wrapping ErrInvalidKey, ErrTooLarge or ErrClosed for a bad key,
+// a value over MaxValueLen bytes or a closed Store.
+func (s *Store) Put(key string, value []byte) (Record, error) {
+	if err := checkKey(key); err != nil {
+		return Record{}, fmt.Errorf("put: %w", err)
+	}
+	if len(value) > MaxValueLen {
+		return Record{}, fmt.Errorf("put %q: value of %d bytes exceeds %d: %w", key, len(value), MaxValueLen, ErrTooLarge)
+	}
+	return s.write(Record{Key: key, Value: bytes.Clone(value)})
+}
+
+// Delete writes a tombstone for key (whether or not the key is known here:
+// another node may hold it). It returns an error wrapping ErrInvalidKey or
+// ErrClosed for a bad key or a closed Store.
+func (s *Store) Delete(key string) error {
+	if err := checkKey(key); err != nil {
+		return fmt.Errorf("delete: %w", err)
+	}
+	_, err := s.write(Record{Key: key, Deleted: true})
+	return err
+}
+
+// write versions r, persists it, then applies it.
+func (s *Store) write(r Record) (Record, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return Record{}, fmt.Errorf("write %q: %w", r.Key, ErrClosed)
+	}
+	r.Version = Version{HLC: s.clock.tick(), Node: s.name}
+	s.inflight.Add(1)
+	s.mu.Unlock()
+	defer s.inflight.Done()
+
+	if s.db != nil {
+		// Outside the lock: an fsync must not stall remote merges.
+		if err := s.db.Update(func(tx *bolt.Tx) error { return writeOps(tx, []diskOp{{rec: r}}) }); err != nil {
+			return Record{}, fmt.Errorf("write %q: persist: %w", r.Key, err)
+		}
+	}
+	s.mu.Lock()
+	s.applyLocked(r, fromLocal)
+	s.mu.Unlock()
+	return r, nil
+}
+
+// Get returns the live record under key; false if it is missing or deleted.
+func (s *Store) Get(key string) (Record, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.recs[key]
+	if !ok || r.Deleted {
+		return Record{}, false
+	}
+	return r, true
+}
+
+// Scan returns the live records whose key starts with prefix, sorted by key.
+func (s *Store) Scan(prefix string) []Record {
+	s.mu.Lock()
+	var out []Record
+	for k, r := range s.recs {
+		if !r.Deleted && strings.HasPrefix(k, prefix) {
+			out = append(out, r)
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// Export returns every record whose key starts with prefix, tombstones
+// included (expired ones excepted), sorted by key: what another node needs
+// to Merge to catch up on that prefix without waiting for gossip.
+func (s *Store) Export(prefix string) []Record {
+	s.mu.Lock()
+	now := s.now()
+	var out []Record
+	for k, r := range s.recs {
+		if strings.HasPrefix(k, prefix) && !(r.Deleted && s.expired(r, now)) {
+			out = append(out, r)
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// Merge applies records taken from another node (its Export), last writer
+// wins, exactly as a push/pull exchange does, and returns how many were
+// newer than what this Store held. Invalid records are skipped and
+// reported in the error; the valid ones are applied regardless. Merge does
+// not re-broadcast: the records' writers did. It returns ErrClosed after
+// the Node has shut down. Merge keeps references to the records' values.
+func (s *Store) Merge(recs []Record) (int, error) {
+	var errs []error
+	valid := make([]Record, 0, len(recs))
+	for i := range recs {
+		if err := validateRecord(&recs[i]); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		valid = append(valid, recs[i])
+	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return 0, fmt.Errorf("merge: %w", ErrClosed)
+	}
+	n := s.merge(valid, fromPushPull)
+	if err := errors.Join(errs...); err != nil {
+		return n, fmt.Errorf("merge: skipped %d invalid records: %w", len(errs), err)
+	}
+	return n, nil
+}
+
+// Watch returns a channel that receives every change applied to this Store
+// — local writes and records merged from other nodes — whose key starts
+// with prefix, in apply order; deletions arrive as tombstones (Deleted
+// true). Tombstones that expire are not reported. The Store never blocks on
+// a slow watcher: changes queue in memory until read.
+//
+// cancel stops the watch and closes the channel; it is safe to call more
+// than once. Node.Shutdown closes every watch channel.
+func (s *Store) Watch(prefix string) (changes <-chan Record, cancel func()) {
+	w := &watcher{prefix: prefix, p: newPump[Record]()}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		w.p.stop()
+		return w.p.out, func() {}
+	}
+	s.watchers[w] = struct{}{}
+	s.mu.Unlock()
+	return w.p.out, func() {
+		s.mu.Lock()
+		delete(s.watchers, w)
+		s.mu.Unlock()
+		w.p.stop()
+	}
+}
+
+// applyLocked applies r if it is newer than what the Store holds and
+// reports whether it did. s.mu must be held.
+func (s *Store) applyLocked(r Record, src source) bool {
+	if cur, ok := s.recs[r.Key]; ok && cur.Version.Compare(r.Version) >= 0 {
+		return false
+	}
+	s.recs[r.Key] = r
+	for w := range s.watchers {
+		if strings.HasPrefix(r.Key, w.prefix) {
+			w.p.push(r)
+		}
+	}
+	s.onApply(r, src)
+	return true
+}
+
+// merge applies records received from another node (validated by the
+// caller), advancing the clock past each, and returns how many were newer
+// than what the Store held. Changes reach the disk asynchronously: merge
+// runs inside memberlist's receive paths and must not wait for an fsync.
+// A merge into a closed Store does nothing.
+func (s *Store) merge(recs []Record, src source) int {
+	if len(recs) == 0 {
+		return 0
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return 0
+	}
+	horizon := s.now().Add(time.Minute).UnixMilli()
+	n := 0
+	var ahead *Record
+	for i, r := range recs {
+		if ms := int64(r.Version.HLC >> logicalBits); ms > horizon {
+			ahead = &recs[i]
+		}
+		s.clock.observe(r.Version.HLC)
+		if s.applyLocked(r, src) {
+			n++
+			if s.db != nil {
+				s.dirty[r.Key] = diskOp{rec: r}
+			}
+		}
+	}
+	s.mu.Unlock()
+	if ahead != nil {
+		// The HLC follows it: later local writes will carry that time.
+		s.log.Warn("gossip: record written by a clock more than a minute ahead of ours",
+			"key", ahead.Key, "version", ahead.Version.String())
+	}
+	if n > 0 && s.db != nil {
+		s.signal()
+	}
+	return n
+}
+
+// snapshot returns every record, tombstones included but not expired ones,
+// for a push/pull exchange.
+func (s *Store) snapshot() []Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Record, 0, len(s.recs))
+	now := s.now()
+	for _, r := range s.recs {
+		if r.Deleted && s.expired(r, now) {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// expired reports whether tombstone r is older than the TTL at now.
+func (s *Store) expired(r Record, now time.Time) bool {
+	return now.Sub(r.Version.Time()) > s.ttl
+}
+
+// expireTombstones drops tombstones older than the TTL, from memory and
+// (asynchronously) from disk, and returns how many it dropped. A record
+// still held by a node that was away longer than the TTL can come back
+// when that node returns: that is the TTL's contract.
+func (s *Store) expireTombstones() int {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return 0
+	}
+	now := s.now()
+	n := 0
+	for k, r := range s.recs {
+		if r.Deleted && s.expired(r, now) {
+			delete(s.recs, k)
+			if s.db != nil {
+				s.dirty[k] = diskOp{rec: r, del: true}
+			}
+			n++
+		}
+	}
+	s.mu.Unlock()
+	if n > 0 && s.db != nil {
+		s.signal()
+	}
+	return n
+}
+
+// signal wakes the background goroutine.
+func (s *Store) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// reapInterval is how often the background goroutine expires tombstones.
+func (s *Store) reapInterval() time.Duration {
+	return min(max(s.ttl/8, 100*time.Millisecond), time.Minute)
+}
+
+// run is the Store's background goroutine, owned by the Store and stopped by
+// Close: it writes remote changes to disk and expires tombstones.
+func (s *Store) run() {
+	defer close(s.done)
+	t := time.NewTicker(s.reapInterval())
+	defer t.Stop()
+	for {
+		select {
+		case <-s.wake:
+			s.flush()
+		case <-t.C:
+			s.expireTombstones()
+			s.flush()
+		case <-s.quit:
+			s.flush()
+			return
+		}
+	}
+}
+
+// flush writes the pending remote changes in one transaction. On failure
+// it logs and puts the changes back for the next attempt unless newer ones
+// replaced them meanwhile.
+func (s *Store) flush() {
+	if s.db == nil {
+		return
+	}
+	s.mu.Lock()
+	if len(s.dirty) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	ops := make([]diskOp, 0, len(s.dirty))
+	for _, op := range s.dirty {
+		ops = append(ops, op)
+	}
+	clear(s.dirty)
+	s.mu.Unlock()
+
+	err := s.db.Update(func(tx *bolt.Tx) error { return writeOps(tx, ops) })
+	if err == nil {
+		return
+	}
+	s.log.Error("gossip: persisting records failed; will retry", "records", len(ops), "err", err)
+	s.mu.Lock()
+	for _, op := range ops {
+		if _, ok := s.dirty[op.rec.Key]; !ok {
+			s.dirty[op.rec.Key] = op
+		}
+	}
+	s.mu.Unlock()
+}
+
+// writeOps applies ops to the database last-writer-wins: a record is only
+// written over an older version, and a key is only removed if the stored
+// version is not newer than the expired tombstone. So the order in which
+// local writes and background flushes reach the disk does not matter.
+func writeOps(tx *bolt.Tx, ops []diskOp) error {
+	b, err := tx.CreateBucketIfNotExists(bucketName)
+	if err != nil {
+		return err
+	}
+	for _, op := range ops {
+		k := []byte(op.rec.Key)
+		if old := b.Get(k); old != nil {
+			if cur, err := decodeDiskRecord(old); err == nil {
+				c := cur.Version.Compare(op.rec.Version)
+				if c > 0 || (c == 0 && !op.del) {
+					continue
+				}
+			}
+		}
+		if op.del {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+			continue
+		}
+		v, err := encodeDiskRecord(op.rec)
+		if err != nil {
+			return err
+		}
+		if err := b.Put(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// close stops the Store: it closes every watch channel, writes what is
+// pending to disk and closes the database. Later writes fail with
+// ErrClosed; reads keep answering from memory. It is safe to call more
+// than once; every call returns the first call's result. Node.Shutdown
+// calls it.
+func (s *Store) close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		s.inflight.Wait() // local writes already versioned finish applying
+
+		s.mu.Lock()
+		ws := s.watchers
+		s.watchers = make(map[*watcher]struct{})
+		s.mu.Unlock()
+		for w := range ws {
+			w.p.stop()
+		}
+
+		close(s.quit)
+		<-s.done
+		if s.db != nil {
+			s.mu.Lock()
+			lost := len(s.dirty)
+			s.mu.Unlock()
+			var errs []error
+			if lost > 0 {
+				errs = append(errs, fmt.Errorf("%d remote changes not persisted", lost))
+			}
+			if err := s.db.Close(); err != nil {
+				errs = append(errs, err)
+			}
+			if err := errors.Join(errs...); err != nil {
+				s.closeErr = fmt.Errorf("close record store: %w", err)
+			}
+		}
+	})
+	return s.closeErr
+}
+
+// lookup returns the record under key, tombstone or not.
+func (s *Store) lookup(key string) (Record, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.recs[key]
+	return r, ok
+}
