@@ -1,0 +1,587 @@
+package blockstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"shoal/gossip"
+	"shoal/ring"
+)
+
+// Records is the part of the replicated metadata store the file system
+// uses. *gossip.Store implements it.
+type Records interface {
+	Put(key string, value []byte) (gossip.Record, error)
+	Get(key string) (gossip.Record, bool)
+	Delete(key string) error
+	Scan(prefix string) []gossip.Record
+}
+
+// FSConfig wires a file system. Every field is required but Logger and
+// Parallel.
+type FSConfig struct {
+	// Self is this node's name.
+	Self string
+	// Store is the local block store.
+	Store *Store
+	// Client reaches other nodes' stores.
+	Client *Client
+	// Records holds the file records.
+	Records Records
+	// Ring returns the current ring of alive members.
+	Ring func() *ring.Ring
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+	// Parallel is how many blocks a put sends at once. Default 4.
+	Parallel int
+}
+
+// FS is the cluster's file system as seen from one node: it writes files as
+// replicated blocks and reads them back from whichever replica answers.
+type FS struct {
+	cfg FSConfig
+	log *slog.Logger
+
+	mu        sync.Mutex
+	manifests map[ID]Manifest // cache; manifests are immutable
+}
+
+// NewFS returns a file system over cfg.
+func NewFS(cfg FSConfig) *FS {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = 4
+	}
+	return &FS{cfg: cfg, log: cfg.Logger, manifests: map[ID]Manifest{}}
+}
+
+// Store is the local block store.
+func (fs *FS) Store() *Store { return fs.cfg.Store }
+
+// CreateOptions shape a put.
+type CreateOptions struct {
+	// BlockSize: default DefaultBlockSize, at least MinBlockSize.
+	BlockSize int64
+	// Replication: default 3, capped at the number of alive members.
+	Replication int
+	// Overwrite replaces an existing file.
+	Overwrite bool
+}
+
+// DefaultReplication is the replication of files put without one.
+const DefaultReplication = 3
+
+// Create writes the stream r as the file p. Every block goes to its R ring
+// owners in parallel, then the manifest, and only then does the file
+// record appear: a failed Create leaves nothing visible (its stray blocks
+// are collected later). The returned FileInfo's Replication is what was
+// applied, which is less than asked when the cluster is smaller.
+func (fs *FS) Create(ctx context.Context, p string, r io.Reader, opts CreateOptions) (FileInfo, error) {
+	p, err := CleanPath(p, false)
+	if err != nil {
+		return FileInfo{}, err
+	}
+	if opts.BlockSize == 0 {
+		opts.BlockSize = DefaultBlockSize
+	}
+	if opts.BlockSize < MinBlockSize {
+		return FileInfo{}, fmt.Errorf("block size %d is below the minimum %d", opts.BlockSize, MinBlockSize)
+	}
+	if opts.Replication == 0 {
+		opts.Replication = DefaultReplication
+	}
+	if opts.Replication < 0 {
+		return FileInfo{}, fmt.Errorf("replication %d: must be at least 1", opts.Replication)
+	}
+	if err := fs.checkCreate(p, opts.Overwrite); err != nil {
+		return FileInfo{}, err
+	}
+	rg := fs.cfg.Ring()
+	if rg.Len() == 0 {
+		return FileInfo{}, errors.New("no alive members to store blocks on")
+	}
+	repl := min(opts.Replication, rg.Len())
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	sp := NewSplitter(fs.cfg.Store, r, opts.BlockSize)
+	defer sp.Close()
+
+	var (
+		refs []BlockRef
+		size int64
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, fs.cfg.Parallel)
+	)
+	for {
+		c, err := sp.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			cancel(err)
+			break
+		}
+		refs = append(refs, BlockRef{ID: c.ID, Size: c.Size})
+		size += c.Size
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			c.Discard()
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			defer c.Discard()
+			owners := rg.Owners(c.ID.String(), repl)
+			if err := fs.replicate(ctx, c.ID, io.NewSectionReader(c.File, 0, c.Size), c.Size, owners); err != nil {
+				cancel(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return FileInfo{}, fmt.Errorf("put %s: %w", p, err)
+	}
+
+	mb, err := encodeManifest(Manifest{Blocks: refs})
+	if err != nil {
+		return FileInfo{}, err
+	}
+	mid := Sum(mb)
+	if err := fs.replicate(ctx, mid, bytes.NewReader(mb), int64(len(mb)), rg.Owners(mid.String(), repl)); err != nil {
+		return FileInfo{}, fmt.Errorf("put %s: manifest: %w", p, err)
+	}
+	info := FileInfo{
+		Path:        p,
+		Size:        size,
+		ModTime:     time.Now().UnixNano(),
+		BlockSize:   opts.BlockSize,
+		Replication: repl,
+		Blocks:      len(refs),
+		Manifest:    mid,
+	}
+	rec, err := encodeFileInfo(info)
+	if err != nil {
+		return FileInfo{}, err
+	}
+	// Check again: another put may have won the path meanwhile.
+	if err := fs.checkCreate(p, opts.Overwrite); err != nil {
+		return FileInfo{}, err
+	}
+	if _, err := fs.cfg.Records.Put(fileKey(p), rec); err != nil {
+		return FileInfo{}, fmt.Errorf("put %s: record: %w", p, err)
+	}
+	return info, nil
+}
+
+func (fs *FS) checkCreate(p string, overwrite bool) error {
+	if _, err := fs.Stat(p); err == nil && !overwrite {
+		return fmt.Errorf("%w: %s (use --force to replace it)", ErrExists, p)
+	}
+	if len(fs.cfg.Records.Scan(fileKey(p+"/"))) > 0 {
+		return fmt.Errorf("%w: %s", ErrIsDir, p)
+	}
+	for dir := path.Dir(p); dir != "/"; dir = path.Dir(dir) {
+		if _, ok := fs.cfg.Records.Get(fileKey(dir)); ok {
+			return fmt.Errorf("%w: %s is a file, so %s cannot be below it", ErrExists, dir, p)
+		}
+	}
+	return nil
+}
+
+// replicate writes one block to every owner in parallel; all must succeed.
+func (fs *FS) replicate(ctx context.Context, id ID, r io.ReaderAt, size int64, owners []string) error {
+	errs := make([]error, len(owners))
+	var wg sync.WaitGroup
+	for i, o := range owners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sr := io.NewSectionReader(r, 0, size)
+			if o == fs.cfg.Self {
+				errs[i] = fs.cfg.Store.Write(id, sr, size)
+			} else {
+				errs[i] = fs.cfg.Client.Put(ctx, o, id, sr, size)
+			}
+			if errs[i] != nil {
+				errs[i] = fmt.Errorf("block %s to %s: %w", id.Short(), o, errs[i])
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Stat returns the file record at p.
+func (fs *FS) Stat(p string) (FileInfo, error) {
+	p, err := CleanPath(p, false)
+	if err != nil {
+		return FileInfo{}, err
+	}
+	rec, ok := fs.cfg.Records.Get(fileKey(p))
+	if !ok {
+		if len(fs.cfg.Records.Scan(fileKey(p+"/"))) > 0 {
+			return FileInfo{}, fmt.Errorf("%w: %s", ErrIsDir, p)
+		}
+		return FileInfo{}, fmt.Errorf("%w: %s", ErrNoFile, p)
+	}
+	return decodeFileInfo(rec.Value)
+}
+
+// Files returns every file, sorted by path.
+func (fs *FS) Files() []FileInfo {
+	var out []FileInfo
+	for _, rec := range fs.cfg.Records.Scan(FileKeyPrefix) {
+		f, err := decodeFileInfo(rec.Value)
+		if err != nil {
+			fs.log.Warn("skipping malformed file record", "key", rec.Key, "err", err)
+			continue
+		}
+		out = append(out, f)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// List returns the entries directly under dir, or the file itself when dir
+// names a file.
+func (fs *FS) List(dir string) ([]Entry, error) {
+	dir, err := CleanPath(dir, true)
+	if err != nil {
+		return nil, err
+	}
+	if dir != "/" {
+		if f, err := fs.Stat(dir); err == nil {
+			return []Entry{{Name: f.Path[strings.LastIndexByte(f.Path, '/')+1:], Path: f.Path, File: &f, Size: f.Size}}, nil
+		}
+	}
+	byName := map[string]*Entry{}
+	found := false
+	for _, f := range fs.Files() {
+		name, ok := childOf(dir, f.Path)
+		if !ok {
+			continue
+		}
+		found = true
+		full := strings.TrimSuffix(dir, "/") + "/" + name
+		e := byName[name]
+		if e == nil {
+			e = &Entry{Name: name, Path: full}
+			byName[name] = e
+		}
+		if f.Path == full {
+			f := f
+			e.File = &f
+			e.Size = f.Size
+		} else {
+			e.Dir = true
+			e.Files++
+			e.Size += f.Size
+		}
+	}
+	if !found && dir != "/" {
+		return nil, fmt.Errorf("%w: %s", ErrNoFile, dir)
+	}
+	out := make([]Entry, 0, len(byName))
+	for _, e := range byName {
+		out = append(out, *e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Glob returns the files matching pattern (path.Match syntax), sorted; a
+// pattern without metacharacters is the file itself.
+func (fs *FS) Glob(pattern string) ([]FileInfo, error) {
+	if !strings.ContainsAny(pattern, "*?[\\") {
+		f, err := fs.Stat(pattern)
+		if err != nil {
+			return nil, err
+		}
+		return []FileInfo{f}, nil
+	}
+	if !strings.HasPrefix(pattern, "/") {
+		return nil, fmt.Errorf("%w %q: must be absolute (start with /)", ErrBadPath, pattern)
+	}
+	var out []FileInfo
+	for _, f := range fs.Files() {
+		if matchGlob(pattern, f.Path) {
+			out = append(out, f)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: nothing matches %s", ErrNoFile, pattern)
+	}
+	return out, nil
+}
+
+// Remove deletes the file p, or with recursive every file below the
+// directory p. Blocks are collected by the repair loop after a grace period.
+// It returns the paths removed.
+func (fs *FS) Remove(p string, recursive bool) ([]string, error) {
+	p, err := CleanPath(p, recursive)
+	if err != nil {
+		return nil, err
+	}
+	if f, err := fs.Stat(p); err == nil {
+		return []string{f.Path}, fs.cfg.Records.Delete(fileKey(f.Path))
+	} else if !errors.Is(err, ErrIsDir) && !(recursive && p == "/") {
+		return nil, err
+	}
+	if !recursive {
+		return nil, fmt.Errorf("%w: %s (use -r to remove it and everything below)", ErrIsDir, p)
+	}
+	var removed []string
+	for _, f := range fs.Files() {
+		if _, ok := childOf(p, f.Path); ok {
+			if err := fs.cfg.Records.Delete(fileKey(f.Path)); err != nil {
+				return removed, err
+			}
+			removed = append(removed, f.Path)
+		}
+	}
+	if len(removed) == 0 {
+		return nil, fmt.Errorf("%w: %s", ErrNoFile, p)
+	}
+	return removed, nil
+}
+
+// Manifest returns the file's block list, reading the manifest block from
+// any replica.
+func (fs *FS) Manifest(ctx context.Context, f FileInfo) (Manifest, error) {
+	fs.mu.Lock()
+	m, ok := fs.manifests[f.Manifest]
+	fs.mu.Unlock()
+	if ok {
+		return m, nil
+	}
+	var buf bytes.Buffer
+	if err := fs.readBlock(ctx, BlockRef{ID: f.Manifest, Size: -1}, f.Replication, &limitedWriter{w: &buf, n: maxManifest}); err != nil {
+		return Manifest{}, fmt.Errorf("manifest of %s: %w", f.Path, err)
+	}
+	m, err := decodeManifest(buf.Bytes())
+	if err != nil {
+		return Manifest{}, fmt.Errorf("manifest of %s: %w", f.Path, err)
+	}
+	fs.mu.Lock()
+	if len(fs.manifests) > 4096 {
+		clear(fs.manifests)
+	}
+	fs.manifests[f.Manifest] = m
+	fs.mu.Unlock()
+	return m, nil
+}
+
+type limitedWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > l.n {
+		return 0, errors.New("block larger than expected")
+	}
+	l.n -= int64(len(p))
+	return l.w.Write(p)
+}
+
+// WriteTo streams the file's bytes to w, block by block, each verified.
+func (fs *FS) WriteTo(ctx context.Context, f FileInfo, w io.Writer) (int64, error) {
+	m, err := fs.Manifest(ctx, f)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, b := range m.Blocks {
+		cw := &countWriter{w: w}
+		err := fs.readBlock(ctx, b, f.Replication, cw)
+		total += cw.n
+		if err != nil {
+			return total, fmt.Errorf("read %s: %w", f.Path, err)
+		}
+	}
+	return total, nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// candidates lists where to look for a block: here if we hold it, then its
+// ring owners, then every other alive member.
+func (fs *FS) candidates(id ID, repl int) []string {
+	var out []string
+	if fs.cfg.Store.Has(id) {
+		out = append(out, fs.cfg.Self)
+	}
+	rg := fs.cfg.Ring()
+	for _, o := range rg.Owners(id.String(), max(repl, 1)) {
+		if !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	for _, o := range rg.Members() {
+		if !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// readBlock writes block b's bytes to w, trying replicas in turn. A replica
+// that fails mid-block is replaced by the next one from the same offset, so
+// w sees every byte once; the whole is checked against the ID at the end.
+// b.Size < 0 means "any size".
+func (fs *FS) readBlock(ctx context.Context, b BlockRef, repl int, w io.Writer) error {
+	w = destWriter{w}
+	h := newHasher()
+	var off int64
+	var errs []error
+	for _, node := range fs.candidates(b.ID, repl) {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var r io.ReadCloser
+		var n int64
+		var err error
+		if node == fs.cfg.Self {
+			r, n, err = fs.cfg.Store.Open(b.ID, off)
+		} else {
+			r, n, err = fs.cfg.Client.Get(ctx, node, b.ID, off)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrNotFound) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		if b.Size >= 0 && off+n != b.Size {
+			r.Close()
+			errs = append(errs, fmt.Errorf("%s holds %d bytes of block %s, want %d", node, off+n, b.ID.Short(), b.Size))
+			continue
+		}
+		c, err := io.Copy(io.MultiWriter(w, h), r)
+		r.Close()
+		off += c
+		if err != nil {
+			var we *writeError
+			if errors.As(err, &we) {
+				return we.err
+			}
+			errs = append(errs, fmt.Errorf("block %s from %s: %w", b.ID.Short(), node, err))
+			continue
+		}
+		if idOf(h) != b.ID {
+			return fmt.Errorf("%w: block %s did not match its ID after transfer", ErrCorrupt, b.ID.Short())
+		}
+		return nil
+	}
+	if len(errs) == 0 {
+		return fmt.Errorf("%w: block %s is on no alive member", ErrNotFound, b.ID.Short())
+	}
+	return fmt.Errorf("block %s: no replica could be read: %w", b.ID.Short(), errors.Join(errs...))
+}
+
+// writeError marks a failure of the destination, which no other replica
+// can fix.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return e.err.Error() }
+
+type destWriter struct{ w io.Writer }
+
+func (d destWriter) Write(p []byte) (int, error) {
+	n, err := d.w.Write(p)
+	if err != nil {
+		err = &writeError{err}
+	}
+	return n, err
+}
+
+// BlockLocation says where one block of a file is and should be.
+type BlockLocation struct {
+	ID       string   `json:"id"`
+	Size     int64    `json:"size"`
+	Manifest bool     `json:"manifest,omitempty"`
+	Holders  []string `json:"holders"` // alive members that store it
+	Owners   []string `json:"owners"`  // members the ring places it on
+}
+
+// Locate reports, for the manifest and every block of f, which alive
+// members hold it and which own it, as `hdfs fsck -files -blocks
+// -locations` does.
+func (fs *FS) Locate(ctx context.Context, f FileInfo) ([]BlockLocation, error) {
+	m, err := fs.Manifest(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	rg := fs.cfg.Ring()
+	repl := min(f.Replication, rg.Len())
+	ids := []ID{f.Manifest}
+	locs := []BlockLocation{{ID: f.Manifest.String(), Size: -1, Manifest: true}}
+	for _, b := range m.Blocks {
+		ids = append(ids, b.ID)
+		locs = append(locs, BlockLocation{ID: b.ID.String(), Size: b.Size})
+	}
+	if n, err := fs.cfg.Store.Size(f.Manifest); err == nil {
+		locs[0].Size = n
+	}
+	members := rg.Members()
+	have := make([][]bool, len(members))
+	errs := make([]error, len(members))
+	var wg sync.WaitGroup
+	for i, node := range members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if node == fs.cfg.Self {
+				have[i] = make([]bool, len(ids))
+				for j, id := range ids {
+					have[i][j] = fs.cfg.Store.Has(id)
+				}
+				return
+			}
+			have[i], errs[i] = fs.cfg.Client.HaveMany(ctx, node, ids)
+		}()
+	}
+	wg.Wait()
+	for i := range locs {
+		locs[i].Owners = rg.Owners(locs[i].ID, repl)
+		locs[i].Holders = []string{}
+		for j, node := range members {
+			if errs[j] == nil && have[j][i] {
+				locs[i].Holders = append(locs[i].Holders, node)
+			}
+		}
+	}
+	for j, err := range errs {
+		if err != nil {
+			fs.log.Warn("locate: member did not answer", "member", members[j], "err", err)
+		}
+	}
+	return locs, nil
+}

@@ -1,0 +1,229 @@
+package blockstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// RepairConfig shapes the repair loop.
+type RepairConfig struct {
+	// Interval between periodic passes. Default 10s.
+	Interval time.Duration
+	// GCGrace is how old an unreferenced block must be before it is
+	// collected, and how long after start collection waits: a put in
+	// progress holds blocks no file references yet. Default 10m.
+	GCGrace time.Duration
+	// Parallel is how many blocks one pass fetches at once. Default 4.
+	Parallel int
+}
+
+func (c *RepairConfig) fill() {
+	if c.Interval <= 0 {
+		c.Interval = 10 * time.Second
+	}
+	if c.GCGrace <= 0 {
+		c.GCGrace = 10 * time.Minute
+	}
+	if c.Parallel <= 0 {
+		c.Parallel = 4
+	}
+}
+
+// RepairStats counts what the repair loop did since start.
+type RepairStats struct {
+	Passes    atomic.Int64
+	Fetched   atomic.Int64 // blocks this node owned but lacked, fetched
+	Dropped   atomic.Int64 // copies this node no longer owns, removed once every owner had them
+	Collected atomic.Int64 // unreferenced blocks removed after the grace period
+	Failed    atomic.Int64 // fetches that failed (retried next pass)
+	Missing   atomic.Int64 // blocks no alive member could serve, at the last pass
+}
+
+// Repairer keeps this node's share of the blocks: each pass fetches the
+// blocks of live files the node owns but lacks, drops copies it no longer
+// owns once every owner holds them, and collects blocks no live file
+// references. Passes run periodically and on Kick.
+type Repairer struct {
+	fs      *FS
+	cfg     RepairConfig
+	log     *slog.Logger
+	started time.Time
+	kick    chan struct{}
+	Stats   RepairStats
+}
+
+// NewRepairer returns a repair loop for fs; call Run.
+func NewRepairer(fs *FS, cfg RepairConfig) *Repairer {
+	cfg.fill()
+	return &Repairer{fs: fs, cfg: cfg, log: fs.log, started: time.Now(), kick: make(chan struct{}, 1)}
+}
+
+// Kick asks for a pass soon, as after a membership change. It never blocks.
+func (r *Repairer) Kick() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run runs passes until ctx ends.
+func (r *Repairer) Run(ctx context.Context) {
+	t := time.NewTicker(r.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-r.kick:
+		}
+		if err := r.Pass(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("repair pass incomplete", "err", err)
+		}
+	}
+}
+
+// Pass runs one repair pass.
+func (r *Repairer) Pass(ctx context.Context) error {
+	defer r.Stats.Passes.Add(1)
+	fs := r.fs
+	rg := fs.cfg.Ring()
+	if rg.Len() == 0 {
+		return nil
+	}
+	// needed: every block of every live file, with its replication.
+	type need struct {
+		size int64
+		repl int
+	}
+	needed := map[ID]need{}
+	complete := true // every manifest was read, so "unreferenced" is known
+	var errs []error
+	for _, f := range fs.Files() {
+		needed[f.Manifest] = need{size: -1, repl: f.Replication}
+		m, err := fs.Manifest(ctx, f)
+		if err != nil {
+			complete = false
+			errs = append(errs, err)
+			continue
+		}
+		for _, b := range m.Blocks {
+			if n, ok := needed[b.ID]; !ok || n.repl < f.Replication {
+				needed[b.ID] = need{size: b.Size, repl: f.Replication}
+			}
+		}
+	}
+	local, err := fs.cfg.Store.List()
+	if err != nil {
+		return fmt.Errorf("list local blocks: %w", err)
+	}
+	have := make(map[ID]BlockInfo, len(local))
+	for _, b := range local {
+		have[b.ID] = b
+	}
+
+	// Fetch what we own and lack.
+	var missing atomic.Int64
+	sem := make(chan struct{}, r.cfg.Parallel)
+	var wg sync.WaitGroup
+	for id, n := range needed {
+		owners := rg.Owners(id.String(), min(n.repl, rg.Len()))
+		if _, ok := have[id]; ok || !slices.Contains(owners, fs.cfg.Self) {
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return ctx.Err()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := r.fetch(ctx, BlockRef{ID: id, Size: n.size}, n.repl); err != nil {
+				r.Stats.Failed.Add(1)
+				if errors.Is(err, ErrNotFound) {
+					missing.Add(1)
+				}
+				r.log.Warn("repair: fetch failed", "block", id.Short(), "err", err)
+				return
+			}
+			r.Stats.Fetched.Add(1)
+		}()
+	}
+	wg.Wait()
+	r.Stats.Missing.Store(missing.Load())
+
+	// Drop copies we no longer own, once every owner has them; collect
+	// unreferenced blocks past the grace period.
+	byOwner := map[string][]ID{}
+	for id := range have {
+		n, ok := needed[id]
+		if !ok {
+			if complete && time.Since(r.started) > r.cfg.GCGrace && time.Since(have[id].ModTime) > r.cfg.GCGrace {
+				if err := fs.cfg.Store.Delete(id); err == nil {
+					r.Stats.Collected.Add(1)
+				}
+			}
+			continue
+		}
+		owners := rg.Owners(id.String(), min(n.repl, rg.Len()))
+		if slices.Contains(owners, fs.cfg.Self) {
+			continue
+		}
+		for _, o := range owners {
+			byOwner[o] = append(byOwner[o], id)
+		}
+	}
+	if len(byOwner) == 0 {
+		return errors.Join(errs...)
+	}
+	confirmed := map[ID]int{}
+	for owner, ids := range byOwner {
+		got, err := fs.cfg.Client.HaveMany(ctx, owner, ids)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for i, ok := range got {
+			if ok {
+				confirmed[ids[i]]++
+			}
+		}
+	}
+	for id, n := range needed {
+		if _, ok := have[id]; !ok {
+			continue
+		}
+		owners := rg.Owners(id.String(), min(n.repl, rg.Len()))
+		if slices.Contains(owners, fs.cfg.Self) || confirmed[id] < len(owners) {
+			continue
+		}
+		if err := fs.cfg.Store.Delete(id); err == nil {
+			r.Stats.Dropped.Add(1)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// fetch copies a block from another replica into the local store.
+func (r *Repairer) fetch(ctx context.Context, b BlockRef, repl int) error {
+	st := r.fs.cfg.Store
+	f, err := st.TempFile()
+	if err != nil {
+		return err
+	}
+	if err := r.fs.readBlock(ctx, b, repl, f); err != nil {
+		f.Close()
+		removeFile(f)
+		return err
+	}
+	return st.Adopt(b.ID, f)
+}

@@ -1,0 +1,269 @@
+// Package blockstore keeps Shoal's files: content-addressed blocks on local
+// disk, the protocol that moves them between nodes, the writer that cuts a
+// stream into blocks and places them on their ring owners, the reader that
+// reassembles and verifies them, and the repair loop that keeps every block
+// at its replication.
+package blockstore
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+)
+
+// Errors of the local store.
+var (
+	// ErrNotFound: the block is not stored here.
+	ErrNotFound = errors.New("block not found")
+	// ErrCorrupt: the block's bytes do not hash to its ID. A corrupt local
+	// copy is moved to quarantine when found.
+	ErrCorrupt = errors.New("block corrupt")
+)
+
+// Store is a node's local block directory:
+//
+//	DIR/ab/abcdef…   block files, named by ID, fanned out by the first byte
+//	DIR/tmp/         blocks being written; cleared at open
+//	DIR/quarantine/  copies found corrupt, kept for inspection
+//
+// Block files are written once, by rename, and never modified. A Store is
+// safe for concurrent use.
+type Store struct {
+	dir string
+	seq atomic.Uint64
+
+	// Counters for /metrics.
+	Corrupt  atomic.Int64 // corrupt copies found
+	Written  atomic.Int64 // blocks written
+	Deleted  atomic.Int64 // blocks deleted
+	ReadByte atomic.Int64 // bytes served from disk
+}
+
+// OpenStore opens (creating) the block directory dir.
+func OpenStore(dir string) (*Store, error) {
+	for _, d := range []string{dir, filepath.Join(dir, "quarantine")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("block store: %w", err)
+		}
+	}
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.RemoveAll(tmp); err != nil {
+		return nil, fmt.Errorf("block store: clear tmp: %w", err)
+	}
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return nil, fmt.Errorf("block store: %w", err)
+	}
+	return &Store{dir: dir}, nil
+}
+
+// Dir is the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+func (s *Store) path(id ID) string {
+	h := id.String()
+	return filepath.Join(s.dir, h[:2], h)
+}
+
+// TempFile creates a file in the store's tmp dir, for spooling a block that
+// will be adopted with Adopt or removed by the caller.
+func (s *Store) TempFile() (*os.File, error) {
+	name := filepath.Join(s.dir, "tmp", fmt.Sprintf("%d-%d", time.Now().UnixNano(), s.seq.Add(1)))
+	return os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+}
+
+// Has reports whether the block is stored here (unverified).
+func (s *Store) Has(id ID) bool {
+	_, err := os.Stat(s.path(id))
+	return err == nil
+}
+
+// Size returns the stored block's length.
+func (s *Store) Size(id ID) (int64, error) {
+	fi, err := os.Stat(s.path(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("%w: %s", ErrNotFound, id.Short())
+	}
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+// Write stores the block id from r, which must yield exactly size bytes
+// hashing to id; anything else stores nothing and returns an error
+// (ErrCorrupt for a hash mismatch). Writing a block already stored reads
+// and discards r.
+func (s *Store) Write(id ID, r io.Reader, size int64) error {
+	f, err := s.TempFile()
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	h := newHasher()
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, size+1))
+	if err == nil && n != size {
+		err = fmt.Errorf("block %s: got %d bytes, want %d", id.Short(), n, size)
+	}
+	if err == nil && idOf(h) != id {
+		err = fmt.Errorf("%w: %s: received bytes hash to %s", ErrCorrupt, id.Short(), idOf(h).Short())
+	}
+	if err != nil {
+		f.Close()
+		return err
+	}
+	return s.adopt(id, f)
+}
+
+// Adopt moves a spooled temp file, whose bytes the caller has hashed to id,
+// into the store. It closes f.
+func (s *Store) Adopt(id ID, f *os.File) error {
+	defer os.Remove(f.Name())
+	return s.adopt(id, f)
+}
+
+func (s *Store) adopt(id ID, f *os.File) error {
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	p := s.path(id)
+	if s.Has(id) {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), p); err != nil {
+		return err
+	}
+	s.Written.Add(1)
+	return nil
+}
+
+// Verify hashes the stored block. A corrupt copy is quarantined and
+// ErrCorrupt returned.
+func (s *Store) Verify(id ID) error {
+	f, err := os.Open(s.path(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %s", ErrNotFound, id.Short())
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := newHasher()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("block %s: %w", id.Short(), err)
+	}
+	if idOf(h) != id {
+		s.quarantine(id)
+		return fmt.Errorf("%w: %s on local disk", ErrCorrupt, id.Short())
+	}
+	return nil
+}
+
+// Open verifies the stored block, then opens it for reading from offset.
+// It returns the reader and the number of bytes it will yield.
+func (s *Store) Open(id ID, offset int64) (io.ReadCloser, int64, error) {
+	if err := s.Verify(id); err != nil {
+		return nil, 0, err
+	}
+	f, err := os.Open(s.path(id))
+	if err != nil {
+		return nil, 0, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	if offset < 0 || offset > fi.Size() {
+		f.Close()
+		return nil, 0, fmt.Errorf("block %s: offset %d outside its %d bytes", id.Short(), offset, fi.Size())
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return &countingFile{File: f, n: &s.ReadByte}, fi.Size() - offset, nil
+}
+
+type countingFile struct {
+	*os.File
+	n *atomic.Int64
+}
+
+func (c *countingFile) Read(p []byte) (int, error) {
+	n, err := c.File.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// quarantine moves a corrupt copy aside, so the repair loop fetches a good
+// one, and counts it.
+func (s *Store) quarantine(id ID) {
+	s.Corrupt.Add(1)
+	dst := filepath.Join(s.dir, "quarantine", fmt.Sprintf("%s.%d", id, time.Now().UnixNano()))
+	if err := os.Rename(s.path(id), dst); err != nil {
+		os.Remove(s.path(id))
+	}
+}
+
+// Delete removes the block; deleting a missing block is not an error.
+func (s *Store) Delete(id ID) error {
+	err := os.Remove(s.path(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err == nil {
+		s.Deleted.Add(1)
+	}
+	return err
+}
+
+// BlockInfo describes a stored block.
+type BlockInfo struct {
+	ID      ID
+	Size    int64
+	ModTime time.Time
+}
+
+// List returns every stored block, unverified.
+func (s *Store) List() ([]BlockInfo, error) {
+	var out []BlockInfo
+	dirs, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range dirs {
+		if !d.IsDir() || len(d.Name()) != 2 {
+			continue
+		}
+		files, err := os.ReadDir(filepath.Join(s.dir, d.Name()))
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range files {
+			id, err := ParseID(f.Name())
+			if err != nil {
+				continue
+			}
+			fi, err := f.Info()
+			if err != nil {
+				continue // deleted meanwhile
+			}
+			out = append(out, BlockInfo{ID: id, Size: fi.Size(), ModTime: fi.ModTime()})
+		}
+	}
+	return out, nil
+}
+
+func removeFile(f *os.File) { os.Remove(f.Name()) }
