@@ -1,0 +1,42 @@
+# Shoal. `make run` builds, starts a local cluster and shows it; `make test`
+# runs every test.
+GO      ?= go
+BIN     := bin/shoal
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X shoal/peer.Version=$(VERSION)
+NODES   ?= 3
+export SHOAL_CLUSTER_DIR ?= $(CURDIR)/.cluster
+
+.PHONY: build test vet race run cluster stop bench clean
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) .
+
+# vet and gofmt first: they fail in seconds where tests take minutes.
+vet:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+
+test: vet build
+	$(GO) test -race -timeout 20m ./...
+
+run: build
+	scripts/local-cluster.sh start $(NODES)
+	@echo
+	SHOAL_SECRET_FILE=$(SHOAL_CLUSTER_DIR)/secret $(BIN) members --addr $$(scripts/local-cluster.sh status | awk 'NR==1{print $$3}')
+	@echo
+	@echo "The cluster keeps running: scripts/local-cluster.sh status | stop | clean"
+
+cluster: build
+	scripts/local-cluster.sh start $(NODES)
+
+stop:
+	scripts/local-cluster.sh stop
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	-scripts/local-cluster.sh clean
+	rm -rf bin

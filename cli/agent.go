@@ -1,0 +1,93 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"shoal/peer"
+)
+
+func agentCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "agent",
+		Usage: "run a node; start more with --join to form a cluster",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "name", Usage: "unique node name (default: host name and gossip port)"},
+			&ucli.StringFlag{Name: "bind", Value: peer.DefaultGossipAddr, Usage: "gossip (memberlist) address HOST:PORT; port 0 picks one"},
+			&ucli.StringFlag{Name: "advertise", Usage: "gossip address other nodes reach this one at, if not --bind"},
+			&ucli.StringSliceFlag{Name: "join", Usage: "gossip address HOST:PORT of a member to join (repeatable)"},
+			&ucli.DurationFlag{Name: "join-timeout", Value: peer.DefaultJoinTimeout, Usage: "how long to retry --join before giving up"},
+			&ucli.StringSliceFlag{Name: "p2p", Value: ucli.NewStringSlice(peer.DefaultP2PAddr), Usage: "data-plane (libp2p) listen multiaddr (repeatable)"},
+			&ucli.StringFlag{Name: "http", Value: peer.DefaultHTTPAddr, Usage: "HTTP API address HOST:PORT; port 0 picks one"},
+			&ucli.StringFlag{Name: "data-dir", Usage: "where the node keeps its identity, metadata and blocks (default ~/.local/share/shoal/NAME)"},
+			&ucli.StringFlag{Name: "secret-file", EnvVars: []string{"SHOAL_SECRET_FILE"}, Usage: "file holding the cluster secret (or set SHOAL_SECRET); make one with `shoal keygen`"},
+			&ucli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+			&ucli.BoolFlag{Name: "insecure", Usage: "allow non-loopback addresses without a cluster secret"},
+			&ucli.BoolFlag{Name: "fast-gossip", Usage: "fast failure detection for one-machine clusters and tests"},
+		},
+		Action: runAgent,
+	}
+}
+
+func runAgent(c *ucli.Context) error {
+	if c.NArg() > 0 {
+		return usageError{fmt.Errorf("agent takes no arguments, got %q", c.Args().First())}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", c.String("log-level"))}
+	}
+	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+
+	sec, err := loadSecret(c)
+	if err != nil {
+		return err
+	}
+	cfg := peer.DefaultConfig()
+	cfg.Name = c.String("name")
+	cfg.GossipAddr = c.String("bind")
+	cfg.AdvertiseAddr = c.String("advertise")
+	cfg.Join = c.StringSlice("join")
+	cfg.JoinTimeout = c.Duration("join-timeout")
+	cfg.P2PAddrs = c.StringSlice("p2p")
+	cfg.HTTPAddr = c.String("http")
+	cfg.DataDir = c.String("data-dir")
+	cfg.Secret = sec
+	cfg.Insecure = c.Bool("insecure")
+	cfg.FastGossip = c.Bool("fast-gossip")
+	cfg.Logger = log
+	if sec.IsZero() {
+		log.Warn("no cluster secret: gossip, data and API are open to anyone who can reach this node; set --secret-file or SHOAL_SECRET")
+	}
+
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	node, err := peer.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := node.Start(ctx); err != nil {
+		node.Close()
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted while joining")
+		}
+		return err
+	}
+	<-ctx.Done()
+	log.Info("leaving the cluster", "node", node.Name())
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := node.Shutdown(sctx); err != nil && !strings.Contains(err.Error(), "closed") {
+		log.Warn("shutdown", "err", err)
+	}
+	log.Info("stopped", "node", node.Name())
+	return nil
+}

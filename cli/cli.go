@@ -1,0 +1,265 @@
+// Package cli is Shoal's command line: the agent and the client commands
+// that talk to an agent's HTTP API. It is the only package that parses flags
+// or exits.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"shoal/peer"
+	"shoal/secret"
+)
+
+// usageError marks a mistake in the command line, which exits 2.
+type usageError struct{ error }
+
+// Run runs the command line and returns the process exit code: 0 on success,
+// 1 on failure, 2 on a usage mistake. Errors are printed as one line on
+// stderr.
+func Run(args []string) int {
+	return run(context.Background(), args, os.Stdout, os.Stderr)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	app := newApp(stdout, stderr)
+	err := app.RunContext(ctx, permuteArgs(app, args))
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "shoal: %s\n", oneLine(err))
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+func newApp(stdout, stderr io.Writer) *ucli.App {
+	app := &ucli.App{
+		Name:                 "shoal",
+		Usage:                "a masterless MapReduce engine and block store",
+		Version:              peer.Version,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		EnableBashCompletion: false,
+		HideVersion:          true,
+		Flags:                clientFlags(),
+		OnUsageError:         onUsageError,
+		CommandNotFound: func(c *ucli.Context, name string) {
+			// Reported through the returned error in Before; see below.
+		},
+		Commands: []*ucli.Command{
+			agentCommand(),
+			membersCommand(),
+			ringCommand(),
+			p2pCommand(),
+			fsCommand(),
+			keygenCommand(),
+			versionCommand(),
+		},
+		ExitErrHandler: func(*ucli.Context, error) {}, // we print and exit in Run
+	}
+	app.Before = func(c *ucli.Context) error {
+		if c.Args().Present() {
+			name := c.Args().First()
+			if app.Command(name) == nil {
+				return usageError{fmt.Errorf("unknown command %q (run `shoal help` for the list)", name)}
+			}
+		}
+		return nil
+	}
+	setUsageErrors(app.Commands)
+	return app
+}
+
+func onUsageError(_ *ucli.Context, err error, _ bool) error {
+	return usageError{err}
+}
+
+func setUsageErrors(cmds []*ucli.Command) {
+	for _, c := range cmds {
+		c.OnUsageError = onUsageError
+		setUsageErrors(c.Subcommands)
+	}
+}
+
+// clientFlags are the flags every client command takes, globally or after
+// the command name.
+func clientFlags() []ucli.Flag {
+	return []ucli.Flag{
+		&ucli.StringFlag{
+			Name:    "addr",
+			Usage:   "agent HTTP API address",
+			Value:   "http://" + peer.DefaultHTTPAddr,
+			EnvVars: []string{"SHOAL_ADDR"},
+		},
+		&ucli.StringFlag{
+			Name:    "secret-file",
+			Usage:   "file holding the cluster secret (or set SHOAL_SECRET to the secret itself)",
+			EnvVars: []string{"SHOAL_SECRET_FILE"},
+		},
+	}
+}
+
+// loadSecret reads --secret-file, else $SHOAL_SECRET; neither is the zero
+// Secret.
+func loadSecret(c *ucli.Context) (secret.Secret, error) {
+	if path := c.String("secret-file"); path != "" {
+		return secret.Load(path)
+	}
+	if s := os.Getenv("SHOAL_SECRET"); s != "" {
+		sec, err := secret.Parse(s)
+		if err != nil {
+			return secret.Secret{}, fmt.Errorf("SHOAL_SECRET: %w", err)
+		}
+		return sec, nil
+	}
+	return secret.Secret{}, nil
+}
+
+// client builds an API client from --addr and the secret.
+func client(c *ucli.Context) (*peer.Client, error) {
+	sec, err := loadSecret(c)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := peer.NewClient(c.String("addr"), sec.APIToken())
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return cl, nil
+}
+
+// exactArgs checks the number of positional arguments.
+func exactArgs(c *ucli.Context, n int, usage string) error {
+	if c.NArg() != n {
+		return usageError{fmt.Errorf("usage: %s %s", commandPath(c), usage)}
+	}
+	return nil
+}
+
+// commandPath is "shoal fs put" for the context of `fs put`.
+func commandPath(c *ucli.Context) string {
+	var names []string
+	for _, l := range c.Lineage() {
+		if l.Command != nil && l.Command.Name != "" {
+			names = append([]string{l.Command.Name}, names...)
+		}
+	}
+	return strings.Join(append([]string{"shoal"}, names...), " ")
+}
+
+// permuteArgs lets flags follow positional arguments, as in
+// `shoal fs put LOCAL PATH --force`: urfave/cli stops parsing flags at the
+// first positional argument, so the leaf command's flags (and their values)
+// are moved in front of its positional arguments. "--" ends the flags.
+func permuteArgs(app *ucli.App, args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	out := []string{args[0]}
+	flags, cmds := app.Flags, app.Commands
+	i := 1
+	for i < len(args) {
+		a := args[i]
+		if strings.HasPrefix(a, "-") && a != "-" && a != "--" {
+			out = append(out, a)
+			i++
+			if takesValue(flags, a) && i < len(args) {
+				out = append(out, args[i])
+				i++
+			}
+			continue
+		}
+		var next *ucli.Command
+		for _, c := range cmds {
+			if c.HasName(a) {
+				next = c
+			}
+		}
+		if next == nil {
+			break
+		}
+		out = append(out, a)
+		i++
+		flags, cmds = next.Flags, next.Subcommands
+	}
+	var front, positional []string
+	for ; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			positional = append(positional, args[i+1:]...)
+			i = len(args)
+		case strings.HasPrefix(a, "-") && a != "-":
+			front = append(front, a)
+			if takesValue(flags, a) && i+1 < len(args) {
+				front = append(front, args[i+1])
+				i++
+			}
+		default:
+			positional = append(positional, a)
+		}
+	}
+	out = append(out, front...)
+	if len(positional) > 0 {
+		out = append(out, "--")
+		out = append(out, positional...)
+	}
+	return out
+}
+
+// takesValue reports whether arg ("-x", "--name", "--name=v") is a flag of
+// flags that takes a separate value.
+func takesValue(flags []ucli.Flag, arg string) bool {
+	name := strings.TrimLeft(arg, "-")
+	if strings.Contains(name, "=") {
+		return false
+	}
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				_, isBool := f.(*ucli.BoolFlag)
+				return !isBool
+			}
+		}
+	}
+	return false
+}
+
+func keygenCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "keygen",
+		Usage: "print a new random cluster secret",
+		Action: func(c *ucli.Context) error {
+			if err := exactArgs(c, 0, ""); err != nil {
+				return err
+			}
+			fmt.Fprintln(c.App.Writer, secret.Generate())
+			return nil
+		},
+	}
+}
+
+func versionCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "version",
+		Usage: "print the version",
+		Action: func(c *ucli.Context) error {
+			fmt.Fprintf(c.App.Writer, "shoal %s (%s, %s/%s)\n", peer.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			return nil
+		},
+	}
+}

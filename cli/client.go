@@ -1,0 +1,147 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"shoal/peer"
+)
+
+func membersCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "members",
+		Usage: "list the cluster's members as the agent at --addr sees them",
+		Flags: append(clientFlags(),
+			&ucli.IntFlag{Name: "wait", Usage: "first wait until this many members are alive"},
+			&ucli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "how long --wait waits"},
+		),
+		Action: func(c *ucli.Context) error {
+			if err := exactArgs(c, 0, ""); err != nil {
+				return err
+			}
+			if c.Int("wait") < 0 {
+				return usageError{fmt.Errorf("--wait must not be negative")}
+			}
+			cl, err := client(c)
+			if err != nil {
+				return err
+			}
+			ms, err := waitMembers(c.Context, cl, c.Int("wait"), c.Duration("timeout"))
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tGOSSIP\tSTATE\tPEER ID\tHTTP")
+			for _, m := range ms {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Name, m.Gossip, m.State, orDash(m.PeerID), orDash(m.HTTP))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+// waitMembers polls the member list until at least want members are alive.
+func waitMembers(ctx context.Context, cl *peer.Client, want int, timeout time.Duration) ([]peer.Member, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ms, err := cl.Members(ctx)
+		alive := 0
+		for _, m := range ms {
+			if m.State == "alive" {
+				alive++
+			}
+		}
+		if err == nil && alive >= want {
+			return ms, nil
+		}
+		var apiErr *peer.APIError
+		if errors.As(err, &apiErr) || want == 0 {
+			return nil, err // the agent answered no: waiting will not help
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%d of %d members alive after %s", alive, want, timeout)
+		case <-tick.C:
+		}
+	}
+}
+
+func ringCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "ring",
+		Usage: "inspect the consistent-hash ring",
+		Subcommands: []*ucli.Command{{
+			Name:      "owners",
+			Usage:     "print the members that own KEY, primary first",
+			ArgsUsage: "KEY",
+			Flags:     append(clientFlags(), &ucli.IntFlag{Name: "n", Value: 3, Usage: "how many owners"}),
+			Action: func(c *ucli.Context) error {
+				if err := exactArgs(c, 1, "KEY"); err != nil {
+					return err
+				}
+				if n := c.Int("n"); n < 1 {
+					return usageError{fmt.Errorf("-n must be at least 1, got %d", n)}
+				}
+				cl, err := client(c)
+				if err != nil {
+					return err
+				}
+				o, err := cl.Owners(c.Context, c.Args().First(), c.Int("n"))
+				if err != nil {
+					return err
+				}
+				for _, name := range o.Owners {
+					fmt.Fprintln(c.App.Writer, name)
+				}
+				return nil
+			},
+		}},
+	}
+}
+
+func p2pCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "p2p",
+		Usage: "inspect the data plane",
+		Subcommands: []*ucli.Command{{
+			Name:      "ping",
+			Usage:     "ping NODE over the data plane from the agent at --addr",
+			ArgsUsage: "NODE",
+			Flags:     clientFlags(),
+			Action: func(c *ucli.Context) error {
+				if err := exactArgs(c, 1, "NODE"); err != nil {
+					return err
+				}
+				cl, err := client(c)
+				if err != nil {
+					return err
+				}
+				p, err := cl.Ping(c.Context, c.Args().First())
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.Writer, "pong from %s (%s) to %s: rtt %.3f ms\n", p.Node, p.PeerID, p.From, p.RTTMs)
+				return nil
+			},
+		}},
+	}
+}
+
+func orDash(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "-"
+	}
+	return s
+}

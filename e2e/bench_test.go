@@ -1,0 +1,194 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Benchmarks of whole operations on a local 3-node cluster. Run them with
+// `make bench` (-benchtime 1x: each operation moves SHOAL_BENCH_BYTES, 1 GiB
+// by default). Throughput is b.SetBytes's MB/s; peak resident memory of
+// the nodes and of the CLI is reported beside it.
+
+func benchBytes() int64 {
+	if s := os.Getenv("SHOAL_BENCH_BYTES"); s != "" {
+		if v, err := strconv.ParseInt(s, 10, 64); err == nil && v > 0 {
+			return v
+		}
+	}
+	return 1 << 30
+}
+
+// benchInput writes a text file of n bytes (lines of up to 100 characters)
+// once per directory.
+func benchInput(b *testing.B, dir string, n int64) string {
+	p := filepath.Join(dir, fmt.Sprintf("input-%d.txt", n))
+	if fi, err := os.Stat(p); err == nil && fi.Size() == n {
+		return p
+	}
+	f, err := os.Create(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	line := []byte(strings.Repeat("the quick brown fox jumps over the lazy dog ", 3))
+	var written int64
+	for i := 0; written < n; i++ {
+		l := line[:40+i%80]
+		l = append(l[:len(l):len(l)], '\n')
+		if written+int64(len(l)) > n {
+			l = l[:n-written]
+		}
+		w.Write(l)
+		written += int64(len(l))
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	return p
+}
+
+// peakRSS reads a process's peak resident set (VmHWM) in bytes.
+func peakRSS(pid string) int64 {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+type benchCluster struct {
+	lc  *localCluster
+	url string
+	env []string
+}
+
+func startBenchCluster(b *testing.B, n int) *benchCluster {
+	dir := b.TempDir()
+	lc := &localCluster{dir: dir, env: []string{
+		"SHOAL_CLUSTER_DIR=" + dir, "SHOAL_BIN=" + shoalBin, "SHOAL_HTTP_PORT=0", "SHOAL_GOSSIP_PORT=0",
+	}}
+	r := runScript(b, lc, "start", strconv.Itoa(n))
+	if r.code != 0 {
+		b.Fatalf("start: %s", r.stderr)
+	}
+	b.Cleanup(func() { runScript(b, lc, "stop") })
+	st := parseStatus(b, runScript(b, lc, "status").stdout)
+	return &benchCluster{lc: lc, url: st["node1"][1], env: []string{"SHOAL_SECRET_FILE=" + filepath.Join(dir, "secret")}}
+}
+
+func runScript(b testing.TB, lc *localCluster, args ...string) result {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(repoRoot, "scripts", "local-cluster.sh"), args...)
+	cmd.Dir = repoRoot
+	cmd.Env = append(cleanEnv(), lc.env...)
+	return runCmdTB(b, cmd)
+}
+
+func parseStatus(b testing.TB, out string) map[string][2]string {
+	st := map[string][2]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if f := strings.Fields(line); len(f) == 3 {
+			st[f[0]] = [2]string{f[1], f[2]}
+		}
+	}
+	return st
+}
+
+// timedCLI runs the CLI and returns its wall time and peak RSS.
+func (c *benchCluster) timedCLI(b *testing.B, args ...string) (time.Duration, int64) {
+	cmd := exec.Command(shoalBin, append(args, "--addr", c.url)...)
+	cmd.Env = append(cleanEnv(), c.env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("shoal %v: %v: %s", args, err, stderr.String())
+	}
+	d := time.Since(start)
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return d, ru.Maxrss << 10
+}
+
+func (c *benchCluster) nodePeak(b *testing.B) int64 {
+	var peak int64
+	for _, s := range parseStatus(b, runScript(b, c.lc, "status").stdout) {
+		peak = max(peak, peakRSS(s[0]))
+	}
+	return peak
+}
+
+func runCmdTB(b testing.TB, cmd *exec.Cmd) result {
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		b.Fatalf("%v: %v", cmd.Args, err)
+	}
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// BenchmarkFS puts and gets one file on 3 nodes with R = 1 and R = 3, and
+// copies it with cp for scale, in the same run.
+func BenchmarkFS(b *testing.B) {
+	n := benchBytes()
+	dir := b.TempDir()
+	input := benchInput(b, dir, n)
+	c := startBenchCluster(b, 3)
+
+	b.Run("cp", func(b *testing.B) {
+		b.SetBytes(n)
+		for i := 0; i < b.N; i++ {
+			dst := filepath.Join(dir, "copy")
+			if out, err := exec.Command("cp", input, dst).CombinedOutput(); err != nil {
+				b.Fatalf("cp: %v %s", err, out)
+			}
+			exec.Command("sync").Run()
+			os.Remove(dst)
+		}
+	})
+	for _, r := range []int{1, 3} {
+		b.Run(fmt.Sprintf("put/R=%d", r), func(b *testing.B) {
+			b.SetBytes(n)
+			var cli int64
+			for i := 0; i < b.N; i++ {
+				_, rss := c.timedCLI(b, "fs", "put", input, fmt.Sprintf("/bench/r%d", r), "--replication", strconv.Itoa(r), "--force")
+				cli = max(cli, rss)
+			}
+			b.ReportMetric(float64(cli)/(1<<20), "cli-peak-MiB")
+			b.ReportMetric(float64(c.nodePeak(b))/(1<<20), "node-peak-MiB")
+		})
+		b.Run(fmt.Sprintf("get/R=%d", r), func(b *testing.B) {
+			b.SetBytes(n)
+			var cli int64
+			for i := 0; i < b.N; i++ {
+				out := filepath.Join(dir, "out")
+				_, rss := c.timedCLI(b, "fs", "get", fmt.Sprintf("/bench/r%d", r), out)
+				cli = max(cli, rss)
+				os.Remove(out)
+			}
+			b.ReportMetric(float64(cli)/(1<<20), "cli-peak-MiB")
+			b.ReportMetric(float64(c.nodePeak(b))/(1<<20), "node-peak-MiB")
+		})
+	}
+}

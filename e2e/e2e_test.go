@@ -1,0 +1,320 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"shoal/peer"
+	"shoal/secret"
+)
+
+var (
+	shoalBin string // built once by TestMain
+	repoRoot string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		dir, err := os.MkdirTemp("", "shoal-e2e-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		repoRoot, _ = filepath.Abs("..")
+		shoalBin = filepath.Join(dir, "shoal")
+		build := exec.Command("go", "build", "-o", shoalBin, ".")
+		build.Dir = repoRoot
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build shoal: %v\n%s", err, out)
+			return 1
+		}
+		return m.Run()
+	}())
+}
+
+// result is what a finished command printed.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// shoal runs the binary with args and the given extra environment.
+func shoal(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, shoalBin, args...)
+	cmd.Env = append(cleanEnv(), env...)
+	return runCmd(t, cmd)
+}
+
+func runCmd(t *testing.T, cmd *exec.Cmd) result {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%v: %v", cmd.Args, err)
+	}
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// cleanEnv is the environment without any SHOAL_ variable of the caller's.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SHOAL_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+type localCluster struct {
+	t   *testing.T
+	dir string
+	env []string
+}
+
+func newLocalCluster(t *testing.T) *localCluster {
+	dir := t.TempDir()
+	lc := &localCluster{t: t, dir: dir, env: []string{
+		"SHOAL_CLUSTER_DIR=" + dir,
+		"SHOAL_BIN=" + shoalBin,
+		"SHOAL_HTTP_PORT=0",
+		"SHOAL_GOSSIP_PORT=0",
+		"SHOAL_START_TIMEOUT=60",
+	}}
+	t.Cleanup(func() { lc.script("stop") })
+	return lc
+}
+
+func (lc *localCluster) script(args ...string) result {
+	lc.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(repoRoot, "scripts", "local-cluster.sh"), args...)
+	cmd.Dir = repoRoot
+	cmd.Env = append(cleanEnv(), lc.env...)
+	return runCmd(lc.t, cmd)
+}
+
+// status parses `status`: node name -> pid and URL.
+func (lc *localCluster) status() map[string][2]string {
+	lc.t.Helper()
+	r := lc.script("status")
+	if r.code != 0 {
+		lc.t.Fatalf("status: %d %s", r.code, r.stderr)
+	}
+	out := map[string][2]string{}
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			lc.t.Fatalf("status line %q: want NAME PID URL", line)
+		}
+		out[f[0]] = [2]string{f[1], f[2]}
+	}
+	return out
+}
+
+func (lc *localCluster) secretFile() string { return filepath.Join(lc.dir, "secret") }
+
+func processGone(pid string) error {
+	var p int
+	fmt.Sscan(pid, &p)
+	if err := syscall.Kill(p, 0); err == nil {
+		return fmt.Errorf("process %d still running", p)
+	}
+	return nil
+}
+
+func TestLocalClusterScript(t *testing.T) {
+	lc := newLocalCluster(t)
+	if r := lc.script("start", "3"); r.code != 0 {
+		t.Fatalf("start 3: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	st := lc.status()
+	if len(st) != 3 {
+		t.Fatalf("status lists %d nodes: %v", len(st), st)
+	}
+	sec, err := secret.Load(lc.secretFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	peerIDs := map[string]string{}
+	for name, s := range st {
+		cl, err := peer.NewClient(s[1], sec.APIToken())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms, err := cl.Members(ctx)
+		if err != nil {
+			t.Fatalf("%s members: %v", name, err)
+		}
+		alive := 0
+		for _, m := range ms {
+			if m.State == "alive" {
+				alive++
+			}
+			peerIDs[m.Name] = m.PeerID
+		}
+		if alive != 3 {
+			t.Fatalf("%s sees %d alive: %+v", name, alive, ms)
+		}
+	}
+
+	// The CLI pings every pair over the data plane.
+	env := []string{"SHOAL_SECRET_FILE=" + lc.secretFile()}
+	for from, s := range st {
+		for to := range st {
+			r := shoal(t, env, "p2p", "ping", "--addr", s[1], to)
+			if r.code != 0 || !strings.Contains(r.stdout, "pong from "+to) {
+				t.Fatalf("ping %s -> %s: exit %d %s%s", from, to, r.code, r.stdout, r.stderr)
+			}
+		}
+	}
+	r := shoal(t, env, "members", "--addr", st["node1"][1])
+	if r.code != 0 || strings.Count(r.stdout, " alive ") != 3 {
+		t.Fatalf("shoal members: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	// An agent with another secret is not admitted, and says why.
+	other := filepath.Join(t.TempDir(), "other-secret")
+	os.WriteFile(other, []byte(secret.Generate().String()), 0o600)
+	gossipAddr := readField(t, filepath.Join(lc.dir, "node1", "agent.json"), "gossip")
+	r = shoal(t, nil, "agent", "--name", "intruder", "--bind", "127.0.0.1:0", "--http", "127.0.0.1:0",
+		"--data-dir", t.TempDir(), "--secret-file", other, "--join", gossipAddr, "--join-timeout", "3s")
+	if r.code == 0 || !strings.Contains(r.stderr, "secret") {
+		t.Fatalf("intruder: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	cl, _ := peer.NewClient(st["node2"][1], sec.APIToken())
+	if ms, _ := cl.Members(ctx); len(ms) != 3 {
+		t.Fatalf("intruder is listed: %+v", ms)
+	}
+
+	// stop leaves no process behind.
+	if r := lc.script("stop"); r.code != 0 {
+		t.Fatalf("stop: %s", r.stderr)
+	}
+	for name, s := range st {
+		if err := processGone(s[0]); err != nil {
+			t.Fatalf("%s after stop: %v", name, err)
+		}
+	}
+
+	// start on the existing dir brings the same nodes back on their data.
+	if r := lc.script("start"); r.code != 0 {
+		t.Fatalf("restart: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	st2 := lc.status()
+	cl, _ = peer.NewClient(st2["node3"][1], sec.APIToken())
+	ms, err := cl.Members(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.State == "alive" && m.PeerID != peerIDs[m.Name] {
+			t.Fatalf("%s changed peer ID across restart", m.Name)
+		}
+	}
+	if r := lc.script("clean"); r.code != 0 {
+		t.Fatalf("clean: %s", r.stderr)
+	}
+	for name, s := range st2 {
+		if err := processGone(s[0]); err != nil {
+			t.Fatalf("%s after clean: %v", name, err)
+		}
+	}
+	if _, err := os.Stat(lc.dir); !os.IsNotExist(err) {
+		t.Fatalf("clean left %s", lc.dir)
+	}
+}
+
+func readField(t *testing.T, path, key string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && strings.Trim(k, `"`) == key {
+			return strings.Trim(strings.TrimSpace(v), `",`)
+		}
+	}
+	t.Fatalf("%s has no %q", path, key)
+	return ""
+}
+
+func TestBadInput(t *testing.T) {
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secretFile, []byte(secret.Generate().String()), 0o600)
+	badSecret := filepath.Join(t.TempDir(), "bad-secret")
+	os.WriteFile(badSecret, []byte("hunter2"), 0o600)
+	notDir := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(notDir, nil, 0o600)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	busyUDP, err := net.ListenPacket("udp", busy.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busyUDP.Close()
+
+	agent := func(extra ...string) []string {
+		return append([]string{"agent", "--bind", "127.0.0.1:0", "--http", "127.0.0.1:0",
+			"--data-dir", filepath.Join(t.TempDir(), "d"), "--secret-file", secretFile}, extra...)
+	}
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown flag", []string{"agent", "--no-such-flag"}, "no-such-flag"},
+		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
+		{"unreachable join", agent("--join", "127.0.0.1:1", "--join-timeout", "1s"), "127.0.0.1:1"},
+		{"http port in use", agent("--http", busy.Addr().String()), "address already in use"},
+		{"gossip port in use", agent("--bind", busy.Addr().String()), "address already in use"},
+		{"unwritable data dir", agent("--data-dir", filepath.Join(notDir, "sub")), "not a directory"},
+		{"malformed secret file", agent("--secret-file", badSecret), "malformed secret"},
+		{"missing secret file", agent("--secret-file", "/nonexistent/secret"), "no such file"},
+		{"bad bind", agent("--bind", "nonsense"), "HOST:PORT"},
+		{"bad log level", agent("--log-level", "loud"), "--log-level"},
+		{"public bind without secret", []string{"agent", "--bind", "0.0.0.0:0", "--http", "127.0.0.1:0", "--data-dir", t.TempDir()}, "without a cluster secret"},
+		{"bad --addr", []string{"members", "--addr", "::bad::"}, "bad agent address"},
+		{"unreachable --addr", []string{"members", "--addr", "http://127.0.0.1:1"}, "cannot reach the agent"},
+		{"ring owners without key", []string{"ring", "owners"}, "usage"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := shoal(t, nil, c.args...)
+			if r.code == 0 {
+				t.Fatalf("exit 0; stdout %q", r.stdout)
+			}
+			lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
+			last := lines[len(lines)-1]
+			if !strings.HasPrefix(last, "shoal: ") || !strings.Contains(last, c.want) {
+				t.Fatalf("last stderr line %q: want \"shoal: ...%s...\"; stderr:\n%s", last, c.want, r.stderr)
+			}
+			if strings.Contains(r.stderr, "goroutine ") || strings.Contains(r.stderr, "panic") {
+				t.Fatalf("stack trace on stderr:\n%s", r.stderr)
+			}
+		})
+	}
+}

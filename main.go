@@ -1,0 +1,12 @@
+// Command shoal is a masterless MapReduce engine and block store.
+package main
+
+import (
+	"os"
+
+	"shoal/cli"
+)
+
+func main() {
+	os.Exit(cli.Run(os.Args))
+}

@@ -1,0 +1,132 @@
+package peer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// HealthInfo is the body of GET /v1/health.
+type HealthInfo struct {
+	Status  string `json:"status"`
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Alive   int    `json:"alive"`
+}
+
+// OwnersInfo is the body of GET /v1/ring/owners.
+type OwnersInfo struct {
+	Key    string   `json:"key"`
+	Owners []string `json:"owners"`
+}
+
+// PingRequest is the body of POST /v1/p2p/ping.
+type PingRequest struct {
+	Node string `json:"node"`
+}
+
+// PingInfo is the answer to a ping.
+type PingInfo struct {
+	Node   string  `json:"node"`
+	PeerID string  `json:"peer_id"`
+	From   string  `json:"from"`
+	RTTMs  float64 `json:"rtt_ms"`
+}
+
+type apiError struct {
+	Error string `json:"error"`
+}
+
+// maxBody bounds request bodies of control calls.
+const maxBody = 1 << 20
+
+func (n *Node) apiHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/health", n.handleHealth)
+	mux.Handle("GET /v1/members", n.auth(n.handleMembers))
+	mux.Handle("GET /v1/ring/owners", n.auth(n.handleOwners))
+	mux.Handle("POST /v1/p2p/ping", n.auth(n.handlePing))
+	mux.HandleFunc("GET /metrics", n.handleMetrics)
+	n.fsRoutes(mux)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return mux
+}
+
+// auth requires the cluster's API token when the node has a secret.
+func (n *Node) auth(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !n.cfg.Secret.CheckToken(token) {
+			writeError(w, http.StatusUnauthorized, "missing or wrong API token: the client needs the cluster secret (SHOAL_SECRET or --secret-file)")
+			return
+		}
+		h(w, r)
+	})
+}
+
+func (n *Node) handleHealth(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, HealthInfo{Status: "ok", Name: n.cfg.Name, Version: Version, Alive: n.Ring().Len()})
+}
+
+func (n *Node) handleMembers(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, n.Members())
+}
+
+func (n *Node) handleOwners(w http.ResponseWriter, r *http.Request) {
+	key := r.URL.Query().Get("key")
+	if key == "" {
+		writeError(w, http.StatusBadRequest, "missing query parameter key")
+		return
+	}
+	count := 3
+	if s := r.URL.Query().Get("n"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 || v > 1000 {
+			writeError(w, http.StatusBadRequest, "n must be a whole number from 1 to 1000, got "+strconv.Quote(s))
+			return
+		}
+		count = v
+	}
+	writeJSON(w, http.StatusOK, OwnersInfo{Key: key, Owners: n.Ring().Owners(key, count)})
+}
+
+func (n *Node) handlePing(w http.ResponseWriter, r *http.Request) {
+	var req PingRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody)).Decode(&req); err != nil || req.Node == "" {
+		writeError(w, http.StatusBadRequest, "want a JSON body {\"node\": NAME}")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	res, err := n.Ping(ctx, req.Node)
+	if err != nil {
+		status := http.StatusBadGateway
+		if errors.Is(err, ErrUnknownNode) {
+			status = http.StatusNotFound
+		}
+		writeError(w, status, "ping "+req.Node+": "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, PingInfo{
+		Node:   res.Name,
+		PeerID: res.PeerID,
+		From:   n.cfg.Name,
+		RTTMs:  float64(res.RTT.Microseconds()) / 1000,
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, apiError{Error: msg})
+}

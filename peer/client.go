@@ -1,0 +1,151 @@
+package peer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrUnreachable is returned by Client calls when no agent answers at the
+// client's address.
+var ErrUnreachable = errors.New("cannot reach the agent")
+
+// Client calls a node's HTTP API.
+type Client struct {
+	base  *url.URL
+	token string
+	hc    *http.Client
+}
+
+// NewClient returns a client for the agent at addr ("http://HOST:PORT", or
+// "HOST:PORT"), authenticating with token (may be empty).
+func NewClient(addr, token string) (*Client, error) {
+	raw := addr
+	if !strings.Contains(raw, "://") {
+		raw = "http://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		return nil, fmt.Errorf("bad agent address %q: want http://HOST:PORT", addr)
+	}
+	if _, port, err := net.SplitHostPort(u.Host); err != nil || port == "" {
+		return nil, fmt.Errorf("bad agent address %q: want http://HOST:PORT", addr)
+	} else if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
+		return nil, fmt.Errorf("bad agent address %q: bad port", addr)
+	}
+	u.Path = ""
+	return &Client{base: u, token: token, hc: &http.Client{}}, nil
+}
+
+// Addr is the agent's base URL.
+func (c *Client) Addr() string { return c.base.String() }
+
+// Health calls GET /v1/health.
+func (c *Client) Health(ctx context.Context) (HealthInfo, error) {
+	var h HealthInfo
+	return h, c.do(ctx, "GET", "/v1/health", nil, &h)
+}
+
+// Members calls GET /v1/members.
+func (c *Client) Members(ctx context.Context) ([]Member, error) {
+	var m []Member
+	return m, c.do(ctx, "GET", "/v1/members", nil, &m)
+}
+
+// Owners calls GET /v1/ring/owners.
+func (c *Client) Owners(ctx context.Context, key string, n int) (OwnersInfo, error) {
+	var o OwnersInfo
+	q := url.Values{"key": {key}, "n": {strconv.Itoa(n)}}
+	return o, c.do(ctx, "GET", "/v1/ring/owners?"+q.Encode(), nil, &o)
+}
+
+// Ping calls POST /v1/p2p/ping: the agent pings node over the data plane.
+func (c *Client) Ping(ctx context.Context, node string) (PingInfo, error) {
+	var p PingInfo
+	return p, c.do(ctx, "POST", "/v1/p2p/ping", PingRequest{Node: node}, &p)
+}
+
+// APIError is an error the agent answered with.
+type APIError struct {
+	Status  int
+	Message string
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Minute)
+		defer cancel()
+	}
+	req, err := c.newRequest(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if out == nil {
+		resp, err := c.roundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	return c.send(req, out)
+}
+
+// roundTrip sends req and turns transport failures and non-2xx answers into
+// errors; on success the caller owns resp.Body.
+func (c *Client) roundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if req.Context().Err() != nil {
+			return nil, req.Context().Err()
+		}
+		return nil, fmt.Errorf("%w at %s: %v (is `shoal agent` running there? set --addr or SHOAL_ADDR)", ErrUnreachable, c.base, rootCause(err))
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		var e apiError
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if json.Unmarshal(b, &e) != nil || e.Error == "" {
+			e.Error = fmt.Sprintf("agent at %s answered %s", c.base, resp.Status)
+		}
+		return nil, &APIError{Status: resp.StatusCode, Message: e.Error}
+	}
+	return resp, nil
+}
+
+// rootCause strips url.Error and net.OpError wrapping down to the syscall
+// message, so a user reads "connection refused" not three layers of Go.
+func rootCause(err error) error {
+	for {
+		switch e := err.(type) {
+		case *url.Error:
+			err = e.Err
+		case *net.OpError:
+			err = e.Err
+		default:
+			return err
+		}
+	}
+}

@@ -1,0 +1,229 @@
+// Package peer assembles a Shoal node: it owns the configuration and
+// lifecycle of one agent, wires gossip, the ring and the data plane
+// together, and serves the HTTP API. It is the only package that knows all
+// the others.
+package peer
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"shoal/secret"
+)
+
+// Config describes one agent. Every field has a documented default that
+// validate fills; nobody changes a Config after New.
+type Config struct {
+	// Name is the node's unique, stable name. Default: host name and gossip
+	// port, "myhost-7946".
+	Name string
+	// DataDir holds the node's identity key, metadata and blocks. Default:
+	// $XDG_DATA_HOME/shoal/NAME (~/.local/share/shoal/NAME).
+	DataDir string
+	// GossipAddr is the memberlist bind address, HOST:PORT. Port 0 picks a
+	// free port. Default "127.0.0.1:7946".
+	GossipAddr string
+	// AdvertiseAddr is the gossip address other members reach us at, when it
+	// differs from GossipAddr (NAT, 0.0.0.0 binds). Default: none.
+	AdvertiseAddr string
+	// Join lists gossip addresses of members to join. Empty starts a new
+	// cluster.
+	Join []string
+	// JoinTimeout bounds the retries of Join. Default 30s.
+	JoinTimeout time.Duration
+	// P2PAddrs are the libp2p listen multiaddrs. Default
+	// "/ip4/127.0.0.1/tcp/0": loopback, any free port.
+	P2PAddrs []string
+	// HTTPAddr is the client API's HOST:PORT. Port 0 picks a free port.
+	// Default "127.0.0.1:7470".
+	HTTPAddr string
+	// Secret keys gossip encryption, the libp2p private network and the API
+	// token. The zero Secret runs an open cluster, loopback only unless
+	// Insecure is set.
+	Secret secret.Secret
+	// Insecure allows listening on non-loopback addresses without a secret.
+	Insecure bool
+	// FastGossip uses memberlist's local-network timings (fast failure
+	// detection) instead of its LAN timings. For tests and one-machine
+	// clusters.
+	FastGossip bool
+	// RepairInterval is the period of the block repair loop, which also runs
+	// on every membership change. Default 10s.
+	RepairInterval time.Duration
+	// GCGrace is how long an unreferenced block is kept before it is
+	// collected. Default 10m.
+	GCGrace time.Duration
+	// Logger receives the node's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Default values.
+const (
+	DefaultGossipAddr  = "127.0.0.1:7946"
+	DefaultHTTPAddr    = "127.0.0.1:7470"
+	DefaultP2PAddr     = "/ip4/127.0.0.1/tcp/0"
+	DefaultJoinTimeout = 30 * time.Second
+	DefaultRepair      = 10 * time.Second
+	DefaultGCGrace     = 10 * time.Minute
+)
+
+// DefaultConfig returns a configuration for a single node on loopback with
+// default ports.
+func DefaultConfig() Config {
+	return Config{
+		GossipAddr:  DefaultGossipAddr,
+		HTTPAddr:    DefaultHTTPAddr,
+		P2PAddrs:    []string{DefaultP2PAddr},
+		JoinTimeout: DefaultJoinTimeout,
+	}
+}
+
+// validate fills defaults and rejects bad values.
+func (c *Config) validate() error {
+	if c.GossipAddr == "" {
+		c.GossipAddr = DefaultGossipAddr
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = DefaultHTTPAddr
+	}
+	if len(c.P2PAddrs) == 0 {
+		c.P2PAddrs = []string{DefaultP2PAddr}
+	}
+	if c.JoinTimeout <= 0 {
+		c.JoinTimeout = DefaultJoinTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.RepairInterval <= 0 {
+		c.RepairInterval = DefaultRepair
+	}
+	if c.GCGrace <= 0 {
+		c.GCGrace = DefaultGCGrace
+	}
+	gossipHost, gossipPort, err := splitHostPort("gossip bind address", c.GossipAddr)
+	if err != nil {
+		return err
+	}
+	if c.AdvertiseAddr != "" {
+		if _, _, err := splitHostPort("advertise address", c.AdvertiseAddr); err != nil {
+			return err
+		}
+	}
+	httpHost, _, err := splitHostPort("http address", c.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	for _, j := range c.Join {
+		if _, _, err := splitHostPort("join address", j); err != nil {
+			return err
+		}
+	}
+	if c.Name == "" {
+		c.Name = defaultName(gossipPort)
+	}
+	if err := validName(c.Name); err != nil {
+		return err
+	}
+	if c.DataDir == "" {
+		c.DataDir = defaultDataDir(c.Name)
+	}
+	if c.Secret.IsZero() && !c.Insecure {
+		hosts := []string{gossipHost, httpHost}
+		for _, a := range c.P2PAddrs {
+			hosts = append(hosts, multiaddrHost(a))
+		}
+		for _, h := range hosts {
+			if !isLoopback(h) {
+				return fmt.Errorf("refusing to listen on %q without a cluster secret: set --secret-file or SHOAL_SECRET, or pass --insecure", h)
+			}
+		}
+	}
+	return nil
+}
+
+func splitHostPort(what, addr string) (string, int, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("%s %q: want HOST:PORT", what, addr)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return "", 0, fmt.Errorf("%s %q: bad port %q", what, addr, port)
+	}
+	return host, p, nil
+}
+
+// validName accepts names that are safe in keys, paths and URLs.
+func validName(name string) error {
+	if len(name) > 64 {
+		return fmt.Errorf("node name %q: longer than 64 bytes", name)
+	}
+	for _, r := range name {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.'
+		if !ok {
+			return fmt.Errorf("node name %q: use letters, digits, '-', '_' and '.' only", name)
+		}
+	}
+	return nil
+}
+
+func defaultName(port int) string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "shoal"
+	}
+	host, _, _ = strings.Cut(host, ".")
+	var b strings.Builder
+	for _, r := range host {
+		if validName(string(r)) == nil {
+			b.WriteRune(r)
+		}
+	}
+	if port == 0 {
+		return fmt.Sprintf("%s-%d", b.String(), os.Getpid())
+	}
+	return fmt.Sprintf("%s-%d", b.String(), port)
+}
+
+func defaultDataDir(name string) string {
+	base := os.Getenv("XDG_DATA_HOME")
+	if base == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			home = os.TempDir()
+		}
+		base = filepath.Join(home, ".local", "share")
+	}
+	return filepath.Join(base, "shoal", name)
+}
+
+// isLoopback reports whether host names only loopback addresses. An empty
+// host or 0.0.0.0 means every interface, so it is not loopback.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// multiaddrHost pulls the IP out of "/ip4/X/tcp/N" or "/ip6/X/tcp/N"; other
+// forms return "" (not loopback), so they need a secret.
+func multiaddrHost(ma string) string {
+	parts := strings.Split(ma, "/")
+	if len(parts) >= 3 && (parts[1] == "ip4" || parts[1] == "ip6") {
+		return parts[2]
+	}
+	if len(parts) >= 3 && parts[1] == "dns" || len(parts) >= 3 && parts[1] == "dns4" {
+		return parts[2]
+	}
+	return ""
+}

@@ -1,0 +1,123 @@
+package peer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"shoal/blockstore"
+)
+
+// PutOptions shape a client put.
+type PutOptions struct {
+	BlockSize   int64 // 0: the default
+	Replication int   // 0: the default
+	Force       bool
+}
+
+// PutFile streams r to the file p. size is r's length if known, else -1.
+func (c *Client) PutFile(ctx context.Context, p string, r io.Reader, size int64, o PutOptions) (PutInfo, error) {
+	q := url.Values{"path": {p}}
+	if o.BlockSize > 0 {
+		q.Set("block_size", strconv.FormatInt(o.BlockSize, 10))
+	}
+	if o.Replication > 0 {
+		q.Set("replication", strconv.Itoa(o.Replication))
+	}
+	if o.Force {
+		q.Set("force", "1")
+	}
+	req, err := c.newRequest(ctx, "PUT", "/v1/fs/file?"+q.Encode(), io.NopCloser(r))
+	if err != nil {
+		return PutInfo{}, err
+	}
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	var info PutInfo
+	return info, c.send(req, &info)
+}
+
+// GetFile opens the file p for reading. The caller must close the reader;
+// a read error means the transfer was cut.
+func (c *Client) GetFile(ctx context.Context, p string) (io.ReadCloser, int64, error) {
+	req, err := c.newRequest(ctx, "GET", "/v1/fs/file?"+url.Values{"path": {p}}.Encode(), nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	resp, err := c.roundTrip(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	return resp.Body, resp.ContentLength, nil
+}
+
+// Stat returns the file at p with its block locations.
+func (c *Client) Stat(ctx context.Context, p string) (StatInfo, error) {
+	var s StatInfo
+	return s, c.do(ctx, "GET", "/v1/fs/stat?"+url.Values{"path": {p}}.Encode(), nil, &s)
+}
+
+// List lists the directory p.
+func (c *Client) List(ctx context.Context, p string) ([]blockstore.Entry, error) {
+	var es []blockstore.Entry
+	return es, c.do(ctx, "GET", "/v1/fs/list?"+url.Values{"path": {p}}.Encode(), nil, &es)
+}
+
+// Glob returns the files matching pattern.
+func (c *Client) Glob(ctx context.Context, pattern string) ([]blockstore.FileInfo, error) {
+	var fs []blockstore.FileInfo
+	return fs, c.do(ctx, "GET", "/v1/fs/glob?"+url.Values{"pattern": {pattern}}.Encode(), nil, &fs)
+}
+
+// Remove removes the file p, or everything below the directory p.
+func (c *Client) Remove(ctx context.Context, p string, recursive bool) (RemoveInfo, error) {
+	q := url.Values{"path": {p}}
+	if recursive {
+		q.Set("recursive", "1")
+	}
+	var ri RemoveInfo
+	return ri, c.do(ctx, "DELETE", "/v1/fs/file?"+q.Encode(), nil, &ri)
+}
+
+// Metrics returns the agent's /metrics text.
+func (c *Client) Metrics(ctx context.Context) (string, error) {
+	req, err := c.newRequest(ctx, "GET", "/metrics", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.roundTrip(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+func (c *Client) newRequest(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return req, nil
+}
+
+// send runs req and decodes a JSON answer into out.
+func (c *Client) send(req *http.Request, out any) error {
+	resp, err := c.roundTrip(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("agent at %s sent a bad answer: %w", c.base, err)
+	}
+	return nil
+}

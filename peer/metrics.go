@@ -1,0 +1,44 @@
+package peer
+
+import (
+	"fmt"
+	"net/http"
+	"runtime"
+)
+
+// handleMetrics serves the node's counters in the Prometheus text format.
+// Like /v1/health it needs no token: it reveals counts, not data.
+func (n *Node) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	st, rp := n.blocks, &n.repairer.Stats
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	local, _ := n.blocks.List()
+	var localBytes int64
+	for _, b := range local {
+		localBytes += b.Size
+	}
+	metrics := []struct {
+		name, kind, help string
+		value            int64
+	}{
+		{"shoal_members_alive", "gauge", "Alive members in this node's view.", int64(n.Ring().Len())},
+		{"shoal_blocks_stored", "gauge", "Blocks in the local store.", int64(len(local))},
+		{"shoal_blocks_stored_bytes", "gauge", "Bytes of the blocks in the local store.", localBytes},
+		{"shoal_blocks_written_total", "counter", "Blocks written to the local store.", st.Written.Load()},
+		{"shoal_blocks_deleted_total", "counter", "Blocks deleted from the local store.", st.Deleted.Load()},
+		{"shoal_blocks_corrupt_total", "counter", "Corrupt local block copies found and quarantined.", st.Corrupt.Load()},
+		{"shoal_block_read_bytes_total", "counter", "Block bytes read from the local store.", st.ReadByte.Load()},
+		{"shoal_repair_passes_total", "counter", "Repair passes run.", rp.Passes.Load()},
+		{"shoal_repair_fetched_total", "counter", "Owned blocks fetched from other replicas.", rp.Fetched.Load()},
+		{"shoal_repair_dropped_total", "counter", "Copies dropped once every owner had them.", rp.Dropped.Load()},
+		{"shoal_repair_collected_total", "counter", "Unreferenced blocks collected.", rp.Collected.Load()},
+		{"shoal_repair_failed_total", "counter", "Repair fetches that failed.", rp.Failed.Load()},
+		{"shoal_repair_missing_blocks", "gauge", "Blocks no alive member could serve at the last pass.", rp.Missing.Load()},
+		{"shoal_go_heap_bytes", "gauge", "Go heap in use.", int64(ms.HeapInuse)},
+		{"shoal_go_goroutines", "gauge", "Goroutines.", int64(runtime.NumGoroutine())},
+	}
+	for _, m := range metrics {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", m.name, m.help, m.name, m.kind, m.name, m.value)
+	}
+}

@@ -1,0 +1,432 @@
+package peer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"shoal/blockstore"
+	"shoal/gossip"
+	"shoal/mesh"
+	"shoal/p2p"
+	"shoal/ring"
+)
+
+// Version is the build's version, set by the linker.
+var Version = "dev"
+
+// ErrUnknownNode is returned for a node name that is not an alive member.
+var ErrUnknownNode = errors.New("unknown node")
+
+// nodeMeta is what a node gossips about itself, msgpack-encoded into
+// memberlist's node meta (512 bytes at most).
+type nodeMeta struct {
+	PeerID  string   `msgpack:"p"`
+	Addrs   []string `msgpack:"a"`
+	HTTP    string   `msgpack:"h"`
+	Version string   `msgpack:"v"`
+}
+
+// Member is one member as the API reports it.
+type Member struct {
+	Name     string   `json:"name"`
+	Gossip   string   `json:"gossip"`
+	State    string   `json:"state"`
+	PeerID   string   `json:"peer_id"`
+	P2PAddrs []string `json:"p2p_addrs"`
+	HTTP     string   `json:"http"`
+	Version  string   `json:"version"`
+}
+
+// Node is one running agent.
+type Node struct {
+	cfg Config
+	log *slog.Logger
+
+	lock   *os.File
+	host   *p2p.Host
+	gossip *gossip.Node
+	gcfg   gossip.Config
+	httpLn net.Listener
+	http   *http.Server
+
+	ring atomic.Pointer[ring.Ring]
+
+	blocks   *blockstore.Store
+	fs       *blockstore.FS
+	repairer *blockstore.Repairer
+	cancel   context.CancelFunc // stops background loops
+
+	mu     sync.Mutex
+	byName map[string]nodeMeta // alive members' meta
+	byPeer map[string]string   // peer ID -> name
+
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New opens the data dir, starts the data plane, gossip and the HTTP
+// listener. It does not join the cluster: call Start.
+func New(cfg Config) (_ *Node, err error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:    cfg,
+		log:    cfg.Logger.With("node", cfg.Name),
+		byName: map[string]nodeMeta{},
+		byPeer: map[string]string{},
+		stop:   make(chan struct{}),
+	}
+	n.ring.Store(ring.New(ring.Config{}))
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+
+	if n.lock, err = lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { n.lock.Close() })
+
+	n.host, err = p2p.New(p2p.Config{
+		Name:        cfg.Name,
+		ListenAddrs: cfg.P2PAddrs,
+		KeyFile:     filepath.Join(cfg.DataDir, "node.key"),
+		PSK:         cfg.Secret.NetworkKey(),
+		Logger:      n.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("data plane: %w", err)
+	}
+	undo = append(undo, func() { n.host.Close() })
+
+	if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("http: %w", err)
+	}
+	undo = append(undo, func() { n.httpLn.Close() })
+
+	meta, err := msgpack.Marshal(nodeMeta{
+		PeerID:  n.host.ID(),
+		Addrs:   n.host.Addrs(),
+		HTTP:    n.httpLn.Addr().String(),
+		Version: Version,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode node meta: %w", err)
+	}
+	gcfg := gossip.DefaultConfig()
+	if cfg.FastGossip {
+		gcfg = gossip.LocalConfig()
+	}
+	host, port, _ := splitHostPort("gossip", cfg.GossipAddr)
+	gcfg.Name = cfg.Name
+	gcfg.BindAddr, gcfg.BindPort = host, port
+	if cfg.AdvertiseAddr != "" {
+		gcfg.AdvertiseAddr, gcfg.AdvertisePort, _ = splitHostPort("advertise", cfg.AdvertiseAddr)
+	}
+	gcfg.SecretKey = cfg.Secret.GossipKey()
+	gcfg.Meta = meta
+	gcfg.DBPath = filepath.Join(cfg.DataDir, "meta.db")
+	gcfg.Logger = n.log
+	n.gcfg = gcfg
+	if n.gossip, err = gossip.New(gcfg); err != nil {
+		return nil, fmt.Errorf("gossip: %w", err)
+	}
+
+	undo = append(undo, func() { n.gossip.Shutdown() })
+
+	if n.blocks, err = blockstore.OpenStore(filepath.Join(cfg.DataDir, "blocks")); err != nil {
+		return nil, err
+	}
+	n.fs = blockstore.NewFS(blockstore.FSConfig{
+		Self:    cfg.Name,
+		Store:   n.blocks,
+		Client:  blockstore.NewClient(mesh.DialerFunc(n.Dial)),
+		Records: n.gossip.Records(),
+		Ring:    n.Ring,
+		Logger:  n.log,
+	})
+	n.repairer = blockstore.NewRepairer(n.fs, blockstore.RepairConfig{Interval: cfg.RepairInterval, GCGrace: cfg.GCGrace})
+	n.Handle(blockstore.Protocol, blockstore.NewServer(n.blocks, n.log).Handle)
+	n.Handle(metaProtocol, n.serveMeta)
+
+	n.http = &http.Server{Handler: n.apiHandler(), ReadHeaderTimeout: 10 * time.Second}
+	events, cancel := n.gossip.Subscribe()
+	n.onMembersChanged()
+	ctx, stopLoops := context.WithCancel(context.Background())
+	n.cancel = stopLoops
+	n.wg.Add(3)
+	go func() {
+		defer n.wg.Done()
+		defer cancel()
+		n.watchMembers(events)
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.repairer.Run(ctx)
+	}()
+	go func() {
+		defer n.wg.Done()
+		if err := n.http.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("http server stopped", "err", err)
+		}
+	}()
+	return n, nil
+}
+
+// Start joins the cluster through cfg.Join, retrying until JoinTimeout, and
+// writes the node's addresses to DATA_DIR/agent.json for scripts.
+func (n *Node) Start(ctx context.Context) error {
+	if len(n.cfg.Join) > 0 {
+		jctx, cancel := context.WithTimeout(ctx, n.cfg.JoinTimeout)
+		defer cancel()
+		if err := n.gossip.Join(jctx, n.cfg.Join); err != nil {
+			return err
+		}
+	}
+	info := map[string]any{
+		"name":    n.cfg.Name,
+		"pid":     os.Getpid(),
+		"gossip":  n.gossip.Addr(),
+		"http":    "http://" + n.httpLn.Addr().String(),
+		"peer_id": n.host.ID(),
+		"p2p":     n.host.Addrs(),
+	}
+	b, _ := json.MarshalIndent(info, "", "  ")
+	if err := writeFileAtomic(filepath.Join(n.cfg.DataDir, "agent.json"), append(b, '\n')); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	n.log.Info("agent started", "gossip", n.gossip.Addr(), "http", n.HTTPURL(), "peer_id", n.host.ID(), "p2p", n.host.Addrs(), "data_dir", n.cfg.DataDir)
+	return nil
+}
+
+// Name is the node's name.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// HTTPURL is the API's base URL.
+func (n *Node) HTTPURL() string { return "http://" + n.httpLn.Addr().String() }
+
+// GossipAddr is the gossip HOST:PORT actually bound.
+func (n *Node) GossipAddr() string { return n.gossip.Addr() }
+
+// PeerID is the node's libp2p peer ID.
+func (n *Node) PeerID() string { return n.host.ID() }
+
+// Ring is the current ring of alive members.
+func (n *Node) Ring() *ring.Ring { return n.ring.Load() }
+
+// FS is the cluster file system as this node sees it.
+func (n *Node) FS() *blockstore.FS { return n.fs }
+
+// Repairer is the node's block repair loop.
+func (n *Node) Repairer() *blockstore.Repairer { return n.repairer }
+
+// Records is the replicated metadata store.
+func (n *Node) Records() *gossip.Store { return n.gossip.Records() }
+
+// FailureDetectionTime bounds how long the cluster takes to mark a member
+// that stopped without leaving as dead.
+func (n *Node) FailureDetectionTime() time.Duration {
+	return n.gcfg.FailureDetectionTime(max(n.Ring().Len(), 1))
+}
+
+// Members lists every member known, with the data-plane details of those
+// that gossiped them.
+func (n *Node) Members() []Member {
+	var out []Member
+	for _, m := range n.gossip.Members() {
+		var meta nodeMeta
+		_ = msgpack.Unmarshal(m.Meta, &meta) // a member with bad meta still shows
+		out = append(out, Member{
+			Name:     m.Name,
+			Gossip:   m.Addr,
+			State:    m.State.String(),
+			PeerID:   meta.PeerID,
+			P2PAddrs: meta.Addrs,
+			HTTP:     meta.HTTP,
+			Version:  meta.Version,
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// watchMembers keeps the peerstore and the ring in step with membership.
+func (n *Node) watchMembers(events <-chan gossip.MemberEvent) {
+	for {
+		select {
+		case <-n.stop:
+			return
+		case _, ok := <-events:
+			if !ok {
+				return
+			}
+			n.onMembersChanged()
+		}
+	}
+}
+
+// onMembersChanged rebuilds the peer tables and ring from the alive set.
+func (n *Node) onMembersChanged() {
+	alive := n.gossip.Alive()
+	names := make([]string, 0, len(alive))
+	byName := make(map[string]nodeMeta, len(alive))
+	byPeer := make(map[string]string, len(alive))
+	for _, m := range alive {
+		names = append(names, m.Name)
+		var meta nodeMeta
+		if err := msgpack.Unmarshal(m.Meta, &meta); err != nil || meta.PeerID == "" {
+			n.log.Warn("member has no usable meta", "member", m.Name, "err", err)
+			continue
+		}
+		byName[m.Name] = meta
+		byPeer[meta.PeerID] = m.Name
+		if m.Name != n.cfg.Name {
+			if err := n.host.AddPeer(meta.PeerID, meta.Addrs); err != nil {
+				n.log.Warn("member has bad data-plane address", "member", m.Name, "err", err)
+			}
+		}
+	}
+	n.mu.Lock()
+	old := n.byPeer
+	n.byName, n.byPeer = byName, byPeer
+	n.mu.Unlock()
+	for id := range old {
+		if _, ok := byPeer[id]; !ok && id != n.host.ID() {
+			n.host.RemovePeer(id)
+		}
+	}
+	n.ring.Store(ring.New(ring.Config{}, names...))
+	if n.repairer != nil {
+		n.repairer.Kick()
+	}
+}
+
+// Dial opens a data-plane stream to the named alive member.
+func (n *Node) Dial(ctx context.Context, node mesh.NodeName, protocol string) (mesh.Stream, error) {
+	id, err := n.peerID(node)
+	if err != nil {
+		return nil, err
+	}
+	return n.host.NewStream(ctx, id, protocol)
+}
+
+// Handle serves a data-plane protocol; the handler learns the caller's node
+// name. Streams from peers that are not alive members are reset.
+func (n *Node) Handle(protocol string, h mesh.StreamHandler) {
+	n.host.Handle(protocol, func(peerID string, s mesh.Stream) {
+		n.mu.Lock()
+		name, ok := n.byPeer[peerID]
+		n.mu.Unlock()
+		if !ok {
+			n.log.Warn("stream from a peer that is not a member", "peer_id", peerID, "protocol", protocol)
+			s.Reset()
+			return
+		}
+		h(name, s)
+	})
+}
+
+// Ping proves the data plane to the named member.
+func (n *Node) Ping(ctx context.Context, node string) (p2p.PingResult, error) {
+	if node == n.cfg.Name {
+		return p2p.PingResult{Name: node, PeerID: n.host.ID()}, nil
+	}
+	id, err := n.peerID(node)
+	if err != nil {
+		return p2p.PingResult{}, err
+	}
+	return n.host.Ping(ctx, id)
+}
+
+func (n *Node) peerID(node string) (string, error) {
+	n.mu.Lock()
+	meta, ok := n.byName[node]
+	n.mu.Unlock()
+	if !ok {
+		return "", fmt.Errorf("%w %q: not an alive member", ErrUnknownNode, node)
+	}
+	return meta.PeerID, nil
+}
+
+// Shutdown leaves the cluster gracefully, so others see "left" rather than
+// "failed", then closes the node. Safe to call twice.
+func (n *Node) Shutdown(ctx context.Context) error {
+	timeout := 5 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	if err := n.gossip.Leave(timeout); err != nil {
+		n.log.Warn("leave", "err", err)
+	}
+	return n.Close()
+}
+
+// Close stops the node at once without telling the cluster, as a crash
+// would. Safe to call twice; blocks until every goroutine has stopped.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		close(n.stop)
+		n.cancel()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		errs := []error{n.http.Shutdown(ctx)}
+		errs = append(errs, n.gossip.Shutdown())
+		errs = append(errs, n.host.Close())
+		n.wg.Wait()
+		errs = append(errs, n.lock.Close())
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
+
+// lockDataDir creates the data dir and takes an exclusive lock on it, so two
+// agents never share one.
+func lockDataDir(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data dir %s is in use by another agent", dir)
+	}
+	// A probe write proves the directory is writable (root ignores modes,
+	// but not read-only file systems).
+	if err := writeFileAtomic(filepath.Join(dir, ".probe"), nil); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	return f, nil
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
