@@ -71,8 +71,11 @@ launch() { # launch INDEX JOIN...
 # wait_ready NAME: until the agent wrote agent.json, or it died.
 wait_ready() {
 	local dir="$DIR/$1" deadline=$((SECONDS + TIMEOUT))
+	local pid
+	pid=$(cat "$dir/pid")
 	while [ ! -f "$dir/agent.json" ]; do
-		if ! alive "$dir/pid" >/dev/null; then
+		# Not alive(): until nohup execs the agent, its command line is ours.
+		if ! kill -0 "$pid" 2>/dev/null; then
 			echo "local-cluster: $1 exited; the end of its log ($DIR/$1.log):" >&2
 			tail -n 5 "$DIR/$1.log" >&2
 			exit 1
