@@ -22,11 +22,7 @@ test: vet build
 	$(GO) test -race -timeout 20m ./...
 
 run: build
-	scripts/local-cluster.sh start $(NODES)
-	@echo
-	SHOAL_SECRET_FILE=$(SHOAL_CLUSTER_DIR)/secret $(BIN) members --addr $$(scripts/local-cluster.sh status | awk 'NR==1{print $$3}')
-	@echo
-	@echo "The cluster keeps running: scripts/local-cluster.sh status | stop | clean"
+	NODES=$(NODES) scripts/demo.sh
 
 cluster: build
 	scripts/local-cluster.sh start $(NODES)
@@ -34,8 +30,11 @@ cluster: build
 stop:
 	scripts/local-cluster.sh stop
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+# Micro-benchmarks of every package, then whole operations on a local
+# cluster (each moves SHOAL_BENCH_BYTES, 1 GiB by default, once).
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v /e2e)
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./e2e/
 
 clean:
 	-scripts/local-cluster.sh clean

@@ -55,8 +55,11 @@ func newApp(stdout, stderr io.Writer) *ucli.App {
 		ErrWriter:            stderr,
 		EnableBashCompletion: false,
 		HideVersion:          true,
-		Flags:                clientFlags(),
-		OnUsageError:         onUsageError,
+		// Values such as -cmdenv A=x,y keep their commas; --input splits
+		// its own.
+		DisableSliceFlagSeparator: true,
+		Flags:                     clientFlags(),
+		OnUsageError:              onUsageError,
 		CommandNotFound: func(c *ucli.Context, name string) {
 			// Reported through the returned error in Before; see below.
 		},
@@ -66,6 +69,9 @@ func newApp(stdout, stderr io.Writer) *ucli.App {
 			ringCommand(),
 			p2pCommand(),
 			fsCommand(),
+			jobCommand(),
+			streamingCommand(),
+			genCommand(),
 			keygenCommand(),
 			versionCommand(),
 		},

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"shoal/job"
 	"shoal/peer"
 	"shoal/secret"
 )
@@ -25,6 +26,8 @@ type Options struct {
 	// Verbose sends the nodes' logs to stderr; default off (SHOAL_TEST_LOG=1
 	// turns it on too).
 	Verbose bool
+	// Registry holds the jobs the nodes run; default the built-ins.
+	Registry *job.Registry
 }
 
 // Cluster is a set of in-process nodes.
@@ -70,6 +73,8 @@ func (c *Cluster) Config(i int) peer.Config {
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.Secret = c.opts.Secret
 	cfg.FastGossip = true
+	cfg.Registry = c.opts.Registry
+	cfg.SortBuffer = 4 << 20
 	cfg.JoinTimeout = 20 * time.Second
 	var w io.Writer = io.Discard
 	if c.opts.Verbose {

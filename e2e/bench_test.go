@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -99,7 +101,7 @@ func runScript(b testing.TB, lc *localCluster, args ...string) result {
 	cmd := exec.CommandContext(ctx, filepath.Join(repoRoot, "scripts", "local-cluster.sh"), args...)
 	cmd.Dir = repoRoot
 	cmd.Env = append(cleanEnv(), lc.env...)
-	return runCmdTB(b, cmd)
+	return runCmd(b, cmd)
 }
 
 func parseStatus(b testing.TB, out string) map[string][2]string {
@@ -133,19 +135,6 @@ func (c *benchCluster) nodePeak(b *testing.B) int64 {
 		peak = max(peak, peakRSS(s[0]))
 	}
 	return peak
-}
-
-func runCmdTB(b testing.TB, cmd *exec.Cmd) result {
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		b.Fatalf("%v: %v", cmd.Args, err)
-	}
-	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
 }
 
 // BenchmarkFS puts and gets one file on 3 nodes with R = 1 and R = 3, and
@@ -191,4 +180,89 @@ func BenchmarkFS(b *testing.B) {
 			b.ReportMetric(float64(c.nodePeak(b))/(1<<20), "node-peak-MiB")
 		})
 	}
+}
+
+// singleProcessWordCount is the baseline: a plain Go word count of one
+// local file in one process, output sorted by word.
+func singleProcessWordCount(path, out string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	counts := map[string]int64{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for sc.Scan() {
+		for _, w := range bytes.Fields(sc.Bytes()) {
+			counts[string(w)]++
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	words := make([]string, 0, len(counts))
+	for w := range counts {
+		words = append(words, w)
+	}
+	sort.Strings(words)
+	o, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriter(o)
+	for _, w := range words {
+		fmt.Fprintf(bw, "%s\t%d\n", w, counts[w])
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	return o.Close()
+}
+
+// BenchmarkWordCount runs wordcount over a generated corpus already stored
+// on a 3-node cluster, and the single-process baseline on the same file,
+// in the same run; then the end-to-end latency of a job over 1 KB.
+func BenchmarkWordCount(b *testing.B) {
+	n := benchBytes()
+	dir := b.TempDir()
+	input := filepath.Join(dir, "corpus.txt")
+	if out, err := exec.Command(shoalBin, "gen", "text", "--bytes", strconv.FormatInt(n, 10), "--seed", "1", "--output", input).CombinedOutput(); err != nil {
+		b.Fatalf("gen: %v %s", err, out)
+	}
+	c := startBenchCluster(b, 3)
+	if _, rss := c.timedCLI(b, "fs", "put", input, "/bench/corpus.txt", "--block-size", "64MB"); rss == 0 {
+		b.Fatal("put")
+	}
+	small := filepath.Join(dir, "small.txt")
+	os.WriteFile(small, bytes.Repeat([]byte("one two three four five six\n"), 36), 0o600)
+	c.timedCLI(b, "fs", "put", small, "/bench/small.txt")
+
+	var single, cluster time.Duration
+	b.Run("single-process", func(b *testing.B) {
+		b.SetBytes(n)
+		for i := 0; i < b.N; i++ {
+			start := time.Now()
+			if err := singleProcessWordCount(input, filepath.Join(dir, "single.out")); err != nil {
+				b.Fatal(err)
+			}
+			single = time.Since(start)
+		}
+	})
+	b.Run("cluster-3-nodes", func(b *testing.B) {
+		b.SetBytes(n)
+		for i := 0; i < b.N; i++ {
+			d, _ := c.timedCLI(b, "job", "run", "wordcount", "--input", "/bench/corpus.txt", "--output", fmt.Sprintf("/bench/wc-%d-%d", b.N, i), "--reducers", "3")
+			cluster = d
+		}
+		b.ReportMetric(float64(c.nodePeak(b))/(1<<20), "node-peak-MiB")
+		if single > 0 {
+			b.ReportMetric(cluster.Seconds()/single.Seconds(), "x-single-process")
+		}
+	})
+	b.Run("latency-1KB", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			c.timedCLI(b, "job", "run", "wordcount", "--input", "/bench/small.txt", "--output", fmt.Sprintf("/bench/small-%d-%d", b.N, i))
+		}
+	})
 }

@@ -58,7 +58,7 @@ func shoal(t *testing.T, env []string, args ...string) result {
 	return runCmd(t, cmd)
 }
 
-func runCmd(t *testing.T, cmd *exec.Cmd) result {
+func runCmd(t testing.TB, cmd *exec.Cmd) result {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

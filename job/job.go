@@ -144,6 +144,33 @@ type TaskInfo struct {
 	// Params are the job's parameters, defaults filled in. Each task gets
 	// its own copy.
 	Params map[string]string
+	// WorkDir is a directory private to this task attempt, holding a copy of
+	// every file in Job.Files (mode 0755); the runner removes it after the
+	// task. Empty when the job ships no files.
+	WorkDir string
+}
+
+// Aborter is implemented by a Mapper or Reducer that holds outside
+// resources, such as a child process. The runner calls Abort when the task
+// is cancelled or has failed, from another goroutine, possibly while Map,
+// Reduce or Close runs; those calls must then return soon. Abort may be
+// called more than once.
+type Aborter interface {
+	Abort()
+}
+
+// CounterSource is implemented by a Mapper or Reducer that keeps counters
+// of its own (such as Hadoop Streaming's reporter:counter lines). The runner
+// reads them once the task has ended and adds them to the job's.
+type CounterSource interface {
+	Counters() Counters
+}
+
+// StatusSource is implemented by a Mapper or Reducer that reports a status
+// line (Hadoop Streaming's reporter:status). The runner may call Status at
+// any time, from another goroutine.
+type StatusSource interface {
+	Status() string
 }
 
 // MapTaskID is the TaskID of map task n: "m-%06d".
@@ -183,6 +210,10 @@ type Job struct {
 	// DefaultReducers is the number of reduce partitions used when the user
 	// gives none; 0 means 1.
 	DefaultReducers int
+	// Files are shipped with the job into every task's WorkDir, under their
+	// base names (Hadoop Streaming's -file). The distributed runner reads
+	// them from the cluster file system; RunSequential from the local one.
+	Files []string
 }
 
 // Validate reports whether j is complete and consistent: it has a mapper, a

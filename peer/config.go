@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"shoal/job"
+	"shoal/job/builtin"
 	"shoal/secret"
 )
 
@@ -60,6 +62,14 @@ type Config struct {
 	// GCGrace is how long an unreferenced block is kept before it is
 	// collected. Default 10m.
 	GCGrace time.Duration
+	// Registry holds the jobs this node can run. Default: the built-in
+	// jobs. Every node of a cluster must run the same binary.
+	Registry *job.Registry
+	// Slots bounds the tasks computing at once. Default: the number of
+	// CPUs.
+	Slots int
+	// SortBuffer is each map task's sort buffer in bytes. Default 64 MiB.
+	SortBuffer int
 	// Logger receives the node's logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -101,6 +111,10 @@ func (c *Config) validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Registry == nil {
+		c.Registry = job.NewRegistry()
+		builtin.Register(c.Registry)
 	}
 	if c.RepairInterval <= 0 {
 		c.RepairInterval = DefaultRepair

@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"shoal/blockstore"
+	"shoal/scheduler"
 )
 
 // PutOptions shape a client put.
@@ -120,4 +121,28 @@ func (c *Client) send(req *http.Request, out any) error {
 		return fmt.Errorf("agent at %s sent a bad answer: %w", c.base, err)
 	}
 	return nil
+}
+
+// Submit submits a job.
+func (c *Client) Submit(ctx context.Context, req scheduler.SubmitRequest) (scheduler.Status, error) {
+	var st scheduler.Status
+	return st, c.do(ctx, "POST", "/v1/jobs", req, &st)
+}
+
+// Job reports a job.
+func (c *Client) Job(ctx context.Context, id string) (scheduler.Status, error) {
+	var st scheduler.Status
+	return st, c.do(ctx, "GET", "/v1/jobs/"+url.PathEscape(id), nil, &st)
+}
+
+// Jobs lists every job, newest first.
+func (c *Client) Jobs(ctx context.Context) ([]scheduler.Status, error) {
+	var sts []scheduler.Status
+	return sts, c.do(ctx, "GET", "/v1/jobs", nil, &sts)
+}
+
+// Kill kills a job.
+func (c *Client) Kill(ctx context.Context, id string) (scheduler.Status, error) {
+	var st scheduler.Status
+	return st, c.do(ctx, "POST", "/v1/jobs/"+url.PathEscape(id)+"/kill", nil, &st)
 }

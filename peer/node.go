@@ -23,6 +23,8 @@ import (
 	"shoal/mesh"
 	"shoal/p2p"
 	"shoal/ring"
+	"shoal/scheduler"
+	"shoal/shuffle"
 )
 
 // Version is the build's version, set by the linker.
@@ -68,6 +70,8 @@ type Node struct {
 	blocks   *blockstore.Store
 	fs       *blockstore.FS
 	repairer *blockstore.Repairer
+	shuffle  *shuffle.Store
+	sched    *scheduler.Scheduler
 	cancel   context.CancelFunc // stops background loops
 
 	mu     sync.Mutex
@@ -170,12 +174,35 @@ func New(cfg Config) (_ *Node, err error) {
 	n.Handle(blockstore.Protocol, blockstore.NewServer(n.blocks, n.log).Handle)
 	n.Handle(metaProtocol, n.serveMeta)
 
+	n.shuffle = shuffle.NewStore(filepath.Join(cfg.DataDir, "shuffle"))
+	n.Handle(shuffle.Protocol, shuffle.NewServer(n.shuffle, n.log).Handle)
+	n.sched, err = scheduler.New(scheduler.Config{
+		Self:       cfg.Name,
+		Registry:   cfg.Registry,
+		Records:    n.gossip.Records(),
+		FS:         n.fs,
+		Shuffle:    n.shuffle,
+		Dialer:     mesh.DialerFunc(n.Dial),
+		Ring:       n.Ring,
+		Slots:      cfg.Slots,
+		SortBuffer: cfg.SortBuffer,
+		WorkDir:    filepath.Join(cfg.DataDir, "work"),
+		Logger:     n.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+
 	n.http = &http.Server{Handler: n.apiHandler(), ReadHeaderTimeout: 10 * time.Second}
 	events, cancel := n.gossip.Subscribe()
 	n.onMembersChanged()
 	ctx, stopLoops := context.WithCancel(context.Background())
 	n.cancel = stopLoops
-	n.wg.Add(3)
+	n.wg.Add(4)
+	go func() {
+		defer n.wg.Done()
+		n.sched.Run(ctx)
+	}()
 	go func() {
 		defer n.wg.Done()
 		defer cancel()
@@ -237,6 +264,9 @@ func (n *Node) Ring() *ring.Ring { return n.ring.Load() }
 
 // FS is the cluster file system as this node sees it.
 func (n *Node) FS() *blockstore.FS { return n.fs }
+
+// Scheduler is the node's part of every job.
+func (n *Node) Scheduler() *scheduler.Scheduler { return n.sched }
 
 // Repairer is the node's block repair loop.
 func (n *Node) Repairer() *blockstore.Repairer { return n.repairer }
@@ -319,6 +349,9 @@ func (n *Node) onMembersChanged() {
 	n.ring.Store(ring.New(ring.Config{}, names...))
 	if n.repairer != nil {
 		n.repairer.Kick()
+	}
+	if n.sched != nil {
+		n.sched.Kick()
 	}
 }
 

@@ -1,0 +1,372 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"shoal/job"
+	"shoal/job/builtin"
+	"shoal/peer"
+	"shoal/scheduler"
+)
+
+// counterOrder is the order counters print in: Hadoop's, then any others.
+var counterOrder = []string{
+	job.MAP_INPUT_RECORDS, job.MAP_OUTPUT_RECORDS, job.MAP_OUTPUT_BYTES,
+	job.COMBINE_INPUT_RECORDS, job.COMBINE_OUTPUT_RECORDS, job.SPILLED_RECORDS,
+	job.REDUCE_SHUFFLE_BYTES, job.REDUCE_INPUT_GROUPS, job.REDUCE_INPUT_RECORDS,
+	job.REDUCE_OUTPUT_RECORDS, job.TOTAL_LAUNCHED_MAPS, job.TOTAL_LAUNCHED_REDUCES,
+	job.DATA_LOCAL_MAPS, job.NUM_FAILED_MAPS, job.NUM_FAILED_REDUCES,
+}
+
+func jobCommand() *ucli.Command {
+	// idCmd is a command on one job ID.
+	idCmd := func(name, usage string, action func(c *ucli.Context, cl *peer.Client, id string) error) *ucli.Command {
+		return &ucli.Command{Name: name, Usage: usage, ArgsUsage: "ID", Flags: clientFlags(), Action: func(c *ucli.Context) error {
+			if err := exactArgs(c, 1, "ID"); err != nil {
+				return err
+			}
+			cl, err := client(c)
+			if err != nil {
+				return err
+			}
+			return action(c, cl, c.Args().First())
+		}}
+	}
+	return &ucli.Command{
+		Name:  "job",
+		Usage: "run and watch MapReduce jobs",
+		Subcommands: []*ucli.Command{
+			{
+				Name:      "run",
+				Usage:     "run a job (" + strings.Join(jobNames(), ", ") + ") and wait for it",
+				ArgsUsage: "NAME",
+				Flags: append(clientFlags(),
+					&ucli.StringSliceFlag{Name: "input", Aliases: []string{"i"}, Usage: "input file, directory or quoted glob (repeatable, or comma-separated)"},
+					&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "output directory; must not exist"},
+					&ucli.IntFlag{Name: "reducers", Usage: "reduce tasks (default: the job's)"},
+					&ucli.StringSliceFlag{Name: "param", Aliases: []string{"p"}, Usage: "job parameter K=V (repeatable)"},
+					&ucli.IntFlag{Name: "max-attempts", Value: scheduler.DefaultMaxAttempts, Usage: "attempts per task before the job fails"},
+					&ucli.IntFlag{Name: "replication", Usage: "replication of the output files (default 3, capped at the cluster size)"},
+					&ucli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "print the job ID and return at once"},
+					&ucli.BoolFlag{Name: "local", Usage: "run in this process on local files, sequentially (no cluster)"},
+				),
+				Action: jobRun,
+			},
+			idCmd("status", "show a job's state and progress", jobStatusCmd),
+			idCmd("wait", "wait for a job to end, showing progress", func(c *ucli.Context, cl *peer.Client, id string) error {
+				return waitJob(c, cl, id)
+			}),
+			idCmd("kill", "stop a job on every node", func(c *ucli.Context, cl *peer.Client, id string) error {
+				st, err := cl.Kill(c.Context, id)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.Writer, "%s %s\n", st.ID, st.State)
+				return nil
+			}),
+			idCmd("counters", "print a job's counters", func(c *ucli.Context, cl *peer.Client, id string) error {
+				st, err := cl.Job(c.Context, id)
+				if err != nil {
+					return err
+				}
+				printCounters(c.App.Writer, st.Counters)
+				return nil
+			}),
+			{
+				Name:  "list",
+				Usage: "list jobs, newest first",
+				Flags: clientFlags(),
+				Action: func(c *ucli.Context) error {
+					if err := exactArgs(c, 0, ""); err != nil {
+						return err
+					}
+					cl, err := client(c)
+					if err != nil {
+						return err
+					}
+					sts, err := cl.Jobs(c.Context)
+					if err != nil {
+						return err
+					}
+					tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(tw, "ID\tNAME\tSTATE\tMAP\tREDUCE\tSUBMITTED\tOUTPUT")
+					for _, st := range sts {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%3.0f%%\t%3.0f%%\t%s\t%s\n", st.ID, st.Name, st.State, 100*st.MapProgress(), 100*st.ReduceProgress(),
+							time.Unix(0, st.SubmittedAt).Local().Format(time.DateTime), st.Output)
+					}
+					return tw.Flush()
+				},
+			},
+		},
+	}
+}
+
+func jobNames() []string {
+	r := job.NewRegistry()
+	builtin.Register(r)
+	var names []string
+	for _, s := range r.Specs() {
+		names = append(names, s.Name)
+	}
+	return names
+}
+
+func parseParams(kvs []string) (map[string]string, error) {
+	params := map[string]string{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usageError{fmt.Errorf("--param %q: want KEY=VALUE", kv)}
+		}
+		params[k] = v
+	}
+	return params, nil
+}
+
+func jobRun(c *ucli.Context) error {
+	if err := exactArgs(c, 1, "NAME --input PATH --output DIR"); err != nil {
+		return err
+	}
+	params, err := parseParams(c.StringSlice("param"))
+	if err != nil {
+		return err
+	}
+	var inputs []string
+	for _, in := range c.StringSlice("input") {
+		for _, p := range strings.Split(in, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				inputs = append(inputs, p)
+			}
+		}
+	}
+	if len(inputs) == 0 {
+		return usageError{errors.New("--input is required")}
+	}
+	if c.String("output") == "" {
+		return usageError{errors.New("--output is required")}
+	}
+	if c.IsSet("reducers") && c.Int("reducers") < 1 {
+		return usageError{fmt.Errorf("--reducers must be at least 1, got %d", c.Int("reducers"))}
+	}
+	if c.Int("max-attempts") < 1 {
+		return usageError{fmt.Errorf("--max-attempts must be at least 1, got %d", c.Int("max-attempts"))}
+	}
+	if c.Bool("local") {
+		return runLocal(c, c.Args().First(), params, inputs, c.String("output"), c.Int("reducers"))
+	}
+	cl, err := client(c)
+	if err != nil {
+		return err
+	}
+	st, err := cl.Submit(c.Context, scheduler.SubmitRequest{
+		Name: c.Args().First(), Params: params, Inputs: inputs, Output: c.String("output"),
+		Reducers: c.Int("reducers"), MaxAttempts: c.Int("max-attempts"), Replication: c.Int("replication"),
+	})
+	if err != nil {
+		return err
+	}
+	if c.Bool("detach") {
+		fmt.Fprintln(c.App.Writer, st.ID)
+		return nil
+	}
+	fmt.Fprintf(c.App.ErrWriter, "submitted %s: %d maps, %d reduces, output %s\n", st.ID, st.Maps, st.Reducers, st.Output)
+	return waitJob(c, cl, st.ID)
+}
+
+// waitJob polls a job until it ends, printing progress. When the agent it
+// asks goes away, it asks another member: any node reports any job.
+func waitJob(c *ucli.Context, cl *peer.Client, id string) error {
+	others := otherAgents(c, cl)
+	term := isTerminal(c.App.ErrWriter)
+	last := ""
+	tick := time.NewTicker(300 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		st, err := cl.Job(c.Context, id)
+		if errors.Is(err, peer.ErrUnreachable) && len(others) > 0 {
+			fmt.Fprintf(c.App.ErrWriter, "\nshoal: %s is unreachable; asking %s\n", cl.Addr(), others[0].Addr())
+			cl, others = others[0], others[1:]
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		line := fmt.Sprintf("map %3.0f%% reduce %3.0f%%", 100*st.MapProgress(), 100*st.ReduceProgress())
+		if line != last {
+			if term {
+				fmt.Fprintf(c.App.ErrWriter, "\r%s ", line)
+			} else {
+				fmt.Fprintln(c.App.ErrWriter, line)
+			}
+			last = line
+		}
+		if st.State != scheduler.StateRunning {
+			if term {
+				fmt.Fprintln(c.App.ErrWriter)
+			}
+			return jobEnded(c, st)
+		}
+		select {
+		case <-c.Context.Done():
+			return c.Context.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// otherAgents returns clients for the other members' APIs, for failover.
+func otherAgents(c *ucli.Context, cl *peer.Client) []*peer.Client {
+	ms, err := cl.Members(c.Context)
+	if err != nil {
+		return nil
+	}
+	sec, _ := loadSecret(c)
+	var out []*peer.Client
+	for _, m := range ms {
+		if m.State != "alive" || m.HTTP == "" || strings.HasSuffix(cl.Addr(), m.HTTP) {
+			continue
+		}
+		if o, err := peer.NewClient(m.HTTP, sec.APIToken()); err == nil {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func jobEnded(c *ucli.Context, st scheduler.Status) error {
+	w := c.App.Writer
+	fmt.Fprintf(w, "job %s %s in %s\n", st.ID, st.State, time.Duration(st.EndedAt-st.SubmittedAt).Round(time.Millisecond))
+	printCounters(w, st.Counters)
+	switch st.State {
+	case scheduler.StateSucceeded:
+		fmt.Fprintf(w, "output: %s (shoal fs cat '%s/part-*')\n", st.Output, st.Output)
+		return nil
+	case scheduler.StateFailed:
+		return fmt.Errorf("job %s failed: %s", st.ID, st.Error)
+	}
+	return fmt.Errorf("job %s %s", st.ID, st.State)
+}
+
+func jobStatusCmd(c *ucli.Context, cl *peer.Client, id string) error {
+	st, err := cl.Job(c.Context, id)
+	if err != nil {
+		return err
+	}
+	w := c.App.Writer
+	fmt.Fprintf(w, "job:       %s (%s)\n", st.ID, st.Name)
+	fmt.Fprintf(w, "state:     %s\n", st.State)
+	if st.Error != "" {
+		fmt.Fprintf(w, "error:     %s\n", st.Error)
+	}
+	fmt.Fprintf(w, "progress:  map %3.0f%% (%d/%d)  reduce %3.0f%% (%d/%d)\n", 100*st.MapProgress(), st.MapsDone, st.Maps, 100*st.ReduceProgress(), st.ReducesDone, st.Reducers)
+	fmt.Fprintf(w, "output:    %s\n", st.Output)
+	fmt.Fprintf(w, "submitted: %s by %s; nodes %s\n", time.Unix(0, st.SubmittedAt).Local().Format(time.DateTime), st.SubmittedBy, strings.Join(st.Participants, ","))
+	return nil
+}
+
+func printCounters(w io.Writer, cs job.Counters) {
+	names := slices.Clone(counterOrder)
+	var extra []string
+	for k := range cs {
+		if !slices.Contains(counterOrder, k) {
+			extra = append(extra, k)
+		}
+	}
+	sort.Strings(extra)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	for _, k := range append(names, extra...) {
+		if v, ok := cs[k]; ok || slices.Contains(counterOrder, k) {
+			fmt.Fprintf(tw, "  %s\t%d\t\n", k, v)
+		}
+	}
+	tw.Flush()
+}
+
+// runLocal runs a job with the sequential runner on local files.
+func runLocal(c *ucli.Context, name string, params map[string]string, inputs []string, output string, reducers int) error {
+	reg := job.NewRegistry()
+	builtin.Register(reg)
+	j, err := reg.Resolve(name, params)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(output); err == nil {
+		return fmt.Errorf("output %s already exists", output)
+	}
+	var ins []job.Input
+	for _, p := range inputs {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		if fi.IsDir() {
+			return fmt.Errorf("input %s is a directory; name its files", p)
+		}
+		ins = append(ins, job.Input{Path: p, Open: func() (io.ReadCloser, error) { return os.Open(p) }})
+	}
+	if reducers == 0 {
+		reducers = max(j.DefaultReducers, 1)
+	}
+	if err := os.MkdirAll(output, 0o755); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(c.Context)
+	defer cancel()
+	counters, err := job.RunSequential(ctx, j, "local", params, ins, reducers, func(name string) (io.WriteCloser, error) {
+		return os.Create(filepath.Join(output, name))
+	})
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(output, "_SUCCESS"), nil, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "job local succeeded\n")
+	printCounters(c.App.Writer, counters)
+	fmt.Fprintf(c.App.Writer, "output: %s\n", output)
+	return nil
+}
+
+func genCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "gen",
+		Usage: "generate sample data",
+		Subcommands: []*ucli.Command{{
+			Name:  "text",
+			Usage: "write a Zipf-distributed English-like corpus to stdout or --output",
+			Flags: []ucli.Flag{
+				&ucli.StringFlag{Name: "bytes", Value: "64MB", Usage: "how much, e.g. 50MB, 1GB"},
+				&ucli.Uint64Flag{Name: "seed", Value: 1, Usage: "the same seed gives the same text"},
+				&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "local file (default stdout)"},
+			},
+			Action: func(c *ucli.Context) error {
+				if err := exactArgs(c, 0, "--bytes N --seed S"); err != nil {
+					return err
+				}
+				n, err := parseSize(c.String("bytes"))
+				if err != nil {
+					return usageError{fmt.Errorf("--bytes: %w", err)}
+				}
+				out := c.String("output")
+				if out == "" {
+					out = "-"
+				}
+				return writeLocal(c, out, func(w io.Writer) error {
+					return builtin.GenerateText(w, n, c.Uint64("seed"))
+				})
+			},
+		}},
+	}
+}

@@ -1,0 +1,129 @@
+package cli
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"shoal/peer"
+	"shoal/scheduler"
+)
+
+func streamingCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "streaming",
+		Usage: "run any executables as mapper, combiner and reducer (Hadoop Streaming's flags; - or -- both work)",
+		Flags: append(clientFlags(),
+			&ucli.StringSliceFlag{Name: "input", Usage: "input file, directory or quoted glob (repeatable)"},
+			&ucli.StringFlag{Name: "output", Usage: "output directory; must not exist"},
+			&ucli.StringFlag{Name: "mapper", Usage: "command run for every map task; reads lines on stdin, writes key\\tvalue lines"},
+			&ucli.StringFlag{Name: "combiner", Usage: "command run over sorted map output before the shuffle"},
+			&ucli.StringFlag{Name: "reducer", Usage: "command run for every partition, reading key\\tvalue lines sorted by key; NONE for map-only"},
+			&ucli.StringSliceFlag{Name: "file", Usage: "local file shipped into every task's working directory (repeatable)"},
+			&ucli.IntFlag{Name: "numReduceTasks", Usage: "reduce tasks (default 1)"},
+			&ucli.StringSliceFlag{Name: "cmdenv", Usage: "K=V set in the commands' environment (repeatable)"},
+			&ucli.StringFlag{Name: "partitioner", Usage: "partitioner: hash (default)"},
+			&ucli.IntFlag{Name: "max-attempts", Value: scheduler.DefaultMaxAttempts, Usage: "attempts per task before the job fails"},
+			&ucli.BoolFlag{Name: "detach", Usage: "print the job ID and return at once"},
+		),
+		Action: runStreaming,
+	}
+}
+
+func runStreaming(c *ucli.Context) error {
+	if c.NArg() > 0 {
+		return usageError{fmt.Errorf("streaming takes flags only, got %q", c.Args().First())}
+	}
+	switch {
+	case len(c.StringSlice("input")) == 0:
+		return usageError{errors.New("-input is required")}
+	case c.String("output") == "":
+		return usageError{errors.New("-output is required")}
+	case strings.TrimSpace(c.String("mapper")) == "":
+		return usageError{errors.New("-mapper is required")}
+	case c.IsSet("numReduceTasks") && c.Int("numReduceTasks") < 1 && c.String("reducer") != "NONE":
+		return usageError{fmt.Errorf("-numReduceTasks must be at least 1, got %d", c.Int("numReduceTasks"))}
+	}
+	for _, kv := range c.StringSlice("cmdenv") {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return usageError{fmt.Errorf("-cmdenv %q: want NAME=VALUE", kv)}
+		}
+	}
+	cl, err := client(c)
+	if err != nil {
+		return err
+	}
+	var shipped []string
+	for _, local := range c.StringSlice("file") {
+		p, err := shipFile(c, cl, local)
+		if err != nil {
+			return err
+		}
+		shipped = append(shipped, p)
+	}
+	params := map[string]string{"mapper": c.String("mapper")}
+	for _, name := range []string{"combiner", "reducer", "partitioner"} {
+		if v := c.String(name); v != "" {
+			params[name] = v
+		}
+	}
+	if len(shipped) > 0 {
+		params["files"] = strings.Join(shipped, "\n")
+	}
+	if env := c.StringSlice("cmdenv"); len(env) > 0 {
+		params["cmdenv"] = strings.Join(env, "\n")
+	}
+	st, err := cl.Submit(c.Context, scheduler.SubmitRequest{
+		Name: "streaming", Params: params, Inputs: c.StringSlice("input"), Output: c.String("output"),
+		Reducers: c.Int("numReduceTasks"), MaxAttempts: c.Int("max-attempts"),
+	})
+	if err != nil {
+		return err
+	}
+	if c.Bool("detach") {
+		fmt.Fprintln(c.App.Writer, st.ID)
+		return nil
+	}
+	fmt.Fprintf(c.App.ErrWriter, "submitted %s: %d maps, %d reduces, output %s\n", st.ID, st.Maps, st.Reducers, st.Output)
+	return waitJob(c, cl, st.ID)
+}
+
+// shipFile stores a local file in the cluster under a name derived from its
+// content, so every task can fetch exactly these bytes, and returns the
+// cluster path.
+func shipFile(c *ucli.Context, cl *peer.Client, local string) (string, error) {
+	f, err := os.Open(local)
+	if err != nil {
+		return "", fmt.Errorf("-file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("-file: %w", err)
+	}
+	if fi.IsDir() {
+		return "", fmt.Errorf("-file %s: is a directory", local)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("-file %s: %w", local, err)
+	}
+	p := "/.shoal/files/" + hex.EncodeToString(h.Sum(nil))[:32] + "/" + filepath.Base(local)
+	if _, err := cl.Stat(c.Context, p); err == nil {
+		return p, nil // shipped before: same content
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
+	if _, err := cl.PutFile(c.Context, p, f, fi.Size(), peer.PutOptions{Force: true}); err != nil {
+		return "", fmt.Errorf("-file %s: %w", local, err)
+	}
+	return p, nil
+}

@@ -1,0 +1,87 @@
+package peer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"shoal/blockstore"
+	"shoal/scheduler"
+)
+
+func (n *Node) jobRoutes(mux *http.ServeMux) {
+	mux.Handle("POST /v1/jobs", n.auth(n.handleSubmit))
+	mux.Handle("GET /v1/jobs", n.auth(n.handleJobs))
+	mux.Handle("GET /v1/jobs/{id}", n.auth(n.handleJob))
+	mux.Handle("POST /v1/jobs/{id}/kill", n.auth(n.handleKill))
+}
+
+func jobStatus(err error) int {
+	switch {
+	case errors.Is(err, scheduler.ErrBadRequest):
+		return http.StatusBadRequest
+	case errors.Is(err, scheduler.ErrNoJob):
+		return http.StatusNotFound
+	}
+	return http.StatusInternalServerError
+}
+
+func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	var req scheduler.SubmitRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody)).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "malformed job request: "+err.Error())
+		return
+	}
+	rec, err := n.Submit(r.Context(), req)
+	if err != nil {
+		writeError(w, jobStatus(err), err.Error())
+		return
+	}
+	st, err := n.sched.Status(rec.ID)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusCreated, st)
+}
+
+// Submit submits a job. Its inputs and output are checked against every
+// member's records, so a file put anywhere a moment ago counts.
+func (n *Node) Submit(ctx context.Context, req scheduler.SubmitRequest) (scheduler.JobRecord, error) {
+	if req.Name == "streaming" && n.cfg.Secret.IsZero() {
+		return scheduler.JobRecord{}, fmt.Errorf("%w: streaming jobs run commands on every node; the cluster needs a secret (--secret-file) before it accepts them", scheduler.ErrBadRequest)
+	}
+	n.syncRecords(ctx, blockstore.FileKeyPrefix)
+	return n.sched.Submit(ctx, req)
+}
+
+func (n *Node) handleJobs(w http.ResponseWriter, r *http.Request) {
+	n.syncRecords(r.Context(), "job")
+	writeJSON(w, http.StatusOK, n.sched.List())
+}
+
+func (n *Node) handleJob(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	n.syncRecords(r.Context(), "job/"+id)
+	n.syncRecords(r.Context(), "jobstate/"+id)
+	st, err := n.sched.Status(id)
+	if err != nil {
+		writeError(w, jobStatus(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (n *Node) handleKill(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	n.syncRecords(r.Context(), "job/"+id)
+	n.syncRecords(r.Context(), "jobstate/"+id)
+	st, err := n.sched.Kill(id)
+	if err != nil {
+		writeError(w, jobStatus(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}

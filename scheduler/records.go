@@ -1,0 +1,164 @@
+// Package scheduler runs MapReduce jobs without a master. A job is a
+// record in the replicated metadata; every node runs the same reconcile
+// loop over it, maps the input blocks it is the first live owner of,
+// reduces the partitions it owns on the ring, and publishes what it did as
+// records. Exactly one map output per split and one commit per partition
+// is accepted — the valid record with the lowest version — so a task that
+// ran twice never counts twice, and any node can report or finish a job.
+package scheduler
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"shoal/blockstore"
+	"shoal/job"
+)
+
+// Record keys. Every key below a job starts with its kind and the job ID;
+// per-node keys end with the node name so nodes never overwrite each
+// other's records.
+//
+//	job/<id>                               JobRecord, written once at submission
+//	jobstate/<id>                          StateRecord, once the job ends
+//	map/<id>/<split>/<node>                MapRecord: a finished map task
+//	mapfail/<id>/<split>/<node>/<attempt>  FailRecord
+//	commit/<id>/<partition>/<node>         CommitRecord: a written output part
+//	redfail/<id>/<partition>/<node>/<attempt> FailRecord
+const (
+	jobPrefix     = "job/"
+	statePrefix   = "jobstate/"
+	mapPrefix     = "map/"
+	mapFailPrefix = "mapfail/"
+	commitPrefix  = "commit/"
+	redFailPrefix = "redfail/"
+	// taskstatus/<id>/<task>: the status line a task's code last reported.
+	taskStatusPrefix = "taskstatus/"
+)
+
+// Job states.
+const (
+	StateRunning   = "running"
+	StateSucceeded = "succeeded"
+	StateFailed    = "failed"
+	StateKilled    = "killed"
+)
+
+// InputFile pins one input file's version at submission.
+type InputFile struct {
+	Path        string        `msgpack:"p" json:"path"`
+	Manifest    blockstore.ID `msgpack:"m" json:"manifest"`
+	Size        int64         `msgpack:"s" json:"size"`
+	Blocks      int           `msgpack:"b" json:"blocks"`
+	BlockSize   int64         `msgpack:"bs" json:"block_size"`
+	Replication int           `msgpack:"r" json:"replication"`
+}
+
+// JobRecord is a submitted job. It never changes after submission.
+type JobRecord struct {
+	ID           string            `msgpack:"id" json:"id"`
+	Name         string            `msgpack:"n" json:"name"`
+	Params       map[string]string `msgpack:"pa" json:"params,omitempty"`
+	Inputs       []InputFile       `msgpack:"in" json:"inputs"`
+	Output       string            `msgpack:"out" json:"output"`
+	Reducers     int               `msgpack:"r" json:"reducers"` // 0 for a map-only job
+	MapOnly      bool              `msgpack:"mo" json:"map_only"`
+	MaxAttempts  int               `msgpack:"ma" json:"max_attempts"`
+	Replication  int               `msgpack:"or" json:"output_replication"`
+	Participants []string          `msgpack:"pt" json:"participants"`
+	SubmittedBy  string            `msgpack:"by" json:"submitted_by"`
+	SubmittedAt  int64             `msgpack:"at" json:"submitted_at_unix_ns"`
+}
+
+// Splits is the number of map tasks: one per input block.
+func (j *JobRecord) Splits() int {
+	n := 0
+	for _, f := range j.Inputs {
+		n += f.Blocks
+	}
+	return n
+}
+
+// StateRecord ends a job.
+type StateRecord struct {
+	State    string       `msgpack:"s" json:"state"`
+	Error    string       `msgpack:"e,omitempty" json:"error,omitempty"`
+	By       string       `msgpack:"by" json:"by"`
+	At       int64        `msgpack:"at" json:"at_unix_ns"`
+	Counters job.Counters `msgpack:"c,omitempty" json:"counters,omitempty"`
+}
+
+// MapRecord says a node holds the output of a split (or, for a map-only
+// job, wrote its output part).
+type MapRecord struct {
+	Node     string       `msgpack:"n"`
+	Attempt  int          `msgpack:"a"`
+	Local    bool         `msgpack:"l"` // the input block was read from local disk
+	Counters job.Counters `msgpack:"c"`
+}
+
+// CommitRecord says a node wrote the output part of a partition.
+type CommitRecord struct {
+	Node     string       `msgpack:"n"`
+	Attempt  int          `msgpack:"a"`
+	Counters job.Counters `msgpack:"c"`
+}
+
+// FailRecord is one failed attempt of a task.
+type FailRecord struct {
+	Node  string `msgpack:"n"`
+	Error string `msgpack:"e"`
+}
+
+func encode(v any) []byte {
+	b, err := msgpack.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("scheduler: encode %T: %v", v, err)) // our own types always encode
+	}
+	return b
+}
+
+func decode(b []byte, v any) error {
+	if err := msgpack.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("malformed %T record: %w", v, err)
+	}
+	return nil
+}
+
+// newJobID returns a sortable, unique job ID such as
+// job-20261121-060102-3fa9c1.
+func newJobID(now time.Time) string {
+	var b [3]byte
+	rand.Read(b[:])
+	return "job-" + now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// validJobID accepts what newJobID makes (and nothing that could escape a
+// path or a key).
+func validJobID(id string) bool {
+	if !strings.HasPrefix(id, "job-") || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+var (
+	mapTaskID    = job.MapTaskID
+	reduceTaskID = job.ReduceTaskID
+	partName     = job.ReduceOutputName
+	mapPartName  = job.MapOutputName
+)
+
+func splitKey(split int) string      { return strconv.Itoa(split) }
+func keyJoin(parts ...string) string { return strings.Join(parts, "/") }

@@ -1,0 +1,501 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"shoal/blockstore"
+	"shoal/gossip"
+	"shoal/job"
+	"shoal/mesh"
+	"shoal/ring"
+	"shoal/shuffle"
+)
+
+// Errors returned by Submit and the job calls.
+var (
+	// ErrBadRequest: the submission is invalid; nothing was written.
+	ErrBadRequest = errors.New("bad job request")
+	// ErrNoJob: no job has that ID.
+	ErrNoJob = errors.New("no such job")
+)
+
+// Records is the part of the replicated metadata the scheduler uses.
+// *gossip.Store implements it.
+type Records interface {
+	Put(key string, value []byte) (gossip.Record, error)
+	Get(key string) (gossip.Record, bool)
+	Delete(key string) error
+	Scan(prefix string) []gossip.Record
+	Watch(prefix string) (<-chan gossip.Record, func())
+}
+
+// Config wires a scheduler. Every field is required but those with a
+// default.
+type Config struct {
+	Self     string
+	Registry *job.Registry
+	Records  Records
+	FS       *blockstore.FS
+	Shuffle  *shuffle.Store
+	Dialer   mesh.Dialer
+	// Ring returns the ring of alive members (block placement).
+	Ring func() *ring.Ring
+	// Slots bounds the tasks computing at once on this node. Default: the
+	// number of CPUs.
+	Slots int
+	// SortBuffer is each map task's sort buffer in bytes. Default 64 MiB.
+	SortBuffer int
+	// WorkDir holds task working directories (for jobs that ship files).
+	// Required.
+	WorkDir string
+	// Interval is the reconcile period when nothing else wakes the loop.
+	// Default 1s.
+	Interval time.Duration
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) validate() error {
+	if c.Self == "" || c.Registry == nil || c.Records == nil || c.FS == nil || c.Shuffle == nil || c.Dialer == nil || c.Ring == nil || c.WorkDir == "" {
+		return errors.New("scheduler: incomplete config")
+	}
+	if c.Slots <= 0 {
+		c.Slots = runtime.NumCPU()
+	}
+	if c.SortBuffer <= 0 {
+		c.SortBuffer = 64 << 20
+	}
+	if c.Interval <= 0 {
+		c.Interval = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Scheduler is one node's part of every job.
+type Scheduler struct {
+	cfg   Config
+	log   *slog.Logger
+	slots chan struct{}
+	kick  chan struct{}
+
+	mu      sync.Mutex
+	tasks   map[string]context.CancelFunc // running tasks by job/kind/index
+	splits  map[string][]split            // cache by job ID
+	jobs    map[string]*job.Job           // resolved jobs by ID
+	cleaned map[string]bool               // finished jobs whose local files are gone
+	checked map[string]bool               // jobs whose own map records were checked against disk
+	wake    chan struct{}                 // closed and replaced on every change
+
+	wg sync.WaitGroup
+}
+
+// New returns a scheduler; call Run.
+func New(cfg Config) (*Scheduler, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Scheduler{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		slots:   make(chan struct{}, cfg.Slots),
+		kick:    make(chan struct{}, 1),
+		tasks:   map[string]context.CancelFunc{},
+		splits:  map[string][]split{},
+		jobs:    map[string]*job.Job{},
+		cleaned: map[string]bool{},
+		checked: map[string]bool{},
+		wake:    make(chan struct{}),
+	}, nil
+}
+
+// Kick asks for a reconcile pass soon, as after a membership change. It
+// never blocks.
+func (s *Scheduler) Kick() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// broadcast wakes every task waiting for records to change.
+func (s *Scheduler) broadcast() {
+	s.mu.Lock()
+	close(s.wake)
+	s.wake = make(chan struct{})
+	s.mu.Unlock()
+}
+
+func (s *Scheduler) waitChan() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.wake
+}
+
+// Run reconciles every job until ctx ends, then cancels this node's tasks
+// and waits for them.
+func (s *Scheduler) Run(ctx context.Context) {
+	changes, cancel := s.cfg.Records.Watch("")
+	defer cancel()
+	tick := time.NewTicker(s.cfg.Interval)
+	defer tick.Stop()
+	s.cleanupOrphans()
+	for {
+		s.reconcileAll(ctx)
+		select {
+		case <-ctx.Done():
+			s.mu.Lock()
+			for _, c := range s.tasks {
+				c()
+			}
+			s.mu.Unlock()
+			s.wg.Wait()
+			return
+		case r, ok := <-changes:
+			if !ok {
+				changes = nil
+				continue
+			}
+			if isJobKey(r.Key) {
+				s.broadcast()
+			}
+		case <-s.kick:
+			s.broadcast()
+		case <-tick.C:
+		}
+	}
+}
+
+func isJobKey(k string) bool {
+	for _, p := range []string{jobPrefix, statePrefix, mapPrefix, mapFailPrefix, commitPrefix, redFailPrefix} { // not taskstatus: no task waits on it
+		if strings.HasPrefix(k, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// jobIDs lists every job the records know, oldest first.
+func (s *Scheduler) jobIDs() []string {
+	var ids []string
+	for _, r := range s.cfg.Records.Scan(jobPrefix) {
+		ids = append(ids, strings.TrimPrefix(r.Key, jobPrefix))
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func (s *Scheduler) alive() []string { return s.cfg.Ring().Members() }
+
+func (s *Scheduler) reconcileAll(ctx context.Context) {
+	for _, id := range s.jobIDs() {
+		if ctx.Err() != nil {
+			return
+		}
+		if err := s.reconcile(ctx, id); err != nil {
+			s.log.Warn("reconcile", "job", id, "err", err)
+		}
+	}
+}
+
+// reconcile takes one step of one job: start the tasks this node owes,
+// fail or finish the job, or clean up after it.
+func (s *Scheduler) reconcile(ctx context.Context, id string) error {
+	v, ok := loadView(s.cfg.Records, id)
+	if !ok {
+		return nil
+	}
+	if v.state != nil {
+		s.finishLocal(id)
+		return nil
+	}
+	splits, err := s.jobSplits(ctx, v)
+	if err != nil {
+		return err
+	}
+	j, err := s.resolve(v)
+	if err != nil {
+		return s.endJob(ctx, v, len(splits), StateFailed, err.Error())
+	}
+	alive := s.alive()
+	live := v.live(alive)
+	if len(live) == 0 {
+		return nil
+	}
+	liveRing := ring.New(ring.Config{}, live...)
+	blocks := s.cfg.Ring()
+
+	s.checkOwnMapOutputs(v, len(splits))
+
+	// Tasks that failed too often fail the job.
+	for i := 0; i < len(splits); i++ {
+		if f := v.mapFails[i]; len(f) >= v.rec.MaxAttempts {
+			return s.endJob(ctx, v, len(splits), StateFailed,
+				fmt.Sprintf("map task %s failed %d times; last error: %s", mapTaskID(i), len(f), f[len(f)-1].Error))
+		}
+	}
+	for p := 0; p < v.rec.Reducers; p++ {
+		if f := v.redFails[p]; len(f) >= v.rec.MaxAttempts {
+			return s.endJob(ctx, v, len(splits), StateFailed,
+				fmt.Sprintf("reduce task %s failed %d times; last error: %s", reduceTaskID(p), len(f), f[len(f)-1].Error))
+		}
+	}
+	if v.done(len(splits)) {
+		if !v.allMapsSeen(len(splits)) {
+			return nil // the records are on their way
+		}
+		return s.succeed(ctx, v, len(splits))
+	}
+
+	for _, sp := range splits {
+		if _, ok := v.acceptedMap(sp.index, live); ok {
+			continue
+		}
+		if mapperOf(sp, blocks, live, liveRing) == s.cfg.Self {
+			s.startMap(v, j, sp)
+		}
+	}
+	if !v.rec.MapOnly {
+		for p := 0; p < v.rec.Reducers; p++ {
+			if _, ok := v.acceptedCommit(p); ok {
+				continue
+			}
+			if reducerOf(id, p, liveRing) == s.cfg.Self {
+				s.startReduce(v, j, p, len(splits))
+			}
+		}
+	}
+	return nil
+}
+
+// checkOwnMapOutputs withdraws this node's map records whose output is no
+// longer on disk (a wiped data dir), so the splits are mapped again.
+func (s *Scheduler) checkOwnMapOutputs(v *view, splits int) {
+	s.mu.Lock()
+	done := s.checked[v.rec.ID]
+	s.checked[v.rec.ID] = true
+	s.mu.Unlock()
+	if done || v.rec.MapOnly {
+		return
+	}
+	for i := 0; i < splits; i++ {
+		for _, e := range v.maps[i] {
+			if e.node != s.cfg.Self {
+				continue
+			}
+			if _, err := s.cfg.Shuffle.Segments(v.rec.ID, mapTaskID(i)); err != nil {
+				s.log.Warn("map output lost; withdrawing its record", "job", v.rec.ID, "task", mapTaskID(i), "err", err)
+				s.cfg.Records.Delete(keyJoin(mapPrefix+v.rec.ID, splitKey(i), s.cfg.Self))
+			}
+		}
+	}
+}
+
+func (s *Scheduler) jobSplits(ctx context.Context, v *view) ([]split, error) {
+	s.mu.Lock()
+	sp, ok := s.splits[v.rec.ID]
+	s.mu.Unlock()
+	if ok {
+		return sp, nil
+	}
+	sp, err := computeSplits(ctx, s.cfg.FS, &v.rec)
+	if err != nil {
+		return nil, fmt.Errorf("input splits: %w", err)
+	}
+	s.mu.Lock()
+	s.splits[v.rec.ID] = sp
+	s.mu.Unlock()
+	return sp, nil
+}
+
+func (s *Scheduler) resolve(v *view) (*job.Job, error) {
+	s.mu.Lock()
+	j, ok := s.jobs[v.rec.ID]
+	s.mu.Unlock()
+	if ok {
+		return j, nil
+	}
+	j, err := s.cfg.Registry.Resolve(v.rec.Name, v.rec.Params)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.jobs[v.rec.ID] = j
+	s.mu.Unlock()
+	return j, nil
+}
+
+// succeed writes the _SUCCESS marker (the same empty file whoever writes
+// it) and then the job's final state.
+func (s *Scheduler) succeed(ctx context.Context, v *view, splits int) error {
+	_, err := s.cfg.FS.Create(ctx, v.rec.Output+"/_SUCCESS", strings.NewReader(""), blockstore.CreateOptions{
+		BlockSize: blockstore.MinBlockSize, Replication: v.rec.Replication, Overwrite: true,
+	})
+	if err != nil {
+		return fmt.Errorf("write _SUCCESS: %w", err)
+	}
+	return s.endJob(ctx, v, splits, StateSucceeded, "")
+}
+
+// endJob writes the job's final state, unless one is already there.
+func (s *Scheduler) endJob(ctx context.Context, v *view, splits int, state, msg string) error {
+	if r, ok := s.cfg.Records.Get(statePrefix + v.rec.ID); ok && !r.Deleted {
+		return nil
+	}
+	st := StateRecord{State: state, Error: msg, By: s.cfg.Self, At: time.Now().UnixNano(), Counters: v.counters(splits)}
+	if _, err := s.cfg.Records.Put(statePrefix+v.rec.ID, encode(st)); err != nil {
+		return err
+	}
+	s.log.Info("job ended", "job", v.rec.ID, "state", state, "err", msg)
+	s.finishLocal(v.rec.ID)
+	return nil
+}
+
+// finishLocal stops this node's tasks of an ended job and removes its
+// intermediate files, once.
+func (s *Scheduler) finishLocal(id string) {
+	s.mu.Lock()
+	if s.cleaned[id] {
+		s.mu.Unlock()
+		return
+	}
+	s.cleaned[id] = true
+	var cancels []context.CancelFunc
+	for k, c := range s.tasks {
+		if strings.HasPrefix(k, id+"/") {
+			cancels = append(cancels, c)
+		}
+	}
+	delete(s.splits, id)
+	delete(s.jobs, id)
+	s.mu.Unlock()
+	for _, c := range cancels {
+		c()
+	}
+	// Tasks remove their own partial files as they stop; the job dir goes
+	// once they have.
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.waitTasks(id)
+		if err := s.cfg.Shuffle.RemoveJob(id); err != nil {
+			s.log.Warn("remove intermediate files", "job", id, "err", err)
+		}
+		if validJobID(id) {
+			os.RemoveAll(filepath.Join(s.cfg.WorkDir, id))
+		}
+	}()
+}
+
+// waitTasks waits until no task of the job is registered.
+func (s *Scheduler) waitTasks(id string) {
+	for {
+		s.mu.Lock()
+		busy := false
+		for k := range s.tasks {
+			if strings.HasPrefix(k, id+"/") {
+				busy = true
+			}
+		}
+		wake := s.wake
+		s.mu.Unlock()
+		if !busy {
+			return
+		}
+		<-wake
+	}
+}
+
+// cleanupOrphans removes intermediate files of jobs that ended (or that
+// the records no longer know) while this node was down.
+func (s *Scheduler) cleanupOrphans() {
+	ids, err := s.cfg.Shuffle.Jobs()
+	if err != nil {
+		return
+	}
+	for _, id := range ids {
+		v, ok := loadView(s.cfg.Records, id)
+		if !ok || v.state != nil {
+			s.cfg.Shuffle.RemoveJob(id)
+		}
+	}
+}
+
+// register records a task as running unless it already is; it returns the
+// task's context.
+func (s *Scheduler) register(key string) (context.Context, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.tasks[key]; ok || s.cleaned[strings.SplitN(key, "/", 2)[0]] {
+		return nil, false
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.tasks[key] = cancel
+	s.wg.Add(1)
+	return ctx, true
+}
+
+func (s *Scheduler) unregister(key string) {
+	s.mu.Lock()
+	if c, ok := s.tasks[key]; ok {
+		c()
+		delete(s.tasks, key)
+	}
+	s.mu.Unlock()
+	s.wg.Done()
+	s.broadcast()
+	s.Kick()
+}
+
+// acquire takes a compute slot, or fails when ctx ends first.
+func (s *Scheduler) acquire(ctx context.Context) error {
+	select {
+	case s.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Scheduler) release() { <-s.slots }
+
+// ownFailures counts this node's failed attempts of a task.
+func ownFailures(fails []FailRecord, self string) int {
+	n := 0
+	for _, f := range fails {
+		if f.Node == self {
+			n++
+		}
+	}
+	return n
+}
+
+// userError marks an error of the job's own code, which counts as a failed
+// attempt; other errors (a node went away) are retried without counting.
+type userError struct{ err error }
+
+func (e userError) Error() string { return e.err.Error() }
+func (e userError) Unwrap() error { return e.err }
+
+func isUserError(err error) bool {
+	var ue userError
+	return errors.As(err, &ue)
+}
+
+// liveOf is v.live for the current membership.
+func (s *Scheduler) liveOf(v *view) []string { return v.live(s.alive()) }
+
+func containsNode(nodes []string, n string) bool { return slices.Contains(nodes, n) }

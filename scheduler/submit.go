@@ -1,0 +1,249 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"shoal/blockstore"
+	"shoal/job"
+)
+
+// DefaultMaxAttempts is how often a task's code may fail before its job
+// fails.
+const DefaultMaxAttempts = 4
+
+// SubmitRequest asks for a job.
+type SubmitRequest struct {
+	Name   string            `json:"name"`
+	Params map[string]string `json:"params,omitempty"`
+	// Inputs are files, directories (every file below) or globs.
+	Inputs []string `json:"inputs"`
+	Output string   `json:"output"`
+	// Reducers: 0 takes the job's default; negative is an error.
+	Reducers int `json:"reducers"`
+	// MaxAttempts per task: 0 takes DefaultMaxAttempts.
+	MaxAttempts int `json:"max_attempts"`
+	// Replication of the output files: 0 takes the file system default.
+	Replication int `json:"replication"`
+}
+
+func badRequest(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadRequest, fmt.Sprintf(format, args...))
+}
+
+// Submit validates a request and writes the job record; every node then
+// takes its part. Nothing is written when the request is invalid.
+func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, error) {
+	if req.Reducers < 0 || req.MaxAttempts < 0 || req.Replication < 0 {
+		return JobRecord{}, badRequest("reducers, max attempts and replication must not be negative")
+	}
+	j, err := s.cfg.Registry.Resolve(req.Name, req.Params)
+	if err != nil {
+		return JobRecord{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	spec, _ := s.cfg.Registry.Lookup(req.Name)
+	params, err := spec.FillParams(req.Params)
+	if err != nil {
+		return JobRecord{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	if len(req.Inputs) == 0 {
+		return JobRecord{}, badRequest("no input")
+	}
+	out, err := blockstore.CleanPath(req.Output, true)
+	if err != nil || out == "/" {
+		if err == nil {
+			err = errors.New("the root cannot be an output")
+		}
+		return JobRecord{}, fmt.Errorf("%w: output: %w", ErrBadRequest, err)
+	}
+	if _, err := s.cfg.FS.List(out); err == nil {
+		return JobRecord{}, badRequest("output %s already exists", out)
+	}
+	inputs, err := s.resolveInputs(req.Inputs)
+	if err != nil {
+		return JobRecord{}, err
+	}
+	reducers := j.NumReducers(req.Reducers)
+	attempts := req.MaxAttempts
+	if attempts == 0 {
+		attempts = DefaultMaxAttempts
+	}
+	members := s.alive()
+	if len(members) == 0 {
+		return JobRecord{}, errors.New("no alive members")
+	}
+	repl := req.Replication
+	if repl == 0 {
+		repl = blockstore.DefaultReplication
+	}
+	repl = min(repl, len(members))
+	rec := JobRecord{
+		ID:           newJobID(time.Now()),
+		Name:         req.Name,
+		Params:       params,
+		Inputs:       inputs,
+		Output:       out,
+		Reducers:     reducers,
+		MapOnly:      j.MapOnly,
+		MaxAttempts:  attempts,
+		Replication:  repl,
+		Participants: members,
+		SubmittedBy:  s.cfg.Self,
+		SubmittedAt:  time.Now().UnixNano(),
+	}
+	if _, err := s.cfg.Records.Put(jobPrefix+rec.ID, encode(rec)); err != nil {
+		return JobRecord{}, fmt.Errorf("write job record: %w", err)
+	}
+	s.log.Info("job submitted", "job", rec.ID, "name", rec.Name, "splits", rec.Splits(), "reducers", rec.Reducers, "output", rec.Output)
+	s.Kick()
+	return rec, nil
+}
+
+// resolveInputs expands files, directories and globs into input files, in
+// the order given (each directory's and glob's files sorted by path), each
+// at most once.
+func (s *Scheduler) resolveInputs(specs []string) ([]InputFile, error) {
+	var out []InputFile
+	seen := map[string]bool{}
+	add := func(f blockstore.FileInfo) {
+		if !seen[f.Path] {
+			seen[f.Path] = true
+			out = append(out, InputFile{Path: f.Path, Manifest: f.Manifest, Size: f.Size, Blocks: f.Blocks, BlockSize: f.BlockSize, Replication: f.Replication})
+		}
+	}
+	for _, spec := range specs {
+		if strings.ContainsAny(spec, "*?[") {
+			files, err := s.cfg.FS.Glob(spec)
+			if err != nil {
+				return nil, fmt.Errorf("%w: input %s: %w", ErrBadRequest, spec, err)
+			}
+			for _, f := range files {
+				add(f)
+			}
+			continue
+		}
+		if f, err := s.cfg.FS.Stat(spec); err == nil {
+			add(f)
+			continue
+		} else if !errors.Is(err, blockstore.ErrIsDir) {
+			return nil, fmt.Errorf("%w: input %s: %w", ErrBadRequest, spec, err)
+		}
+		dir, _ := blockstore.CleanPath(spec, true)
+		var below []blockstore.FileInfo
+		for _, f := range s.cfg.FS.Files() {
+			if strings.HasPrefix(f.Path, dir+"/") && !strings.Contains(f.Path[len(dir)+1:], "/_") && !strings.HasPrefix(f.Path[len(dir)+1:], "_") {
+				below = append(below, f)
+			}
+		}
+		sort.Slice(below, func(i, j int) bool { return below[i].Path < below[j].Path })
+		for _, f := range below {
+			add(f)
+		}
+	}
+	return out, nil
+}
+
+// Status is what any node reports about a job.
+type Status struct {
+	JobRecord
+	State       string       `json:"state"`
+	Error       string       `json:"error,omitempty"`
+	Maps        int          `json:"maps"`
+	MapsDone    int          `json:"maps_done"`
+	ReducesDone int          `json:"reduces_done"`
+	Counters    job.Counters `json:"counters"`
+	EndedAt     int64        `json:"ended_at_unix_ns,omitempty"`
+	// TaskStatus holds the status lines tasks' code reported, by task ID.
+	TaskStatus map[string]string `json:"task_status,omitempty"`
+}
+
+// MapProgress is the fraction of maps done, 0 to 1.
+func (st Status) MapProgress() float64 {
+	if st.Maps == 0 {
+		return 1
+	}
+	return float64(st.MapsDone) / float64(st.Maps)
+}
+
+// ReduceProgress is the fraction of reduces done, 0 to 1.
+func (st Status) ReduceProgress() float64 {
+	if st.Reducers == 0 {
+		return st.MapProgress()
+	}
+	return float64(st.ReducesDone) / float64(st.Reducers)
+}
+
+// Status reports a job from this node's records.
+func (s *Scheduler) Status(id string) (Status, error) {
+	if !validJobID(id) {
+		return Status{}, fmt.Errorf("%w %q", ErrNoJob, id)
+	}
+	v, ok := loadView(s.cfg.Records, id)
+	if !ok {
+		return Status{}, fmt.Errorf("%w %q", ErrNoJob, id)
+	}
+	splits := v.rec.Splits()
+	st := Status{JobRecord: v.rec, State: StateRunning, Maps: splits}
+	live := v.live(s.alive())
+	for i := 0; i < splits; i++ {
+		if _, ok := v.acceptedMap(i, live); ok {
+			st.MapsDone++
+		}
+	}
+	for p := 0; p < v.rec.Reducers; p++ {
+		if _, ok := v.acceptedCommit(p); ok {
+			st.ReducesDone++
+		}
+	}
+	st.Counters = v.counters(splits)
+	for _, r := range s.cfg.Records.Scan(taskStatusPrefix + id + "/") {
+		if st.TaskStatus == nil {
+			st.TaskStatus = map[string]string{}
+		}
+		st.TaskStatus[strings.TrimPrefix(r.Key, taskStatusPrefix+id+"/")] = string(r.Value)
+	}
+	if v.state != nil {
+		st.State, st.Error, st.EndedAt = v.state.State, v.state.Error, v.state.At
+		if v.state.Counters != nil {
+			st.Counters = v.state.Counters
+		}
+		if v.state.State == StateSucceeded {
+			st.MapsDone, st.ReducesDone = splits, v.rec.Reducers
+		}
+	}
+	return st, nil
+}
+
+// List reports every job, newest first.
+func (s *Scheduler) List() []Status {
+	ids := s.jobIDs()
+	out := make([]Status, 0, len(ids))
+	for i := len(ids) - 1; i >= 0; i-- {
+		if st, err := s.Status(ids[i]); err == nil {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// Kill ends a running job: every node stops its tasks and removes its
+// intermediate files.
+func (s *Scheduler) Kill(id string) (Status, error) {
+	st, err := s.Status(id)
+	if err != nil {
+		return Status{}, err
+	}
+	if st.State != StateRunning {
+		return st, badRequest("job %s already %s", id, st.State)
+	}
+	v, _ := loadView(s.cfg.Records, id)
+	if err := s.endJob(context.Background(), v, v.rec.Splits(), StateKilled, "killed by request"); err != nil {
+		return Status{}, err
+	}
+	s.Kick()
+	return s.Status(id)
+}

@@ -1,0 +1,563 @@
+package scheduler
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"shoal/blockstore"
+	"shoal/job"
+	"shoal/shuffle"
+)
+
+// retryPause is how long a task that failed for a reason outside the job's
+// code (an input replica or a map output went away) waits before the
+// reconcile loop may start it again.
+const retryPause = time.Second
+
+func (s *Scheduler) startMap(v *view, j *job.Job, sp split) {
+	key := v.rec.ID + "/m/" + strconv.Itoa(sp.index)
+	ctx, ok := s.register(key)
+	if !ok {
+		return
+	}
+	rec := v.rec
+	attempt := ownFailures(v.mapFails[sp.index], s.cfg.Self) + 1
+	go func() {
+		defer s.unregister(key)
+		if err := s.acquire(ctx); err != nil {
+			return
+		}
+		mr, err := s.runMap(ctx, &rec, j, sp, attempt)
+		s.release()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			s.taskFailed(ctx, keyJoin(mapFailPrefix+rec.ID, splitKey(sp.index), s.cfg.Self, strconv.Itoa(attempt)), mapTaskID(sp.index), rec.ID, err)
+			return
+		}
+		if _, err := s.cfg.Records.Put(keyJoin(mapPrefix+rec.ID, splitKey(sp.index), s.cfg.Self), encode(mr)); err != nil {
+			s.log.Warn("publish map output", "job", rec.ID, "task", mapTaskID(sp.index), "err", err)
+		}
+	}()
+}
+
+// taskFailed records a failed attempt of the job's code, or waits a moment
+// before the task may be tried again for any other failure.
+func (s *Scheduler) taskFailed(ctx context.Context, failKey, task, jobID string, err error) {
+	if isUserError(err) {
+		s.log.Warn("task attempt failed", "job", jobID, "task", task, "err", err)
+		s.cfg.Records.Put(failKey, encode(FailRecord{Node: s.cfg.Self, Error: err.Error()}))
+		return
+	}
+	s.log.Warn("task interrupted; will retry", "job", jobID, "task", task, "err", err)
+	t := time.NewTimer(retryPause)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// emitCounter counts what a task emits.
+type emitCounter struct {
+	out     func(key, value []byte) error
+	records int64
+	bytes   int64
+}
+
+func (e *emitCounter) Emit(key, value []byte) error {
+	e.records++
+	e.bytes += int64(len(key) + len(value))
+	return e.out(key, value)
+}
+
+func (s *Scheduler) runMap(ctx context.Context, rec *JobRecord, j *job.Job, sp split, attempt int) (MapRecord, error) {
+	info := job.TaskInfo{JobID: rec.ID, TaskID: mapTaskID(sp.index), Attempt: attempt - 1, InputFile: sp.file.Path, Params: maps.Clone(rec.Params)}
+	cleanup, err := s.prepareWorkDir(ctx, rec, j, &info)
+	if err != nil {
+		return MapRecord{}, err
+	}
+	defer cleanup()
+	var mapper job.Mapper
+	if err := job.CallSafely(func() (err error) { mapper, err = j.NewMapper(info); return err }); err != nil {
+		return MapRecord{}, userError{fmt.Errorf("map task %s: %w", info.TaskID, err)}
+	}
+	defer abortOnCancel(ctx, mapper)()
+	defer s.publishStatus(ctx, rec.ID, info.TaskID, mapper)()
+	in, base, local, closeIn, err := openSplit(ctx, s.cfg.FS, sp)
+	if err != nil {
+		return MapRecord{}, fmt.Errorf("open input block %s of %s: %w", sp.block.ID.Short(), sp.file.Path, err)
+	}
+	defer closeIn()
+
+	counters := job.Counters{}
+	var emit job.Emitter
+	var finish func() error
+	var abort func()
+	if rec.MapOnly {
+		w := s.createOutput(ctx, rec, mapPartName(sp.index))
+		ec := &emitCounter{out: w.emit}
+		emit, finish, abort = ec, func() error {
+			counters.Add(job.MAP_OUTPUT_RECORDS, ec.records)
+			counters.Add(job.MAP_OUTPUT_BYTES, ec.bytes)
+			return w.close()
+		}, func() { w.abort(errors.New("map task stopped")) }
+	} else {
+		mw, err := s.newMapWriter(rec, j, info)
+		if err != nil {
+			return MapRecord{}, err
+		}
+		emit, finish, abort = job.EmitterFunc(mw.Emit), func() error {
+			if _, err := mw.Close(); err != nil {
+				return err
+			}
+			c := mw.Counters()
+			counters.Add(job.MAP_OUTPUT_RECORDS, c.MapOutputRecords)
+			counters.Add(job.MAP_OUTPUT_BYTES, c.MapOutputBytes)
+			counters.Add(job.COMBINE_INPUT_RECORDS, c.CombineInputRecords)
+			counters.Add(job.COMBINE_OUTPUT_RECORDS, c.CombineOutputRecords)
+			counters.Add(job.SPILLED_RECORDS, c.SpilledRecords)
+			return nil
+		}, mw.Abort
+	}
+
+	var inputRecords int64
+	var userErr error
+	err = job.ReadRecords(in, j.Input, base, func(key, value []byte) error {
+		inputRecords++
+		if inputRecords&4095 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err := job.CallSafely(func() error { return mapper.Map(key, value, emit) }); err != nil {
+			userErr = err
+			return err
+		}
+		return nil
+	})
+	if err == nil {
+		if c, ok := mapper.(job.Closer); ok {
+			if err = job.CallSafely(func() error { return c.Close(emit) }); err != nil {
+				userErr = err
+			}
+		}
+	}
+	if err != nil {
+		abortTask(mapper)
+		abort()
+		if userErr != nil && errors.Is(err, userErr) {
+			return MapRecord{}, userError{fmt.Errorf("map task %s (input %s): %w", info.TaskID, sp.file.Path, err)}
+		}
+		return MapRecord{}, fmt.Errorf("map task %s: read input: %w", info.TaskID, err)
+	}
+	if err := finish(); err != nil {
+		abort()
+		return MapRecord{}, fmt.Errorf("map task %s: write output: %w", info.TaskID, err)
+	}
+	counters.Add(job.MAP_INPUT_RECORDS, inputRecords)
+	addUserCounters(counters, mapper)
+	return MapRecord{Node: s.cfg.Self, Attempt: attempt, Local: local, Counters: counters}, nil
+}
+
+func (s *Scheduler) newMapWriter(rec *JobRecord, j *job.Job, info job.TaskInfo) (*shuffle.MapWriter, error) {
+	part := j.Partitioner
+	if part == nil {
+		part = job.HashPartitioner
+	}
+	n := rec.Reducers
+	cfg := shuffle.MapConfig{
+		Dir:         s.cfg.Shuffle.Dir(rec.ID),
+		Name:        info.TaskID,
+		Partitions:  n,
+		Partition:   func(key []byte) int { return part.Partition(key, n) },
+		BufferBytes: s.cfg.SortBuffer,
+	}
+	if j.NewCombiner != nil {
+		var comb job.Reducer
+		if err := job.CallSafely(func() (err error) { comb, err = j.NewCombiner(info); return err }); err != nil {
+			return nil, userError{fmt.Errorf("map task %s: combiner: %w", info.TaskID, err)}
+		}
+		cfg.Combine = func(key []byte, values shuffle.ValueIter, emit func(key, value []byte) error) error {
+			err := job.CallSafely(func() error { return comb.Reduce(key, values, job.EmitterFunc(emit)) })
+			if err != nil {
+				return userError{fmt.Errorf("combiner: %w", err)}
+			}
+			return nil
+		}
+	}
+	return shuffle.NewMapWriter(cfg)
+}
+
+func (s *Scheduler) startReduce(v *view, j *job.Job, part, splits int) {
+	key := v.rec.ID + "/r/" + strconv.Itoa(part)
+	ctx, ok := s.register(key)
+	if !ok {
+		return
+	}
+	rec := v.rec
+	attempt := ownFailures(v.redFails[part], s.cfg.Self) + 1
+	go func() {
+		defer s.unregister(key)
+		cr, err := s.runReduce(ctx, &rec, j, part, splits, attempt)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			s.taskFailed(ctx, keyJoin(redFailPrefix+rec.ID, strconv.Itoa(part), s.cfg.Self, strconv.Itoa(attempt)), reduceTaskID(part), rec.ID, err)
+			return
+		}
+		if _, err := s.cfg.Records.Put(keyJoin(commitPrefix+rec.ID, strconv.Itoa(part), s.cfg.Self), encode(cr)); err != nil {
+			s.log.Warn("publish commit", "job", rec.ID, "task", reduceTaskID(part), "err", err)
+		}
+	}()
+}
+
+// runReduce fetches partition part of every accepted map output into local
+// spool files as the maps finish, then merges them, reduces, and writes the
+// output part.
+func (s *Scheduler) runReduce(ctx context.Context, rec *JobRecord, j *job.Job, part, splits, attempt int) (CommitRecord, error) {
+	info := job.TaskInfo{JobID: rec.ID, TaskID: reduceTaskID(part), Attempt: attempt - 1, Partition: part, Params: maps.Clone(rec.Params)}
+	spool := filepath.Join(s.cfg.Shuffle.Dir(rec.ID), info.TaskID)
+	if err := os.MkdirAll(spool, 0o700); err != nil {
+		return CommitRecord{}, err
+	}
+	fetched := map[int]string{} // split -> spool file ("" for an empty segment)
+	var shuffled int64
+	for len(fetched) < splits {
+		wake := s.waitChan()
+		v, ok := loadView(s.cfg.Records, rec.ID)
+		if !ok || v.state != nil {
+			return CommitRecord{}, context.Canceled
+		}
+		live := s.liveOf(v)
+		for i := 0; i < splits; i++ {
+			if _, ok := fetched[i]; ok {
+				continue
+			}
+			e, ok := v.acceptedMap(i, live)
+			if !ok {
+				continue
+			}
+			path, n, err := s.fetchSegment(ctx, rec.ID, e.node, i, part, spool)
+			if err != nil {
+				if ctx.Err() != nil {
+					return CommitRecord{}, ctx.Err()
+				}
+				s.log.Warn("fetch map output", "job", rec.ID, "task", info.TaskID, "map", mapTaskID(i), "from", e.node, "err", err)
+				continue
+			}
+			fetched[i], shuffled = path, shuffled+n
+		}
+		if len(fetched) == splits {
+			break
+		}
+		t := time.NewTimer(2 * time.Second)
+		select {
+		case <-wake:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return CommitRecord{}, ctx.Err()
+		}
+		t.Stop()
+	}
+
+	if err := s.acquire(ctx); err != nil {
+		return CommitRecord{}, err
+	}
+	defer s.release()
+	cleanup, err := s.prepareWorkDir(ctx, rec, j, &info)
+	if err != nil {
+		return CommitRecord{}, err
+	}
+	defer cleanup()
+	var reducer job.Reducer
+	if err := job.CallSafely(func() (err error) { reducer, err = j.NewReducer(info); return err }); err != nil {
+		return CommitRecord{}, userError{fmt.Errorf("reduce task %s: %w", info.TaskID, err)}
+	}
+	defer abortOnCancel(ctx, reducer)()
+	defer s.publishStatus(ctx, rec.ID, info.TaskID, reducer)()
+	var inputs []io.Reader
+	for i := 0; i < splits; i++ {
+		if p := fetched[i]; p != "" {
+			inputs = append(inputs, &lazyFile{path: p})
+		}
+	}
+	defer func() {
+		for _, r := range inputs {
+			r.(*lazyFile).close()
+		}
+	}()
+	out := s.createOutput(ctx, rec, partName(part))
+	ec := &emitCounter{out: out.emit}
+	var userErr error
+	stats, err := shuffle.Merge(inputs, spool, func(key []byte, values shuffle.ValueIter) error {
+		if err := job.CallSafely(func() error { return reducer.Reduce(key, values, ec) }); err != nil {
+			userErr = err
+			return err
+		}
+		return nil
+	})
+	if err == nil {
+		if c, ok := reducer.(job.Closer); ok {
+			if err = job.CallSafely(func() error { return c.Close(ec) }); err != nil {
+				userErr = err
+			}
+		}
+	}
+	if err != nil {
+		abortTask(reducer)
+		out.abort(err)
+		if userErr != nil && errors.Is(err, userErr) {
+			return CommitRecord{}, userError{fmt.Errorf("reduce task %s: %w", info.TaskID, err)}
+		}
+		return CommitRecord{}, fmt.Errorf("reduce task %s: %w", info.TaskID, err)
+	}
+	if err := out.close(); err != nil {
+		return CommitRecord{}, fmt.Errorf("reduce task %s: write output: %w", info.TaskID, err)
+	}
+	c := job.Counters{}
+	c.Add(job.REDUCE_SHUFFLE_BYTES, shuffled)
+	c.Add(job.REDUCE_INPUT_GROUPS, stats.Groups)
+	c.Add(job.REDUCE_INPUT_RECORDS, stats.Records)
+	c.Add(job.REDUCE_OUTPUT_RECORDS, ec.records)
+	addUserCounters(c, reducer)
+	return CommitRecord{Node: s.cfg.Self, Attempt: attempt, Counters: c}, nil
+}
+
+// fetchSegment copies one map output's partition into the spool dir.
+func (s *Scheduler) fetchSegment(ctx context.Context, jobID, node string, split, part int, spool string) (string, int64, error) {
+	var r io.ReadCloser
+	var n int64
+	var err error
+	if node == s.cfg.Self {
+		r, n, err = s.cfg.Shuffle.Open(jobID, mapTaskID(split), part)
+	} else {
+		r, n, err = shuffle.Fetch(ctx, s.cfg.Dialer, node, jobID, mapTaskID(split), part)
+	}
+	if err != nil {
+		return "", 0, err
+	}
+	defer r.Close()
+	if n == 0 {
+		return "", 0, nil
+	}
+	path := filepath.Join(spool, mapTaskID(split)+".seg")
+	f, err := os.Create(path + ".tmp")
+	if err != nil {
+		return "", 0, err
+	}
+	got, err := io.Copy(f, r)
+	if err == nil && got != n {
+		err = fmt.Errorf("segment cut at %d of %d bytes", got, n)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(path+".tmp", path)
+	}
+	if err != nil {
+		os.Remove(path + ".tmp")
+		return "", 0, err
+	}
+	return path, n, nil
+}
+
+// lazyFile opens its file on first read and closes it at EOF, so a merge of
+// thousands of segments holds only the files it is reading.
+type lazyFile struct {
+	path string
+	f    *bufio.Reader
+	file *os.File
+	eof  bool
+}
+
+func (l *lazyFile) Read(p []byte) (int, error) {
+	if l.eof {
+		return 0, io.EOF
+	}
+	if l.f == nil {
+		f, err := os.Open(l.path)
+		if err != nil {
+			return 0, err
+		}
+		l.file, l.f = f, bufio.NewReaderSize(f, 64<<10)
+	}
+	n, err := l.f.Read(p)
+	if errors.Is(err, io.EOF) {
+		l.close()
+		l.eof = true
+	}
+	return n, err
+}
+
+func (l *lazyFile) close() {
+	if l.file != nil {
+		l.file.Close()
+		l.file, l.f = nil, nil
+	}
+}
+
+// outputWriter streams a task's output records into a new file of the
+// cluster file system.
+type outputWriter struct {
+	pw   *io.PipeWriter
+	bw   *bufio.Writer
+	buf  []byte
+	done chan error
+}
+
+func (s *Scheduler) createOutput(ctx context.Context, rec *JobRecord, name string) *outputWriter {
+	pr, pw := io.Pipe()
+	w := &outputWriter{pw: pw, bw: bufio.NewWriterSize(pw, 1<<20), done: make(chan error, 1)}
+	bs := int64(blockstore.DefaultBlockSize)
+	if len(rec.Inputs) > 0 && rec.Inputs[0].BlockSize > 0 {
+		bs = rec.Inputs[0].BlockSize
+	}
+	go func() {
+		_, err := s.cfg.FS.Create(ctx, rec.Output+"/"+name, pr, blockstore.CreateOptions{
+			BlockSize: bs, Replication: rec.Replication, Overwrite: true,
+		})
+		pr.CloseWithError(err)
+		w.done <- err
+	}()
+	return w
+}
+
+func (w *outputWriter) emit(key, value []byte) error {
+	w.buf = job.AppendRecord(w.buf[:0], key, value)
+	_, err := w.bw.Write(w.buf)
+	return err
+}
+
+func (w *outputWriter) close() error {
+	if err := w.bw.Flush(); err != nil {
+		w.pw.CloseWithError(err)
+		<-w.done
+		return err
+	}
+	w.pw.Close()
+	return <-w.done
+}
+
+func (w *outputWriter) abort(err error) {
+	w.pw.CloseWithError(err)
+	<-w.done
+}
+
+// prepareWorkDir gives a task of a job that ships files a private working
+// directory holding them, and returns how to remove it.
+func (s *Scheduler) prepareWorkDir(ctx context.Context, rec *JobRecord, j *job.Job, info *job.TaskInfo) (func(), error) {
+	if len(j.Files) == 0 {
+		return func() {}, nil
+	}
+	dir := filepath.Join(s.cfg.WorkDir, rec.ID, fmt.Sprintf("%s-%d", info.TaskID, info.Attempt))
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	for _, p := range j.Files {
+		if err := s.fetchFile(ctx, p, filepath.Join(dir, filepath.Base(p))); err != nil {
+			cleanup()
+			return nil, fmt.Errorf("ship %s: %w", p, err)
+		}
+	}
+	info.WorkDir = dir
+	return cleanup, nil
+}
+
+func (s *Scheduler) fetchFile(ctx context.Context, src, dst string) error {
+	f, err := s.cfg.FS.Stat(src)
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := s.cfg.FS.WriteTo(ctx, f, out); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// abortOnCancel calls the task's Abort when ctx ends before the returned
+// stop is called.
+func abortOnCancel(ctx context.Context, task any) func() {
+	a, ok := task.(job.Aborter)
+	if !ok {
+		return func() {}
+	}
+	stop := context.AfterFunc(ctx, a.Abort)
+	return func() { stop() }
+}
+
+func abortTask(task any) {
+	if a, ok := task.(job.Aborter); ok {
+		a.Abort()
+	}
+}
+
+// addUserCounters adds the counters a task's code kept itself.
+func addUserCounters(c job.Counters, task any) {
+	if cs, ok := task.(job.CounterSource); ok {
+		c.Merge(cs.Counters())
+	}
+}
+
+// statusPeriod is how often a task's own status line is checked.
+const statusPeriod = time.Second
+
+// publishStatus copies the status line a task's code reports into the
+// record taskstatus/<job>/<task> whenever it changes, until the returned
+// stop is called.
+func (s *Scheduler) publishStatus(ctx context.Context, jobID, taskID string, task any) func() {
+	src, ok := task.(job.StatusSource)
+	if !ok {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(statusPeriod)
+		defer t.Stop()
+		last := ""
+		for {
+			if st := src.Status(); st != last {
+				last = st
+				s.cfg.Records.Put(keyJoin(taskStatusPrefix+jobID, taskID), []byte(truncate(st, 512)))
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		if st := src.Status(); st != "" {
+			s.cfg.Records.Put(keyJoin(taskStatusPrefix+jobID, taskID), []byte(truncate(st, 512)))
+		}
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
