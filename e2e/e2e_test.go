@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"shoal/clustertest"
 	"shoal/peer"
 	"shoal/secret"
 )
@@ -204,6 +205,34 @@ func TestLocalClusterScript(t *testing.T) {
 	cl, _ := peer.NewClient(st["node2"][1], sec.APIToken())
 	if ms, _ := cl.Members(ctx); len(ms) != 3 {
 		t.Fatalf("intruder is listed: %+v", ms)
+	}
+
+	// logs prints a node's log.
+	if r := lc.script("logs", "node2"); r.code != 0 || !strings.Contains(r.stdout, "agent started") {
+		t.Fatalf("logs node2: exit %d %q", r.code, r.stderr)
+	}
+	if r := lc.script("logs", "nosuchnode"); r.code == 0 {
+		t.Fatal("logs of an unknown node succeeded")
+	}
+
+	// SIGTERM makes an agent leave: the others see "left", not "dead".
+	var pid3 int
+	fmt.Sscan(st["node3"][0], &pid3)
+	syscall.Kill(pid3, syscall.SIGTERM)
+	cl1, _ := peer.NewClient(st["node1"][1], sec.APIToken())
+	if err := clustertest.Wait(30*time.Second, func() error {
+		ms, err := cl1.Members(ctx)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			if m.Name == "node3" && m.State != "left" {
+				return fmt.Errorf("node3 is %s", m.State)
+			}
+		}
+		return processGone(st["node3"][0])
+	}); err != nil {
+		t.Fatal(err)
 	}
 
 	// stop leaves no process behind.

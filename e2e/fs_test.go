@@ -3,7 +3,10 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -335,4 +338,48 @@ func anyBlockFile(t *testing.T, dir string, st peer.StatInfo) string {
 	}
 	t.Fatalf("no block of %s in %s", st.File.Path, dir)
 	return ""
+}
+
+// TestFSLargeFile puts and reads back 1 GB with 1 MB blocks on 3 nodes.
+func TestFSLargeFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1 GB round trip")
+	}
+	lc := newLocalCluster(t)
+	if r := lc.script("start", "3"); r.code != 0 {
+		t.Fatalf("start 3: %s", r.stderr)
+	}
+	e := &fsEnv{t: t, lc: lc, dir: t.TempDir()}
+	st := lc.status()
+	input := filepath.Join(e.dir, "big.txt")
+	if r := shoal(t, nil, "gen", "text", "--bytes", "1GB", "--seed", "3", "--output", input); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	e.mustCLI(st["node1"][1], "fs", "put", input, "/big.txt", "--block-size", "1MB")
+	out := filepath.Join(e.dir, "back.txt")
+	e.mustCLI(st["node3"][1], "fs", "get", "/big.txt", out)
+	if a, b := fileSum(t, input), fileSum(t, out); a != b {
+		t.Fatalf("1 GB read back differs: %s vs %s", a, b)
+	}
+	stat, err := clientFor(t, lc, st["node2"][1]).Stat(context.Background(), "/big.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stat.Blocks) < 1025 { // the manifest and at least 1024 blocks
+		t.Fatalf("%d blocks for 1 GB in 1 MB blocks", len(stat.Blocks)-1)
+	}
+}
+
+func fileSum(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

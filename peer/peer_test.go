@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"shoal/blockstore"
 	"shoal/clustertest"
+	"shoal/p2p"
 	"shoal/peer"
 	"shoal/secret"
 )
@@ -165,5 +167,39 @@ func TestAPI(t *testing.T) {
 	dead, _ := peer.NewClient("http://127.0.0.1:1", "")
 	if _, err := dead.Health(ctx); !errors.Is(err, peer.ErrUnreachable) {
 		t.Fatalf("unreachable agent: %v", err)
+	}
+}
+
+// TestBlockRequestWithoutSecret: a peer outside the cluster's private
+// network cannot open a block stream, and the node goes on serving.
+func TestBlockRequestWithoutSecret(t *testing.T) {
+	c := clustertest.Start(t, 2, clustertest.Options{})
+	target := c.Node(0)
+	for _, psk := range [][]byte{nil, secret.Generate().NetworkKey()} {
+		h, err := p2p.New(p2p.Config{PSK: psk, Name: "outsider"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var addrs []string
+		for _, m := range target.Members() {
+			if m.Name == target.Name() {
+				addrs = m.P2PAddrs
+			}
+		}
+		if err := h.AddPeer(target.PeerID(), addrs); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err = h.NewStream(ctx, target.PeerID(), blockstore.Protocol)
+		cancel()
+		h.Close()
+		if !errors.Is(err, p2p.ErrNotInNetwork) {
+			t.Fatalf("outsider (psk %v) opened a block stream: %v", psk != nil, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Node(1).Ping(ctx, target.Name()); err != nil {
+		t.Fatalf("node unhealthy after the outsiders: %v", err)
 	}
 }
