@@ -17,6 +17,7 @@ import (
 
 	"shoal/job"
 	"shoal/job/builtin"
+	"shoal/job/streaming"
 	"shoal/peer"
 	"shoal/scheduler"
 )
@@ -116,6 +117,7 @@ func jobCommand() *ucli.Command {
 func jobNames() []string {
 	r := job.NewRegistry()
 	builtin.Register(r)
+	streaming.Register(r)
 	var names []string
 	for _, s := range r.Specs() {
 		names = append(names, s.Name)

@@ -56,7 +56,7 @@ type fsEnv struct {
 
 func (e *fsEnv) cli(url string, args ...string) result {
 	e.t.Helper()
-	full := append([]string{args[0], args[1], "--addr", url}, args[2:]...)
+	full := append(append([]string{}, args...), "--addr", url)
 	return shoal(e.t, []string{"SHOAL_SECRET_FILE=" + e.lc.secretFile()}, full...)
 }
 

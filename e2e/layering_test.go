@@ -11,8 +11,8 @@ import (
 // missing here fails the test, so a new one must take its place in the order.
 var allowedImports = map[string][]string{
 	"shoal":               {"cli"},
-	"shoal/cli":           {"blockstore", "job", "job/builtin", "peer", "scheduler", "secret"},
-	"shoal/peer":          {"blockstore", "gossip", "job", "job/builtin", "mesh", "p2p", "ring", "scheduler", "secret", "shuffle"},
+	"shoal/cli":           {"blockstore", "job", "job/builtin", "job/streaming", "peer", "scheduler", "secret"},
+	"shoal/peer":          {"blockstore", "gossip", "job", "job/builtin", "job/streaming", "mesh", "p2p", "ring", "scheduler", "secret", "shuffle"},
 	"shoal/scheduler":     {"blockstore", "gossip", "job", "mesh", "ring", "shuffle"},
 	"shoal/shuffle":       {"mesh", "mesh/meshtest"},
 	"shoal/job":           {},

@@ -17,6 +17,7 @@ import (
 
 	"shoal/job"
 	"shoal/job/builtin"
+	"shoal/job/streaming"
 	"shoal/secret"
 )
 
@@ -63,7 +64,7 @@ type Config struct {
 	// collected. Default 10m.
 	GCGrace time.Duration
 	// Registry holds the jobs this node can run. Default: the built-in
-	// jobs. Every node of a cluster must run the same binary.
+	// jobs and Hadoop Streaming. Every node of a cluster must run the same binary.
 	Registry *job.Registry
 	// Slots bounds the tasks computing at once. Default: the number of
 	// CPUs.
@@ -115,6 +116,7 @@ func (c *Config) validate() error {
 	if c.Registry == nil {
 		c.Registry = job.NewRegistry()
 		builtin.Register(c.Registry)
+		streaming.Register(c.Registry)
 	}
 	if c.RepairInterval <= 0 {
 		c.RepairInterval = DefaultRepair
