@@ -26,6 +26,7 @@
 package job
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -137,7 +138,8 @@ type TaskInfo struct {
 	// Attempt counts the task's attempts from 0.
 	Attempt int
 	// InputFile is, for map tasks, the input file's path in the cluster
-	// file system. Empty for reduce tasks.
+	// file system. Empty for reduce tasks and for the map tasks of a
+	// generator job (Job.Generate).
 	InputFile string
 	// Partition is, for reduce tasks, the partition reduced. 0 for map tasks.
 	Partition int
@@ -214,11 +216,36 @@ type Job struct {
 	// base names (Hadoop Streaming's -file). The distributed runner reads
 	// them from the cluster file system; RunSequential from the local one.
 	Files []string
+	// Output is how output pairs are written: TextOutput (the default) or
+	// RawOutput. See AppendOutput.
+	Output OutputFormat
+	// Generate, if positive, makes a generator job: it reads no input (a
+	// runner refuses to run it on inputs) and has Generate map tasks; map
+	// task n (TaskID MapTaskID(n), no InputFile) calls Map once, with key n
+	// in decimal ASCII and an empty value, and counts that call as its one
+	// input record. A generator job is usually MapOnly (teragen), each task
+	// writing MapOutputName(n), but it need not be. 0 means a job that reads
+	// its inputs.
+	Generate int
+	// Prepare, if set, runs once per job at submission, on the submitting
+	// node, before any task: Registry.ResolvePrepared calls it and then
+	// rebuilds the job with the parameters it returns merged into the
+	// job's, so every task's Build sees them (TeraSort's split points,
+	// computed from a sample of the input). Its names must be parameters
+	// the Spec declares (mark them internal in their Usage); its values
+	// replace the given ones. s samples the job's input (see Sampler);
+	// reducers is the number of reduce partitions the job will run (0 for a
+	// MapOnly job). Prepare may block; it should return soon once ctx is
+	// done. The rebuilt job may have a Prepare too (built from the merged
+	// parameters): runners ignore it, building tasks with Resolve on the
+	// merged parameters, and RunSequential never runs Prepare.
+	Prepare func(ctx context.Context, s Sampler, reducers int) (map[string]string, error)
 }
 
 // Validate reports whether j is complete and consistent: it has a mapper, a
-// reducer unless MapOnly (and no reducer or combiner with MapOnly), a known
-// input format and a non-negative DefaultReducers.
+// reducer unless MapOnly (and no reducer or combiner with MapOnly), known
+// input and output formats, and non-negative DefaultReducers and Generate.
+// That a generator job is given no inputs is the runner's check.
 func (j *Job) Validate() error {
 	switch {
 	case j == nil:
@@ -233,6 +260,11 @@ func (j *Job) Validate() error {
 		return errors.New("job has no reducer and is not map-only")
 	case j.DefaultReducers < 0:
 		return fmt.Errorf("job has negative default reducers %d", j.DefaultReducers)
+	case j.Generate < 0:
+		return fmt.Errorf("job has negative generate %d", j.Generate)
+	}
+	if err := j.Output.validate(); err != nil {
+		return err
 	}
 	return j.Input.validate()
 }

@@ -166,7 +166,8 @@ func readRecords(r io.Reader, f InputFormat, baseOffset int64, maxLine, bufSize 
 
 // AppendRecord appends the output record of (key, value) to dst and returns
 // the extended slice: key, "\t", value, "\n", or key, "\n" when value is
-// empty. Every reduce output and map-only output pair is written this way.
+// empty: the TextOutput format (see AppendOutput), Shoal's default for
+// reduce output and map-only output.
 // Keys and values are written as they are: a key holding a tab, or either
 // holding a newline, reads back differently.
 func AppendRecord(dst, key, value []byte) []byte {
@@ -176,4 +177,54 @@ func AppendRecord(dst, key, value []byte) []byte {
 		dst = append(dst, value...)
 	}
 	return append(dst, '\n')
+}
+
+// OutputFormat says how output pairs (of reduce tasks, and of map tasks in
+// a MapOnly job) become bytes.
+type OutputFormat int
+
+const (
+	// TextOutput writes key, "\t", value, "\n", or key, "\n" when the value
+	// is empty: AppendRecord. Hadoop's TextOutputFormat. The zero
+	// OutputFormat.
+	TextOutput OutputFormat = iota
+	// RawOutput writes key, value, "\n", with nothing between key and
+	// value: for records whose key is a fixed-width prefix of the line, such
+	// as TeraSort's, so that a job that splits a line into (prefix, rest)
+	// writes the line back unchanged.
+	RawOutput
+)
+
+// String returns the format's name: "text" or "raw".
+func (f OutputFormat) String() string {
+	switch f {
+	case TextOutput:
+		return "text"
+	case RawOutput:
+		return "raw"
+	}
+	return "OutputFormat(" + strconv.Itoa(int(f)) + ")"
+}
+
+func (f OutputFormat) validate() error {
+	if f != TextOutput && f != RawOutput {
+		return fmt.Errorf("unknown output format %d", int(f))
+	}
+	return nil
+}
+
+// AppendOutput appends the output record of (key, value) under format f to
+// dst and returns the extended slice: AppendRecord for TextOutput; key,
+// value, "\n" for RawOutput. It panics on an unknown format, which
+// Job.Validate rejects. It does not allocate beyond growing dst.
+func AppendOutput(dst []byte, f OutputFormat, key, value []byte) []byte {
+	switch f {
+	case TextOutput:
+		return AppendRecord(dst, key, value)
+	case RawOutput:
+		dst = append(dst, key...)
+		dst = append(dst, value...)
+		return append(dst, '\n')
+	}
+	panic(fmt.Sprintf("job: AppendOutput: unknown output format %d", int(f)))
 }

@@ -1,8 +1,10 @@
 package job
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -219,6 +221,12 @@ func (r *Registry) Specs() []Spec {
 // Build's errors, prefixed with the job's name, match ErrBadParam. params is
 // not modified.
 func (r *Registry) Resolve(name string, params map[string]string) (*Job, error) {
+	j, _, _, err := r.resolve(name, params)
+	return j, err
+}
+
+// resolve is Resolve, also returning the spec and the filled parameters.
+func (r *Registry) resolve(name string, params map[string]string) (*Job, Spec, map[string]string, error) {
 	s, ok := r.Lookup(name)
 	if !ok {
 		r.mu.RLock()
@@ -232,11 +240,11 @@ func (r *Registry) Resolve(name string, params map[string]string) (*Job, error) 
 		if len(known) > 0 {
 			list = "known jobs: " + strings.Join(known, ", ")
 		}
-		return nil, fmt.Errorf("%w %q (%s)", ErrUnknownJob, name, list)
+		return nil, s, nil, fmt.Errorf("%w %q (%s)", ErrUnknownJob, name, list)
 	}
 	filled, err := s.FillParams(params)
 	if err != nil {
-		return nil, err
+		return nil, s, nil, err
 	}
 	var j *Job
 	err = CallSafely(func() error {
@@ -245,13 +253,62 @@ func (r *Registry) Resolve(name string, params map[string]string) (*Job, error) 
 		return err
 	})
 	if perr := (*PanicError)(nil); errors.As(err, &perr) {
-		return nil, fmt.Errorf("%s: build: %w", name, err)
+		return nil, s, nil, fmt.Errorf("%s: build: %w", name, err)
 	}
 	if err != nil {
-		return nil, &paramError{msg: name + ": " + err.Error(), cause: err}
+		return nil, s, nil, &paramError{msg: name + ": " + err.Error(), cause: err}
 	}
 	if err := j.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: build: %w", name, err)
+		return nil, s, nil, fmt.Errorf("%s: build: %w", name, err)
 	}
-	return j, nil
+	return j, s, filled, nil
+}
+
+// ResolvePrepared resolves the job registered under name as Resolve does
+// and, if it has a Prepare, runs it once (recovering a panic) with s and
+// j.NumReducers(reducers) — reducers as the user requested them, < 1 for
+// the job's default, as RunSequential takes it — then merges the
+// parameters Prepare returns into the filled ones and resolves the job
+// again with them. It returns the final job and the final, filled
+// parameters (a new map, the caller's): what every task is built from and
+// sees as TaskInfo.Params. A job without Prepare is resolved once; s is not
+// used.
+//
+// A runner calls it once per job, at submission; tasks are then built with
+// Resolve on the returned parameters, which does not run Prepare again.
+// Errors are Resolve's, or Prepare's error prefixed with the job's name
+// ("terasort: prepare: ..."); Prepare returning a name the Spec does not
+// declare is an error, as is a rebuilt job with a different reducer count.
+func (r *Registry) ResolvePrepared(ctx context.Context, name string, params map[string]string, s Sampler, reducers int) (*Job, map[string]string, error) {
+	j, spec, filled, err := r.resolve(name, params)
+	if err != nil {
+		return nil, nil, err
+	}
+	if j.Prepare == nil {
+		return j, maps.Clone(filled), nil // the caller's; Build may keep filled
+	}
+	n := j.NumReducers(reducers)
+	var extra map[string]string
+	err = CallSafely(func() (err error) {
+		extra, err = j.Prepare(ctx, s, n)
+		return err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: prepare: %w", name, err)
+	}
+	merged := maps.Clone(filled) // Build may keep filled
+	for _, k := range slices.Sorted(maps.Keys(extra)) {
+		if !slices.ContainsFunc(spec.Params, func(p Param) bool { return p.Name == k }) {
+			return nil, nil, fmt.Errorf("%s: prepare returned parameter %s, which the job does not declare", name, k)
+		}
+		merged[k] = extra[k]
+	}
+	j2, _, merged, err := r.resolve(name, merged)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rebuild after prepare: %w", err)
+	}
+	if n2 := j2.NumReducers(reducers); n2 != n {
+		return nil, nil, fmt.Errorf("%s: prepared for %d reducers, but the rebuilt job has %d", name, n, n2)
+	}
+	return j2, maps.Clone(merged), nil
 }

@@ -9,8 +9,11 @@ import (
 	"io"
 	"maps"
 	"math"
+	"os"
+	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strconv"
 )
 
 // PanicError is the error CallSafely returns for a panic in user code. Its
@@ -73,11 +76,27 @@ const ctxCheckEvery = 1024
 // each partition p is sorted by key then by value, bytewise — Shoal's total
 // order, so outputs are deterministic even for reducers that look at value
 // order — grouped by key, reduced by one reducer (TaskID ReduceTaskID(p)),
-// and written through create to ReduceOutputName(p) ("part-r-NNNNN") as
-// AppendRecord records. Every partition's file is created, empty ones too.
-// A MapOnly job writes each map task's output, in emission order, to
-// MapOutputName(n) ("part-m-NNNNN"); no input, no file. params are given to
-// every task as TaskInfo.Params (pass them filled: Spec.FillParams).
+// and written through create to ReduceOutputName(p) ("part-r-NNNNN") in
+// j.Output's format (AppendOutput). Every partition's file is created,
+// empty ones too. A MapOnly job writes each map task's output, in emission
+// order, to MapOutputName(n) ("part-m-NNNNN"); no input, no file. params
+// are given to every task as TaskInfo.Params (pass them filled:
+// Spec.FillParams).
+//
+// A generator job (j.Generate > 0) must be given no inputs: it runs
+// j.Generate map tasks instead, task n calling Map once with key n in
+// decimal and an empty value (see Job.Generate).
+//
+// RunSequential does not call j.Prepare: build a job that has one with
+// Registry.ResolvePrepared, sampling the inputs with NewSampler(inputs,
+// j.Input), and pass the parameters it returns.
+//
+// When j ships Files, each task gets a WorkDir of its own: a temporary
+// directory holding a copy of every file (read from the local file system)
+// under its base name, mode 0755, removed when the task ends. A Mapper or
+// Reducer that is an Aborter is aborted when ctx is done during its task,
+// and when its task fails; the counters of one that is a CounterSource are
+// added to the run's when its task ends, whether or not it failed.
 //
 // RunSequential never runs the combiner: combiners must not change results,
 // and the distributed runner checks that by comparing with this one. It
@@ -106,10 +125,18 @@ func RunSequential(ctx context.Context, j *Job, jobID string, params map[string]
 	if err := j.Validate(); err != nil {
 		return c, fmt.Errorf("run job %s: %w", jobID, err)
 	}
+	if j.Generate > 0 && len(inputs) > 0 {
+		return c, fmt.Errorf("run job %s: a generator job takes no inputs, got %d", jobID, len(inputs))
+	}
 	r := &seqRun{ctx: ctx, job: j, jobID: jobID, params: params, create: create, counters: c}
 	n := j.NumReducers(reducers)
 	if !j.MapOnly {
 		r.out = &mapOutput{parts: make([][]pairRef, n), partitioner: j.partitioner()}
+	}
+	for i := range j.Generate {
+		if err := r.mapTask(i, Input{}); err != nil {
+			return c, fmt.Errorf("map task %s: %w", MapTaskID(i), err)
+		}
 	}
 	for i, in := range inputs {
 		if err := r.mapTask(i, in); err != nil {
@@ -135,12 +162,16 @@ type seqRun struct {
 	out      *mapOutput // nil for MapOnly
 }
 
-func (r *seqRun) mapTask(n int, in Input) error {
+func (r *seqRun) mapTask(n int, in Input) (err error) {
 	if err := r.ctx.Err(); err != nil {
 		return err
 	}
 	r.counters.Add(TOTAL_LAUNCHED_MAPS, 1)
 	info := TaskInfo{JobID: r.jobID, TaskID: MapTaskID(n), InputFile: in.Path, Params: maps.Clone(r.params)}
+	if info.WorkDir, err = shipFiles(r.job.Files); err != nil {
+		return err
+	}
+	defer removeWorkDir(info.WorkDir, &err)
 	var m Mapper
 	if err := CallSafely(func() (err error) { m, err = r.job.NewMapper(info); return err }); err != nil {
 		return fmt.Errorf("new mapper: %w", err)
@@ -148,6 +179,8 @@ func (r *seqRun) mapTask(n int, in Input) error {
 	if m == nil {
 		return errors.New("new mapper: returned no mapper")
 	}
+	end := r.watchTask(m)
+	defer func() { err = end(err) }()
 
 	var inRecs, outRecs, outBytes int64
 	defer func() {
@@ -159,7 +192,7 @@ func (r *seqRun) mapTask(n int, in Input) error {
 	var pw *partWriter
 	if r.job.MapOnly {
 		var err error
-		if pw, err = newPartWriter(r.create, MapOutputName(n)); err != nil {
+		if pw, err = newPartWriter(r.create, MapOutputName(n), r.job.Output); err != nil {
 			return err
 		}
 		defer pw.abort()
@@ -176,17 +209,30 @@ func (r *seqRun) mapTask(n int, in Input) error {
 		})
 	}
 
-	rc, err := in.Open()
-	if err != nil {
-		return fmt.Errorf("open input: %w", err)
-	}
-	defer func() {
-		if rc != nil {
-			_ = rc.Close()
+	// read feeds the task's input records to fn: the records of in, or a
+	// generator task's one record.
+	var read func(fn func(k, v []byte) error) error
+	var rc io.ReadCloser
+	if r.job.Generate > 0 {
+		read = func(fn func(k, v []byte) error) error {
+			k := strconv.AppendInt(nil, int64(n), 10)
+			return fn(k, k[len(k):])
 		}
-	}()
+	} else {
+		if rc, err = in.Open(); err != nil {
+			return fmt.Errorf("open input: %w", err)
+		}
+		defer func() {
+			if rc != nil {
+				_ = rc.Close()
+			}
+		}()
+		read = func(fn func(k, v []byte) error) error {
+			return ReadRecords(rc, r.job.Input, in.Offset, fn)
+		}
+	}
 	err = CallSafely(func() error {
-		err := ReadRecords(rc, r.job.Input, in.Offset, func(k, v []byte) error {
+		err := read(func(k, v []byte) error {
 			if inRecs++; inRecs%ctxCheckEvery == 0 {
 				if err := r.ctx.Err(); err != nil {
 					return err
@@ -205,9 +251,11 @@ func (r *seqRun) mapTask(n int, in Input) error {
 	if err != nil {
 		return err
 	}
-	err, rc = rc.Close(), nil
-	if err != nil {
-		return fmt.Errorf("close input: %w", err)
+	if rc != nil {
+		err, rc = rc.Close(), nil
+		if err != nil {
+			return fmt.Errorf("close input: %w", err)
+		}
 	}
 	if pw != nil {
 		return pw.close()
@@ -215,7 +263,7 @@ func (r *seqRun) mapTask(n int, in Input) error {
 	return nil
 }
 
-func (r *seqRun) reduceTask(p int) error {
+func (r *seqRun) reduceTask(p int) (err error) {
 	if err := r.ctx.Err(); err != nil {
 		return err
 	}
@@ -226,6 +274,10 @@ func (r *seqRun) reduceTask(p int) error {
 	slices.SortFunc(pairs, mo.compare)
 
 	info := TaskInfo{JobID: r.jobID, TaskID: ReduceTaskID(p), Partition: p, Params: maps.Clone(r.params)}
+	if info.WorkDir, err = shipFiles(r.job.Files); err != nil {
+		return err
+	}
+	defer removeWorkDir(info.WorkDir, &err)
 	var red Reducer
 	if err := CallSafely(func() (err error) { red, err = r.job.NewReducer(info); return err }); err != nil {
 		return fmt.Errorf("new reducer: %w", err)
@@ -233,7 +285,9 @@ func (r *seqRun) reduceTask(p int) error {
 	if red == nil {
 		return errors.New("new reducer: returned no reducer")
 	}
-	pw, err := newPartWriter(r.create, ReduceOutputName(p))
+	end := r.watchTask(red)
+	defer func() { err = end(err) }()
+	pw, err := newPartWriter(r.create, ReduceOutputName(p), r.job.Output)
 	if err != nil {
 		return err
 	}
@@ -278,6 +332,113 @@ func (r *seqRun) reduceTask(p int) error {
 		return err
 	}
 	return pw.close()
+}
+
+// watchTask watches the task of user, a Mapper or Reducer, while it runs:
+// if user is an Aborter, it is aborted as soon as r's context is done. The
+// returned func ends the watch; call it once, when the task has ended,
+// with the task's error, and return what it returns. It waits for an abort
+// under way, aborts a failed task (once), and adds the counters of a
+// CounterSource to r's. The error of a task aborted because the context
+// was done also matches the context's error. Panics in Abort and Counters
+// are recovered and ignored: the task's result stands.
+func (r *seqRun) watchTask(user any) (end func(error) error) {
+	a, _ := user.(Aborter)
+	abort := func() { _ = CallSafely(func() error { a.Abort(); return nil }) }
+	stop := func() bool { return true }
+	aborted := make(chan struct{})
+	if a != nil {
+		stop = context.AfterFunc(r.ctx, func() {
+			defer close(aborted)
+			abort()
+		})
+	}
+	return func(err error) error {
+		if !stop() {
+			<-aborted // the context was done: Abort ran, or is running
+			if cerr := r.ctx.Err(); err != nil && !errors.Is(err, cerr) {
+				err = fmt.Errorf("%w: %w", cerr, err)
+			}
+		} else if err != nil && a != nil {
+			abort()
+		}
+		if cs, ok := user.(CounterSource); ok {
+			var c Counters
+			_ = CallSafely(func() error { c = cs.Counters(); return nil })
+			r.counters.Merge(c)
+		}
+		return err
+	}
+}
+
+// shipFiles makes a task's WorkDir: a new temporary directory holding a
+// copy of each of files, read from the local file system, under its base
+// name with mode 0755. With no files it returns "" and makes nothing.
+func shipFiles(files []string) (dir string, err error) {
+	if len(files) == 0 {
+		return "", nil
+	}
+	tmp, err := os.MkdirTemp("", "shoal-task-")
+	if err != nil {
+		return "", fmt.Errorf("make work dir: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = os.RemoveAll(tmp)
+		}
+	}()
+	from := make(map[string]string, len(files))
+	for _, f := range files {
+		name := filepath.Base(f)
+		if name == "." || name == ".." || name == string(filepath.Separator) {
+			return "", fmt.Errorf("ship file %q: not a file name", f)
+		}
+		if prev, ok := from[name]; ok {
+			return "", fmt.Errorf("ship files %s and %s: both are named %s", prev, f, name)
+		}
+		from[name] = f
+		if err := copyFile(filepath.Join(tmp, name), f); err != nil {
+			return "", fmt.Errorf("ship file %s: %w", f, err)
+		}
+	}
+	return tmp, nil
+}
+
+// copyFile copies the regular file src to a new file dst, mode 0755.
+func copyFile(dst, src string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if fi, err := in.Stat(); err != nil {
+		return err
+	} else if !fi.Mode().IsRegular() {
+		return fmt.Errorf("not a regular file (%v)", fi.Mode().Type())
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(dst, 0o755) // whatever the umask
+	}
+	return err
+}
+
+// removeWorkDir removes a task's WorkDir, if it has one, setting *err to
+// the failure if the task had none.
+func removeWorkDir(dir string, err *error) {
+	if dir == "" {
+		return
+	}
+	if rerr := os.RemoveAll(dir); rerr != nil && *err == nil {
+		*err = fmt.Errorf("remove work dir: %w", rerr)
+	}
 }
 
 // pairRef locates one map output pair in a mapOutput's arena: the key at
@@ -348,25 +509,26 @@ func (g *groupValues) Next() ([]byte, bool) {
 	return g.arena[start:end:end], true
 }
 
-// partWriter writes AppendRecord records to one output file.
+// partWriter writes output records, in format, to one output file.
 type partWriter struct {
 	name   string
+	format OutputFormat
 	wc     io.WriteCloser
 	bw     *bufio.Writer
 	rec    []byte
 	closed bool
 }
 
-func newPartWriter(create func(string) (io.WriteCloser, error), name string) (*partWriter, error) {
+func newPartWriter(create func(string) (io.WriteCloser, error), name string, format OutputFormat) (*partWriter, error) {
 	wc, err := create(name)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", name, err)
 	}
-	return &partWriter{name: name, wc: wc, bw: bufio.NewWriterSize(wc, 256<<10)}, nil
+	return &partWriter{name: name, format: format, wc: wc, bw: bufio.NewWriterSize(wc, 256<<10)}, nil
 }
 
 func (w *partWriter) write(k, v []byte) error {
-	w.rec = AppendRecord(w.rec[:0], k, v)
+	w.rec = AppendOutput(w.rec[:0], w.format, k, v)
 	if _, err := w.bw.Write(w.rec); err != nil {
 		return fmt.Errorf("write %s: %w", w.name, err)
 	}

@@ -9,6 +9,10 @@
 //   - distinct: the distinct lines of the input.
 //   - sum: sums the decimal int64 values of each key of key<TAB>value
 //     input.
+//   - teragen, terasort, teravalidate: Hadoop's TeraSort suite. teragen
+//     writes 100-byte GenSort records (a generator job), terasort sorts
+//     them into range partitions cut at split points sampled at
+//     submission, teravalidate checks the sorted output and its checksum.
 //
 // Mappers emit slices of their input line and reducers format numbers into
 // a reused buffer: the hot paths do not allocate per record. None combines
@@ -29,7 +33,10 @@ import (
 // Register adds the built-in jobs to r. It panics if one of their names is
 // already registered: that is a wiring mistake, found at startup.
 func Register(r *job.Registry) {
-	for _, s := range []job.Spec{wordCountSpec(), grepSpec(), invertedIndexSpec(), distinctSpec(), sumSpec()} {
+	for _, s := range []job.Spec{
+		wordCountSpec(), grepSpec(), invertedIndexSpec(), distinctSpec(), sumSpec(),
+		teraGenSpec(), teraSortSpec(), teraValidateSpec(),
+	} {
 		if err := r.Register(s); err != nil {
 			panic(fmt.Sprintf("builtin: %v", err))
 		}

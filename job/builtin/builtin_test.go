@@ -83,14 +83,17 @@ func TestRegister(t *testing.T) {
 			t.Errorf("%s has no usage", s.Name)
 		}
 		params := map[string]string{}
-		if s.Name == "grep" {
+		switch s.Name {
+		case "grep":
 			params["pattern"] = "x"
+		case "teragen":
+			params["rows"] = "10"
 		}
 		if _, err := r.Resolve(s.Name, params); err != nil {
 			t.Errorf("Resolve(%s): %v", s.Name, err)
 		}
 	}
-	if got := strings.Join(names, ","); got != "distinct,grep,invertedindex,sum,wordcount" {
+	if got := strings.Join(names, ","); got != "distinct,grep,invertedindex,sum,teragen,terasort,teravalidate,wordcount" {
 		t.Errorf("registered %s", got)
 	}
 	defer func() {
