@@ -153,9 +153,6 @@ func jobRun(c *ucli.Context) error {
 			}
 		}
 	}
-	if len(inputs) == 0 {
-		return usageError{errors.New("--input is required")}
-	}
 	if c.String("output") == "" {
 		return usageError{errors.New("--output is required")}
 	}
@@ -300,7 +297,8 @@ func printCounters(w io.Writer, cs job.Counters) {
 func runLocal(c *ucli.Context, name string, params map[string]string, inputs []string, output string, reducers int) error {
 	reg := job.NewRegistry()
 	builtin.Register(reg)
-	j, err := reg.Resolve(name, params)
+	streaming.Register(reg)
+	j0, err := reg.Resolve(name, params)
 	if err != nil {
 		return err
 	}
@@ -318,9 +316,14 @@ func runLocal(c *ucli.Context, name string, params map[string]string, inputs []s
 		}
 		ins = append(ins, job.Input{Path: p, Open: func() (io.ReadCloser, error) { return os.Open(p) }})
 	}
-	if reducers == 0 {
-		reducers = max(j.DefaultReducers, 1)
+	if len(ins) == 0 && j0.Generate == 0 {
+		return usageError{errors.New("--input is required")}
 	}
+	j, params, err := reg.ResolvePrepared(c.Context, name, params, job.NewSampler(ins, j0.Input), reducers)
+	if err != nil {
+		return err
+	}
+	reducers = j.NumReducers(reducers)
 	if err := os.MkdirAll(output, 0o755); err != nil {
 		return err
 	}

@@ -69,6 +69,7 @@ type JobRecord struct {
 	Output       string            `msgpack:"out" json:"output"`
 	Reducers     int               `msgpack:"r" json:"reducers"` // 0 for a map-only job
 	MapOnly      bool              `msgpack:"mo" json:"map_only"`
+	Generate     int               `msgpack:"g,omitempty" json:"generate,omitempty"` // map tasks of a generator job, which reads no input
 	MaxAttempts  int               `msgpack:"ma" json:"max_attempts"`
 	Replication  int               `msgpack:"or" json:"output_replication"`
 	Participants []string          `msgpack:"pt" json:"participants"`
@@ -78,6 +79,9 @@ type JobRecord struct {
 
 // Splits is the number of map tasks: one per input block.
 func (j *JobRecord) Splits() int {
+	if j.Generate > 0 {
+		return j.Generate
+	}
 	n := 0
 	for _, f := range j.Inputs {
 		n += f.Blocks

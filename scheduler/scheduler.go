@@ -264,7 +264,7 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 		if _, ok := v.acceptedMap(sp.index, live); ok {
 			continue
 		}
-		if mapperOf(sp, blocks, live, liveRing) == s.cfg.Self {
+		if mapperOf(id, sp, blocks, live, liveRing) == s.cfg.Self {
 			s.startMap(v, j, sp)
 		}
 	}

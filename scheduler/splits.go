@@ -10,9 +10,11 @@ import (
 	"shoal/blockstore"
 )
 
-// split is one map task's input: one block of one input file.
+// split is one map task's input: one block of one input file, or for a
+// generator job nothing but its index.
 type split struct {
 	index  int
+	gen    bool
 	file   InputFile
 	block  blockstore.BlockRef
 	offset int64                 // of the block in its file
@@ -24,6 +26,9 @@ type split struct {
 // blocks in file order.
 func computeSplits(ctx context.Context, fs *blockstore.FS, j *JobRecord) ([]split, error) {
 	var out []split
+	for i := 0; i < j.Generate; i++ {
+		out = append(out, split{index: i, gen: true})
+	}
 	for _, f := range j.Inputs {
 		m, err := fs.Manifest(ctx, blockstore.FileInfo{Path: f.Path, Manifest: f.Manifest, Replication: f.Replication})
 		if err != nil {

@@ -41,17 +41,15 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 	if req.Reducers < 0 || req.MaxAttempts < 0 || req.Replication < 0 {
 		return JobRecord{}, badRequest("reducers, max attempts and replication must not be negative")
 	}
-	j, err := s.cfg.Registry.Resolve(req.Name, req.Params)
+	j0, err := s.cfg.Registry.Resolve(req.Name, req.Params)
 	if err != nil {
 		return JobRecord{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
-	spec, _ := s.cfg.Registry.Lookup(req.Name)
-	params, err := spec.FillParams(req.Params)
-	if err != nil {
-		return JobRecord{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
-	}
-	if len(req.Inputs) == 0 {
-		return JobRecord{}, badRequest("no input")
+	switch {
+	case j0.Generate > 0 && len(req.Inputs) > 0:
+		return JobRecord{}, badRequest("%s generates its input; give it no --input", req.Name)
+	case j0.Generate == 0 && len(req.Inputs) == 0:
+		return JobRecord{}, badRequest("no input: give --input")
 	}
 	out, err := blockstore.CleanPath(req.Output, true)
 	if err != nil || out == "/" {
@@ -66,6 +64,15 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 	inputs, err := s.resolveInputs(req.Inputs)
 	if err != nil {
 		return JobRecord{}, err
+	}
+	// Prepare (terasort's sampling) runs here, once, on the inputs.
+	probe := &JobRecord{Inputs: inputs}
+	sampler := job.SamplerFunc(func(ctx context.Context, splits, perSplit int) ([][]byte, error) {
+		return s.sample(ctx, probe, j0.Input, splits, perSplit)
+	})
+	j, params, err := s.cfg.Registry.ResolvePrepared(ctx, req.Name, req.Params, sampler, req.Reducers)
+	if err != nil {
+		return JobRecord{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
 	reducers := j.NumReducers(req.Reducers)
 	attempts := req.MaxAttempts
@@ -89,6 +96,7 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 		Output:       out,
 		Reducers:     reducers,
 		MapOnly:      j.MapOnly,
+		Generate:     j.Generate,
 		MaxAttempts:  attempts,
 		Replication:  repl,
 		Participants: members,
@@ -101,6 +109,29 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 	s.log.Info("job submitted", "job", rec.ID, "name", rec.Name, "splits", rec.Splits(), "reducers", rec.Reducers, "output", rec.Output)
 	s.Kick()
 	return rec, nil
+}
+
+// sample reads the keys of the first perSplit records of up to splits
+// input splits spread evenly over the job's input.
+func (s *Scheduler) sample(ctx context.Context, rec *JobRecord, format job.InputFormat, splits, perSplit int) ([][]byte, error) {
+	all, err := computeSplits(ctx, s.cfg.FS, rec)
+	if err != nil {
+		return nil, err
+	}
+	var keys [][]byte
+	for _, i := range job.SampleSplits(len(all), splits) {
+		in, base, _, closeIn, err := openSplit(ctx, s.cfg.FS, all[i])
+		if err != nil {
+			return nil, fmt.Errorf("sample split %d: %w", i, err)
+		}
+		ks, err := job.ReadSample(ctx, in, format, base, perSplit)
+		closeIn()
+		if err != nil {
+			return nil, fmt.Errorf("sample split %d: %w", i, err)
+		}
+		keys = append(keys, ks...)
+	}
+	return keys, nil
 }
 
 // resolveInputs expands files, directories and globs into input files, in

@@ -93,18 +93,26 @@ func (s *Scheduler) runMap(ctx context.Context, rec *JobRecord, j *job.Job, sp s
 	}
 	defer abortOnCancel(ctx, mapper)()
 	defer s.publishStatus(ctx, rec.ID, info.TaskID, mapper)()
-	in, base, local, closeIn, err := openSplit(ctx, s.cfg.FS, sp)
-	if err != nil {
-		return MapRecord{}, fmt.Errorf("open input block %s of %s: %w", sp.block.ID.Short(), sp.file.Path, err)
+	readInput := func(fn func(key, value []byte) error) error {
+		return fn([]byte(strconv.Itoa(sp.index)), nil)
 	}
-	defer closeIn()
+	local := false
+	if !sp.gen {
+		in, base, isLocal, closeIn, err := openSplit(ctx, s.cfg.FS, sp)
+		if err != nil {
+			return MapRecord{}, fmt.Errorf("open input block %s of %s: %w", sp.block.ID.Short(), sp.file.Path, err)
+		}
+		defer closeIn()
+		local = isLocal
+		readInput = func(fn func(key, value []byte) error) error { return job.ReadRecords(in, j.Input, base, fn) }
+	}
 
 	counters := job.Counters{}
 	var emit job.Emitter
 	var finish func() error
 	var abort func()
 	if rec.MapOnly {
-		w := s.createOutput(ctx, rec, mapPartName(sp.index))
+		w := s.createOutput(ctx, rec, j.Output, mapPartName(sp.index))
 		ec := &emitCounter{out: w.emit}
 		emit, finish, abort = ec, func() error {
 			counters.Add(job.MAP_OUTPUT_RECORDS, ec.records)
@@ -132,7 +140,7 @@ func (s *Scheduler) runMap(ctx context.Context, rec *JobRecord, j *job.Job, sp s
 
 	var inputRecords int64
 	var userErr error
-	err = job.ReadRecords(in, j.Input, base, func(key, value []byte) error {
+	err = readInput(func(key, value []byte) error {
 		inputRecords++
 		if inputRecords&4095 == 0 && ctx.Err() != nil {
 			return ctx.Err()
@@ -296,7 +304,7 @@ func (s *Scheduler) runReduce(ctx context.Context, rec *JobRecord, j *job.Job, p
 			r.(*lazyFile).close()
 		}
 	}()
-	out := s.createOutput(ctx, rec, partName(part))
+	out := s.createOutput(ctx, rec, j.Output, partName(part))
 	ec := &emitCounter{out: out.emit}
 	var userErr error
 	stats, err := shuffle.Merge(inputs, spool, func(key []byte, values shuffle.ValueIter) error {
@@ -410,15 +418,16 @@ func (l *lazyFile) close() {
 // outputWriter streams a task's output records into a new file of the
 // cluster file system.
 type outputWriter struct {
+	f    job.OutputFormat
 	pw   *io.PipeWriter
 	bw   *bufio.Writer
 	buf  []byte
 	done chan error
 }
 
-func (s *Scheduler) createOutput(ctx context.Context, rec *JobRecord, name string) *outputWriter {
+func (s *Scheduler) createOutput(ctx context.Context, rec *JobRecord, f job.OutputFormat, name string) *outputWriter {
 	pr, pw := io.Pipe()
-	w := &outputWriter{pw: pw, bw: bufio.NewWriterSize(pw, 1<<20), done: make(chan error, 1)}
+	w := &outputWriter{f: f, pw: pw, bw: bufio.NewWriterSize(pw, 1<<20), done: make(chan error, 1)}
 	bs := int64(blockstore.DefaultBlockSize)
 	if len(rec.Inputs) > 0 && rec.Inputs[0].BlockSize > 0 {
 		bs = rec.Inputs[0].BlockSize
@@ -434,7 +443,7 @@ func (s *Scheduler) createOutput(ctx context.Context, rec *JobRecord, name strin
 }
 
 func (w *outputWriter) emit(key, value []byte) error {
-	w.buf = job.AppendRecord(w.buf[:0], key, value)
+	w.buf = job.AppendOutput(w.buf[:0], w.f, key, value)
 	_, err := w.bw.Write(w.buf)
 	return err
 }

@@ -219,7 +219,10 @@ func (v *view) counters(splits int) job.Counters {
 // mapperOf picks the node that maps a split: the first live participant
 // among the block's ring owners (so it holds the block), else the split's
 // owner on the ring of live participants.
-func mapperOf(sp split, blocks *ring.Ring, live []string, liveRing *ring.Ring) string {
+func mapperOf(jobID string, sp split, blocks *ring.Ring, live []string, liveRing *ring.Ring) string {
+	if sp.gen {
+		return liveRing.Owner(jobID + "/gen/" + strconv.Itoa(sp.index))
+	}
 	repl := max(sp.file.Replication, 1)
 	for _, o := range blocks.Owners(sp.block.ID.String(), repl) {
 		if slices.Contains(live, o) {
