@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -260,9 +263,77 @@ func BenchmarkWordCount(b *testing.B) {
 			b.ReportMetric(cluster.Seconds()/single.Seconds(), "x-single-process")
 		}
 	})
+	b.Run("python-streaming-3-nodes", func(b *testing.B) {
+		b.SetBytes(n)
+		for i := 0; i < b.N; i++ {
+			d, _ := c.timedCLI(b, "streaming", "-input", "/bench/corpus.txt", "-output", fmt.Sprintf("/bench/py-%d-%d", b.N, i),
+				"-mapper", "python3 mapper.py", "-reducer", "python3 reducer.py", "-numReduceTasks", "3",
+				"-file", script("mapper.py"), "-file", script("reducer.py"))
+			if single > 0 {
+				b.ReportMetric(d.Seconds()/single.Seconds(), "x-single-process")
+			}
+		}
+	})
 	b.Run("latency-1KB", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			c.timedCLI(b, "job", "run", "wordcount", "--input", "/bench/small.txt", "--output", fmt.Sprintf("/bench/small-%d-%d", b.N, i))
 		}
 	})
+}
+
+// BenchmarkTeraSort sorts teragen output (SHOAL_BENCH_BYTES of records,
+// stored with R = 1) on a 3-node cluster with output R = 1, and, in the same
+// run, the same records with LC_ALL=C sort -S 256M; then checks both
+// outputs are the same bytes.
+func BenchmarkTeraSort(b *testing.B) {
+	rows := benchBytes() / 100
+	dir := b.TempDir()
+	c := startBenchCluster(b, 3)
+	c.timedCLI(b, "job", "run", "teragen", "--param", fmt.Sprintf("rows=%d", rows), "--output", "/tera/in", "--replication", "1")
+	records := filepath.Join(dir, "records")
+	c.timedCLI(b, "fs", "getmerge", "/tera/in", records)
+	gnu := filepath.Join(dir, "gnu-sorted")
+	var gnuTime time.Duration
+	b.Run("gnu-sort", func(b *testing.B) {
+		b.SetBytes(rows * 100)
+		for i := 0; i < b.N; i++ {
+			cmd := exec.Command("sort", "-S", "256M", "-o", gnu, records)
+			cmd.Env = append(os.Environ(), "LC_ALL=C")
+			start := time.Now()
+			if out, err := cmd.CombinedOutput(); err != nil {
+				b.Fatalf("sort: %v %s", err, out)
+			}
+			gnuTime = time.Since(start)
+		}
+	})
+	b.Run("terasort-3-nodes", func(b *testing.B) {
+		b.SetBytes(rows * 100)
+		for i := 0; i < b.N; i++ {
+			out := fmt.Sprintf("/tera/sorted-%d-%d", b.N, i)
+			d, _ := c.timedCLI(b, "job", "run", "terasort", "--input", "/tera/in", "--output", out, "--reducers", "6", "--replication", "1")
+			if gnuTime > 0 {
+				b.ReportMetric(d.Seconds()/gnuTime.Seconds(), "x-gnu-sort")
+			}
+			b.ReportMetric(float64(c.nodePeak(b))/(1<<20), "node-peak-MiB")
+			mine := filepath.Join(dir, "shoal-sorted")
+			c.timedCLI(b, "fs", "getmerge", out, mine)
+			if fileSumTB(b, mine) != fileSumTB(b, gnu) {
+				b.Fatal("terasort output differs from LC_ALL=C sort")
+			}
+			os.Remove(mine)
+		}
+	})
+}
+
+func fileSumTB(b testing.TB, path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		b.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

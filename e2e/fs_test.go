@@ -3,10 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -358,7 +355,7 @@ func TestFSLargeFile(t *testing.T) {
 	e.mustCLI(st["node1"][1], "fs", "put", input, "/big.txt", "--block-size", "1MB")
 	out := filepath.Join(e.dir, "back.txt")
 	e.mustCLI(st["node3"][1], "fs", "get", "/big.txt", out)
-	if a, b := fileSum(t, input), fileSum(t, out); a != b {
+	if a, b := fileSumTB(t, input), fileSumTB(t, out); a != b {
 		t.Fatalf("1 GB read back differs: %s vs %s", a, b)
 	}
 	stat, err := clientFor(t, lc, st["node2"][1]).Stat(context.Background(), "/big.txt")
@@ -368,18 +365,4 @@ func TestFSLargeFile(t *testing.T) {
 	if len(stat.Blocks) < 1025 { // the manifest and at least 1024 blocks
 		t.Fatalf("%d blocks for 1 GB in 1 MB blocks", len(stat.Blocks)-1)
 	}
-}
-
-func fileSum(t *testing.T, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }

@@ -232,13 +232,10 @@ func isLoopback(host string) bool {
 }
 
 // multiaddrHost pulls the IP out of "/ip4/X/tcp/N" or "/ip6/X/tcp/N"; other
-// forms return "" (not loopback), so they need a secret.
+// forms (DNS names too) return "" — not loopback, so they need a secret.
 func multiaddrHost(ma string) string {
 	parts := strings.Split(ma, "/")
 	if len(parts) >= 3 && (parts[1] == "ip4" || parts[1] == "ip6") {
-		return parts[2]
-	}
-	if len(parts) >= 3 && parts[1] == "dns" || len(parts) >= 3 && parts[1] == "dns4" {
 		return parts[2]
 	}
 	return ""
