@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"shoal/blockstore"
@@ -416,13 +417,15 @@ func (l *lazyFile) close() {
 }
 
 // outputWriter streams a task's output records into a new file of the
-// cluster file system.
+// cluster file system. close and abort may both be called, in any order.
 type outputWriter struct {
 	f    job.OutputFormat
 	pw   *io.PipeWriter
 	bw   *bufio.Writer
 	buf  []byte
-	done chan error
+	done chan error // the Create's result, sent once
+	once sync.Once
+	err  error
 }
 
 func (s *Scheduler) createOutput(ctx context.Context, rec *JobRecord, f job.OutputFormat, name string) *outputWriter {
@@ -448,19 +451,25 @@ func (w *outputWriter) emit(key, value []byte) error {
 	return err
 }
 
+// wait returns the Create's result, waiting for it the first time.
+func (w *outputWriter) wait() error {
+	w.once.Do(func() { w.err = <-w.done })
+	return w.err
+}
+
 func (w *outputWriter) close() error {
 	if err := w.bw.Flush(); err != nil {
 		w.pw.CloseWithError(err)
-		<-w.done
+		w.wait()
 		return err
 	}
 	w.pw.Close()
-	return <-w.done
+	return w.wait()
 }
 
 func (w *outputWriter) abort(err error) {
 	w.pw.CloseWithError(err)
-	<-w.done
+	w.wait()
 }
 
 // prepareWorkDir gives a task of a job that ships files a private working
