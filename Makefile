@@ -19,7 +19,7 @@ vet:
 	if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 
 test: vet build
-	$(GO) test -race -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 run: build
 	NODES=$(NODES) scripts/demo.sh

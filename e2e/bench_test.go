@@ -284,7 +284,8 @@ func BenchmarkWordCount(b *testing.B) {
 // BenchmarkTeraSort sorts teragen output (SHOAL_BENCH_BYTES of records,
 // stored with R = 1) on a 3-node cluster with output R = 1, and, in the same
 // run, the same records with LC_ALL=C sort -S 256M; then checks both
-// outputs are the same bytes.
+// outputs are the same bytes and runs teravalidate (which fails the run if
+// anything is wrong). SHOAL_BENCH_BYTES=8589934592 is the 8 GB run.
 func BenchmarkTeraSort(b *testing.B) {
 	rows := benchBytes() / 100
 	dir := b.TempDir()
@@ -321,6 +322,7 @@ func BenchmarkTeraSort(b *testing.B) {
 				b.Fatal("terasort output differs from LC_ALL=C sort")
 			}
 			os.Remove(mine)
+			c.timedCLI(b, "job", "run", "teravalidate", "--input", out, "--output", out+"-valid")
 		}
 	})
 }
