@@ -23,6 +23,8 @@ import (
 type Options struct {
 	// Secret keys the cluster. Default: a fresh random secret.
 	Secret secret.Secret
+	// NoSecret runs an open cluster (loopback only), ignoring Secret.
+	NoSecret bool
 	// Verbose sends the nodes' logs to stderr; default off (SHOAL_TEST_LOG=1
 	// turns it on too).
 	Verbose bool
@@ -72,6 +74,9 @@ func (c *Cluster) Config(i int) peer.Config {
 	}
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.Secret = c.opts.Secret
+	if c.opts.NoSecret {
+		cfg.Secret = secret.Secret{}
+	}
 	cfg.FastGossip = true
 	cfg.Registry = c.opts.Registry
 	cfg.SortBuffer = 4 << 20

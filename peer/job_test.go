@@ -360,3 +360,16 @@ func TestRetriesFailuresAndKill(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamingNeedsSecret: an open cluster refuses streaming jobs, which
+// run commands on every node.
+func TestStreamingNeedsSecret(t *testing.T) {
+	c := clustertest.Start(t, 1, clustertest.Options{NoSecret: true})
+	put(t, c.Node(0), "/in", []byte("x\n"), blockstore.MinBlockSize)
+	_, err := c.Node(0).Submit(context.Background(), scheduler.SubmitRequest{
+		Name: "streaming", Params: map[string]string{"mapper": "cat", "reducer": "cat"}, Inputs: []string{"/in"}, Output: "/out",
+	})
+	if !errors.Is(err, scheduler.ErrBadRequest) || !strings.Contains(err.Error(), "secret") {
+		t.Fatalf("streaming on an open cluster: %v", err)
+	}
+}
