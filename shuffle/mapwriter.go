@@ -264,12 +264,36 @@ func (w *MapWriter) newSegWriter(f *os.File) *segWriter {
 
 // spill writes the sort buffer as a run and empties it.
 func (w *MapWriter) spill() error {
+	if err := w.writeRun(w.writeBuffer); err != nil {
+		return err
+	}
+	w.alen, w.n = 0, 0
+	return nil
+}
+
+// spillAlone writes one record, too long for the buffer, as a run.
+func (w *MapWriter) spillAlone(p int, key, value []byte) error {
+	return w.writeRun(func(out *segWriter) error {
+		for i := range w.cfg.Partitions {
+			if i == p {
+				if err := out.Write(key, value); err != nil {
+					return err
+				}
+			}
+			out.endSegment()
+		}
+		return nil
+	})
+}
+
+// writeRun writes a spill run with fill and adds it to the runs to merge.
+func (w *MapWriter) writeRun(fill func(out *segWriter) error) error {
 	f, err := w.createTemp(".spill")
 	if err != nil {
 		return err
 	}
 	out := w.newSegWriter(f)
-	err = w.writeBuffer(out)
+	err = fill(out)
 	if err == nil {
 		err = out.Flush()
 	}
@@ -282,35 +306,6 @@ func (w *MapWriter) spill() error {
 	w.spills = append(w.spills, &run{path: f.Name(), segs: out.segs})
 	w.nspill++
 	w.counters.SpilledRecords += out.records
-	w.alen, w.n = 0, 0
-	return nil
-}
-
-// spillAlone writes one record, too long for the buffer, as a run.
-func (w *MapWriter) spillAlone(p int, key, value []byte) error {
-	f, err := w.createTemp(".spill")
-	if err != nil {
-		return err
-	}
-	out := w.newSegWriter(f)
-	for i := range w.cfg.Partitions {
-		if i == p {
-			if err := out.Write(key, value); err != nil {
-				break
-			}
-		}
-		out.endSegment()
-	}
-	err = out.Flush()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	w.spills = append(w.spills, &run{path: f.Name(), segs: out.segs})
-	w.nspill++
-	w.counters.SpilledRecords++
 	return nil
 }
 
