@@ -16,6 +16,9 @@
 set -euo pipefail
 
 DIR=${SHOAL_CLUSTER_DIR:-./.cluster}
+# One spelling of the dir, so ./.cluster and /abs/.cluster find the same
+# agents (they are recognised by the --data-dir on their command line).
+DIR=$(realpath -m -- "$DIR")
 BIN=${SHOAL_BIN:-./bin/shoal}
 HTTP_BASE=${SHOAL_HTTP_PORT:-7470}
 GOSSIP_BASE=${SHOAL_GOSSIP_PORT:-7946}
