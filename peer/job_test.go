@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -83,7 +84,7 @@ func sequential(t *testing.T, name string, params map[string]string, inputs map[
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	for _, n := range sortedStrings(names) {
+	for _, n := range slices.Sorted(slices.Values(names)) {
 		out.Write(parts[n].Bytes())
 	}
 	return out.Bytes()
@@ -92,18 +93,6 @@ func sequential(t *testing.T, name string, params map[string]string, inputs map[
 type nopWriteCloser struct{ io.Writer }
 
 func (nopWriteCloser) Close() error { return nil }
-
-func sortedStrings(s []string) []string {
-	out := append([]string(nil), s...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
-}
 
 func waitJob(t *testing.T, n *peer.Node, id string, timeout time.Duration) scheduler.Status {
 	t.Helper()

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -214,6 +213,12 @@ func (s *Scheduler) reconcileAll(ctx context.Context) {
 // reconcile takes one step of one job: start the tasks this node owes,
 // fail or finish the job, or clean up after it.
 func (s *Scheduler) reconcile(ctx context.Context, id string) error {
+	s.mu.Lock()
+	ended := s.cleaned[id]
+	s.mu.Unlock()
+	if ended {
+		return nil // nothing left to do here; skip reading its records
+	}
 	v, ok := loadView(s.cfg.Records, id)
 	if !ok {
 		return nil
@@ -497,5 +502,3 @@ func isUserError(err error) bool {
 
 // liveOf is v.live for the current membership.
 func (s *Scheduler) liveOf(v *view) []string { return v.live(s.alive()) }
-
-func containsNode(nodes []string, n string) bool { return slices.Contains(nodes, n) }
