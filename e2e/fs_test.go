@@ -51,6 +51,28 @@ type fsEnv struct {
 	dir string // scratch for local files
 }
 
+// startFSEnv starts an n-node local cluster and returns the env to drive
+// it and its status (node name -> pid, HTTP URL).
+func startFSEnv(t *testing.T, n int) (*fsEnv, map[string][2]string) {
+	t.Helper()
+	lc := newLocalCluster(t)
+	if r := lc.script("start", fmt.Sprint(n)); r.code != 0 {
+		t.Fatalf("start %d: %s%s", n, r.stdout, r.stderr)
+	}
+	return &fsEnv{t: t, lc: lc, dir: t.TempDir()}, lc.status()
+}
+
+// genText writes size of generated text (`shoal gen text`) to a local file
+// named name in the scratch dir and returns its path.
+func (e *fsEnv) genText(name, size string, seed int) string {
+	e.t.Helper()
+	p := filepath.Join(e.dir, name)
+	if r := shoal(e.t, nil, "gen", "text", "--bytes", size, "--seed", fmt.Sprint(seed), "--output", p); r.code != 0 {
+		e.t.Fatal(r.stderr)
+	}
+	return p
+}
+
 func (e *fsEnv) cli(url string, args ...string) result {
 	e.t.Helper()
 	full := append(append([]string{}, args...), "--addr", url)
@@ -86,9 +108,7 @@ func (e *fsEnv) catEquals(url, p string, want []byte) error {
 // healthy checks through url that every block of p sits on exactly its
 // owners, at full replication.
 func (e *fsEnv) healthy(url, p string, repl int) error {
-	sec, _ := secret.Load(e.lc.secretFile())
-	cl, _ := peer.NewClient(url, sec.APIToken())
-	st, err := cl.Stat(context.Background(), p)
+	st, err := clientFor(e.t, e.lc, url).Stat(context.Background(), p)
 	if err != nil {
 		return err
 	}
@@ -103,6 +123,7 @@ func (e *fsEnv) healthy(url, p string, repl int) error {
 	return nil
 }
 
+// clientFor is an API client for url holding the cluster's secret.
 func clientFor(t *testing.T, lc *localCluster, url string) *peer.Client {
 	sec, err := secret.Load(lc.secretFile())
 	if err != nil {
@@ -116,12 +137,8 @@ func clientFor(t *testing.T, lc *localCluster, url string) *peer.Client {
 }
 
 func TestFSProcess(t *testing.T) {
-	lc := newLocalCluster(t)
-	if r := lc.script("start", "5"); r.code != 0 {
-		t.Fatalf("start 5: %s%s", r.stdout, r.stderr)
-	}
-	e := &fsEnv{t: t, lc: lc, dir: t.TempDir()}
-	st := lc.status()
+	e, st := startFSEnv(t, 5)
+	lc := e.lc
 	url := st["node1"][1]
 
 	files := map[string][]byte{
@@ -147,9 +164,7 @@ func TestFSProcess(t *testing.T) {
 		t.Fatal("cat of /text/* differs")
 	}
 	// Every block but the last of a text file ends at a newline.
-	sec, _ := secret.Load(lc.secretFile())
-	cl, _ := peer.NewClient(url, sec.APIToken())
-	stat, err := cl.Stat(context.Background(), "/text/words")
+	stat, err := clientFor(t, lc, url).Stat(context.Background(), "/text/words")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,8 +216,7 @@ func TestFSProcess(t *testing.T) {
 	if err := e.catEquals(st[victimNode][1], "/text/words", words); err != nil {
 		t.Fatalf("read through a corrupt copy: %v", err)
 	}
-	vcl, _ := peer.NewClient(st[victimNode][1], sec.APIToken())
-	metrics, _ := vcl.Metrics(context.Background())
+	metrics, _ := clientFor(t, lc, st[victimNode][1]).Metrics(context.Background())
 	if !strings.Contains(metrics, "shoal_blocks_corrupt_total 1\n") {
 		t.Fatalf("corruption not counted:\n%s", metrics)
 	}
@@ -342,16 +356,9 @@ func TestFSLargeFile(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1 GB round trip")
 	}
-	lc := newLocalCluster(t)
-	if r := lc.script("start", "3"); r.code != 0 {
-		t.Fatalf("start 3: %s", r.stderr)
-	}
-	e := &fsEnv{t: t, lc: lc, dir: t.TempDir()}
-	st := lc.status()
-	input := filepath.Join(e.dir, "big.txt")
-	if r := shoal(t, nil, "gen", "text", "--bytes", "1GB", "--seed", "3", "--output", input); r.code != 0 {
-		t.Fatal(r.stderr)
-	}
+	e, st := startFSEnv(t, 3)
+	lc := e.lc
+	input := e.genText("big.txt", "1GB", 3)
 	e.mustCLI(st["node1"][1], "fs", "put", input, "/big.txt", "--block-size", "1MB")
 	out := filepath.Join(e.dir, "back.txt")
 	e.mustCLI(st["node3"][1], "fs", "get", "/big.txt", out)

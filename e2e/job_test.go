@@ -43,16 +43,9 @@ func localParts(t *testing.T, dir string) string {
 // checks the job completes with the sequential run's output, reported by
 // the survivors.
 func TestJobSurvivesNodeLoss(t *testing.T) {
-	lc := newLocalCluster(t)
-	if r := lc.script("start", "5"); r.code != 0 {
-		t.Fatalf("start 5: %s%s", r.stdout, r.stderr)
-	}
-	e := &fsEnv{t: t, lc: lc, dir: t.TempDir()}
-	st := lc.status()
-	input := filepath.Join(e.dir, "corpus.txt")
-	if r := shoal(t, nil, "gen", "text", "--bytes", "24MB", "--seed", "7", "--output", input); r.code != 0 {
-		t.Fatal(r.stderr)
-	}
+	e, st := startFSEnv(t, 5)
+	lc := e.lc
+	input := e.genText("corpus.txt", "24MB", 7)
 	e.mustCLI(st["node1"][1], "fs", "put", input, "/in/corpus.txt", "--block-size", "256K")
 
 	localOut := filepath.Join(e.dir, "local")
@@ -132,12 +125,8 @@ func TestJobSurvivesNodeLoss(t *testing.T) {
 
 // TestJobCLI runs the CLI's job commands and their errors.
 func TestJobCLI(t *testing.T) {
-	lc := newLocalCluster(t)
-	if r := lc.script("start", "3"); r.code != 0 {
-		t.Fatalf("start 3: %s", r.stderr)
-	}
-	e := &fsEnv{t: t, lc: lc, dir: t.TempDir()}
-	url := lc.status()["node2"][1]
+	e, st := startFSEnv(t, 3)
+	url := st["node2"][1]
 	local := filepath.Join(e.dir, "in.txt")
 	os.WriteFile(local, []byte("b a\nc b a\n"), 0o600)
 	e.mustCLI(url, "fs", "put", local, "/in.txt")

@@ -13,16 +13,9 @@ import (
 // streamingCluster starts 3 nodes with a generated corpus stored in 256K
 // blocks, and the built-in wordcount's output over it as the reference.
 func streamingCluster(t *testing.T) (*fsEnv, string, string) {
-	lc := newLocalCluster(t)
-	if r := lc.script("start", "3"); r.code != 0 {
-		t.Fatalf("start 3: %s", r.stderr)
-	}
-	e := &fsEnv{t: t, lc: lc, dir: t.TempDir()}
-	url := lc.status()["node1"][1]
-	input := filepath.Join(e.dir, "corpus.txt")
-	if r := shoal(t, nil, "gen", "text", "--bytes", "1MB", "--seed", "11", "--output", input); r.code != 0 {
-		t.Fatal(r.stderr)
-	}
+	e, st := startFSEnv(t, 3)
+	url := st["node1"][1]
+	input := e.genText("corpus.txt", "1MB", 11)
 	e.mustCLI(url, "fs", "put", input, "/in/corpus.txt", "--block-size", "256K")
 	e.mustCLI(url, "job", "run", "wordcount", "--input", "/in/corpus.txt", "--output", "/ref", "--reducers", "2")
 	return e, url, e.mustCLI(url, "fs", "cat", "/ref/part-*")
