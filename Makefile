@@ -3,7 +3,7 @@
 GO      ?= go
 BIN     := bin/shoal
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X shoal/peer.Version=$(VERSION)
+LDFLAGS := -X shoal.dev/shoal/peer.Version=$(VERSION)
 NODES   ?= 3
 export SHOAL_CLUSTER_DIR ?= $(CURDIR)/.cluster
 

@@ -1,4 +1,4 @@
-module shoal
+module shoal.dev/shoal
 
 go 1.26.8
 

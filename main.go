@@ -4,7 +4,7 @@ package main
 import (
 	"os"
 
-	"shoal/cli"
+	"shoal.dev/shoal/cli"
 )
 
 func main() {

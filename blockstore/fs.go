@@ -14,8 +14,8 @@ import (
 	"sync"
 	"time"
 
-	"shoal/gossip"
-	"shoal/ring"
+	"shoal.dev/shoal/gossip"
+	"shoal.dev/shoal/ring"
 )
 
 // Records is the part of the replicated metadata store the file system

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"shoal/gossip"
-	"shoal/mesh/meshtest"
-	"shoal/ring"
+	"shoal.dev/shoal/gossip"
+	"shoal.dev/shoal/mesh/meshtest"
+	"shoal.dev/shoal/ring"
 )
 
 // memRecords is a Records shared by every node of a test: replication is

@@ -8,7 +8,7 @@ import (
 	"log/slog"
 	"time"
 
-	"shoal/mesh"
+	"shoal.dev/shoal/mesh"
 )
 
 // Protocol is the libp2p protocol ID of block transfer.

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"shoal/mesh/meshtest"
+	"shoal.dev/shoal/mesh/meshtest"
 )
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

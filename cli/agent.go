@@ -12,7 +12,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
-	"shoal/peer"
+	"shoal.dev/shoal/peer"
 )
 
 func agentCommand() *ucli.Command {

@@ -14,8 +14,8 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
-	"shoal/peer"
-	"shoal/secret"
+	"shoal.dev/shoal/peer"
+	"shoal.dev/shoal/secret"
 )
 
 // usageError marks a mistake in the command line, which exits 2.

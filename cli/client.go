@@ -10,7 +10,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
-	"shoal/peer"
+	"shoal.dev/shoal/peer"
 )
 
 func membersCommand() *ucli.Command {

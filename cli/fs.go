@@ -14,8 +14,8 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
-	"shoal/blockstore"
-	"shoal/peer"
+	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/peer"
 )
 
 func fsCommand() *ucli.Command {

@@ -15,11 +15,11 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
-	"shoal/job"
-	"shoal/job/builtin"
-	"shoal/job/streaming"
-	"shoal/peer"
-	"shoal/scheduler"
+	"shoal.dev/shoal/job"
+	"shoal.dev/shoal/job/builtin"
+	"shoal.dev/shoal/job/streaming"
+	"shoal.dev/shoal/peer"
+	"shoal.dev/shoal/scheduler"
 )
 
 // counterOrder is the order counters print in: Hadoop's, then any others.

@@ -12,8 +12,8 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
-	"shoal/peer"
-	"shoal/scheduler"
+	"shoal.dev/shoal/peer"
+	"shoal.dev/shoal/scheduler"
 )
 
 func streamingCommand() *ucli.Command {

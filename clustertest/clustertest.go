@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"shoal/job"
-	"shoal/peer"
-	"shoal/secret"
+	"shoal.dev/shoal/job"
+	"shoal.dev/shoal/peer"
+	"shoal.dev/shoal/secret"
 )
 
 // Options shape a test cluster.

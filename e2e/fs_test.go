@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"shoal/clustertest"
-	"shoal/peer"
-	"shoal/secret"
+	"shoal.dev/shoal/clustertest"
+	"shoal.dev/shoal/peer"
+	"shoal.dev/shoal/secret"
 )
 
 // genText makes n bytes of newline-separated words.

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"shoal/clustertest"
-	"shoal/scheduler"
+	"shoal.dev/shoal/clustertest"
+	"shoal.dev/shoal/scheduler"
 )
 
 // localParts concatenates the part files of a local output dir in order.

@@ -35,7 +35,7 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 	mss "github.com/multiformats/go-multistream"
 
-	"shoal/mesh"
+	"shoal.dev/shoal/mesh"
 )
 
 // PSKSize is the length in bytes of a private-network key.

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"shoal/mesh"
+	"shoal.dev/shoal/mesh"
 )
 
 // testTimeout bounds each blocking step of a test. It is generous: it only

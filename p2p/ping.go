@@ -11,7 +11,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
-	"shoal/mesh"
+	"shoal.dev/shoal/mesh"
 )
 
 // PingProtocol is the protocol ID of Shoal's ping, which every Host serves

@@ -15,10 +15,10 @@ import (
 	"strings"
 	"time"
 
-	"shoal/job"
-	"shoal/job/builtin"
-	"shoal/job/streaming"
-	"shoal/secret"
+	"shoal.dev/shoal/job"
+	"shoal.dev/shoal/job/builtin"
+	"shoal.dev/shoal/job/streaming"
+	"shoal.dev/shoal/secret"
 )
 
 // Config describes one agent. Every field has a documented default that

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"shoal/blockstore"
+	"shoal.dev/shoal/blockstore"
 )
 
 // PutInfo answers a put.

@@ -9,8 +9,8 @@ import (
 	"net/url"
 	"strconv"
 
-	"shoal/blockstore"
-	"shoal/scheduler"
+	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/scheduler"
 )
 
 // PutOptions shape a client put.

@@ -13,12 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"shoal/blockstore"
-	"shoal/clustertest"
-	"shoal/job"
-	"shoal/job/builtin"
-	"shoal/peer"
-	"shoal/scheduler"
+	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/clustertest"
+	"shoal.dev/shoal/job"
+	"shoal.dev/shoal/job/builtin"
+	"shoal.dev/shoal/peer"
+	"shoal.dev/shoal/scheduler"
 )
 
 // corpus makes n bytes of text with a skewed vocabulary.

@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"net/http"
 
-	"shoal/blockstore"
-	"shoal/scheduler"
+	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/scheduler"
 )
 
 func (n *Node) jobRoutes(mux *http.ServeMux) {

@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"shoal/gossip"
-	"shoal/mesh"
+	"shoal.dev/shoal/gossip"
+	"shoal.dev/shoal/mesh"
 )
 
 // metaProtocol serves a member's records under a prefix. Gossip spreads

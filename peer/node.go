@@ -18,13 +18,13 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
-	"shoal/blockstore"
-	"shoal/gossip"
-	"shoal/mesh"
-	"shoal/p2p"
-	"shoal/ring"
-	"shoal/scheduler"
-	"shoal/shuffle"
+	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/gossip"
+	"shoal.dev/shoal/mesh"
+	"shoal.dev/shoal/p2p"
+	"shoal.dev/shoal/ring"
+	"shoal.dev/shoal/scheduler"
+	"shoal.dev/shoal/shuffle"
 )
 
 // Version is the build's version, set by the linker.

@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"shoal/blockstore"
-	"shoal/clustertest"
-	"shoal/p2p"
-	"shoal/peer"
-	"shoal/secret"
+	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/clustertest"
+	"shoal.dev/shoal/p2p"
+	"shoal.dev/shoal/peer"
+	"shoal.dev/shoal/secret"
 )
 
 func memberStates(n *peer.Node) map[string]string {

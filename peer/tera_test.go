@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"shoal/blockstore"
-	"shoal/clustertest"
-	"shoal/job/builtin"
-	"shoal/peer"
-	"shoal/scheduler"
+	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/clustertest"
+	"shoal.dev/shoal/job/builtin"
+	"shoal.dev/shoal/peer"
+	"shoal.dev/shoal/scheduler"
 )
 
 func runJob(t *testing.T, n *peer.Node, req scheduler.SubmitRequest) scheduler.Status {

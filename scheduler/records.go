@@ -17,8 +17,8 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
-	"shoal/blockstore"
-	"shoal/job"
+	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/job"
 )
 
 // Record keys. Every key below a job starts with its kind and the job ID;

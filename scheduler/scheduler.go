@@ -13,12 +13,12 @@ import (
 	"sync"
 	"time"
 
-	"shoal/blockstore"
-	"shoal/gossip"
-	"shoal/job"
-	"shoal/mesh"
-	"shoal/ring"
-	"shoal/shuffle"
+	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/gossip"
+	"shoal.dev/shoal/job"
+	"shoal.dev/shoal/mesh"
+	"shoal.dev/shoal/ring"
+	"shoal.dev/shoal/shuffle"
 )
 
 // Errors returned by Submit and the job calls.

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 
-	"shoal/blockstore"
+	"shoal.dev/shoal/blockstore"
 )
 
 // split is one map task's input: one block of one input file, or for a

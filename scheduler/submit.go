@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"shoal/blockstore"
-	"shoal/job"
+	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/job"
 )
 
 // DefaultMaxAttempts is how often a task's code may fail before its job

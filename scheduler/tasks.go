@@ -13,9 +13,9 @@ import (
 	"sync"
 	"time"
 
-	"shoal/blockstore"
-	"shoal/job"
-	"shoal/shuffle"
+	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/job"
+	"shoal.dev/shoal/shuffle"
 )
 
 // retryPause is how long a task that failed for a reason outside the job's

@@ -5,9 +5,9 @@ import (
 	"strconv"
 	"strings"
 
-	"shoal/gossip"
-	"shoal/job"
-	"shoal/ring"
+	"shoal.dev/shoal/gossip"
+	"shoal.dev/shoal/job"
+	"shoal.dev/shoal/ring"
 )
 
 // entry is a record with its version, for the lowest-version-wins rule.

@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"shoal/blockstore"
-	"shoal/gossip"
-	"shoal/job"
-	"shoal/ring"
+	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/gossip"
+	"shoal.dev/shoal/job"
+	"shoal.dev/shoal/ring"
 )
 
 // memRecords is an in-memory Records with explicit versions, so a test

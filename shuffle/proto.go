@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"shoal/mesh"
+	"shoal.dev/shoal/mesh"
 )
 
 // Protocol is the stream protocol ID of segment transfer.

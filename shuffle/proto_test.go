@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"shoal/mesh"
-	"shoal/mesh/meshtest"
+	"shoal.dev/shoal/mesh"
+	"shoal.dev/shoal/mesh/meshtest"
 )
 
 // testStore writes one map output, job "j1" task "m0", of 4 partitions.
@@ -326,7 +326,7 @@ func TestImports(t *testing.T) {
 	}
 	for _, p := range strings.Fields(string(out)) {
 		switch {
-		case p == "shoal/shuffle", p == "shoal/mesh", strings.HasPrefix(p, "github.com/vmihailenco/"):
+		case p == "shoal.dev/shoal/shuffle", p == "shoal.dev/shoal/mesh", strings.HasPrefix(p, "github.com/vmihailenco/"):
 		default:
 			t.Errorf("shuffle depends on %s", p)
 		}

@@ -27,7 +27,7 @@ import (
 	"slices"
 	"strconv"
 
-	"shoal/job"
+	"shoal.dev/shoal/job"
 )
 
 // Register adds the built-in jobs to r. It panics if one of their names is

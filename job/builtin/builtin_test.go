@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"shoal/job"
+	"shoal.dev/shoal/job"
 )
 
 func registry(t testing.TB) *job.Registry {

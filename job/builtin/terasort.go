@@ -16,7 +16,7 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"shoal/job"
+	"shoal.dev/shoal/job"
 )
 
 // GenSort record shape.

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"shoal/job"
+	"shoal.dev/shoal/job"
 )
 
 // runPrepared runs the job name as `shoal job run --local` does: resolved

@@ -3,7 +3,7 @@ package streaming
 import (
 	"testing"
 
-	"shoal/job"
+	"shoal.dev/shoal/job"
 )
 
 // BenchmarkMapperCat measures the pumping alone: records through cat and

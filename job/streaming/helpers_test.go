@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"shoal/job"
+	"shoal.dev/shoal/job"
 )
 
 // harness builds streaming jobs with a test configuration and checks that

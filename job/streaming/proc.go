@@ -12,7 +12,7 @@ import (
 	"sync"
 	"syscall"
 
-	"shoal/job"
+	"shoal.dev/shoal/job"
 )
 
 // ErrAborted is returned (wrapped) by Map, Reduce and Close of a task that

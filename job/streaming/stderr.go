@@ -8,7 +8,7 @@ import (
 	"strings"
 	"sync"
 
-	"shoal/job"
+	"shoal.dev/shoal/job"
 )
 
 // Standard error limits.

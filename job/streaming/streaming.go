@@ -104,7 +104,7 @@ import (
 	"path"
 	"strings"
 
-	"shoal/job"
+	"shoal.dev/shoal/job"
 )
 
 // Name is the name the streaming job is registered under.

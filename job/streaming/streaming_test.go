@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"shoal/job"
+	"shoal.dev/shoal/job"
 )
 
 func TestRegister(t *testing.T) {

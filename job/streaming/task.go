@@ -9,7 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	"shoal/job"
+	"shoal.dev/shoal/job"
 )
 
 // task is what the mapper and the reducer of a task share: the children

@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"shoal/job"
-	"shoal/job/builtin"
-	"shoal/job/streaming"
+	"shoal.dev/shoal/job"
+	"shoal.dev/shoal/job/builtin"
+	"shoal.dev/shoal/job/streaming"
 )
 
 // The classic Hadoop Streaming word count, in Python.

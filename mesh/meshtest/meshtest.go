@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"shoal/mesh"
+	"shoal.dev/shoal/mesh"
 )
 
 // Network is a set of named nodes that can dial each other.
