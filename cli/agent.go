@@ -28,7 +28,7 @@ func agentCommand() *ucli.Command {
 			&ucli.StringSliceFlag{Name: "p2p", Value: ucli.NewStringSlice(peer.DefaultP2PAddr), Usage: "data-plane (libp2p) listen multiaddr (repeatable)"},
 			&ucli.StringFlag{Name: "http", Value: peer.DefaultHTTPAddr, Usage: "HTTP API address HOST:PORT; port 0 picks one"},
 			&ucli.StringFlag{Name: "data-dir", Usage: "where the node keeps its identity, metadata and blocks (default ~/.local/share/shoal/NAME)"},
-			&ucli.StringFlag{Name: "secret-file", EnvVars: []string{"SHOAL_SECRET_FILE"}, Usage: "file holding the cluster secret (or set SHOAL_SECRET); make one with `shoal keygen`"},
+			&ucli.StringFlag{Name: "secret-file", Usage: "file holding the cluster secret (default: the global --secret-file, $SHOAL_SECRET_FILE; or set SHOAL_SECRET); make one with `shoal keygen`"},
 			&ucli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&ucli.BoolFlag{Name: "insecure", Usage: "allow non-loopback addresses without a cluster secret"},
 			&ucli.BoolFlag{Name: "fast-gossip", Usage: "fast failure detection for one-machine clusters and tests"},

@@ -58,7 +58,7 @@ func newApp(stdout, stderr io.Writer) *ucli.App {
 		// Values such as -cmdenv A=x,y keep their commas; --input splits
 		// its own.
 		DisableSliceFlagSeparator: true,
-		Flags:                     clientFlags(),
+		Flags:                     appFlags(),
 		OnUsageError:              onUsageError,
 		CommandNotFound: func(c *ucli.Context, name string) {
 			// Reported through the returned error in Before; see below.
@@ -76,6 +76,13 @@ func newApp(stdout, stderr io.Writer) *ucli.App {
 			versionCommand(),
 		},
 		ExitErrHandler: func(*ucli.Context, error) {}, // we print and exit in Run
+	}
+	app.Action = func(c *ucli.Context) error {
+		if c.Bool("version") {
+			printVersion(c)
+			return nil
+		}
+		return ucli.ShowAppHelp(c)
 	}
 	app.Before = func(c *ucli.Context) error {
 		if c.Args().Present() {
@@ -99,53 +106,6 @@ func setUsageErrors(cmds []*ucli.Command) {
 		c.OnUsageError = onUsageError
 		setUsageErrors(c.Subcommands)
 	}
-}
-
-// clientFlags are the flags every client command takes, globally or after
-// the command name.
-func clientFlags() []ucli.Flag {
-	return []ucli.Flag{
-		&ucli.StringFlag{
-			Name:    "addr",
-			Usage:   "agent HTTP API address",
-			Value:   "http://" + peer.DefaultHTTPAddr,
-			EnvVars: []string{"SHOAL_ADDR"},
-		},
-		&ucli.StringFlag{
-			Name:    "secret-file",
-			Usage:   "file holding the cluster secret (or set SHOAL_SECRET to the secret itself)",
-			EnvVars: []string{"SHOAL_SECRET_FILE"},
-		},
-	}
-}
-
-// loadSecret reads --secret-file, else $SHOAL_SECRET; neither is the zero
-// Secret.
-func loadSecret(c *ucli.Context) (secret.Secret, error) {
-	if path := c.String("secret-file"); path != "" {
-		return secret.Load(path)
-	}
-	if s := os.Getenv("SHOAL_SECRET"); s != "" {
-		sec, err := secret.Parse(s)
-		if err != nil {
-			return secret.Secret{}, fmt.Errorf("SHOAL_SECRET: %w", err)
-		}
-		return sec, nil
-	}
-	return secret.Secret{}, nil
-}
-
-// client builds an API client from --addr and the secret.
-func client(c *ucli.Context) (*peer.Client, error) {
-	sec, err := loadSecret(c)
-	if err != nil {
-		return nil, err
-	}
-	cl, err := peer.NewClient(c.String("addr"), sec.APIToken())
-	if err != nil {
-		return nil, usageError{err}
-	}
-	return cl, nil
 }
 
 // exactArgs checks the number of positional arguments.
@@ -264,8 +224,12 @@ func versionCommand() *ucli.Command {
 		Name:  "version",
 		Usage: "print the version",
 		Action: func(c *ucli.Context) error {
-			fmt.Fprintf(c.App.Writer, "shoal %s (%s, %s/%s)\n", peer.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			printVersion(c)
 			return nil
 		},
 	}
+}
+
+func printVersion(c *ucli.Context) {
+	fmt.Fprintf(c.App.Writer, "shoal %s (%s, %s/%s)\n", peer.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
