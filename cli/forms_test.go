@@ -21,28 +21,28 @@ import (
 // client command as far as its first API call. Every command of the app
 // must be listed (TestEveryCommandListed), so a new one is tested too.
 var sampleArgs = map[string][]string{
-	"agent":           nil, // not a client command
-	"members":         {},
-	"ring owners":     {"k"},
-	"p2p ping":        {"node1"},
-	"fs put":          {"LOCALFILE", "/x"},
-	"fs get":          {"/x", "-"},
-	"fs cat":          {"/x"},
-	"fs getmerge":     {"/d", "OUTFILE"},
-	"fs ls":           {"/"},
-	"fs rm":           {"/x"},
-	"fs stat":         {"/x"},
-	"job run":         {"wordcount", "--input", "/in", "--output", "/out"},
-	"job status":      {"j1"},
-	"job wait":        {"j1"},
-	"job kill":        {"j1"},
-	"job counters":    {"j1"},
-	"job list":        {},
-	"streaming":       {"-input", "/in", "-output", "/out", "-mapper", "cat"},
-	"gen text":        nil, // local
-	"keygen":          nil, // local
-	"version":         nil, // local
-	"help":            nil,
+	"agent":        nil, // not a client command
+	"members":      {},
+	"ring owners":  {"k"},
+	"p2p ping":     {"node1"},
+	"fs put":       {"LOCALFILE", "/x"},
+	"fs get":       {"/x", "-"},
+	"fs cat":       {"/x"},
+	"fs getmerge":  {"/d", "OUTFILE"},
+	"fs ls":        {"/"},
+	"fs rm":        {"/x"},
+	"fs stat":      {"/x"},
+	"job run":      {"wordcount", "--input", "/in", "--output", "/out"},
+	"job status":   {"j1"},
+	"job wait":     {"j1"},
+	"job kill":     {"j1"},
+	"job counters": {"j1"},
+	"job list":     {},
+	"streaming":    {"-input", "/in", "-output", "/out", "-mapper", "cat"},
+	"gen text":     nil, // local
+	"keygen":       nil, // local
+	"version":      nil, // local
+	"help":         nil,
 }
 
 // leafCommands lists every command path of the app ("fs put").
