@@ -44,6 +44,8 @@ type FSConfig struct {
 	Logger *slog.Logger
 	// Parallel is how many blocks a put sends at once. Default 4.
 	Parallel int
+	// Now is the clock; default time.Now.
+	Now func() time.Time
 }
 
 // FS is the cluster's file system as seen from one node: it writes files as
@@ -53,7 +55,11 @@ type FS struct {
 	log *slog.Logger
 
 	mu        sync.Mutex
-	manifests map[ID]Manifest // cache; manifests are immutable
+	manifests map[ID]Manifest      // cache; manifests are immutable
+	suspects  map[string]time.Time // nodes a block write failed on, and when
+
+	// Writes counts what this node's writers did.
+	Writes WriteStats
 }
 
 // NewFS returns a file system over cfg.
@@ -64,7 +70,10 @@ func NewFS(cfg FSConfig) *FS {
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = 4
 	}
-	return &FS{cfg: cfg, log: cfg.Logger, manifests: map[ID]Manifest{}}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &FS{cfg: cfg, log: cfg.Logger, manifests: map[ID]Manifest{}, suspects: map[string]time.Time{}}
 }
 
 // Store is the local block store.
@@ -84,7 +93,8 @@ type CreateOptions struct {
 const DefaultReplication = 3
 
 // Create writes the stream r as the file p. Every block goes to its R ring
-// owners in parallel, then the manifest, and only then does the file
+// owners in parallel (a failed owner is replaced by the next member on the
+// ring: see writeBlock), then the manifest, and only then does the file
 // record appear: a failed Create leaves nothing visible (its stray blocks
 // are collected later). The returned FileInfo's Replication is what was
 // applied, which is less than asked when the cluster is smaller.
@@ -134,6 +144,7 @@ func (fs *FS) Create(ctx context.Context, p string, r io.Reader, opts CreateOpti
 			cancel(err)
 			break
 		}
+		index := len(refs)
 		refs = append(refs, BlockRef{ID: c.ID, Size: c.Size})
 		size += c.Size
 		select {
@@ -149,8 +160,7 @@ func (fs *FS) Create(ctx context.Context, p string, r io.Reader, opts CreateOpti
 			defer wg.Done()
 			defer func() { <-sem }()
 			defer c.Discard()
-			owners := rg.Owners(c.ID.String(), repl)
-			if err := fs.replicate(ctx, c.ID, io.NewSectionReader(c.File, 0, c.Size), c.Size, owners); err != nil {
+			if _, err := fs.writeBlock(ctx, blockWrite{file: p, index: index, id: c.ID, size: c.Size, want: repl}, c.File); err != nil {
 				cancel(err)
 			}
 		}()
@@ -160,19 +170,25 @@ func (fs *FS) Create(ctx context.Context, p string, r io.Reader, opts CreateOpti
 		return FileInfo{}, fmt.Errorf("put %s: %w", p, err)
 	}
 
+	return fs.commit(ctx, p, refs, size, opts.BlockSize, repl, opts.Overwrite)
+}
+
+// commit writes the manifest of a file whose blocks are stored, then its
+// record. The file appears only here.
+func (fs *FS) commit(ctx context.Context, p string, refs []BlockRef, size, blockSize int64, repl int, overwrite bool) (FileInfo, error) {
 	mb, err := encodeManifest(Manifest{Blocks: refs})
 	if err != nil {
 		return FileInfo{}, err
 	}
 	mid := Sum(mb)
-	if err := fs.replicate(ctx, mid, bytes.NewReader(mb), int64(len(mb)), rg.Owners(mid.String(), repl)); err != nil {
-		return FileInfo{}, fmt.Errorf("put %s: manifest: %w", p, err)
+	if _, err := fs.writeBlock(ctx, blockWrite{file: p, index: -1, id: mid, size: int64(len(mb)), want: repl}, bytes.NewReader(mb)); err != nil {
+		return FileInfo{}, fmt.Errorf("put %s: %w", p, err)
 	}
 	info := FileInfo{
 		Path:        p,
 		Size:        size,
-		ModTime:     time.Now().UnixNano(),
-		BlockSize:   opts.BlockSize,
+		ModTime:     fs.cfg.Now().UnixNano(),
+		BlockSize:   blockSize,
 		Replication: repl,
 		Blocks:      len(refs),
 		Manifest:    mid,
@@ -182,7 +198,7 @@ func (fs *FS) Create(ctx context.Context, p string, r io.Reader, opts CreateOpti
 		return FileInfo{}, err
 	}
 	// Check again: another put may have won the path meanwhile.
-	if err := fs.checkCreate(p, opts.Overwrite); err != nil {
+	if err := fs.checkCreate(p, overwrite); err != nil {
 		return FileInfo{}, err
 	}
 	if _, err := fs.cfg.Records.Put(fileKey(p), rec); err != nil {
@@ -204,29 +220,6 @@ func (fs *FS) checkCreate(p string, overwrite bool) error {
 		}
 	}
 	return nil
-}
-
-// replicate writes one block to every owner in parallel; all must succeed.
-func (fs *FS) replicate(ctx context.Context, id ID, r io.ReaderAt, size int64, owners []string) error {
-	errs := make([]error, len(owners))
-	var wg sync.WaitGroup
-	for i, o := range owners {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sr := io.NewSectionReader(r, 0, size)
-			if o == fs.cfg.Self {
-				errs[i] = fs.cfg.Store.Write(id, sr, size)
-			} else {
-				errs[i] = fs.cfg.Client.Put(ctx, o, id, sr, size)
-			}
-			if errs[i] != nil {
-				errs[i] = fmt.Errorf("block %s to %s: %w", id.Short(), o, errs[i])
-			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 // Stat returns the file record at p.

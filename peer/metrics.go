@@ -10,7 +10,7 @@ import (
 // Like /v1/health it needs no token: it reveals counts, not data.
 func (n *Node) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	st, rp := n.blocks, &n.repairer.Stats
+	st, rp, wr := n.blocks, &n.repairer.Stats, &n.fs.Writes
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	local, _ := n.blocks.List()
@@ -29,6 +29,10 @@ func (n *Node) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		{"shoal_blocks_deleted_total", "counter", "Blocks deleted from the local store.", st.Deleted.Load()},
 		{"shoal_blocks_corrupt_total", "counter", "Corrupt local block copies found and quarantined.", st.Corrupt.Load()},
 		{"shoal_block_read_bytes_total", "counter", "Block bytes read from the local store.", st.ReadByte.Load()},
+		{"shoal_block_writes_total", "counter", "Blocks this node's writers stored (fs put, job output, manifests).", wr.Blocks.Load()},
+		{"shoal_block_writes_substituted_total", "counter", "Block writes where a target failed and the next member on the ring took its copy.", wr.Substituted.Load()},
+		{"shoal_block_writes_under_replicated_total", "counter", "Blocks written with fewer copies than their replication (no candidate left); repair completes them.", wr.Under.Load()},
+		{"shoal_block_writes_failed_total", "counter", "Block writes that no member could store (the put failed).", wr.Failed.Load()},
 		{"shoal_repair_passes_total", "counter", "Repair passes run.", rp.Passes.Load()},
 		{"shoal_repair_fetched_total", "counter", "Owned blocks fetched from other replicas.", rp.Fetched.Load()},
 		{"shoal_repair_dropped_total", "counter", "Copies dropped once every owner had them.", rp.Dropped.Load()},

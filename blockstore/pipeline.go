@@ -1,0 +1,203 @@
+package blockstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// WriteStats counts what this node's block writers did since start, for
+// /metrics. Every writer — fs put, job output, the manifest of a file —
+// goes through the same pipeline, so these cover them all.
+type WriteStats struct {
+	Blocks      atomic.Int64 // blocks written (at least one copy)
+	Substituted atomic.Int64 // blocks that needed at least one substitute target
+	Under       atomic.Int64 // blocks written with fewer copies than asked
+	Failed      atomic.Int64 // blocks no target could store
+}
+
+// suspectFor is how long a node whose block write failed is tried only
+// after every other candidate: gossip takes a few seconds to declare a dead
+// node, and every block meanwhile would otherwise try it first.
+const suspectFor = 30 * time.Second
+
+// nextTargets is the pure core of the write pipeline: given a block's
+// candidates in ring order (pref: every alive member, its R owners first),
+// how many copies are wanted, the nodes that already hold a copy (done),
+// those being written (busy), those that failed, and the nodes suspected
+// dead (tried only when no one else is left), it returns the nodes to start
+// writing to now — the first candidates not yet used, enough to bring
+// done+busy up to want. An empty answer with nothing busy means the write
+// is over: at want copies, or out of candidates.
+func nextTargets(pref []string, want int, done, busy, failed []string, suspect func(string) bool) []string {
+	need := want - len(done) - len(busy)
+	if need <= 0 {
+		return nil
+	}
+	used := func(n string) bool {
+		return slices.Contains(done, n) || slices.Contains(busy, n) || slices.Contains(failed, n)
+	}
+	var out []string
+	for pass := 0; pass < 2 && len(out) < need; pass++ {
+		for _, n := range pref {
+			if len(out) == need {
+				break
+			}
+			if used(n) || slices.Contains(out, n) || (suspect != nil && suspect(n) != (pass == 1)) {
+				continue
+			}
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// BlockWriteError says that no member could store a block: a write fails
+// only then. It names the block and every node tried; why each failed is in
+// this node's log.
+type BlockWriteError struct {
+	ID     ID
+	Index  int // the block's place in its file; -1 for a manifest
+	Failed []string
+}
+
+func (e *BlockWriteError) Error() string {
+	what := fmt.Sprintf("block %d (%s)", e.Index, e.ID.Short())
+	if e.Index < 0 {
+		what = fmt.Sprintf("the manifest block (%s)", e.ID.Short())
+	}
+	if len(e.Failed) == 0 {
+		return what + " could not be stored: no alive member to store it on; check `shoal members`"
+	}
+	return fmt.Sprintf("%s could not be stored on any member: %s failed (the agents' logs say why); check `shoal members` and put again",
+		what, listNodes(e.Failed))
+}
+
+func listNodes(ns []string) string {
+	if len(ns) <= 1 {
+		return strings.Join(ns, "")
+	}
+	return strings.Join(ns[:len(ns)-1], ", ") + " and " + ns[len(ns)-1]
+}
+
+// blockWrite names one block being written, for logs and errors.
+type blockWrite struct {
+	file  string
+	index int // -1: the file's manifest
+	id    ID
+	size  int64
+	want  int
+}
+
+func (b blockWrite) String() string {
+	if b.index < 0 {
+		return fmt.Sprintf("the manifest (%s) of %s", b.id.Short(), b.file)
+	}
+	return fmt.Sprintf("block %d (%s) of %s", b.index, b.id.Short(), b.file)
+}
+
+// writeBlock stores the block read from src on want nodes: its ring owners
+// first, and for every owner that fails, the next candidate on the ring
+// (nextTargets). It returns how many copies were written; it fails only
+// when none was. A block left with fewer than want copies is counted and
+// logged: the repair loop brings it to R once enough members are alive.
+// Transport errors go to the log, never into the returned error.
+func (fs *FS) writeBlock(ctx context.Context, b blockWrite, src io.ReaderAt) (int, error) {
+	rg := fs.cfg.Ring()
+	pref := rg.Owners(b.id.String(), rg.Len())
+	type result struct {
+		node string
+		err  error
+	}
+	results := make(chan result)
+	var done, busy, failed []string
+	start := func(nodes []string) {
+		for _, n := range nodes {
+			busy = append(busy, n)
+			go func() {
+				results <- result{n, fs.writeTo(ctx, n, b.id, io.NewSectionReader(src, 0, b.size), b.size)}
+			}()
+		}
+	}
+	start(nextTargets(pref, b.want, nil, nil, nil, fs.suspect))
+	substituted := false
+	for len(busy) > 0 {
+		r := <-results
+		busy = slices.DeleteFunc(busy, func(n string) bool { return n == r.node })
+		if r.err == nil {
+			done = append(done, r.node)
+			continue
+		}
+		failed = append(failed, r.node)
+		if ctx.Err() != nil {
+			continue // the writer gave up: no substitutes
+		}
+		fs.markSuspect(r.node)
+		next := nextTargets(pref, b.want, done, busy, failed, fs.suspect)
+		if len(next) > 0 {
+			substituted = true
+			fs.log.Warn(fmt.Sprintf("%s failed while storing %s; storing it on %s instead", r.node, b, listNodes(next)),
+				"node", r.node, "block", b.id.String(), "err", r.err)
+		} else {
+			fs.log.Warn(fmt.Sprintf("%s failed while storing %s; no other member to store it on", r.node, b),
+				"node", r.node, "block", b.id.String(), "err", r.err)
+		}
+		start(next)
+	}
+	if err := ctx.Err(); err != nil {
+		return len(done), err
+	}
+	if substituted {
+		fs.Writes.Substituted.Add(1)
+	}
+	if len(done) == 0 {
+		fs.Writes.Failed.Add(1)
+		return 0, &BlockWriteError{ID: b.id, Index: b.index, Failed: failed}
+	}
+	fs.Writes.Blocks.Add(1)
+	if len(done) < b.want {
+		fs.Writes.Under.Add(1)
+		fs.log.Warn(fmt.Sprintf("%s stored with %d of %d copies; the repair loop copies it once enough members are alive", b, len(done), b.want),
+			"block", b.id.String(), "holders", strings.Join(done, ","), "failed", strings.Join(failed, ","))
+	}
+	return len(done), nil
+}
+
+// writeTo writes one copy of a block to node, which may be this node.
+func (fs *FS) writeTo(ctx context.Context, node string, id ID, r io.Reader, size int64) error {
+	if node == fs.cfg.Self {
+		return fs.cfg.Store.Write(id, r, size)
+	}
+	return fs.cfg.Client.Put(ctx, node, id, r, size)
+}
+
+// markSuspect remembers that a write to node failed.
+func (fs *FS) markSuspect(node string) {
+	fs.mu.Lock()
+	fs.suspects[node] = fs.cfg.Now()
+	fs.mu.Unlock()
+}
+
+// suspect reports whether a write to node failed within suspectFor.
+func (fs *FS) suspect(node string) bool {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	t, ok := fs.suspects[node]
+	if ok && fs.cfg.Now().Sub(t) > suspectFor {
+		delete(fs.suspects, node)
+		return false
+	}
+	return ok
+}
+
+// IsBlockWriteError reports whether err says that no member could store a
+// block (as opposed to the writer's own input failing).
+func IsBlockWriteError(err error) bool {
+	var e *BlockWriteError
+	return errors.As(err, &e)
+}
