@@ -30,7 +30,10 @@ func agentCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "data-dir", Usage: "where the node keeps its identity, metadata and blocks (default ~/.local/share/shoal/NAME)"},
 			&ucli.StringFlag{Name: "secret-file", Usage: "file holding the cluster secret (default: the global --secret-file, $SHOAL_SECRET_FILE; or set SHOAL_SECRET); make one with `shoal keygen`"},
 			&ucli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
-			&ucli.BoolFlag{Name: "insecure", Usage: "allow non-loopback addresses without a cluster secret"},
+			&ucli.BoolFlag{Name: "insecure", Usage: "allow non-loopback addresses without a cluster secret, and the HTTP API beyond loopback without TLS"},
+			&ucli.StringFlag{Name: "tls-cert", Usage: "PEM certificate of the HTTP API (with --tls-key): clients then use https://"},
+			&ucli.StringFlag{Name: "tls-key", Usage: "PEM private key of --tls-cert"},
+			&ucli.IntFlag{Name: "max-conns", Value: peer.DefaultMaxConns, Usage: "cap on the HTTP API's open connections; idle ones are closed first"},
 			&ucli.BoolFlag{Name: "fast-gossip", Usage: "fast failure detection for one-machine clusters and tests"},
 		},
 		Action: runAgent,
@@ -62,6 +65,11 @@ func runAgent(c *ucli.Context) error {
 	cfg.DataDir = c.String("data-dir")
 	cfg.Secret = sec
 	cfg.Insecure = c.Bool("insecure")
+	cfg.TLSCert, cfg.TLSKey = c.String("tls-cert"), c.String("tls-key")
+	if c.Int("max-conns") < 1 {
+		return usageError{fmt.Errorf("--max-conns must be at least 1, got %d", c.Int("max-conns"))}
+	}
+	cfg.MaxConns = c.Int("max-conns")
 	cfg.FastGossip = c.Bool("fast-gossip")
 	cfg.Logger = log
 	if sec.IsZero() {

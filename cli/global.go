@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto/x509"
 	"fmt"
 	"os"
 
@@ -103,7 +104,18 @@ func client(c *ucli.Context) (*peer.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl, err := peer.NewClient(globalString(c, "addr"), sec.APIToken())
+	var roots *x509.CertPool
+	if f := globalString(c, "ca-cert"); f != "" {
+		pem, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-cert: %w", err)
+		}
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca-cert %s: no PEM certificate in it", f)
+		}
+	}
+	cl, err := peer.NewClientTLS(globalString(c, "addr"), sec.APIToken(), roots)
 	if err != nil {
 		return nil, usageError{err}
 	}

@@ -231,13 +231,12 @@ func otherAgents(c *ucli.Context, cl *peer.Client) []*peer.Client {
 	if err != nil {
 		return nil
 	}
-	sec, _ := loadSecret(c)
 	var out []*peer.Client
 	for _, m := range ms {
 		if m.State != "alive" || m.HTTP == "" || strings.HasSuffix(cl.Addr(), m.HTTP) {
 			continue
 		}
-		if o, err := peer.NewClient(m.HTTP, sec.APIToken()); err == nil {
+		if o, err := cl.At(m.HTTP); err == nil {
 			out = append(out, o)
 		}
 	}

@@ -30,6 +30,8 @@ type Options struct {
 	Verbose bool
 	// Registry holds the jobs the nodes run; default the built-ins.
 	Registry *job.Registry
+	// Configure, if set, changes node i's configuration before it starts.
+	Configure func(i int, cfg *peer.Config)
 }
 
 // Cluster is a set of in-process nodes.
@@ -90,6 +92,9 @@ func (c *Cluster) Config(i int) peer.Config {
 		if j != i && a != "" && c.nodes[j] != nil {
 			cfg.Join = append(cfg.Join, a)
 		}
+	}
+	if c.opts.Configure != nil {
+		c.opts.Configure(i, &cfg)
 	}
 	return cfg
 }

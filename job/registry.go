@@ -41,6 +41,10 @@ type Spec struct {
 	// "grep: param pattern: bad regular expression ...". Build may be
 	// called concurrently and more than once.
 	Build func(params map[string]string) (*Job, error)
+	// RunsCommands marks a job that runs code its submitter chooses (a
+	// command line, a script): Hadoop Streaming, or any job that execs.
+	// A cluster without a secret refuses such jobs, whatever their name.
+	RunsCommands bool
 }
 
 // FillParams checks params against s and returns a new map with every

@@ -3,6 +3,8 @@ package peer
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,19 +25,28 @@ var ErrUnreachable = errors.New("cannot reach the agent")
 type Client struct {
 	base  *url.URL
 	token string
+	roots *x509.CertPool
 	hc    *http.Client
 }
 
-// NewClient returns a client for the agent at addr ("http://HOST:PORT", or
-// "HOST:PORT"), authenticating with token (may be empty).
+// NewClient returns a client for the agent at addr ("http://HOST:PORT",
+// "https://HOST:PORT", or "HOST:PORT" for http), authenticating with token
+// (may be empty). An https agent's certificate is checked against the
+// system's roots.
 func NewClient(addr, token string) (*Client, error) {
+	return NewClientTLS(addr, token, nil)
+}
+
+// NewClientTLS is NewClient checking an https agent's certificate against
+// roots (nil: the system's roots).
+func NewClientTLS(addr, token string, roots *x509.CertPool) (*Client, error) {
 	raw := addr
 	if !strings.Contains(raw, "://") {
 		raw = "http://" + raw
 	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-		return nil, fmt.Errorf("bad agent address %q: want http://HOST:PORT", addr)
+		return nil, fmt.Errorf("bad agent address %q: want http://HOST:PORT or https://HOST:PORT", addr)
 	}
 	if _, port, err := net.SplitHostPort(u.Host); err != nil || port == "" {
 		return nil, fmt.Errorf("bad agent address %q: want http://HOST:PORT", addr)
@@ -43,7 +54,19 @@ func NewClient(addr, token string) (*Client, error) {
 		return nil, fmt.Errorf("bad agent address %q: bad port", addr)
 	}
 	u.Path = ""
-	return &Client{base: u, token: token, hc: &http.Client{}}, nil
+	hc := &http.Client{}
+	if roots != nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+		hc.Transport = t
+	}
+	return &Client{base: u, token: token, roots: roots, hc: hc}, nil
+}
+
+// At returns a client for the agent at hostport (a member's HTTP address)
+// with this client's scheme, token and TLS roots.
+func (c *Client) At(hostport string) (*Client, error) {
+	return NewClientTLS(c.base.Scheme+"://"+hostport, c.token, c.roots)
 }
 
 // Addr is the agent's base URL.

@@ -51,8 +51,26 @@ type Config struct {
 	// token. The zero Secret runs an open cluster, loopback only unless
 	// Insecure is set.
 	Secret secret.Secret
-	// Insecure allows listening on non-loopback addresses without a secret.
+	// Insecure allows listening on non-loopback addresses without a secret,
+	// and the HTTP API on a non-loopback address without TLS.
 	Insecure bool
+	// TLSCert and TLSKey are PEM files of the HTTP API's certificate and
+	// key; set both or neither. Without them the API speaks plain HTTP,
+	// loopback only unless Insecure is set.
+	TLSCert, TLSKey string
+	// MaxConns caps the HTTP API's open connections (see connLimiter).
+	// Default DefaultMaxConns.
+	MaxConns int
+	// APIReadTimeout bounds reading a request's headers, and each wait for
+	// more of its body. Default 30s.
+	APIReadTimeout time.Duration
+	// APIWriteTimeout bounds a handler's answer, counted from the request
+	// or from its last body bytes read, and each wait to write more of a
+	// streamed answer. Default 2m.
+	APIWriteTimeout time.Duration
+	// APIIdleTimeout closes keep-alive connections idle this long.
+	// Default 1m.
+	APIIdleTimeout time.Duration
 	// FastGossip uses memberlist's local-network timings (fast failure
 	// detection) instead of its LAN timings. For tests and one-machine
 	// clusters.
@@ -118,6 +136,21 @@ func (c *Config) validate() error {
 		builtin.Register(c.Registry)
 		streaming.Register(c.Registry)
 	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = DefaultMaxConns
+	}
+	if c.APIReadTimeout <= 0 {
+		c.APIReadTimeout = DefaultAPIReadTimeout
+	}
+	if c.APIWriteTimeout <= 0 {
+		c.APIWriteTimeout = DefaultAPIWriteTimeout
+	}
+	if c.APIIdleTimeout <= 0 {
+		c.APIIdleTimeout = DefaultAPIIdleTimeout
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("TLS needs both a certificate and a key (--tls-cert and --tls-key)")
+	}
 	if c.RepairInterval <= 0 {
 		c.RepairInterval = DefaultRepair
 	}
@@ -150,6 +183,9 @@ func (c *Config) validate() error {
 	}
 	if c.DataDir == "" {
 		c.DataDir = defaultDataDir(c.Name)
+	}
+	if c.TLSCert == "" && !c.Insecure && !isLoopback(httpHost) {
+		return fmt.Errorf("refusing to serve the HTTP API on %q without TLS: the API token would cross the network in clear; set --tls-cert and --tls-key, or pass --insecure", c.HTTPAddr)
 	}
 	if c.Secret.IsZero() && !c.Insecure {
 		hosts := []string{gossipHost, httpHost}

@@ -50,8 +50,8 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 // Submit submits a job. Its inputs and output are checked against every
 // member's records, so a file put anywhere a moment ago counts.
 func (n *Node) Submit(ctx context.Context, req scheduler.SubmitRequest) (scheduler.JobRecord, error) {
-	if req.Name == "streaming" && n.cfg.Secret.IsZero() {
-		return scheduler.JobRecord{}, fmt.Errorf("%w: streaming jobs run commands on every node; the cluster needs a secret (--secret-file) before it accepts them", scheduler.ErrBadRequest)
+	if spec, ok := n.cfg.Registry.Lookup(req.Name); ok && spec.RunsCommands && n.cfg.Secret.IsZero() {
+		return scheduler.JobRecord{}, fmt.Errorf("%w: job %s runs commands on every node; the cluster needs a secret (--secret-file) before it accepts it", scheduler.ErrBadRequest, req.Name)
 	}
 	n.syncRecords(ctx, blockstore.FileKeyPrefix)
 	return n.sched.Submit(ctx, req)

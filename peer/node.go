@@ -124,8 +124,9 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	undo = append(undo, func() { n.host.Close() })
 
-	if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return nil, fmt.Errorf("http: %w", err)
+	var lim *connLimiter
+	if n.httpLn, lim, err = n.listenHTTP(); err != nil {
+		return nil, err
 	}
 	undo = append(undo, func() { n.httpLn.Close() })
 
@@ -193,7 +194,7 @@ func New(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 
-	n.http = &http.Server{Handler: n.apiHandler(), ReadHeaderTimeout: 10 * time.Second}
+	n.http = n.newHTTPServer(lim)
 	events, cancel := n.gossip.Subscribe()
 	n.onMembersChanged()
 	ctx, stopLoops := context.WithCancel(context.Background())
@@ -235,7 +236,7 @@ func (n *Node) Start(ctx context.Context) error {
 		"name":    n.cfg.Name,
 		"pid":     os.Getpid(),
 		"gossip":  n.gossip.Addr(),
-		"http":    "http://" + n.httpLn.Addr().String(),
+		"http":    n.HTTPURL(),
 		"peer_id": n.host.ID(),
 		"p2p":     n.host.Addrs(),
 	}
@@ -251,7 +252,12 @@ func (n *Node) Start(ctx context.Context) error {
 func (n *Node) Name() string { return n.cfg.Name }
 
 // HTTPURL is the API's base URL.
-func (n *Node) HTTPURL() string { return "http://" + n.httpLn.Addr().String() }
+func (n *Node) HTTPURL() string {
+	if n.cfg.TLSCert != "" {
+		return "https://" + n.httpLn.Addr().String()
+	}
+	return "http://" + n.httpLn.Addr().String()
+}
 
 // GossipAddr is the gossip HOST:PORT actually bound.
 func (n *Node) GossipAddr() string { return n.gossip.Addr() }

@@ -196,7 +196,8 @@ func NewSpec(cfg Config) (job.Spec, error) {
 			{Name: "input", Default: "text", Usage: "input format: text (the command reads each line) or kv (key<TAB>value lines)"},
 			{Name: "partitioner", Usage: "how map output keys are split among reducers: hash (the default)"},
 		},
-		Build: func(params map[string]string) (*job.Job, error) { return build(&cfg, params) },
+		Build:        func(params map[string]string) (*job.Job, error) { return build(&cfg, params) },
+		RunsCommands: true,
 	}, nil
 }
 
