@@ -603,3 +603,31 @@ func (fs *FS) Locate(ctx context.Context, f FileInfo) ([]BlockLocation, error) {
 	}
 	return locs, nil
 }
+
+// PutBlob stores data as one content-addressed block on its repl ring
+// owners (capped at the cluster size) and returns its ID. Nothing refers to
+// the block until the caller records its ID somewhere the repair loop looks
+// (a file's manifest, or RepairConfig.Referenced); until then it is
+// collected after the grace period like the blocks of a failed put.
+func (fs *FS) PutBlob(ctx context.Context, data []byte, repl int) (ID, error) {
+	rg := fs.cfg.Ring()
+	if rg.Len() == 0 {
+		return ID{}, errors.New("no alive members to store blocks on")
+	}
+	repl = min(max(repl, 1), rg.Len())
+	id := Sum(data)
+	if _, err := fs.writeBlock(ctx, blockWrite{file: "a job spec", index: 0, id: id, size: int64(len(data)), want: repl}, bytes.NewReader(data)); err != nil {
+		return ID{}, err
+	}
+	return id, nil
+}
+
+// ReadBlob returns the bytes of block id from any replica, verified against
+// the ID, refusing a block longer than limit bytes before reading it all.
+func (fs *FS) ReadBlob(ctx context.Context, id ID, repl int, limit int64) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := fs.readBlock(ctx, BlockRef{ID: id, Size: -1}, repl, &limitedWriter{w: &buf, n: limit}); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

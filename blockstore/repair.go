@@ -21,6 +21,18 @@ type RepairConfig struct {
 	GCGrace time.Duration
 	// Parallel is how many blocks one pass fetches at once. Default 4.
 	Parallel int
+	// Referenced lists blocks that live outside any file (a running job's
+	// spec block, see package scheduler), kept and repaired like file
+	// blocks. It is called once per pass, from the repair goroutine, and
+	// may be nil.
+	Referenced func() []BlobRef
+}
+
+// BlobRef is a block referenced from outside the file system, with the
+// replication it was stored with.
+type BlobRef struct {
+	ID          ID
+	Replication int
 }
 
 func (c *RepairConfig) fill() {
@@ -116,6 +128,13 @@ func (r *Repairer) Pass(ctx context.Context) error {
 		for _, b := range m.Blocks {
 			if n, ok := needed[b.ID]; !ok || n.repl < f.Replication {
 				needed[b.ID] = need{size: b.Size, repl: f.Replication}
+			}
+		}
+	}
+	if r.cfg.Referenced != nil {
+		for _, b := range r.cfg.Referenced() {
+			if n, ok := needed[b.ID]; !ok || n.repl < b.Replication {
+				needed[b.ID] = need{size: -1, repl: b.Replication}
 			}
 		}
 	}

@@ -171,7 +171,12 @@ func New(cfg Config) (_ *Node, err error) {
 		Ring:    n.Ring,
 		Logger:  n.log,
 	})
-	n.repairer = blockstore.NewRepairer(n.fs, blockstore.RepairConfig{Interval: cfg.RepairInterval, GCGrace: cfg.GCGrace})
+	n.repairer = blockstore.NewRepairer(n.fs, blockstore.RepairConfig{
+		Interval: cfg.RepairInterval, GCGrace: cfg.GCGrace,
+		// Running jobs' spec blocks; n.sched is set below, before the
+		// repair loop starts.
+		Referenced: func() []blockstore.BlobRef { return n.sched.ReferencedBlocks() },
+	})
 	n.Handle(blockstore.Protocol, blockstore.NewServer(n.blocks, n.log).Handle)
 	n.Handle(metaProtocol, n.serveMeta)
 

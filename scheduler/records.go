@@ -8,8 +8,10 @@
 package scheduler
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -60,33 +62,79 @@ type InputFile struct {
 	Replication int           `msgpack:"r" json:"replication"`
 }
 
-// JobRecord is a submitted job. It never changes after submission.
+// JobRecord is a submitted job. It never changes after submission. It
+// holds only what does not grow with the input, so it stays well under
+// 1 KB whatever the job reads: everything that grows (parameters, the input
+// files, the splits) is in the job's spec block, which Spec names.
 type JobRecord struct {
-	ID           string            `msgpack:"id" json:"id"`
-	Name         string            `msgpack:"n" json:"name"`
-	Params       map[string]string `msgpack:"pa" json:"params,omitempty"`
-	Inputs       []InputFile       `msgpack:"in" json:"inputs"`
-	Output       string            `msgpack:"out" json:"output"`
-	Reducers     int               `msgpack:"r" json:"reducers"` // 0 for a map-only job
-	MapOnly      bool              `msgpack:"mo" json:"map_only"`
-	Generate     int               `msgpack:"g,omitempty" json:"generate,omitempty"` // map tasks of a generator job, which reads no input
-	MaxAttempts  int               `msgpack:"ma" json:"max_attempts"`
-	Replication  int               `msgpack:"or" json:"output_replication"`
-	Participants []string          `msgpack:"pt" json:"participants"`
-	SubmittedBy  string            `msgpack:"by" json:"submitted_by"`
-	SubmittedAt  int64             `msgpack:"at" json:"submitted_at_unix_ns"`
+	ID           string        `msgpack:"id" json:"id"`
+	Name         string        `msgpack:"n" json:"name"`
+	Output       string        `msgpack:"out" json:"output"`
+	Reducers     int           `msgpack:"r" json:"reducers"` // 0 for a map-only job
+	MapOnly      bool          `msgpack:"mo" json:"map_only"`
+	Generate     int           `msgpack:"g,omitempty" json:"generate,omitempty"` // map tasks of a generator job, which reads no input
+	MaxAttempts  int           `msgpack:"ma" json:"max_attempts"`
+	Replication  int           `msgpack:"or" json:"output_replication"`
+	Participants []string      `msgpack:"pt" json:"participants"`
+	SubmittedBy  string        `msgpack:"by" json:"submitted_by"`
+	SubmittedAt  int64         `msgpack:"at" json:"submitted_at_unix_ns"`
+	Spec         blockstore.ID `msgpack:"sp" json:"spec"`
+	SpecBytes    int           `msgpack:"sb" json:"spec_bytes"`
+	NumSplits    int           `msgpack:"ns" json:"splits"`
+	InputFiles   int           `msgpack:"nf" json:"input_files"`
+	InputBytes   int64         `msgpack:"nb" json:"input_bytes"`
+
+	// Params and Inputs come from the spec block once a node has loaded
+	// it; they are never part of the record.
+	Params map[string]string `msgpack:"-" json:"-"`
+	Inputs []InputFile       `msgpack:"-" json:"-"`
 }
 
-// Splits is the number of map tasks: one per input block.
-func (j *JobRecord) Splits() int {
-	if j.Generate > 0 {
-		return j.Generate
+// Splits is the number of map tasks: one per input block, or the
+// generator's task count.
+func (j *JobRecord) Splits() int { return j.NumSplits }
+
+// JobSpec is the part of a job that grows with its input, stored as one
+// content-addressed block (replicated like the job's output) that the job
+// record references by ID. Nodes fetch it once per job, verify it against
+// its ID, and cache it.
+type JobSpec struct {
+	JobID  string            `msgpack:"id"`
+	Params map[string]string `msgpack:"pa"`
+	Inputs []InputFile       `msgpack:"in"`
+	// Splits lists every input block in split order: files in submission
+	// order, blocks in file order. A generator job has none.
+	Splits []SpecSplit `msgpack:"sp"`
+}
+
+// SpecSplit is one input block of a job: which input file, which block,
+// and where the block starts in its file.
+type SpecSplit struct {
+	File   int                 `msgpack:"f"`
+	Block  blockstore.BlockRef `msgpack:"b"`
+	Offset int64               `msgpack:"o"`
+}
+
+// MaxSpecBytes bounds a job's spec block (about 400,000 input files or
+// blocks with short paths); a larger job is refused at submission.
+const MaxSpecBytes = 64 << 20
+
+var specMagic = []byte("SHOALJS1")
+
+func encodeSpec(sp JobSpec) []byte {
+	return append(append([]byte(nil), specMagic...), encode(sp)...)
+}
+
+func decodeSpec(b []byte) (JobSpec, error) {
+	var sp JobSpec
+	rest, ok := bytes.CutPrefix(b, specMagic)
+	if !ok {
+		return sp, errors.New("not a job spec block")
 	}
-	n := 0
-	for _, f := range j.Inputs {
-		n += f.Blocks
+	if err := msgpack.Unmarshal(rest, &sp); err != nil {
+		return sp, fmt.Errorf("malformed job spec: %w", err)
 	}
-	return n
+	return sp, nil
 }
 
 // StateRecord ends a job.

@@ -93,7 +93,7 @@ type Scheduler struct {
 
 	mu      sync.Mutex
 	tasks   map[string]context.CancelFunc // running tasks by job/kind/index
-	splits  map[string][]split            // cache by job ID
+	specs   map[string]*loadedSpec        // spec blocks by job ID
 	jobs    map[string]*job.Job           // resolved jobs by ID
 	cleaned map[string]bool               // finished jobs whose local files are gone
 	checked map[string]bool               // jobs whose own map records were checked against disk
@@ -113,7 +113,7 @@ func New(cfg Config) (*Scheduler, error) {
 		slots:   make(chan struct{}, cfg.Slots),
 		kick:    make(chan struct{}, 1),
 		tasks:   map[string]context.CancelFunc{},
-		splits:  map[string][]split{},
+		specs:   map[string]*loadedSpec{},
 		jobs:    map[string]*job.Job{},
 		cleaned: map[string]bool{},
 		checked: map[string]bool{},
@@ -309,21 +309,82 @@ func (s *Scheduler) checkOwnMapOutputs(v *view, splits int) {
 	}
 }
 
+// loadedSpec is a job's spec block as this node holds it.
+type loadedSpec struct {
+	params map[string]string
+	inputs []InputFile
+	splits []split
+}
+
+// rememberSpec caches the spec of a job this node just submitted.
+func (s *Scheduler) rememberSpec(rec *JobRecord, ss []SpecSplit) {
+	sp, err := splitsOf(rec, ss)
+	if err != nil {
+		return // fetched from the block when needed
+	}
+	s.mu.Lock()
+	s.specs[rec.ID] = &loadedSpec{params: rec.Params, inputs: rec.Inputs, splits: sp}
+	s.mu.Unlock()
+}
+
+// jobSplits returns the job's splits, fetching its spec block the first
+// time (verified against its ID), and fills v.rec's Params and Inputs.
 func (s *Scheduler) jobSplits(ctx context.Context, v *view) ([]split, error) {
 	s.mu.Lock()
-	sp, ok := s.splits[v.rec.ID]
+	ls, ok := s.specs[v.rec.ID]
 	s.mu.Unlock()
-	if ok {
-		return sp, nil
+	if !ok {
+		var err error
+		if ls, err = s.loadSpec(ctx, &v.rec); err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		s.specs[v.rec.ID] = ls
+		s.mu.Unlock()
 	}
-	sp, err := computeSplits(ctx, s.cfg.FS, &v.rec)
+	v.rec.Params, v.rec.Inputs = ls.params, ls.inputs
+	return ls.splits, nil
+}
+
+func (s *Scheduler) loadSpec(ctx context.Context, rec *JobRecord) (*loadedSpec, error) {
+	b, err := s.cfg.FS.ReadBlob(ctx, rec.Spec, rec.Replication, MaxSpecBytes+int64(len(specMagic)))
 	if err != nil {
-		return nil, fmt.Errorf("input splits: %w", err)
+		return nil, fmt.Errorf("job spec %s: %w", rec.Spec.Short(), err)
 	}
-	s.mu.Lock()
-	s.splits[v.rec.ID] = sp
-	s.mu.Unlock()
-	return sp, nil
+	spec, err := decodeSpec(b)
+	if err != nil {
+		return nil, fmt.Errorf("job spec %s: %w", rec.Spec.Short(), err)
+	}
+	if spec.JobID != rec.ID {
+		return nil, fmt.Errorf("job spec %s belongs to job %q, not %s", rec.Spec.Short(), spec.JobID, rec.ID)
+	}
+	r := *rec
+	r.Params, r.Inputs = spec.Params, spec.Inputs
+	sp, err := splitsOf(&r, spec.Splits)
+	if err != nil {
+		return nil, err
+	}
+	if len(sp) != rec.NumSplits {
+		return nil, fmt.Errorf("job spec %s lists %d splits, the job record %d", rec.Spec.Short(), len(sp), rec.NumSplits)
+	}
+	return &loadedSpec{params: spec.Params, inputs: spec.Inputs, splits: sp}, nil
+}
+
+// ReferencedBlocks lists the spec blocks of the jobs that have not ended,
+// which the block repair loop keeps like file blocks.
+func (s *Scheduler) ReferencedBlocks() []blockstore.BlobRef {
+	var out []blockstore.BlobRef
+	for _, r := range s.cfg.Records.Scan(jobPrefix) {
+		id := strings.TrimPrefix(r.Key, jobPrefix)
+		if st, ok := s.cfg.Records.Get(statePrefix + id); ok && !st.Deleted {
+			continue
+		}
+		var rec JobRecord
+		if decode(r.Value, &rec) == nil && !rec.Spec.IsZero() {
+			out = append(out, blockstore.BlobRef{ID: rec.Spec, Replication: rec.Replication})
+		}
+	}
+	return out
 }
 
 func (s *Scheduler) resolve(v *view) (*job.Job, error) {
@@ -384,7 +445,7 @@ func (s *Scheduler) finishLocal(id string) {
 			cancels = append(cancels, c)
 		}
 	}
-	delete(s.splits, id)
+	delete(s.specs, id)
 	delete(s.jobs, id)
 	s.mu.Unlock()
 	for _, c := range cancels {

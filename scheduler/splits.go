@@ -22,14 +22,20 @@ type split struct {
 	next   []blockstore.BlockRef // the blocks after, in the same file
 }
 
-// computeSplits lists a job's splits in order: files in submission order,
-// blocks in file order.
+// computeSplits lists a job's splits in order from its input files'
+// manifests: files in submission order, blocks in file order.
 func computeSplits(ctx context.Context, fs *blockstore.FS, j *JobRecord) ([]split, error) {
-	var out []split
-	for i := 0; i < j.Generate; i++ {
-		out = append(out, split{index: i, gen: true})
+	ss, err := specSplits(ctx, fs, j.Inputs)
+	if err != nil {
+		return nil, err
 	}
-	for _, f := range j.Inputs {
+	return splitsOf(j, ss)
+}
+
+// specSplits reads the input files' manifests into the spec's split list.
+func specSplits(ctx context.Context, fs *blockstore.FS, inputs []InputFile) ([]SpecSplit, error) {
+	var out []SpecSplit
+	for fi, f := range inputs {
 		m, err := fs.Manifest(ctx, blockstore.FileInfo{Path: f.Path, Manifest: f.Manifest, Replication: f.Replication})
 		if err != nil {
 			return nil, err
@@ -38,14 +44,43 @@ func computeSplits(ctx context.Context, fs *blockstore.FS, j *JobRecord) ([]spli
 			return nil, fmt.Errorf("input %s: manifest lists %d blocks, the job %d", f.Path, len(m.Blocks), f.Blocks)
 		}
 		var off int64
-		for i, b := range m.Blocks {
-			sp := split{index: len(out), file: f, block: b, offset: off, next: m.Blocks[i+1:]}
-			if i > 0 {
-				sp.prev = &m.Blocks[i-1]
-			}
-			out = append(out, sp)
+		for _, b := range m.Blocks {
+			out = append(out, SpecSplit{File: fi, Block: b, Offset: off})
 			off += b.Size
 		}
+	}
+	return out, nil
+}
+
+// splitsOf turns a spec's split list into the job's splits: a generator's
+// synthetic splits first, then one per input block, each knowing the
+// blocks around it in its file.
+func splitsOf(j *JobRecord, ss []SpecSplit) ([]split, error) {
+	out := make([]split, 0, j.Generate+len(ss))
+	for i := 0; i < j.Generate; i++ {
+		out = append(out, split{index: i, gen: true})
+	}
+	for start := 0; start < len(ss); {
+		fi := ss[start].File
+		if fi < 0 || fi >= len(j.Inputs) {
+			return nil, fmt.Errorf("job spec: split %d names input file %d of %d", start, fi, len(j.Inputs))
+		}
+		end := start
+		for end < len(ss) && ss[end].File == fi {
+			end++
+		}
+		blocks := make([]blockstore.BlockRef, 0, end-start)
+		for _, s := range ss[start:end] {
+			blocks = append(blocks, s.Block)
+		}
+		for i, s := range ss[start:end] {
+			sp := split{index: len(out), file: j.Inputs[fi], block: s.Block, offset: s.Offset, next: blocks[i+1:]}
+			if i > 0 {
+				sp.prev = &blocks[i-1]
+			}
+			out = append(out, sp)
+		}
+		start = end
 	}
 	return out, nil
 }

@@ -91,8 +91,6 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 	rec := JobRecord{
 		ID:           newJobID(time.Now()),
 		Name:         req.Name,
-		Params:       params,
-		Inputs:       inputs,
 		Output:       out,
 		Reducers:     reducers,
 		MapOnly:      j.MapOnly,
@@ -102,7 +100,27 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 		Participants: members,
 		SubmittedBy:  s.cfg.Self,
 		SubmittedAt:  time.Now().UnixNano(),
+		InputFiles:   len(inputs),
+		Params:       params,
+		Inputs:       inputs,
 	}
+	ss, err := specSplits(ctx, s.cfg.FS, inputs)
+	if err != nil {
+		return JobRecord{}, fmt.Errorf("input splits: %w", err)
+	}
+	rec.NumSplits = j.Generate + len(ss)
+	for _, f := range inputs {
+		rec.InputBytes += f.Size
+	}
+	spec := encodeSpec(JobSpec{JobID: rec.ID, Params: params, Inputs: inputs, Splits: ss})
+	if len(spec) > MaxSpecBytes {
+		return JobRecord{}, badRequest("the job's inputs (%d files, %d splits) need a spec of %d bytes, more than the limit of %d", len(inputs), len(ss), len(spec), MaxSpecBytes)
+	}
+	if rec.Spec, err = s.cfg.FS.PutBlob(ctx, spec, repl); err != nil {
+		return JobRecord{}, fmt.Errorf("store job spec: %w", err)
+	}
+	rec.SpecBytes = len(spec)
+	s.rememberSpec(&rec, ss)
 	if _, err := s.cfg.Records.Put(jobPrefix+rec.ID, encode(rec)); err != nil {
 		return JobRecord{}, fmt.Errorf("write job record: %w", err)
 	}

@@ -1,0 +1,95 @@
+package peer_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/clustertest"
+	"shoal.dev/shoal/scheduler"
+)
+
+// putMany stores n small text files below dir, from the given nodes in
+// turn, and returns their contents by path and the paths in order.
+func putMany(t *testing.T, c *clustertest.Cluster, dir string, n int) (map[string][]byte, []string) {
+	t.Helper()
+	inputs := map[string][]byte{}
+	var order []string
+	for i := 0; i < n; i++ {
+		p := fmt.Sprintf("%s/f%05d.txt", dir, i)
+		data := fmt.Appendf(nil, "w%d common\nw%d x%d\n", i%97, i%13, i%7)
+		if _, err := c.Node(i%c.Len()).FS().Create(context.Background(), p, bytes.NewReader(data), blockstore.CreateOptions{BlockSize: blockstore.MinBlockSize, Replication: 1}); err != nil {
+			t.Fatalf("put %s: %v", p, err)
+		}
+		inputs[p] = data
+		order = append(order, p)
+	}
+	return inputs, order
+}
+
+// manyFiles is how many input files TestManyInputFiles uses:
+// SHOAL_TEST_FILES, default 1,200 (a job of that many files used to fail at
+// submission with a job record over the 64 KiB value limit).
+func manyFiles(t *testing.T) int {
+	if s := os.Getenv("SHOAL_TEST_FILES"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			t.Fatalf("SHOAL_TEST_FILES=%q", s)
+		}
+		return n
+	}
+	return 1200
+}
+
+// TestManyInputFiles runs wordcount over a directory of many small files
+// on 3 nodes: the job record stays small (the file list is in the spec
+// block) and the output equals the sequential run's.
+func TestManyInputFiles(t *testing.T) {
+	c := clustertest.Start(t, 3, clustertest.Options{})
+	n := manyFiles(t)
+	t0 := time.Now()
+	inputs, order := putMany(t, c, "/many", n)
+	t.Logf("put %d files in %v", n, time.Since(t0))
+	// Every node must know every file before it can be an input anywhere.
+	clustertest.Eventually(t, 30*time.Second, func() error {
+		for _, nd := range c.Running() {
+			if got := len(nd.FS().Files()); got < n {
+				return fmt.Errorf("a node knows %d of %d files", got, n)
+			}
+		}
+		return nil
+	})
+	ctx := context.Background()
+	rec, err := c.Node(1).Submit(ctx, scheduler.SubmitRequest{Name: "wordcount", Inputs: []string{"/many"}, Output: "/many-out", Reducers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Splits() != n {
+		t.Fatalf("job has %d splits of %d files, want %d", rec.Splits(), n, n)
+	}
+	r, ok := c.Node(1).Records().Get("job/" + rec.ID)
+	if !ok {
+		t.Fatal("no job record")
+	}
+	if len(r.Value) > 1024 {
+		t.Fatalf("job record of %d bytes, want at most 1 KiB", len(r.Value))
+	}
+	t0 = time.Now()
+	st := waitJob(t, c.Node(2), rec.ID, 5*time.Minute)
+	t.Logf("job ran in %v", time.Since(t0))
+	if st.State != scheduler.StateSucceeded {
+		t.Fatalf("job %s: %s", st.State, st.Error)
+	}
+	waitFiles(t, c.Node(0), "/many-out", 4)
+	got, _ := readParts(t, c.Node(0), "/many-out")
+	want := sequential(t, "wordcount", nil, inputs, order, 3)
+	if string(got) != string(want) {
+		t.Fatalf("distributed output (%d bytes) differs from sequential (%d bytes)", len(got), len(want))
+	}
+	t.Logf("%d files: job record %d bytes, spec block %d bytes", n, len(r.Value), rec.SpecBytes)
+}
