@@ -23,6 +23,26 @@
 // value order. A combiner may see values in any order and may run zero, one
 // or many times on any subset of a key's values; it must not change the
 // result.
+//
+// One driver runs every task, sequential or distributed: RunMapTask and
+// RunReduceTask build the user's value, call it through CallSafely (a
+// panic fails the task, not the node), abort an Aborter when the task is
+// cancelled or fails, Close a Closer after the last successful call, and
+// collect a CounterSource's counters. A constructor that returns neither a
+// value nor an error fails the task.
+//
+// # Failures
+//
+// An error from user code fails the task's attempt; the distributed runner
+// tries the task again, up to the job's attempt limit, and then fails the
+// job with the last error. Return Permanent(err) (a *PermanentError) for a
+// failure no retry can change — the input is not what the job needs, a
+// parameter turns out invalid at run time — and the job fails at once with
+// err's message. The built-in jobs do so (teravalidate's misorder and
+// checksum mismatch). The driver marks the failures of user code as
+// *UserError; a failure outside it (reading the input, writing the output,
+// a full disk), even one that user code passed on from Emit, is not one:
+// runners count those separately (see the scheduler).
 package job
 
 import (

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
-	"strconv"
 )
 
 // PanicError is the error CallSafely returns for a panic in user code. Its
@@ -61,10 +59,6 @@ type Input struct {
 	// Open opens the split's bytes. The run closes what it returns.
 	Open func() (io.ReadCloser, error)
 }
-
-// ctxCheckEvery is how many records or groups a sequential task handles
-// between checks of its context.
-const ctxCheckEvery = 1024
 
 // RunSequential runs j in this process: the reference every distributed
 // run of j must match byte for byte, and `shoal job run --local`.
@@ -172,53 +166,21 @@ func (r *seqRun) mapTask(n int, in Input) (err error) {
 		return err
 	}
 	defer removeWorkDir(info.WorkDir, &err)
-	var m Mapper
-	if err := CallSafely(func() (err error) { m, err = r.job.NewMapper(info); return err }); err != nil {
-		return fmt.Errorf("new mapper: %w", err)
-	}
-	if m == nil {
-		return errors.New("new mapper: returned no mapper")
-	}
-	end := r.watchTask(m)
-	defer func() { err = end(err) }()
 
-	var inRecs, outRecs, outBytes int64
-	defer func() {
-		r.counters.Add(MAP_INPUT_RECORDS, inRecs)
-		r.counters.Add(MAP_OUTPUT_RECORDS, outRecs)
-		r.counters.Add(MAP_OUTPUT_BYTES, outBytes)
-	}()
 	var out Emitter
 	var pw *partWriter
 	if r.job.MapOnly {
-		var err error
 		if pw, err = newPartWriter(r.create, MapOutputName(n), r.job.Output); err != nil {
 			return err
 		}
 		defer pw.abort()
-		out = EmitterFunc(func(k, v []byte) error {
-			outRecs++
-			outBytes += int64(len(k) + len(v))
-			return pw.write(k, v)
-		})
+		out = EmitterFunc(pw.write)
 	} else {
-		out = EmitterFunc(func(k, v []byte) error {
-			outRecs++
-			outBytes += int64(len(k) + len(v))
-			return r.out.add(k, v)
-		})
+		out = EmitterFunc(r.out.add)
 	}
-
-	// read feeds the task's input records to fn: the records of in, or a
-	// generator task's one record.
-	var read func(fn func(k, v []byte) error) error
+	src := GeneratorInput(n)
 	var rc io.ReadCloser
-	if r.job.Generate > 0 {
-		read = func(fn func(k, v []byte) error) error {
-			k := strconv.AppendInt(nil, int64(n), 10)
-			return fn(k, k[len(k):])
-		}
-	} else {
+	if r.job.Generate == 0 {
 		if rc, err = in.Open(); err != nil {
 			return fmt.Errorf("open input: %w", err)
 		}
@@ -227,27 +189,10 @@ func (r *seqRun) mapTask(n int, in Input) (err error) {
 				_ = rc.Close()
 			}
 		}()
-		read = func(fn func(k, v []byte) error) error {
-			return ReadRecords(rc, r.job.Input, in.Offset, fn)
-		}
+		src = func(fn func(k, v []byte) error) error { return ReadRecords(rc, r.job.Input, in.Offset, fn) }
 	}
-	err = CallSafely(func() error {
-		err := read(func(k, v []byte) error {
-			if inRecs++; inRecs%ctxCheckEvery == 0 {
-				if err := r.ctx.Err(); err != nil {
-					return err
-				}
-			}
-			return m.Map(k, v, out)
-		})
-		if err != nil {
-			return err
-		}
-		if cl, ok := m.(Closer); ok {
-			return cl.Close(out)
-		}
-		return nil
-	})
+	c, err := RunMapTask(r.ctx, Task{Job: r.job, Info: info}, src, out)
+	r.counters.Merge(c)
 	if err != nil {
 		return err
 	}
@@ -278,97 +223,37 @@ func (r *seqRun) reduceTask(p int) (err error) {
 		return err
 	}
 	defer removeWorkDir(info.WorkDir, &err)
-	var red Reducer
-	if err := CallSafely(func() (err error) { red, err = r.job.NewReducer(info); return err }); err != nil {
-		return fmt.Errorf("new reducer: %w", err)
-	}
-	if red == nil {
-		return errors.New("new reducer: returned no reducer")
-	}
-	end := r.watchTask(red)
-	defer func() { err = end(err) }()
 	pw, err := newPartWriter(r.create, ReduceOutputName(p), r.job.Output)
 	if err != nil {
 		return err
 	}
 	defer pw.abort()
 
-	var groups, inRecs, outRecs int64
-	defer func() {
-		r.counters.Add(REDUCE_INPUT_GROUPS, groups)
-		r.counters.Add(REDUCE_INPUT_RECORDS, inRecs)
-		r.counters.Add(REDUCE_OUTPUT_RECORDS, outRecs)
-	}()
-	out := EmitterFunc(func(k, v []byte) error {
-		outRecs++
-		return pw.write(k, v)
-	})
+	var inRecs int64
 	vals := &groupValues{arena: mo.arena}
-	err = CallSafely(func() error {
+	groups := func(fn func(key []byte, values Values) error) error {
 		for i := 0; i < len(pairs); {
 			key := mo.key(pairs[i])
 			end := i + 1
 			for end < len(pairs) && bytes.Equal(mo.key(pairs[end]), key) {
 				end++
 			}
-			if groups++; groups%ctxCheckEvery == 0 {
-				if err := r.ctx.Err(); err != nil {
-					return err
-				}
-			}
 			inRecs += int64(end - i)
 			vals.pairs = pairs[i:end]
-			if err := red.Reduce(key, vals, out); err != nil {
+			if err := fn(key, vals); err != nil {
 				return err
 			}
 			i = end
 		}
-		if cl, ok := red.(Closer); ok {
-			return cl.Close(out)
-		}
 		return nil
-	})
+	}
+	c, err := RunReduceTask(r.ctx, Task{Job: r.job, Info: info}, groups, EmitterFunc(pw.write))
+	r.counters.Merge(c)
+	r.counters.Add(REDUCE_INPUT_RECORDS, inRecs)
 	if err != nil {
 		return err
 	}
 	return pw.close()
-}
-
-// watchTask watches the task of user, a Mapper or Reducer, while it runs:
-// if user is an Aborter, it is aborted as soon as r's context is done. The
-// returned func ends the watch; call it once, when the task has ended,
-// with the task's error, and return what it returns. It waits for an abort
-// under way, aborts a failed task (once), and adds the counters of a
-// CounterSource to r's. The error of a task aborted because the context
-// was done also matches the context's error. Panics in Abort and Counters
-// are recovered and ignored: the task's result stands.
-func (r *seqRun) watchTask(user any) (end func(error) error) {
-	a, _ := user.(Aborter)
-	abort := func() { _ = CallSafely(func() error { a.Abort(); return nil }) }
-	stop := func() bool { return true }
-	aborted := make(chan struct{})
-	if a != nil {
-		stop = context.AfterFunc(r.ctx, func() {
-			defer close(aborted)
-			abort()
-		})
-	}
-	return func(err error) error {
-		if !stop() {
-			<-aborted // the context was done: Abort ran, or is running
-			if cerr := r.ctx.Err(); err != nil && !errors.Is(err, cerr) {
-				err = fmt.Errorf("%w: %w", cerr, err)
-			}
-		} else if err != nil && a != nil {
-			abort()
-		}
-		if cs, ok := user.(CounterSource); ok {
-			var c Counters
-			_ = CallSafely(func() error { c = cs.Counters(); return nil })
-			r.counters.Merge(c)
-		}
-		return err
-	}
 }
 
 // shipFiles makes a task's WorkDir: a new temporary directory holding a
