@@ -107,10 +107,10 @@ func (s *sumReducer) Reduce(key []byte, values job.Values, out job.Emitter) erro
 		}
 		n, ok := parseInt64(v)
 		if !ok {
-			return fmt.Errorf("key %s: bad value %s: want a decimal int64", quote(key), quote(v))
+			return job.Permanent(fmt.Errorf("key %s: bad value %s: want a decimal int64", quote(key), quote(v)))
 		}
 		if n > 0 && total > maxInt64-n || n < 0 && total < minInt64-n {
-			return fmt.Errorf("key %s: sum overflows int64", quote(key))
+			return job.Permanent(fmt.Errorf("key %s: sum overflows int64", quote(key)))
 		}
 		total += n
 	}
@@ -375,7 +375,7 @@ func (m *sumMapper) Map(key, value []byte, out job.Emitter) error {
 		if len(value) == 0 && len(bytes.TrimSpace(key)) == 0 {
 			return nil
 		}
-		return fmt.Errorf("key %s: bad value %s: want a decimal int64", quote(key), quote(value))
+		return job.Permanent(fmt.Errorf("key %s: bad value %s: want a decimal int64", quote(key), quote(value)))
 	}
 	m.buf = strconv.AppendInt(m.buf[:0], n, 10)
 	return out.Emit(key, m.buf)

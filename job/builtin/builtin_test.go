@@ -232,8 +232,8 @@ func TestSum(t *testing.T) {
 	}
 	for _, tt := range bad {
 		_, _, err := runJob(t, "sum", nil, []file{{"/bad", tt.in}}, 1)
-		if err == nil || err.Error() != tt.msg {
-			t.Errorf("%q: got %v, want %q", tt.in, err, tt.msg)
+		if err == nil || err.Error() != tt.msg || !job.IsPermanent(err) {
+			t.Errorf("%q: got %v (permanent %v), want %q, permanent: no retry changes the input", tt.in, err, job.IsPermanent(err), tt.msg)
 		}
 	}
 }

@@ -183,7 +183,7 @@ const teraGenAbortCheck = 4096
 func (m *teraGenMapper) Map(key, _ []byte, out job.Emitter) error {
 	n, err := strconv.ParseUint(string(key), 10, 64)
 	if err != nil || n >= m.tasks {
-		return fmt.Errorf("teragen: generator key %s is not a task number below %d", quote(key), m.tasks)
+		return job.Permanent(fmt.Errorf("teragen: generator key %s is not a task number below %d", quote(key), m.tasks))
 	}
 	start, end := taskRows(n, m.rows, m.tasks), taskRows(n+1, m.rows, m.tasks)
 	for row := start; row < end; row++ {
@@ -261,14 +261,14 @@ func buildTeraSort(params map[string]string) (*job.Job, error) {
 
 // teraSortMapper emits a record's line as (its 10-byte key, the rest of it,
 // "\r" included): RawOutput writes the record back byte for byte. A line
-// that is not 99 bytes long (100 with its "\n") fails the task. A last line
+// that is not 99 bytes long (100 with its "\n") fails the job (job.Permanent). A last line
 // of 99 bytes with no "\n" cannot be told from a whole record: it gains
 // one.
 type teraSortMapper struct{}
 
 func (teraSortMapper) Map(offset, line []byte, out job.Emitter) error {
 	if len(line) != teraLineLen {
-		return fmt.Errorf("record at offset %s is %d bytes long without its \"\\n\", want %d: not a GenSort record", offset, len(line), teraLineLen)
+		return job.Permanent(fmt.Errorf("record at offset %s is %d bytes long without its \"\\n\", want %d: not a GenSort record", offset, len(line), teraLineLen))
 	}
 	return out.Emit(line[:TeraKeyLen:TeraKeyLen], line[TeraKeyLen:])
 }
@@ -391,7 +391,7 @@ func buildTeraValidate(params map[string]string) (*job.Job, error) {
 		},
 		NewReducer: func(t job.TaskInfo) (job.Reducer, error) {
 			if t.Partition != 0 {
-				return nil, fmt.Errorf("teravalidate runs one reducer, not partition %d: run it with 1 reducer", t.Partition)
+				return nil, job.Permanent(fmt.Errorf("teravalidate runs one reducer, not partition %d: run it with 1 reducer", t.Partition))
 			}
 			return &teraValidateReducer{want: want}, nil
 		},
@@ -469,7 +469,7 @@ const teraValidateMaxErrors = 20
 // below the last key of the split before (splits with no records are
 // skipped), and sums the record counts and checksums. At the end it writes
 // the report — ("records", N), ("checksum", hex), then ("error", problem)
-// for up to 20 problems — and fails with ErrNotValid and the first problem
+// for up to 20 problems — and fails permanently (job.Permanent) with ErrNotValid and the first problem
 // if there is one, including a checksum other than the one wanted. It is a
 // CounterSource of CHECKSUM and ROWS.
 type teraValidateReducer struct {
@@ -537,9 +537,9 @@ func (r *teraValidateReducer) Close(out job.Emitter) error {
 	case 0:
 		return nil
 	case 1:
-		return fmt.Errorf("%w: %s", ErrNotValid, r.problems[0])
+		return job.Permanent(fmt.Errorf("%w: %s", ErrNotValid, r.problems[0]))
 	}
-	return fmt.Errorf("%w: %s (and %d more problems)", ErrNotValid, r.problems[0], len(r.problems)-1)
+	return job.Permanent(fmt.Errorf("%w: %s (and %d more problems)", ErrNotValid, r.problems[0], len(r.problems)-1))
 }
 
 // Counters returns CHECKSUM and ROWS of the records read.

@@ -525,8 +525,8 @@ func TestTeraValidate(t *testing.T) {
 		},
 	} {
 		_, _, err := runPrepared(t, "teravalidate", tt.params, tt.files, 1)
-		if !errors.Is(err, ErrNotValid) {
-			t.Errorf("%s: %v, want ErrNotValid", tt.name, err)
+		if !errors.Is(err, ErrNotValid) || !job.IsPermanent(err) {
+			t.Errorf("%s: %v (permanent %v), want a permanent ErrNotValid", tt.name, err, job.IsPermanent(err))
 			continue
 		}
 		for _, w := range tt.want {
