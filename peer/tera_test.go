@@ -11,6 +11,7 @@ import (
 
 	"shoal.dev/shoal/blockstore"
 	"shoal.dev/shoal/clustertest"
+	"shoal.dev/shoal/job"
 	"shoal.dev/shoal/job/builtin"
 	"shoal.dev/shoal/peer"
 	"shoal.dev/shoal/scheduler"
@@ -81,6 +82,14 @@ func TestTeraSortPipeline(t *testing.T) {
 	if val.State != scheduler.StateSucceeded {
 		t.Fatalf("teravalidate %s: %s", val.State, val.Error)
 	}
+	// A wrong checksum no retry can change: the job fails after one
+	// attempt (job.Permanent), with the default --max-attempts.
+	wrong := fmt.Sprintf("%x", uint64(gen.Counters[builtin.CounterChecksum])+1)
+	val = runJob(t, c.Node(2), scheduler.SubmitRequest{Name: "teravalidate", Params: map[string]string{"checksum": wrong}, Inputs: []string{"/tera/sorted"}, Output: "/tera/wrongsum"})
+	if val.State != scheduler.StateFailed || !strings.Contains(val.Error, "checksum "+sum+", want "+wrong) || val.Counters[job.NUM_FAILED_REDUCES] != 1 {
+		t.Fatalf("teravalidate with a wrong checksum: %s %q after %d failed reduce attempts, want failed after 1", val.State, val.Error, val.Counters[job.NUM_FAILED_REDUCES])
+	}
+	t.Logf("wrong checksum: %s", val.Error)
 
 	// Deliberately broken inputs fail validation, with the reason.
 	swapped := []byte(strings.Join(lines, ""))
@@ -92,9 +101,9 @@ func TestTeraSortPipeline(t *testing.T) {
 	sortedBytes := []byte(strings.Join(lines, ""))
 	put(t, n, "/bad/truncated/part-r-00000", sortedBytes[:len(sortedBytes)-37], blockstore.MinBlockSize)
 	for _, dir := range []string{"/bad/unsorted", "/bad/truncated"} {
-		st := runJob(t, n, scheduler.SubmitRequest{Name: "teravalidate", Inputs: []string{dir}, Output: dir + "-report", MaxAttempts: 1})
-		if st.State != scheduler.StateFailed || st.Error == "" {
-			t.Fatalf("teravalidate of %s: %s %q", dir, st.State, st.Error)
+		st := runJob(t, n, scheduler.SubmitRequest{Name: "teravalidate", Inputs: []string{dir}, Output: dir + "-report"})
+		if st.State != scheduler.StateFailed || st.Error == "" || st.Counters[job.NUM_FAILED_REDUCES] != 1 {
+			t.Fatalf("teravalidate of %s: %s %q after %d failed reduce attempts, want failed after 1", dir, st.State, st.Error, st.Counters[job.NUM_FAILED_REDUCES])
 		}
 		t.Logf("teravalidate %s: %s", dir, st.Error)
 	}

@@ -166,6 +166,9 @@ type CommitRecord struct {
 type FailRecord struct {
 	Node  string `msgpack:"n"`
 	Error string `msgpack:"e"`
+	// Kind says whose failure it was (see failVerdict); records written
+	// before it existed decode as failUser.
+	Kind failKind `msgpack:"k,omitempty"`
 }
 
 func encode(v any) []byte {

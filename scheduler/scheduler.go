@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -227,6 +229,9 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 		s.finishLocal(id)
 		return nil
 	}
+	if err := checkRecord(&v.rec); err != nil {
+		return s.endJob(ctx, v, 0, StateFailed, err.Error())
+	}
 	splits, err := s.jobSplits(ctx, v)
 	if err != nil {
 		return err
@@ -245,17 +250,15 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 
 	s.checkOwnMapOutputs(v, len(splits))
 
-	// Tasks that failed too often fail the job.
-	for i := 0; i < len(splits); i++ {
-		if f := v.mapFails[i]; len(f) >= v.rec.MaxAttempts {
-			return s.endJob(ctx, v, len(splits), StateFailed,
-				fmt.Sprintf("map task %s failed %d times; last error: %s", mapTaskID(i), len(f), f[len(f)-1].Error))
+	// Tasks that failed too often, or for good, fail the job.
+	for _, i := range slices.Sorted(maps.Keys(v.mapFails)) {
+		if msg, failed := failVerdict("map task "+mapTaskID(i), v.mapFails[i], v.rec.MaxAttempts); failed {
+			return s.endJob(ctx, v, len(splits), StateFailed, msg)
 		}
 	}
-	for p := 0; p < v.rec.Reducers; p++ {
-		if f := v.redFails[p]; len(f) >= v.rec.MaxAttempts {
-			return s.endJob(ctx, v, len(splits), StateFailed,
-				fmt.Sprintf("reduce task %s failed %d times; last error: %s", reduceTaskID(p), len(f), f[len(f)-1].Error))
+	for _, p := range slices.Sorted(maps.Keys(v.redFails)) {
+		if msg, failed := failVerdict("reduce task "+reduceTaskID(p), v.redFails[p], v.rec.MaxAttempts); failed {
+			return s.endJob(ctx, v, len(splits), StateFailed, msg)
 		}
 	}
 	if v.done(len(splits)) {
@@ -407,6 +410,9 @@ func (s *Scheduler) resolve(v *view) (*job.Job, error) {
 // succeed writes the _SUCCESS marker (the same empty file whoever writes
 // it) and then the job's final state.
 func (s *Scheduler) succeed(ctx context.Context, v *view, splits int) error {
+	if err := checkCounters(v.counters(splits)); err != nil {
+		return s.endJob(ctx, v, splits, StateFailed, err.Error())
+	}
 	_, err := s.cfg.FS.Create(ctx, v.rec.Output+"/_SUCCESS", strings.NewReader(""), blockstore.CreateOptions{
 		BlockSize: blockstore.MinBlockSize, Replication: v.rec.Replication, Overwrite: true,
 	})
@@ -421,8 +427,11 @@ func (s *Scheduler) endJob(ctx context.Context, v *view, splits int, state, msg 
 	if r, ok := s.cfg.Records.Get(statePrefix + v.rec.ID); ok && !r.Deleted {
 		return nil
 	}
-	st := StateRecord{State: state, Error: msg, By: s.cfg.Self, At: time.Now().UnixNano(), Counters: v.counters(splits)}
-	if _, err := s.cfg.Records.Put(statePrefix+v.rec.ID, encode(st)); err != nil {
+	st := StateRecord{State: state, Error: msg, By: s.cfg.Self, At: time.Now().UnixNano()}
+	if checkRecord(&v.rec) == nil { // else counting would loop over its billions of tasks
+		st.Counters = v.counters(splits)
+	}
+	if _, err := s.cfg.Records.Put(statePrefix+v.rec.ID, fitState(st)); err != nil {
 		return err
 	}
 	s.log.Info("job ended", "job", v.rec.ID, "state", state, "err", msg)
@@ -547,18 +556,6 @@ func ownFailures(fails []FailRecord, self string) int {
 		}
 	}
 	return n
-}
-
-// userError marks an error of the job's own code, which counts as a failed
-// attempt; other errors (a node went away) are retried without counting.
-type userError struct{ err error }
-
-func (e userError) Error() string { return e.err.Error() }
-func (e userError) Unwrap() error { return e.err }
-
-func isUserError(err error) bool {
-	var ue userError
-	return errors.As(err, &ue)
 }
 
 // liveOf is v.live for the current membership.

@@ -41,6 +41,12 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 	if req.Reducers < 0 || req.MaxAttempts < 0 || req.Replication < 0 {
 		return JobRecord{}, badRequest("reducers, max attempts and replication must not be negative")
 	}
+	if err := checkParams(req.Params); err != nil {
+		return JobRecord{}, err
+	}
+	if err := checkShape(req.Reducers, 0, req.MaxAttempts, ""); err != nil {
+		return JobRecord{}, err
+	}
 	j0, err := s.cfg.Registry.Resolve(req.Name, req.Params)
 	if err != nil {
 		return JobRecord{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
@@ -63,6 +69,13 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 	}
 	inputs, err := s.resolveInputs(req.Inputs)
 	if err != nil {
+		return JobRecord{}, err
+	}
+	tasks := j0.Generate
+	for _, f := range inputs {
+		tasks += f.Blocks
+	}
+	if err := checkShape(j0.NumReducers(req.Reducers), tasks, req.MaxAttempts, out); err != nil {
 		return JobRecord{}, err
 	}
 	// Prepare (terasort's sampling) runs here, once, on the inputs.

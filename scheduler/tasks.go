@@ -51,15 +51,22 @@ func (s *Scheduler) startMap(v *view, j *job.Job, sp split) {
 	}()
 }
 
-// taskFailed records a failed attempt of the job's code, or waits a moment
-// before the task may be tried again for any other failure.
+// taskFailed records a failed attempt of a task, unless the task was only
+// interrupted (its job ended while it waited). An attempt that failed
+// outside the job's code waits a moment before the task may be tried again,
+// so a node that cannot work does not use up its attempts in a burst.
 func (s *Scheduler) taskFailed(ctx context.Context, failKey, task, jobID string, err error) {
-	if isUserError(err) {
-		s.log.Warn("task attempt failed", "job", jobID, "task", task, "err", err)
-		s.cfg.Records.Put(failKey, encode(FailRecord{Node: s.cfg.Self, Error: err.Error()}))
+	if errors.Is(err, context.Canceled) {
 		return
 	}
-	s.log.Warn("task interrupted; will retry", "job", jobID, "task", task, "err", err)
+	kind := failureKind(err)
+	s.log.Warn("task attempt failed", "job", jobID, "task", task, "kind", kind.String(), "err", err)
+	if _, perr := s.cfg.Records.Put(failKey, encode(FailRecord{Node: s.cfg.Self, Error: truncate(err.Error(), maxErrorLen), Kind: kind})); perr != nil {
+		s.log.Warn("record failed attempt", "job", jobID, "task", task, "err", perr)
+	}
+	if kind != failInfra {
+		return
+	}
 	t := time.NewTimer(retryPause)
 	defer t.Stop()
 	select {
@@ -68,141 +75,113 @@ func (s *Scheduler) taskFailed(ctx context.Context, failKey, task, jobID string,
 	}
 }
 
-// emitCounter counts what a task emits.
-type emitCounter struct {
-	out     func(key, value []byte) error
-	records int64
-	bytes   int64
-}
-
-func (e *emitCounter) Emit(key, value []byte) error {
-	e.records++
-	e.bytes += int64(len(key) + len(value))
-	return e.out(key, value)
-}
-
 func (s *Scheduler) runMap(ctx context.Context, rec *JobRecord, j *job.Job, sp split, attempt int) (MapRecord, error) {
 	info := job.TaskInfo{JobID: rec.ID, TaskID: mapTaskID(sp.index), Attempt: attempt - 1, InputFile: sp.file.Path, Params: maps.Clone(rec.Params)}
 	cleanup, err := s.prepareWorkDir(ctx, rec, j, &info)
 	if err != nil {
-		return MapRecord{}, err
+		return MapRecord{}, fmt.Errorf("map task %s: %w", info.TaskID, err)
 	}
 	defer cleanup()
-	var mapper job.Mapper
-	if err := job.CallSafely(func() (err error) { mapper, err = j.NewMapper(info); return err }); err != nil {
-		return MapRecord{}, userError{fmt.Errorf("map task %s: %w", info.TaskID, err)}
-	}
-	defer abortOnCancel(ctx, mapper)()
-	defer s.publishStatus(ctx, rec.ID, info.TaskID, mapper)()
-	readInput := func(fn func(key, value []byte) error) error {
-		return fn([]byte(strconv.Itoa(sp.index)), nil)
-	}
+	task := job.Task{Job: j, Info: info, Watch: func(user any) func() { return s.publishStatus(ctx, rec.ID, info.TaskID, user) }}
+	in := job.GeneratorInput(sp.index)
+	name := "map task " + info.TaskID
 	local := false
 	if !sp.gen {
-		in, base, isLocal, closeIn, err := openSplit(ctx, s.cfg.FS, sp)
+		name += " (input " + sp.file.Path + ")"
+		r, base, isLocal, closeIn, err := openSplit(ctx, s.cfg.FS, sp)
 		if err != nil {
-			return MapRecord{}, fmt.Errorf("open input block %s of %s: %w", sp.block.ID.Short(), sp.file.Path, err)
+			return MapRecord{}, fmt.Errorf("%s: open input block %s: %w", name, sp.block.ID.Short(), err)
 		}
 		defer closeIn()
 		local = isLocal
-		readInput = func(fn func(key, value []byte) error) error { return job.ReadRecords(in, j.Input, base, fn) }
+		in = func(fn func(key, value []byte) error) error { return job.ReadRecords(r, j.Input, base, fn) }
 	}
 
-	counters := job.Counters{}
-	var emit job.Emitter
-	var finish func() error
+	var out job.Emitter
+	var finish func() (job.Counters, error)
 	var abort func()
 	if rec.MapOnly {
 		w := s.createOutput(ctx, rec, j.Output, mapPartName(sp.index))
-		ec := &emitCounter{out: w.emit}
-		emit, finish, abort = ec, func() error {
-			counters.Add(job.MAP_OUTPUT_RECORDS, ec.records)
-			counters.Add(job.MAP_OUTPUT_BYTES, ec.bytes)
-			return w.close()
-		}, func() { w.abort(errors.New("map task stopped")) }
+		out, finish, abort = job.EmitterFunc(w.emit), func() (job.Counters, error) { return nil, w.close() },
+			func() { w.abort(errors.New("map task stopped")) }
 	} else {
-		mw, err := s.newMapWriter(rec, j, info)
+		mw, emit, err := s.newMapWriter(rec, task)
 		if err != nil {
-			return MapRecord{}, err
+			return MapRecord{}, fmt.Errorf("%s: %w", name, err)
 		}
-		emit, finish, abort = job.EmitterFunc(mw.Emit), func() error {
+		out, finish, abort = job.EmitterFunc(emit), func() (job.Counters, error) {
 			if _, err := mw.Close(); err != nil {
-				return err
+				return nil, err
 			}
 			c := mw.Counters()
-			counters.Add(job.MAP_OUTPUT_RECORDS, c.MapOutputRecords)
-			counters.Add(job.MAP_OUTPUT_BYTES, c.MapOutputBytes)
-			counters.Add(job.COMBINE_INPUT_RECORDS, c.CombineInputRecords)
-			counters.Add(job.COMBINE_OUTPUT_RECORDS, c.CombineOutputRecords)
-			counters.Add(job.SPILLED_RECORDS, c.SpilledRecords)
-			return nil
+			return job.Counters{
+				job.COMBINE_INPUT_RECORDS:  c.CombineInputRecords,
+				job.COMBINE_OUTPUT_RECORDS: c.CombineOutputRecords,
+				job.SPILLED_RECORDS:        c.SpilledRecords,
+			}, nil
 		}, mw.Abort
 	}
-
-	var inputRecords int64
-	var userErr error
-	err = readInput(func(key, value []byte) error {
-		inputRecords++
-		if inputRecords&4095 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err := job.CallSafely(func() error { return mapper.Map(key, value, emit) }); err != nil {
-			userErr = err
-			return err
-		}
-		return nil
-	})
-	if err == nil {
-		if c, ok := mapper.(job.Closer); ok {
-			if err = job.CallSafely(func() error { return c.Close(emit) }); err != nil {
-				userErr = err
-			}
-		}
-	}
+	counters, err := job.RunMapTask(ctx, task, in, out)
 	if err != nil {
-		abortTask(mapper)
 		abort()
-		if userErr != nil && errors.Is(err, userErr) {
-			return MapRecord{}, userError{fmt.Errorf("map task %s (input %s): %w", info.TaskID, sp.file.Path, err)}
-		}
-		return MapRecord{}, fmt.Errorf("map task %s: read input: %w", info.TaskID, err)
+		return MapRecord{}, fmt.Errorf("%s: %w", name, err)
 	}
-	if err := finish(); err != nil {
+	more, err := finish()
+	if err != nil {
 		abort()
-		return MapRecord{}, fmt.Errorf("map task %s: write output: %w", info.TaskID, err)
+		return MapRecord{}, fmt.Errorf("%s: write output: %w", name, err)
 	}
-	counters.Add(job.MAP_INPUT_RECORDS, inputRecords)
-	addUserCounters(counters, mapper)
+	counters.Merge(more)
+	if err := checkCounters(counters); err != nil {
+		abort()
+		return MapRecord{}, fmt.Errorf("%s: %w", name, err)
+	}
 	return MapRecord{Node: s.cfg.Self, Attempt: attempt, Local: local, Counters: counters}, nil
 }
 
-func (s *Scheduler) newMapWriter(rec *JobRecord, j *job.Job, info job.TaskInfo) (*shuffle.MapWriter, error) {
-	part := j.Partitioner
+// newMapWriter opens the map task's shuffle output and returns it with the
+// emit function the task's mapper writes through. A partitioner that puts
+// a key outside the partitions fails the task as the job's own error.
+func (s *Scheduler) newMapWriter(rec *JobRecord, task job.Task) (*shuffle.MapWriter, func(key, value []byte) error, error) {
+	part := task.Job.Partitioner
 	if part == nil {
 		part = job.HashPartitioner
 	}
 	n := rec.Reducers
+	var partErr error
 	cfg := shuffle.MapConfig{
-		Dir:         s.cfg.Shuffle.Dir(rec.ID),
-		Name:        info.TaskID,
-		Partitions:  n,
-		Partition:   func(key []byte) int { return part.Partition(key, n) },
+		Dir:        s.cfg.Shuffle.Dir(rec.ID),
+		Name:       task.Info.TaskID,
+		Partitions: n,
+		Partition: func(key []byte) int {
+			p := part.Partition(key, n)
+			if (p < 0 || p >= n) && partErr == nil {
+				partErr = &job.UserError{Err: fmt.Errorf("partitioner put key %.64q in partition %d of %d", key, p, n)}
+			}
+			return p
+		},
 		BufferBytes: s.cfg.SortBuffer,
 	}
-	if j.NewCombiner != nil {
-		var comb job.Reducer
-		if err := job.CallSafely(func() (err error) { comb, err = j.NewCombiner(info); return err }); err != nil {
-			return nil, userError{fmt.Errorf("map task %s: combiner: %w", info.TaskID, err)}
-		}
+	comb, err := job.BuildCombiner(task)
+	if err != nil {
+		return nil, nil, err
+	}
+	if comb != nil {
 		cfg.Combine = func(key []byte, values shuffle.ValueIter, emit func(key, value []byte) error) error {
-			err := job.CallSafely(func() error { return comb.Reduce(key, values, job.EmitterFunc(emit)) })
-			if err != nil {
-				return userError{fmt.Errorf("combiner: %w", err)}
-			}
-			return nil
+			return comb.Reduce(key, values, job.EmitterFunc(emit))
 		}
 	}
-	return shuffle.NewMapWriter(cfg)
+	mw, err := shuffle.NewMapWriter(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return mw, func(key, value []byte) error {
+		err := mw.Emit(key, value)
+		if err != nil && partErr != nil {
+			return partErr
+		}
+		return err
+	}, nil
 }
 
 func (s *Scheduler) startReduce(v *view, j *job.Job, part, splits int) {
@@ -283,17 +262,12 @@ func (s *Scheduler) runReduce(ctx context.Context, rec *JobRecord, j *job.Job, p
 		return CommitRecord{}, err
 	}
 	defer s.release()
+	name := "reduce task " + info.TaskID
 	cleanup, err := s.prepareWorkDir(ctx, rec, j, &info)
 	if err != nil {
-		return CommitRecord{}, err
+		return CommitRecord{}, fmt.Errorf("%s: %w", name, err)
 	}
 	defer cleanup()
-	var reducer job.Reducer
-	if err := job.CallSafely(func() (err error) { reducer, err = j.NewReducer(info); return err }); err != nil {
-		return CommitRecord{}, userError{fmt.Errorf("reduce task %s: %w", info.TaskID, err)}
-	}
-	defer abortOnCancel(ctx, reducer)()
-	defer s.publishStatus(ctx, rec.ID, info.TaskID, reducer)()
 	var inputs []io.Reader
 	for i := 0; i < splits; i++ {
 		if p := fetched[i]; p != "" {
@@ -305,40 +279,27 @@ func (s *Scheduler) runReduce(ctx context.Context, rec *JobRecord, j *job.Job, p
 			r.(*lazyFile).close()
 		}
 	}()
-	out := s.createOutput(ctx, rec, j.Output, partName(part))
-	ec := &emitCounter{out: out.emit}
-	var userErr error
-	stats, err := shuffle.Merge(inputs, spool, func(key []byte, values shuffle.ValueIter) error {
-		if err := job.CallSafely(func() error { return reducer.Reduce(key, values, ec) }); err != nil {
-			userErr = err
-			return err
-		}
-		return nil
-	})
-	if err == nil {
-		if c, ok := reducer.(job.Closer); ok {
-			if err = job.CallSafely(func() error { return c.Close(ec) }); err != nil {
-				userErr = err
-			}
-		}
+	var stats shuffle.MergeStats
+	groups := func(fn func(key []byte, values job.Values) error) error {
+		var err error
+		stats, err = shuffle.Merge(inputs, spool, func(key []byte, values shuffle.ValueIter) error { return fn(key, values) })
+		return err
 	}
+	out := s.createOutput(ctx, rec, j.Output, partName(part))
+	task := job.Task{Job: j, Info: info, Watch: func(user any) func() { return s.publishStatus(ctx, rec.ID, info.TaskID, user) }}
+	c, err := job.RunReduceTask(ctx, task, groups, job.EmitterFunc(out.emit))
 	if err != nil {
-		abortTask(reducer)
 		out.abort(err)
-		if userErr != nil && errors.Is(err, userErr) {
-			return CommitRecord{}, userError{fmt.Errorf("reduce task %s: %w", info.TaskID, err)}
-		}
-		return CommitRecord{}, fmt.Errorf("reduce task %s: %w", info.TaskID, err)
+		return CommitRecord{}, fmt.Errorf("%s: %w", name, err)
 	}
 	if err := out.close(); err != nil {
-		return CommitRecord{}, fmt.Errorf("reduce task %s: write output: %w", info.TaskID, err)
+		return CommitRecord{}, fmt.Errorf("%s: write output: %w", name, err)
 	}
-	c := job.Counters{}
 	c.Add(job.REDUCE_SHUFFLE_BYTES, shuffled)
-	c.Add(job.REDUCE_INPUT_GROUPS, stats.Groups)
 	c.Add(job.REDUCE_INPUT_RECORDS, stats.Records)
-	c.Add(job.REDUCE_OUTPUT_RECORDS, ec.records)
-	addUserCounters(c, reducer)
+	if err := checkCounters(c); err != nil {
+		return CommitRecord{}, fmt.Errorf("%s: %w", name, err)
+	}
 	return CommitRecord{Node: s.cfg.Self, Attempt: attempt, Counters: c}, nil
 }
 
@@ -508,30 +469,6 @@ func (s *Scheduler) fetchFile(ctx context.Context, src, dst string) error {
 		return err
 	}
 	return out.Close()
-}
-
-// abortOnCancel calls the task's Abort when ctx ends before the returned
-// stop is called.
-func abortOnCancel(ctx context.Context, task any) func() {
-	a, ok := task.(job.Aborter)
-	if !ok {
-		return func() {}
-	}
-	stop := context.AfterFunc(ctx, a.Abort)
-	return func() { stop() }
-}
-
-func abortTask(task any) {
-	if a, ok := task.(job.Aborter); ok {
-		a.Abort()
-	}
-}
-
-// addUserCounters adds the counters a task's code kept itself.
-func addUserCounters(c job.Counters, task any) {
-	if cs, ok := task.(job.CounterSource); ok {
-		c.Merge(cs.Counters())
-	}
 }
 
 // statusPeriod is how often a task's own status line is checked.
