@@ -35,6 +35,8 @@ func agentCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "tls-key", Usage: "PEM private key of --tls-cert"},
 			&ucli.IntFlag{Name: "max-conns", Value: peer.DefaultMaxConns, Usage: "cap on the HTTP API's open connections; idle ones are closed first"},
 			&ucli.BoolFlag{Name: "fast-gossip", Usage: "fast failure detection for one-machine clusters and tests"},
+			&ucli.DurationFlag{Name: "reconnect-interval", Value: peer.DefaultReconnect, Usage: "how often to try to join one member that failed (so split halves find each other again)"},
+			&ucli.DurationFlag{Name: "reconnect-timeout", Value: peer.DefaultReconnectTimeout, Usage: "how long to keep trying a failed member before forgetting it"},
 		},
 		Action: runAgent,
 	}
@@ -71,6 +73,13 @@ func runAgent(c *ucli.Context) error {
 	}
 	cfg.MaxConns = c.Int("max-conns")
 	cfg.FastGossip = c.Bool("fast-gossip")
+	for _, f := range []string{"reconnect-interval", "reconnect-timeout"} {
+		if c.Duration(f) <= 0 {
+			return usageError{fmt.Errorf("--%s %v: want a positive duration, e.g. 30s", f, c.Duration(f))}
+		}
+	}
+	cfg.ReconnectInterval = c.Duration("reconnect-interval")
+	cfg.ReconnectTimeout = c.Duration("reconnect-timeout")
 	cfg.Logger = log
 	if sec.IsZero() {
 		log.Warn("no cluster secret: gossip, data and API are open to anyone who can reach this node; set --secret-file or SHOAL_SECRET")

@@ -325,6 +325,8 @@ func TestBadInput(t *testing.T) {
 		{"missing secret file", agent("--secret-file", "/nonexistent/secret"), "no such file"},
 		{"bad bind", agent("--bind", "nonsense"), "HOST:PORT"},
 		{"bad log level", agent("--log-level", "loud"), "--log-level"},
+		{"zero reconnect interval", agent("--reconnect-interval", "0s"), "--reconnect-interval"},
+		{"negative reconnect timeout", agent("--reconnect-timeout", "-1h"), "--reconnect-timeout"},
 		{"public bind without secret", []string{"agent", "--bind", "0.0.0.0:0", "--http", "127.0.0.1:0", "--data-dir", t.TempDir()}, "without a cluster secret"},
 		{"bad --addr", []string{"members", "--addr", "::bad::"}, "bad agent address"},
 		{"unreachable --addr", []string{"members", "--addr", "http://127.0.0.1:1"}, "cannot reach the agent"},

@@ -69,13 +69,26 @@ type Config struct {
 	// One join attempt may overrun Join's context by this much. Default 10s.
 	TCPTimeout time.Duration
 
+	// ReconnectInterval is the time between reconnect rounds: each tries to
+	// join one member that failed (see PlanReconnect). Default 30s.
+	ReconnectInterval time.Duration
+	// ReconnectTimeout is how long a failed member is tried before it is
+	// given up on and reaped. Default 24h.
+	ReconnectTimeout time.Duration
+	// PeersFile is where the node keeps the last known addresses of the
+	// members it knows (alive or failed, not left), read at New and
+	// rewritten on every change, so that after a restart it reconnects to
+	// them (KnownAddrs). Default "": kept in memory only.
+	PeersFile string
+
 	// Logger receives this package's logs and memberlist's, at matching
 	// levels. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock of the records' HLC and of tombstone expiry.
 	// Default time.Now.
 	Now func() time.Time
-	// Rand is the source of Join's back-off jitter. The Node serialises its
+	// Rand is the source of Join's back-off jitter and of the reconnect
+	// rounds' choices. The Node serialises its
 	// own use, so it must not be shared with anything else. Default: a
 	// generator seeded from the name and the time.
 	Rand *rand.Rand
@@ -97,6 +110,8 @@ const (
 	defaultGossipInterval   = 200 * time.Millisecond
 	defaultPushPullInterval = 30 * time.Second
 	defaultTCPTimeout       = 10 * time.Second
+	defaultReconnect        = 30 * time.Second
+	defaultReconnectTimeout = 24 * time.Hour
 
 	// suspicionMaxTimeoutMult and retransmitMult are memberlist settings
 	// this package does not expose; FailureDetectionTime depends on them.
@@ -117,6 +132,9 @@ func DefaultConfig() Config {
 		GossipInterval:   defaultGossipInterval,
 		PushPullInterval: defaultPushPullInterval,
 		TCPTimeout:       defaultTCPTimeout,
+
+		ReconnectInterval: defaultReconnect,
+		ReconnectTimeout:  defaultReconnectTimeout,
 	}
 }
 
@@ -172,6 +190,8 @@ func (c *Config) validate() error {
 		{"gossip interval", &c.GossipInterval, defaultGossipInterval},
 		{"push/pull interval", &c.PushPullInterval, defaultPushPullInterval},
 		{"TCP timeout", &c.TCPTimeout, defaultTCPTimeout},
+		{"reconnect interval", &c.ReconnectInterval, defaultReconnect},
+		{"reconnect timeout", &c.ReconnectTimeout, defaultReconnectTimeout},
 	}
 	for _, d := range durations {
 		if *d.v < 0 {

@@ -190,7 +190,7 @@ func ourGoroutines() []string {
 	}
 	var out []string
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if i := strings.Index(g, "created by shoal/gossip."); i >= 0 && !strings.Contains(g[i:], "gossip.Test") {
+		if i := strings.Index(g, "created by shoal.dev/shoal/gossip."); i >= 0 && !strings.Contains(g[i:], "gossip.Test") {
 			out = append(out, g)
 		}
 	}

@@ -48,11 +48,13 @@ type Node struct {
 	store *Store
 	view  *view
 	del   *delegate
-	addr  string
+	// reconn remembers failed members and reconnects to them (reconnect.go).
+	reconn *reconnector
+	addr   string
 
 	quit chan struct{} // closed by Shutdown
-	// wg tracks the goroutines the Node starts: the large-record sender
-	// and Leave's notice senders.
+	// wg tracks the goroutines the Node starts: the large-record sender,
+	// the reconnect loop and Leave's notice senders.
 	wg sync.WaitGroup
 
 	randMu sync.Mutex
@@ -126,6 +128,8 @@ func New(cfg Config) (*Node, error) {
 			n.addr = m.Addr
 		}
 	}
+	n.reconn = newReconnector(n, c.PeersFile)
+	n.startReconnect(n.view.subscribe())
 
 	n.wg.Add(1)
 	go n.sendLarge()

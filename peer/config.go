@@ -75,6 +75,13 @@ type Config struct {
 	// detection) instead of its LAN timings. For tests and one-machine
 	// clusters.
 	FastGossip bool
+	// ReconnectInterval is the time between attempts to join one member
+	// that failed (not left), so that the halves of a healed partition
+	// find each other. Default 30s.
+	ReconnectInterval time.Duration
+	// ReconnectTimeout is how long a failed member is tried before it is
+	// forgotten. Default 24h.
+	ReconnectTimeout time.Duration
 	// RepairInterval is the period of the block repair loop, which also runs
 	// on every membership change. Default 10s.
 	RepairInterval time.Duration
@@ -101,6 +108,12 @@ const (
 	DefaultJoinTimeout = 30 * time.Second
 	DefaultRepair      = 10 * time.Second
 	DefaultGCGrace     = 10 * time.Minute
+)
+
+// DefaultReconnect and DefaultReconnectTimeout are Serf's defaults.
+const (
+	DefaultReconnect        = 30 * time.Second
+	DefaultReconnectTimeout = 24 * time.Hour
 )
 
 // DefaultConfig returns a configuration for a single node on loopback with
@@ -150,6 +163,15 @@ func (c *Config) validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fmt.Errorf("TLS needs both a certificate and a key (--tls-cert and --tls-key)")
+	}
+	if c.ReconnectInterval < 0 || c.ReconnectTimeout < 0 {
+		return fmt.Errorf("reconnect interval %v and timeout %v must not be negative", c.ReconnectInterval, c.ReconnectTimeout)
+	}
+	if c.ReconnectInterval == 0 {
+		c.ReconnectInterval = DefaultReconnect
+	}
+	if c.ReconnectTimeout == 0 {
+		c.ReconnectTimeout = DefaultReconnectTimeout
 	}
 	if c.RepairInterval <= 0 {
 		c.RepairInterval = DefaultRepair

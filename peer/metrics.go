@@ -45,4 +45,5 @@ func (n *Node) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	for _, m := range metrics {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", m.name, m.help, m.name, m.kind, m.name, m.value)
 	}
+	n.writeMemberMetrics(w)
 }

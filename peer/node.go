@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -152,6 +153,9 @@ func New(cfg Config) (_ *Node, err error) {
 	gcfg.SecretKey = cfg.Secret.GossipKey()
 	gcfg.Meta = meta
 	gcfg.DBPath = filepath.Join(cfg.DataDir, "meta.db")
+	gcfg.PeersFile = filepath.Join(cfg.DataDir, "peers.json")
+	gcfg.ReconnectInterval = cfg.ReconnectInterval
+	gcfg.ReconnectTimeout = cfg.ReconnectTimeout
 	gcfg.Logger = n.log
 	n.gcfg = gcfg
 	if n.gossip, err = gossip.New(gcfg); err != nil {
@@ -231,9 +235,7 @@ func New(cfg Config) (_ *Node, err error) {
 // writes the node's addresses to DATA_DIR/agent.json for scripts.
 func (n *Node) Start(ctx context.Context) error {
 	if len(n.cfg.Join) > 0 {
-		jctx, cancel := context.WithTimeout(ctx, n.cfg.JoinTimeout)
-		defer cancel()
-		if err := n.gossip.Join(jctx, n.cfg.Join); err != nil {
+		if err := n.join(ctx); err != nil {
 			return err
 		}
 	}
@@ -251,6 +253,37 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.log.Info("agent started", "gossip", n.gossip.Addr(), "http", n.HTTPURL(), "peer_id", n.host.ID(), "p2p", n.host.Addrs(), "data_dir", n.cfg.DataDir)
 	return nil
+}
+
+// joinFirstTry bounds how long Start tries the --join addresses alone
+// before it adds the members this node knew before it stopped.
+const joinFirstTry = 5 * time.Second
+
+// join joins through cfg.Join within JoinTimeout. When those addresses do
+// not answer and the peers file lists members (a restart), it tries them
+// too, for the rest of JoinTimeout: the --join node may be the one that is
+// gone.
+func (n *Node) join(ctx context.Context) error {
+	jctx, cancel := context.WithTimeout(ctx, n.cfg.JoinTimeout)
+	defer cancel()
+	known := n.gossip.KnownAddrs()
+	if len(known) == 0 {
+		return n.gossip.Join(jctx, n.cfg.Join)
+	}
+	first, cancelFirst := context.WithTimeout(jctx, min(joinFirstTry, n.cfg.JoinTimeout))
+	err := n.gossip.Join(first, n.cfg.Join)
+	cancelFirst()
+	if err == nil || errors.Is(err, gossip.ErrSecretMismatch) || jctx.Err() != nil {
+		return err
+	}
+	addrs := slices.Clone(n.cfg.Join)
+	for _, a := range known {
+		if !slices.Contains(addrs, a) {
+			addrs = append(addrs, a)
+		}
+	}
+	n.log.Warn("none of the --join addresses answered; trying the members this node knew before it stopped", "join", n.cfg.Join, "known", known)
+	return n.gossip.Join(jctx, addrs)
 }
 
 // Name is the node's name.
