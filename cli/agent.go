@@ -34,6 +34,7 @@ func agentCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "tls-cert", Usage: "PEM certificate of the HTTP API (with --tls-key): clients then use https://"},
 			&ucli.StringFlag{Name: "tls-key", Usage: "PEM private key of --tls-cert"},
 			&ucli.IntFlag{Name: "max-conns", Value: peer.DefaultMaxConns, Usage: "cap on the HTTP API's open connections; idle ones are closed first"},
+			&ucli.StringFlag{Name: "task-user", Usage: "run the commands of jobs (Hadoop Streaming) as this user, in its primary group (the agent must run as root)"},
 			&ucli.BoolFlag{Name: "fast-gossip", Usage: "fast failure detection for one-machine clusters and tests"},
 			&ucli.DurationFlag{Name: "reconnect-interval", Value: peer.DefaultReconnect, Usage: "how often to try to join one member that failed (so split halves find each other again)"},
 			&ucli.DurationFlag{Name: "reconnect-timeout", Value: peer.DefaultReconnectTimeout, Usage: "how long to keep trying a failed member before forgetting it"},
@@ -52,9 +53,29 @@ func runAgent(c *ucli.Context) error {
 	}
 	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
 
-	sec, err := loadSecret(c)
+	sec, passed, err := secretFromFD()
 	if err != nil {
 		return err
+	}
+	if !passed {
+		if f := globalString(c, "secret-file"); f != "" {
+			if err := checkSecretFileMode(f); err != nil {
+				return err
+			}
+		}
+		if sec, err = loadSecret(c); err != nil {
+			return err
+		}
+		if !sec.IsZero() && c.App.Metadata[metaReexec] == true {
+			return execWithoutSecret(sec)
+		}
+	}
+	if os.Geteuid() == 0 {
+		if c.String("task-user") == "" {
+			log.Warn("running as root, and so do the commands of every job (Hadoop Streaming): whoever holds the cluster secret has root on this machine; run the agent as an unprivileged user, or pass --task-user")
+		} else {
+			log.Warn("running as root; job commands run as " + c.String("task-user"))
+		}
 	}
 	cfg := peer.DefaultConfig()
 	cfg.Name = c.String("name")
@@ -67,6 +88,7 @@ func runAgent(c *ucli.Context) error {
 	cfg.DataDir = c.String("data-dir")
 	cfg.Secret = sec
 	cfg.Insecure = c.Bool("insecure")
+	cfg.TaskUser = c.String("task-user")
 	cfg.TLSCert, cfg.TLSKey = c.String("tls-cert"), c.String("tls-key")
 	if c.Int("max-conns") < 1 {
 		return usageError{fmt.Errorf("--max-conns must be at least 1, got %d", c.Int("max-conns"))}

@@ -25,11 +25,21 @@ type usageError struct{ error }
 // 1 on failure, 2 on a usage mistake. Errors are printed as one line on
 // stderr.
 func Run(args []string) int {
-	return run(context.Background(), args, os.Stdout, os.Stderr)
+	return runApp(context.Background(), args, os.Stdout, os.Stderr, true)
 }
 
+// metaReexec in App.Metadata allows the agent to re-execute itself to drop
+// the secret from its command line and environment: true in a real
+// process (Run), never in tests that run the app in-process.
+const metaReexec = "reexec"
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runApp(ctx, args, stdout, stderr, false)
+}
+
+func runApp(ctx context.Context, args []string, stdout, stderr io.Writer, reexec bool) int {
 	app := newApp(stdout, stderr)
+	app.Metadata = map[string]any{metaReexec: reexec}
 	err := app.RunContext(ctx, permuteArgs(app, args))
 	if err == nil {
 		return 0

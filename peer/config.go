@@ -5,14 +5,18 @@
 package peer
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"shoal.dev/shoal/job"
@@ -98,6 +102,13 @@ type Config struct {
 	SortBuffer int
 	// Logger receives the node's logs. Default slog.Default().
 	Logger *slog.Logger
+	// TaskUser, if set, is the user (name or numeric ID) that the
+	// commands of jobs run as (Hadoop Streaming's children), in that
+	// user's primary group; the agent needs root to switch. Default: the
+	// agent's own user.
+	TaskUser string
+
+	taskCred *syscall.Credential // TaskUser, looked up by validate
 }
 
 // Default values.
@@ -144,11 +155,7 @@ func (c *Config) validate() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if c.Registry == nil {
-		c.Registry = job.NewRegistry()
-		builtin.Register(c.Registry)
-		streaming.Register(c.Registry)
-	}
+
 	if c.MaxConns <= 0 {
 		c.MaxConns = DefaultMaxConns
 	}
@@ -205,6 +212,24 @@ func (c *Config) validate() error {
 	}
 	if c.DataDir == "" {
 		c.DataDir = defaultDataDir(c.Name)
+	}
+	if c.TaskUser != "" {
+		cred, err := lookupTaskUser(c.TaskUser)
+		if err != nil {
+			return err
+		}
+		c.taskCred = cred
+	}
+	if c.Registry == nil {
+		c.Registry = job.NewRegistry()
+		builtin.Register(c.Registry)
+		spec, err := streaming.NewSpec(c.streamingConfig())
+		if err == nil {
+			err = c.Registry.Register(spec)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	if c.TLSCert == "" && !c.Insecure && !isLoopback(httpHost) {
 		return fmt.Errorf("refusing to serve the HTTP API on %q without TLS: the API token would cross the network in clear; set --tls-cert and --tls-key, or pass --insecure", c.HTTPAddr)
@@ -297,4 +322,47 @@ func multiaddrHost(ma string) string {
 		return parts[2]
 	}
 	return ""
+}
+
+// lookupTaskUser resolves --task-user to a credential: the user's ID and
+// primary group, no supplementary groups.
+func lookupTaskUser(name string) (*syscall.Credential, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		if u, err = user.LookupId(name); err != nil {
+			return nil, fmt.Errorf("task user %q: no such user", name)
+		}
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("task user %q: not a numeric user and group ID (%s:%s)", name, u.Uid, u.Gid)
+	}
+	if uint64(os.Geteuid()) != uid && os.Geteuid() != 0 {
+		return nil, fmt.Errorf("task user %q: the agent must run as root to run tasks as another user", name)
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
+}
+
+// streamingConfig is Hadoop Streaming's configuration on this node: its
+// children run as TaskUser, are recorded in DATA_DIR/tasks.pgid and carry
+// a marker of the data dir, for the sweep at the next start.
+func (c *Config) streamingConfig() streaming.Config {
+	sc := streaming.DefaultConfig()
+	sc.Credential = c.taskCred
+	sc.Tracker = streaming.NewPGIDFile(c.taskPGIDFile())
+	sc.Marker = c.taskMarker()
+	return sc
+}
+
+func (c *Config) taskPGIDFile() string { return filepath.Join(c.DataDir, "tasks.pgid") }
+
+// taskMarker names the data dir, whatever its spelling.
+func (c *Config) taskMarker() string {
+	dir, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		dir = c.DataDir
+	}
+	sum := sha256.Sum256([]byte(dir))
+	return hex.EncodeToString(sum[:12])
 }

@@ -21,6 +21,7 @@ import (
 
 	"shoal.dev/shoal/blockstore"
 	"shoal.dev/shoal/gossip"
+	"shoal.dev/shoal/job/streaming"
 	"shoal.dev/shoal/mesh"
 	"shoal.dev/shoal/p2p"
 	"shoal.dev/shoal/ring"
@@ -184,6 +185,9 @@ func New(cfg Config) (_ *Node, err error) {
 	n.Handle(blockstore.Protocol, blockstore.NewServer(n.blocks, n.log).Handle)
 	n.Handle(metaProtocol, n.serveMeta)
 
+	if killed := streaming.SweepStale(cfg.taskPGIDFile(), cfg.taskMarker()); len(killed) > 0 {
+		n.log.Warn("killed task processes a previous run of this agent left behind", "pids", killed)
+	}
 	n.shuffle = shuffle.NewStore(filepath.Join(cfg.DataDir, "shuffle"))
 	n.Handle(shuffle.Protocol, shuffle.NewServer(n.shuffle, n.log).Handle)
 	n.sched, err = scheduler.New(scheduler.Config{

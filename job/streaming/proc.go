@@ -92,6 +92,8 @@ type procConfig struct {
 	shell         string
 	dir           string
 	env           []string
+	cred          *syscall.Credential // nil: run as the agent's user
+	tracker       ProcTracker         // nil: none
 	maxLine       int
 	state         *taskState
 	// emit receives the key and value of each output line, from the
@@ -113,6 +115,8 @@ type proc struct {
 	role, command string
 	pgid          int
 	cmd           *exec.Cmd
+	lifeline      *os.File    // closed once the group is killed: see lifelineScript
+	tracker       ProcTracker // nil: none
 	emit          func(key, value []byte) error
 	maxLine       int
 	state         *taskState
@@ -170,17 +174,28 @@ func startProc(pc procConfig) (*proc, error) {
 		}
 		ends[i], ends[i+1] = r, w
 	}
-	cmd := exec.Command(pc.shell, "-c", pc.command)
+	lifeR, lifeW, err := os.Pipe()
+	if err != nil {
+		for _, f := range ends {
+			_ = f.Close()
+		}
+		return nil, fmt.Errorf("start streaming %s %s: %w", pc.role, quoteCommand(pc.command), err)
+	}
+	cmd := exec.Command(pc.shell, "-c", lifelineScript, "shoal-task", pc.shell, pc.command)
 	cmd.Dir = pc.dir
 	cmd.Env = pc.env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = ends[0], ends[3], ends[5]
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	err := cmd.Start()
+	cmd.ExtraFiles = []*os.File{lifeR} // descriptor 3: see lifelineScript
+	cmd.SysProcAttr = sysProcAttr(pc.cred)
+	err = startLocked(cmd)
 	// The child's ends are the child's now.
-	_, _, _ = ends[0].Close(), ends[3].Close(), ends[5].Close()
+	_, _, _, _ = ends[0].Close(), ends[3].Close(), ends[5].Close(), lifeR.Close()
 	if err != nil {
-		_, _, _ = ends[1].Close(), ends[2].Close(), ends[4].Close()
+		_, _, _, _ = ends[1].Close(), ends[2].Close(), ends[4].Close(), lifeW.Close()
 		return nil, fmt.Errorf("start streaming %s %s: %w", pc.role, quoteCommand(pc.command), err)
+	}
+	if pc.tracker != nil {
+		pc.tracker.Started(cmd.Process.Pid)
 	}
 
 	p := &proc{
@@ -188,6 +203,8 @@ func startProc(pc procConfig) (*proc, error) {
 		command:     pc.command,
 		pgid:        cmd.Process.Pid, // Setpgid: the child leads a group of its own
 		cmd:         cmd,
+		lifeline:    lifeW,
+		tracker:     pc.tracker,
 		emit:        pc.emit,
 		maxLine:     pc.maxLine,
 		state:       pc.state,
@@ -298,6 +315,10 @@ func (p *proc) reap() {
 	p.groupKilled = true
 	killGroup(p.pgid)
 	p.mu.Unlock()
+	_ = p.lifeline.Close()
+	if p.tracker != nil {
+		p.tracker.Ended(p.pgid)
+	}
 	if unreaped {
 		err = p.cmd.Wait()
 	}

@@ -103,6 +103,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"syscall"
 
 	"shoal.dev/shoal/job"
 )
@@ -123,9 +124,20 @@ type Config struct {
 	MaxLineBytes int
 	// Shell runs the commands: Shell -c COMMAND. Default "/bin/sh".
 	Shell string
-	// TempDir is where tasks without a TaskInfo.WorkDir make their
-	// temporary working directory. Default os.TempDir().
+	// TempDir is where tasks without a TaskInfo.WorkDir (or with a
+	// Credential) make their temporary working directory. Default
+	// os.TempDir().
 	TempDir string
+	// Credential, if set, runs the children as this user and group (the
+	// agent needs the privilege to). Their working directory is then their
+	// own, in TempDir, with copies of the shipped files.
+	Credential *syscall.Credential
+	// Tracker, if set, learns of every child's process group.
+	Tracker ProcTracker
+	// Marker, if set, is put in every child's environment as
+	// SHOAL_TASK_OWNER=Marker, so that SweepStale can find children a
+	// crashed agent left behind. An agent uses one marker per data dir.
+	Marker string
 
 	// started, if set, is called with the process group of each child
 	// started; for tests.

@@ -3,7 +3,10 @@ package streaming
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,8 +49,8 @@ func (t *task) start(role, command string, emit func(key, value []byte) error) (
 		if t.info.WorkDir == "" && len(t.spec.files) > 0 {
 			return nil, fmt.Errorf("start streaming %s %s: the job ships files, but the task has no working directory (TaskInfo.WorkDir)", role, quoteCommand(command))
 		}
-		if t.dir = t.info.WorkDir; t.dir == "" {
-			d, err := os.MkdirTemp(t.cfg.TempDir, "shoal-streaming-")
+		if t.dir = t.info.WorkDir; t.dir == "" || t.cfg.Credential != nil {
+			d, err := t.ownWorkDir()
 			if err != nil {
 				return nil, fmt.Errorf("start streaming %s %s: make working directory: %w", role, quoteCommand(command), err)
 			}
@@ -61,6 +64,8 @@ func (t *task) start(role, command string, emit func(key, value []byte) error) (
 		shell:   t.cfg.Shell,
 		dir:     t.dir,
 		env:     t.env,
+		cred:    t.cfg.Credential,
+		tracker: t.cfg.Tracker,
 		maxLine: t.cfg.MaxLineBytes,
 		state:   t.state,
 		emit:    emit,
@@ -73,6 +78,65 @@ func (t *task) start(role, command string, emit func(key, value []byte) error) (
 		t.cfg.started(p.pgid)
 	}
 	return p, nil
+}
+
+// ownWorkDir makes the task's own working directory in TempDir. When the
+// children run as another user (Config.Credential) it belongs to that
+// user and holds copies of the shipped files: the agent's data dir, where
+// TaskInfo.WorkDir lies, is closed to other users.
+func (t *task) ownWorkDir() (string, error) {
+	d, err := os.MkdirTemp(t.cfg.TempDir, "shoal-streaming-")
+	if err != nil {
+		return "", err
+	}
+	fail := func(err error) (string, error) {
+		_ = os.RemoveAll(d)
+		return "", err
+	}
+	if t.info.WorkDir != "" {
+		ents, err := os.ReadDir(t.info.WorkDir)
+		if err != nil {
+			return fail(err)
+		}
+		for _, e := range ents {
+			if err := copyFile(filepath.Join(t.info.WorkDir, e.Name()), filepath.Join(d, e.Name())); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if c := t.cfg.Credential; c != nil {
+		err := filepath.WalkDir(d, func(p string, _ fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, int(c.Uid), int(c.Gid))
+		})
+		if err != nil {
+			return fail(fmt.Errorf("give it to the task user: %w", err))
+		}
+	}
+	return d, nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_EXCL, fi.Mode().Perm())
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // environ is the children's environment: ours but Shoal's own (SHOAL_*,
@@ -95,6 +159,9 @@ func (t *task) environ() []string {
 		"mapreduce_task_attempt_id="+t.info.JobID+"_"+t.info.TaskID+"_"+strconv.Itoa(t.info.Attempt),
 		"mapreduce_task_ismap="+strconv.FormatBool(t.isMap),
 	)
+	if t.cfg.Marker != "" {
+		env = append(env, markerVar+"="+t.cfg.Marker)
+	}
 	if t.isMap {
 		env = append(env, "mapreduce_map_input_file="+t.info.InputFile)
 	} else {
