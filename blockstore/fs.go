@@ -397,20 +397,7 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 
 // WriteTo streams the file's bytes to w, block by block, each verified.
 func (fs *FS) WriteTo(ctx context.Context, f FileInfo, w io.Writer) (int64, error) {
-	m, err := fs.Manifest(ctx, f)
-	if err != nil {
-		return 0, err
-	}
-	var total int64
-	for _, b := range m.Blocks {
-		cw := &countWriter{w: w}
-		err := fs.readBlock(ctx, b, f.Replication, cw)
-		total += cw.n
-		if err != nil {
-			return total, fmt.Errorf("read %s: %w", f.Path, err)
-		}
-	}
-	return total, nil
+	return fs.WriteToFrom(ctx, f, 0, w)
 }
 
 type countWriter struct {

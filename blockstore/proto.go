@@ -51,6 +51,9 @@ type response struct {
 	Size int64  `msgpack:"size,omitempty"`
 	Has  bool   `msgpack:"has,omitempty"`
 	Have []bool `msgpack:"have,omitempty"`
+	// Sizes answers "have" alongside Have: each block's length, -1 when
+	// it is not stored.
+	Sizes []int64 `msgpack:"sizes,omitempty"`
 }
 
 func writeFrame(w io.Writer, v any) error { return mesh.WriteMsg(w, v) }
@@ -116,10 +119,15 @@ func (s *Server) Handle(from mesh.NodeName, st mesh.Stream) {
 			return
 		}
 		have := make([]bool, len(req.IDs))
+		sizes := make([]int64, len(req.IDs))
 		for i, id := range req.IDs {
-			have[i] = s.store.Has(id)
+			n, err := s.store.Size(id)
+			have[i], sizes[i] = err == nil, n
+			if err != nil {
+				sizes[i] = -1
+			}
 		}
-		writeFrame(st, response{Have: have})
+		writeFrame(st, response{Have: have, Sizes: sizes})
 	case opGet:
 		r, n, err := s.store.Open(req.ID, req.Offset)
 		if err != nil {
@@ -212,13 +220,26 @@ func (c *Client) Has(ctx context.Context, node string, id ID) (bool, int64, erro
 
 // HaveMany asks node which of ids it stores.
 func (c *Client) HaveMany(ctx context.Context, node string, ids []ID) ([]bool, error) {
+	have, _, err := c.haveMany(ctx, node, ids)
+	return have, err
+}
+
+// SizesMany asks node for the length of each of ids it stores; -1 for
+// those it does not.
+func (c *Client) SizesMany(ctx context.Context, node string, ids []ID) ([]int64, error) {
+	_, sizes, err := c.haveMany(ctx, node, ids)
+	return sizes, err
+}
+
+func (c *Client) haveMany(ctx context.Context, node string, ids []ID) ([]bool, []int64, error) {
 	have := make([]bool, 0, len(ids))
+	sizes := make([]int64, 0, len(ids))
 	for len(ids) > 0 {
 		batch := ids[:min(len(ids), maxHaveIDs)]
 		ids = ids[len(batch):]
 		st, err := c.dial.Dial(ctx, node, Protocol)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		stopAt(ctx, st)
 		var resp response
@@ -230,15 +251,16 @@ func (c *Client) HaveMany(ctx context.Context, node string, ids []ID) ([]bool, e
 		if err == nil {
 			err = resp.err(node, ID{})
 		}
-		if err == nil && len(resp.Have) != len(batch) {
+		if err == nil && (len(resp.Have) != len(batch) || len(resp.Sizes) != len(batch)) {
 			err = fmt.Errorf("%s answered %d of %d", node, len(resp.Have), len(batch))
 		}
 		if err != nil {
-			return nil, fmt.Errorf("have on %s: %w", node, err)
+			return nil, nil, fmt.Errorf("have on %s: %w", node, err)
 		}
 		have = append(have, resp.Have...)
+		sizes = append(sizes, resp.Sizes...)
 	}
-	return have, nil
+	return have, sizes, nil
 }
 
 // Put sends size bytes of r to node as block id. The node verifies them.

@@ -92,6 +92,9 @@ func fsPut(c *ucli.Context) error {
 	if bs < blockstore.MinBlockSize {
 		return usageError{fmt.Errorf("--block-size %s is below the minimum 64K", c.String("block-size"))}
 	}
+	if bs > blockstore.MaxBlockSize {
+		return usageError{fmt.Errorf("--block-size %s is above the maximum 2GB", c.String("block-size"))}
+	}
 	if c.Int("replication") < 1 {
 		return usageError{fmt.Errorf("--replication must be at least 1, got %d", c.Int("replication"))}
 	}
@@ -107,30 +110,13 @@ func fsPut(c *ucli.Context) error {
 			return fmt.Errorf("%s exists (use --force to replace it)", dst)
 		}
 	}
-	var in io.Reader = os.Stdin
-	size := int64(-1)
-	if local != "-" {
-		f, err := os.Open(local)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		fi, err := f.Stat()
-		if err != nil {
-			return err
-		}
-		if fi.IsDir() {
-			return fmt.Errorf("%s is a directory", local)
-		}
-		in, size = f, fi.Size()
+	opts := peer.PutOptions{BlockSize: bs, Replication: c.Int("replication"), Force: c.Bool("force")}
+	var info peer.PutInfo
+	if local == "-" {
+		info, err = putStdin(c, cl, dst, opts)
+	} else {
+		info, err = putLocal(c, cl, local, dst, opts)
 	}
-	p := newProgress(c.App.ErrWriter, "put "+dst, size)
-	info, err := cl.PutFile(c.Context, dst, p.reader(in), size, peer.PutOptions{
-		BlockSize:   bs,
-		Replication: c.Int("replication"),
-		Force:       c.Bool("force"),
-	})
-	p.finish()
 	if err != nil {
 		return err
 	}
@@ -138,6 +124,80 @@ func fsPut(c *ucli.Context) error {
 		fmt.Fprintf(c.App.ErrWriter, "shoal: warning: %s\n", info.Warning)
 	}
 	return nil
+}
+
+// putLocal puts a local file with the resumable put: the CLI cuts it into
+// blocks and, if its agent dies, goes on through another member from the
+// first block not acknowledged.
+func putLocal(c *ucli.Context, cl *peer.Client, local, dst string, opts peer.PutOptions) (peer.PutInfo, error) {
+	f, err := os.Open(local)
+	if err != nil {
+		return peer.PutInfo{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return peer.PutInfo{}, err
+	}
+	if fi.IsDir() {
+		return peer.PutInfo{}, fmt.Errorf("%s is a directory", local)
+	}
+	p := newProgress(c.App.ErrWriter, "put "+dst, fi.Size())
+	defer p.finish()
+	return peer.PutLocal(c.Context, agentList(c, cl), dst, f, fi.Size(), opts,
+		func(n int64) { p.add(int(n)) },
+		func(from, to *peer.Client, block int64) {
+			fmt.Fprintf(c.App.ErrWriter, "\nshoal: %s stopped answering during the put of %s; going on through %s from block %d\n", from, dst, to, block)
+		})
+}
+
+// putStdin streams stdin to one agent. Stdin cannot be read twice, so if
+// that agent dies the put fails, and says so; nothing becomes visible.
+func putStdin(c *ucli.Context, cl *peer.Client, dst string, opts peer.PutOptions) (peer.PutInfo, error) {
+	me := agentList(c, cl)[0] // its name, for the message should it die
+	p := newProgress(c.App.ErrWriter, "put "+dst, -1)
+	cr := &countReader{r: p.reader(os.Stdin)}
+	info, err := cl.PutFile(c.Context, dst, cr, -1, opts)
+	p.finish()
+	if errors.Is(err, peer.ErrUnreachable) && cr.n > 0 {
+		return info, fmt.Errorf("put %s: %s stopped answering after %d bytes of stdin; stdin cannot be read again, so nothing was stored: save the data to a local file and put that (a local file goes on through another member)", dst, me, cr.n)
+	}
+	return info, err
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// agentList returns cl, named when it can be, then clients for every other
+// alive member's API, for failover. Only cl is asked, once, up front: the
+// list must be known before cl dies.
+func agentList(c *ucli.Context, cl *peer.Client) []*peer.Client {
+	ms, err := cl.Members(c.Context)
+	if err != nil {
+		return []*peer.Client{cl}
+	}
+	out := []*peer.Client{cl}
+	for _, m := range ms {
+		if m.HTTP != "" && strings.HasSuffix(cl.Addr(), m.HTTP) {
+			out[0] = cl.Named(m.Name)
+			continue
+		}
+		if m.State != "alive" || m.HTTP == "" {
+			continue
+		}
+		if o, err := cl.At(m.HTTP); err == nil {
+			out = append(out, o.Named(m.Name))
+		}
+	}
+	return out
 }
 
 func fsGet(c *ucli.Context) error {
@@ -149,19 +209,24 @@ func fsGet(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
+	agents := agentList(c, cl)
 	return writeLocal(c, local, func(w io.Writer) error {
-		return copyFile(c, cl, src, w)
+		return copyFile(c, agents, src, w)
 	})
 }
 
 // copyFile streams one cluster file to w, with a progress bar when w is
-// not the terminal itself.
-func copyFile(c *ucli.Context, cl *peer.Client, src string, w io.Writer) error {
-	r, size, err := cl.GetFile(c.Context, src)
+// not the terminal itself. If the agent dies mid-file, the copy goes on
+// from the byte it had reached through another member.
+func copyFile(c *ucli.Context, agents []*peer.Client, src string, w io.Writer) error {
+	r, err := peer.OpenFile(c.Context, agents, src, func(from, to *peer.Client, off int64) {
+		fmt.Fprintf(c.App.ErrWriter, "\nshoal: %s stopped answering at byte %d of %s; going on through %s\n", from, off, src, to)
+	})
 	if err != nil {
 		return err
 	}
 	defer r.Close()
+	size := r.Size()
 	var p *progress
 	if w == c.App.Writer && isTerminal(w) {
 		p = newProgress(io.Discard, "", size)
@@ -173,7 +238,7 @@ func copyFile(c *ucli.Context, cl *peer.Client, src string, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("get %s: %w", src, err)
 	}
-	if size >= 0 && n != size {
+	if n != size {
 		return fmt.Errorf("get %s: transfer cut at %d of %d bytes", src, n, size)
 	}
 	return nil
@@ -211,13 +276,14 @@ func fsCat(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
+	agents := agentList(c, cl)
 	for _, arg := range c.Args().Slice() {
 		files, err := cl.Glob(c.Context, arg)
 		if err != nil {
 			return err
 		}
 		for _, f := range files {
-			if err := copyFile(c, cl, f.Path, c.App.Writer); err != nil {
+			if err := copyFile(c, agents, f.Path, c.App.Writer); err != nil {
 				return err
 			}
 		}
@@ -245,9 +311,10 @@ func fsGetmerge(c *ucli.Context) error {
 		}
 	}
 	slices.Sort(files)
+	agents := agentList(c, cl)
 	return writeLocal(c, local, func(w io.Writer) error {
 		for _, f := range files {
-			if err := copyFile(c, cl, f, w); err != nil {
+			if err := copyFile(c, agents, f, w); err != nil {
 				return err
 			}
 		}

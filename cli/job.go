@@ -227,20 +227,7 @@ func waitJob(c *ucli.Context, cl *peer.Client, id string) error {
 
 // otherAgents returns clients for the other members' APIs, for failover.
 func otherAgents(c *ucli.Context, cl *peer.Client) []*peer.Client {
-	ms, err := cl.Members(c.Context)
-	if err != nil {
-		return nil
-	}
-	var out []*peer.Client
-	for _, m := range ms {
-		if m.State != "alive" || m.HTTP == "" || strings.HasSuffix(cl.Addr(), m.HTTP) {
-			continue
-		}
-		if o, err := cl.At(m.HTTP); err == nil {
-			out = append(out, o)
-		}
-	}
-	return out
+	return agentList(c, cl)[1:]
 }
 
 func jobEnded(c *ucli.Context, st scheduler.Status) error {

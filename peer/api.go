@@ -39,6 +39,8 @@ type PingInfo struct {
 
 type apiError struct {
 	Error string `json:"error"`
+	// Missing answers a commit: the blocks no alive member holds.
+	Missing []int `json:"missing,omitempty"`
 }
 
 // maxBody bounds request bodies of control calls.

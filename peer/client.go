@@ -27,6 +27,7 @@ type Client struct {
 	token string
 	roots *x509.CertPool
 	hc    *http.Client
+	name  string // the member's name, when known
 }
 
 // NewClient returns a client for the agent at addr ("http://HOST:PORT",
@@ -72,6 +73,22 @@ func (c *Client) At(hostport string) (*Client, error) {
 // Addr is the agent's base URL.
 func (c *Client) Addr() string { return c.base.String() }
 
+// Named returns a copy of the client that knows its agent's member name.
+func (c *Client) Named(name string) *Client {
+	cc := *c
+	cc.name = name
+	return &cc
+}
+
+// String names the agent for messages: "node2 (http://127.0.0.1:7471)", or
+// its address when its name is not known.
+func (c *Client) String() string {
+	if c.name == "" {
+		return c.Addr()
+	}
+	return c.name + " (" + c.Addr() + ")"
+}
+
 // Health calls GET /v1/health.
 func (c *Client) Health(ctx context.Context) (HealthInfo, error) {
 	var h HealthInfo
@@ -101,6 +118,8 @@ func (c *Client) Ping(ctx context.Context, node string) (PingInfo, error) {
 type APIError struct {
 	Status  int
 	Message string
+	// Missing lists, for a refused commit, the blocks to send again.
+	Missing []int
 }
 
 func (e *APIError) Error() string { return e.Message }
@@ -153,7 +172,7 @@ func (c *Client) roundTrip(req *http.Request) (*http.Response, error) {
 		if json.Unmarshal(b, &e) != nil || e.Error == "" {
 			e.Error = fmt.Sprintf("agent at %s answered %s", c.base, resp.Status)
 		}
-		return nil, &APIError{Status: resp.StatusCode, Message: e.Error}
+		return nil, &APIError{Status: resp.StatusCode, Message: e.Error, Missing: e.Missing}
 	}
 	return resp, nil
 }

@@ -34,6 +34,8 @@ func (n *Node) fsRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /v1/fs/stat", n.auth(n.handleStat))
 	mux.Handle("GET /v1/fs/list", n.auth(n.handleList))
 	mux.Handle("GET /v1/fs/glob", n.auth(n.handleGlob))
+	mux.Handle("PUT /v1/fs/block", n.auth(n.handlePutBlock))
+	mux.Handle("POST /v1/fs/commit", n.auth(n.handleCommit))
 }
 
 // fileRecordPrefix is the record key prefix covering path and everything
@@ -60,8 +62,8 @@ func (n *Node) handlePut(w http.ResponseWriter, r *http.Request) {
 	opts := blockstore.CreateOptions{Overwrite: q.Get("force") == "1" || q.Get("force") == "true"}
 	if s := q.Get("block_size"); s != "" {
 		v, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || v < blockstore.MinBlockSize {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("block size %q: want a number of bytes, at least %d (64 KB)", s, blockstore.MinBlockSize))
+		if err != nil || v < blockstore.MinBlockSize || v > blockstore.MaxBlockSize {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("block size %q: want a number of bytes from %d (64 KB) to %d (2 GB)", s, blockstore.MinBlockSize, blockstore.MaxBlockSize))
 			return
 		}
 		opts.BlockSize = v
@@ -93,11 +95,26 @@ func (n *Node) handlePut(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleGet(w http.ResponseWriter, r *http.Request) {
-	n.syncRecords(r.Context(), fileRecordPrefix(r.URL.Query().Get("path")))
-	f, err := n.fs.Stat(r.URL.Query().Get("path"))
+	q := r.URL.Query()
+	n.syncRecords(r.Context(), fileRecordPrefix(q.Get("path")))
+	f, err := n.fs.Stat(q.Get("path"))
 	if err != nil {
 		writeError(w, fsStatus(err), err.Error())
 		return
+	}
+	// A reader resuming after its agent died asks for the rest of the
+	// version it was reading.
+	if m := q.Get("manifest"); m != "" && m != f.Manifest.String() {
+		writeError(w, http.StatusConflict, fmt.Sprintf("%s was replaced while it was being read; read it again", f.Path))
+		return
+	}
+	var offset int64
+	if s := q.Get("offset"); s != "" {
+		offset, err = strconv.ParseInt(s, 10, 64)
+		if err != nil || offset < 0 || offset > f.Size {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("offset %q: want a byte offset from 0 to %d", s, f.Size))
+			return
+		}
 	}
 	// Read the manifest before the first byte, so a missing one is a clean
 	// error rather than a cut stream.
@@ -106,9 +123,10 @@ func (n *Node) handleGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Length", strconv.FormatInt(f.Size, 10))
+	w.Header().Set("Content-Length", strconv.FormatInt(f.Size-offset, 10))
+	w.Header().Set(ManifestHeader, f.Manifest.String())
 	w.WriteHeader(http.StatusOK)
-	if _, err := n.fs.WriteTo(r.Context(), f, w); err != nil {
+	if _, err := n.fs.WriteToFrom(r.Context(), f, offset, w); err != nil {
 		n.log.Warn("get aborted", "path", f.Path, "err", err)
 		// The client sees a cut stream, shorter than Content-Length.
 		panic(http.ErrAbortHandler)

@@ -1,0 +1,263 @@
+package blockstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+)
+
+// MaxBlockSize is the largest block size a file may have.
+const MaxBlockSize = 2 << 30
+
+// MaxFileBlocks bounds the blocks of one file, so its manifest stays under
+// maxManifest.
+const MaxFileBlocks = 1 << 20
+
+// A resumable put is driven by the client, which cuts the file itself:
+//
+//  1. it cuts the file into blocks with NextBlockLen (the Splitter's rule),
+//  2. sends each block to any agent (PutBlock), which stores it through the
+//     write pipeline and acknowledges its ID and length,
+//  3. and commits the ordered list of acknowledged blocks to any agent
+//     (Commit), which checks that every block is held by an alive member,
+//     writes the manifest and only then the file record.
+//
+// An agent that dies costs only the blocks it had not acknowledged: the
+// client sends those, and the commit, to another member. Blocks are
+// content-addressed, so a block sent twice is stored once.
+
+// NextBlockLen returns the length of the block that starts at off in a
+// file of total bytes read through r, by the Splitter's rule: at most
+// blockSize bytes, ending after the last newline among them, unless the
+// rest of the file fits in the block or the window holds no newline.
+func NextBlockLen(r io.ReaderAt, off, total, blockSize int64) (int64, error) {
+	if off >= total {
+		return 0, io.EOF
+	}
+	if total-off < blockSize {
+		return total - off, nil
+	}
+	buf := make([]byte, min(blockSize, 1<<20))
+	cut := int64(-1)
+	for pos := off; pos < off+blockSize; {
+		n := min(int64(len(buf)), off+blockSize-pos)
+		if _, err := r.ReadAt(buf[:n], pos); err != nil {
+			return 0, err
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			cut = pos + int64(i) + 1 - off
+		}
+		pos += n
+	}
+	if cut < 0 {
+		return blockSize, nil
+	}
+	return cut, nil
+}
+
+// BlockAck acknowledges one block of a resumable put: its ID and length,
+// how many copies were stored, and the replication the agent applied (the
+// asked one, capped at the alive members).
+type BlockAck struct {
+	ID          ID    `json:"id"`
+	Size        int64 `json:"size"`
+	Copies      int   `json:"copies"`
+	Replication int   `json:"replication"`
+}
+
+// PutBlock stores one block of a resumable put: the size bytes of r, the
+// index-th block of file (named in logs and errors only), with repl
+// copies asked. It spools and hashes the bytes, then writes them through
+// the write pipeline.
+func (fs *FS) PutBlock(ctx context.Context, file string, index int, r io.Reader, size int64, repl int) (BlockAck, error) {
+	if size <= 0 || size > MaxBlockSize {
+		return BlockAck{}, fmt.Errorf("block %d of %s: length %d outside 1..%d", index, file, size, MaxBlockSize)
+	}
+	if repl < 1 {
+		return BlockAck{}, fmt.Errorf("replication %d: must be at least 1", repl)
+	}
+	rg := fs.cfg.Ring()
+	if rg.Len() == 0 {
+		return BlockAck{}, errors.New("no alive members to store blocks on")
+	}
+	repl = min(repl, rg.Len())
+	f, err := fs.cfg.Store.TempFile()
+	if err != nil {
+		return BlockAck{}, err
+	}
+	defer func() {
+		f.Close()
+		os.Remove(f.Name())
+	}()
+	h := newHasher()
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, size+1))
+	if err != nil {
+		return BlockAck{}, fmt.Errorf("block %d of %s: receiving: %w", index, file, err)
+	}
+	if n != size {
+		return BlockAck{}, fmt.Errorf("block %d of %s: got %d bytes, want %d", index, file, n, size)
+	}
+	id := idOf(h)
+	copies, err := fs.writeBlock(ctx, blockWrite{file: file, index: index, id: id, size: size, want: repl}, f)
+	if err != nil {
+		return BlockAck{}, fmt.Errorf("put %s: %w", file, err)
+	}
+	return BlockAck{ID: id, Size: size, Copies: copies, Replication: repl}, nil
+}
+
+// CommitRequest ends a resumable put: the file's blocks in order.
+type CommitRequest struct {
+	Path        string     `json:"path"`
+	BlockSize   int64      `json:"block_size"`
+	Replication int        `json:"replication"`
+	Overwrite   bool       `json:"force,omitempty"`
+	Blocks      []BlockRef `json:"blocks"`
+}
+
+// MissingBlocksError answers a commit some of whose blocks no alive member
+// holds (their only copies were on a node that died): the client sends
+// them again and commits again.
+type MissingBlocksError struct {
+	Path    string
+	Indexes []int
+}
+
+func (e *MissingBlocksError) Error() string {
+	return fmt.Sprintf("put %s: %d acknowledged blocks are on no alive member (first: block %d); send them again", e.Path, len(e.Indexes), e.Indexes[0])
+}
+
+// Commit makes a resumably put file visible: it checks that every block is
+// stored on some alive member with the length claimed, then writes the
+// manifest and the record, as Create does. Committing the same blocks to
+// the same path twice is not an error (the first answer may have been
+// lost with its agent).
+func (fs *FS) Commit(ctx context.Context, req CommitRequest) (FileInfo, error) {
+	p, err := CleanPath(req.Path, false)
+	if err != nil {
+		return FileInfo{}, err
+	}
+	if req.BlockSize < MinBlockSize || req.BlockSize > MaxBlockSize {
+		return FileInfo{}, fmt.Errorf("block size %d outside %d..%d", req.BlockSize, MinBlockSize, MaxBlockSize)
+	}
+	if req.Replication < 1 {
+		return FileInfo{}, fmt.Errorf("replication %d: must be at least 1", req.Replication)
+	}
+	if len(req.Blocks) > MaxFileBlocks {
+		return FileInfo{}, fmt.Errorf("%d blocks: a file has at most %d", len(req.Blocks), MaxFileBlocks)
+	}
+	var size int64
+	for i, b := range req.Blocks {
+		if b.Size <= 0 || b.Size > req.BlockSize {
+			return FileInfo{}, fmt.Errorf("block %d: length %d outside 1..%d", i, b.Size, req.BlockSize)
+		}
+		size += b.Size
+	}
+	rg := fs.cfg.Ring()
+	if rg.Len() == 0 {
+		return FileInfo{}, errors.New("no alive members to store blocks on")
+	}
+	repl := min(req.Replication, rg.Len())
+	mb, err := encodeManifest(Manifest{Blocks: req.Blocks})
+	if err != nil {
+		return FileInfo{}, err
+	}
+	if f, err := fs.Stat(p); err == nil && f.Manifest == Sum(mb) && f.Size == size {
+		return f, nil // committed already
+	}
+	if err := fs.checkCreate(p, req.Overwrite); err != nil {
+		return FileInfo{}, err
+	}
+	if missing, err := fs.unheld(ctx, req.Blocks); err != nil {
+		return FileInfo{}, fmt.Errorf("put %s: %w", p, err)
+	} else if len(missing) > 0 {
+		return FileInfo{}, &MissingBlocksError{Path: p, Indexes: missing}
+	}
+	return fs.commit(ctx, p, req.Blocks, size, req.BlockSize, repl, req.Overwrite)
+}
+
+// unheld returns the indexes of the blocks no alive member stores with
+// the right length.
+func (fs *FS) unheld(ctx context.Context, refs []BlockRef) ([]int, error) {
+	ids := make([]ID, len(refs))
+	for i, b := range refs {
+		ids[i] = b.ID
+	}
+	members := fs.cfg.Ring().Members()
+	held := make([]bool, len(refs))
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		answered int
+	)
+	for _, node := range members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sizes := make([]int64, len(ids))
+			var err error
+			if node == fs.cfg.Self {
+				for i, id := range ids {
+					if sizes[i], err = fs.cfg.Store.Size(id); err != nil {
+						sizes[i] = -1
+					}
+				}
+				err = nil
+			} else if sizes, err = fs.cfg.Client.SizesMany(ctx, node, ids); err != nil {
+				fs.log.Warn("commit: member did not say which blocks it holds", "member", node, "err", err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			answered++
+			for i, n := range sizes {
+				if n == refs[i].Size {
+					held[i] = true
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var missing []int
+	for i, ok := range held {
+		if !ok {
+			missing = append(missing, i)
+		}
+	}
+	if len(missing) > 0 && answered < len(members) {
+		return nil, fmt.Errorf("%d blocks not found and %d of %d members did not answer; try again", len(missing), len(members)-answered, len(members))
+	}
+	return missing, nil
+}
+
+// WriteToFrom streams the file's bytes from offset to w, as WriteTo does
+// from the start. A reader cut off can go on from the byte it reached,
+// through any member.
+func (fs *FS) WriteToFrom(ctx context.Context, f FileInfo, offset int64, w io.Writer) (int64, error) {
+	if offset < 0 || offset > f.Size {
+		return 0, fmt.Errorf("offset %d outside the %d bytes of %s", offset, f.Size, f.Path)
+	}
+	m, err := fs.Manifest(ctx, f)
+	if err != nil {
+		return 0, err
+	}
+	var total, pos int64
+	for _, b := range m.Blocks {
+		if pos+b.Size <= offset {
+			pos += b.Size
+			continue
+		}
+		start := max(offset-pos, 0)
+		cw := &countWriter{w: w}
+		err := fs.readBlockFrom(ctx, b, f.Replication, start, cw)
+		total += cw.n
+		pos += b.Size
+		if err != nil {
+			return total, fmt.Errorf("read %s: %w", f.Path, err)
+		}
+	}
+	return total, nil
+}

@@ -1,0 +1,306 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"shoal.dev/shoal/clustertest"
+	"shoal.dev/shoal/scheduler"
+)
+
+// metric reads one counter from a node's /metrics; -1 when the node does
+// not answer.
+func (e *fsEnv) metric(url, name string) int64 {
+	text, err := clientFor(e.t, e.lc, url).Metrics(context.Background())
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return -1
+}
+
+// startCLI starts a shoal command against url without waiting for it.
+func (e *fsEnv) startCLI(url string, stdin *os.File, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	e.t.Helper()
+	cmd := exec.Command(shoalBin, append(append([]string{}, args...), "--addr", url)...)
+	cmd.Env = append(cleanEnv(), "SHOAL_SECRET_FILE="+e.lc.secretFile())
+	var stderr bytes.Buffer
+	cmd.Stdin, cmd.Stderr = stdin, &stderr
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, &stderr
+}
+
+func exitCode(cmd *exec.Cmd) int {
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+// killAfterWrites kills -9 the victim once the writer node's pipeline has
+// stored at least k blocks more than base.
+func (e *fsEnv) killAfterWrites(st map[string][2]string, writer, victim string, base, k int64) {
+	e.t.Helper()
+	clustertest.Eventually(e.t, 120*time.Second, func() error {
+		if n := e.metric(st[writer][1], "shoal_block_writes_total"); n < base+k {
+			return fmt.Errorf("%s wrote %d blocks, waiting for %d", writer, n-base, k)
+		}
+		return nil
+	})
+	var pid int
+	fmt.Sscan(st[victim][0], &pid)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		e.t.Fatalf("kill %s: %v", victim, err)
+	}
+}
+
+// TestPutSurvivesNodeLoss puts 300 MB in 1 MB blocks at R=3 on 5 nodes and
+// kills -9 one node at a random moment: a replica target (the put
+// succeeds, reads back identical, every block is back at R within 60 s),
+// the node the client talks to (the put of a local file goes on through
+// another member), and that node again with the data on stdin (the put
+// fails, says why, and leaves nothing).
+func TestPutSurvivesNodeLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("300 MB puts on 5 nodes")
+	}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 18))
+	e, st := startFSEnv(t, 5)
+	input := e.genText("in.txt", "300MB", int(seed%1000))
+	want := fileSumTB(t, input)
+	names := []string{"node1", "node2", "node3", "node4", "node5"}
+	pick := func(not string) string {
+		for {
+			if n := names[rng.IntN(len(names))]; n != not {
+				return n
+			}
+		}
+	}
+	readBack := func(via, p string) {
+		t.Helper()
+		out := filepath.Join(e.dir, "back")
+		e.mustCLI(st[via][1], "fs", "get", p, out)
+		if got := fileSumTB(t, out); got != want {
+			t.Fatalf("%s read back through %s differs", p, via)
+		}
+		os.Remove(out)
+	}
+	restart := func() {
+		t.Helper()
+		if r := e.lc.script("start"); r.code != 0 {
+			t.Fatalf("restart: %s%s", r.stdout, r.stderr)
+		}
+		st = e.lc.status()
+	}
+
+	t.Run("replica target dies", func(t *testing.T) {
+		client := pick("")
+		victim := pick(client)
+		k := int64(10 + rng.IntN(150)) // of ~300 blocks
+		t.Logf("put through %s, kill -9 %s after %d blocks", client, victim, k)
+		base := e.metric(st[client][1], "shoal_block_writes_total")
+		cmd, stderr := e.startCLI(st[client][1], nil, "fs", "put", input, "/a.txt", "--block-size", "1MB")
+		e.killAfterWrites(st, client, victim, base, k)
+		if code := exitCode(cmd); code != 0 {
+			t.Fatalf("put exited %d: %s", code, stderr)
+		}
+		if n := e.metric(st[client][1], "shoal_block_writes_substituted_total"); n < 1 {
+			t.Fatalf("%s counts %d substituted writes: the kill hit no write", client, n)
+		}
+		readBack(pick(victim), "/a.txt")
+		clustertest.Eventually(t, 60*time.Second, func() error { return e.healthy(st[client][1], "/a.txt", 3) })
+		restart()
+	})
+
+	t.Run("client's agent dies, local file", func(t *testing.T) {
+		client := pick("")
+		k := int64(10 + rng.IntN(150))
+		t.Logf("put through %s, kill -9 it after %d blocks", client, k)
+		base := e.metric(st[client][1], "shoal_block_writes_total")
+		cmd, stderr := e.startCLI(st[client][1], nil, "fs", "put", input, "/b.txt", "--block-size", "1MB")
+		e.killAfterWrites(st, client, client, base, k)
+		if code := exitCode(cmd); code != 0 {
+			t.Fatalf("put exited %d: %s", code, stderr)
+		}
+		if !strings.Contains(stderr.String(), client+" (") || !strings.Contains(stderr.String(), "stopped answering during the put of /b.txt; going on through") {
+			t.Fatalf("the put did not say it went on through another member: %q", stderr)
+		}
+		t.Logf("put said: %s", strings.TrimSpace(stderr.String()))
+		other := pick(client)
+		readBack(other, "/b.txt")
+		clustertest.Eventually(t, 60*time.Second, func() error { return e.healthy(st[other][1], "/b.txt", 3) })
+		restart()
+	})
+
+	t.Run("client's agent dies, stdin", func(t *testing.T) {
+		client := pick("")
+		k := int64(10 + rng.IntN(150))
+		t.Logf("put from stdin through %s, kill -9 it after %d blocks", client, k)
+		in, err := os.Open(input)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer in.Close()
+		base := e.metric(st[client][1], "shoal_block_writes_total")
+		cmd, stderr := e.startCLI(st[client][1], in, "fs", "put", "-", "/c.txt", "--block-size", "1MB")
+		e.killAfterWrites(st, client, client, base, k)
+		if code := exitCode(cmd); code != 1 {
+			t.Fatalf("put from stdin exited %d after its agent died: %s", code, stderr)
+		}
+		msg := strings.TrimSpace(stderr.String())
+		t.Logf("put said: %s", msg)
+		for _, w := range []string{"/c.txt", client, "stopped answering", "stdin cannot be read again", "nothing was stored", "local file"} {
+			if !strings.Contains(msg, w) {
+				t.Errorf("error %q does not say %q", msg, w)
+			}
+		}
+		if strings.Count(msg, "\n") > 0 || strings.Contains(msg, "reset") || strings.Contains(msg, "EOF") {
+			t.Errorf("error is not one line of Shoal's words: %q", msg)
+		}
+		other := pick(client)
+		r := e.cli(st[other][1], "fs", "stat", "/c.txt")
+		if r.code == 0 {
+			t.Fatalf("a failed put from stdin left a file: %s", r.stdout)
+		}
+		if ls := e.mustCLI(st[other][1], "fs", "ls", "/"); strings.Contains(ls, "/c.txt") {
+			t.Fatalf("a failed put from stdin is listed: %s", ls)
+		}
+		restart()
+	})
+}
+
+// TestJobOutputSurvivesReplicaLoss kills -9 a node that runs no reducer
+// while the reducers write their parts, so it dies as a replica target of
+// the output blocks: the job succeeds with the sequential run's output,
+// and no reducer had to start over (the pipeline handed the dead node's
+// copies to the next members).
+func TestJobOutputSurvivesReplicaLoss(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 19))
+	e, st := startFSEnv(t, 5)
+	names := []string{"node1", "node2", "node3", "node4", "node5"}
+	input := e.genText("corpus.txt", "24MB", int(seed%1000))
+	e.mustCLI(st["node1"][1], "fs", "put", input, "/in/corpus.txt", "--block-size", "128K")
+	const reducers = 4
+	localOut := filepath.Join(e.dir, "local")
+	if r := shoal(t, nil, "job", "run", "distinct", "--local", "--input", input, "--output", localOut, "--reducers", fmt.Sprint(reducers)); r.code != 0 {
+		t.Fatalf("local run: %s", r.stderr)
+	}
+	want := localParts(t, localOut)
+
+	submitter := names[rng.IntN(len(names))]
+	r := e.cli(st[submitter][1], "job", "run", "distinct", "--input", "/in/corpus.txt", "--output", "/out/d",
+		"--reducers", fmt.Sprint(reducers), "--detach")
+	if r.code != 0 {
+		t.Fatalf("submit: %s", r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	// Reducer p runs on the ring owner of "<job>/p".
+	cl := clientFor(t, e.lc, st[submitter][1])
+	var reducerNodes []string
+	for p := 0; p < reducers; p++ {
+		o, err := cl.Owners(context.Background(), fmt.Sprintf("%s/%d", id, p), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(reducerNodes, o.Owners[0]) {
+			reducerNodes = append(reducerNodes, o.Owners[0])
+		}
+	}
+	var candidates []string
+	for _, n := range names {
+		if n != submitter && !slices.Contains(reducerNodes, n) {
+			candidates = append(candidates, n)
+		}
+	}
+	if len(candidates) == 0 {
+		t.Skipf("seed %d: the %d reducers and the submitter cover every node", seed, reducers)
+	}
+	victim := candidates[rng.IntN(len(candidates))]
+	base := map[string]int64{}
+	for _, n := range reducerNodes {
+		base[n] = e.metric(st[n][1], "shoal_block_writes_total")
+	}
+	k := int64(1 + rng.IntN(8))
+	t.Logf("job %s submitted on %s, reducers on %v; kill -9 %s once the reducers stored %d output blocks", id, submitter, reducerNodes, victim, k)
+	clustertest.Eventually(t, 180*time.Second, func() error {
+		var written int64
+		for _, n := range reducerNodes {
+			written += e.metric(st[n][1], "shoal_block_writes_total") - base[n]
+		}
+		if written < k {
+			return fmt.Errorf("%d output blocks stored", written)
+		}
+		return nil
+	})
+	var pid int
+	fmt.Sscan(st[victim][0], &pid)
+	syscall.Kill(pid, syscall.SIGKILL)
+
+	scl := clientFor(t, e.lc, st[submitter][1])
+	var final scheduler.Status
+	clustertest.Eventually(t, 180*time.Second, func() error {
+		s, err := scl.Job(context.Background(), id)
+		if err != nil {
+			return err
+		}
+		final = s
+		if s.State == scheduler.StateRunning {
+			return fmt.Errorf("map %d/%d reduce %d/%d", s.MapsDone, s.Maps, s.ReducesDone, s.Reducers)
+		}
+		return nil
+	})
+	if final.State != scheduler.StateSucceeded {
+		t.Fatalf("job %s: %s", final.State, final.Error)
+	}
+	if got := e.mustCLI(st[submitter][1], "fs", "cat", "/out/d/part-*"); got != want {
+		t.Fatalf("cluster output (%d bytes) differs from the sequential run (%d bytes)", len(got), len(want))
+	}
+	var substituted int64
+	for _, n := range reducerNodes {
+		substituted += e.metric(st[n][1], "shoal_block_writes_substituted_total")
+		if log := e.lc.script("logs", n).stdout; strings.Contains(log, `msg="task interrupted; will retry"`) && strings.Contains(log, "task=r-") {
+			t.Errorf("a reducer on %s started over after %s died:\n%s", n, victim, grepLines(log, "task interrupted"))
+		}
+	}
+	if substituted == 0 {
+		t.Fatalf("no output block needed a substitute: %s died after the reducers wrote", victim)
+	}
+	t.Logf("%d output block writes went to a substitute", substituted)
+}
+
+func grepLines(text, sub string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

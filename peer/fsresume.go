@@ -1,0 +1,84 @@
+package peer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"shoal.dev/shoal/blockstore"
+)
+
+// The resumable put (see blockstore.NextBlockLen): the client cuts a local
+// file into blocks, sends each with PUT /v1/fs/block to any agent, and
+// commits the acknowledged list with POST /v1/fs/commit to any agent. If
+// its agent dies it goes on through another member from the first block
+// not acknowledged.
+
+// maxCommitBody bounds a commit request: MaxFileBlocks block references in
+// JSON.
+const maxCommitBody = 128 << 20
+
+// ManifestHeader carries a file's manifest ID on a GET of the file, so a
+// reader that resumes from an offset can ask for the same version.
+const ManifestHeader = "Shoal-Manifest"
+
+func (n *Node) handlePutBlock(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	p, err := blockstore.CleanPath(q.Get("path"), false)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	index, err := strconv.Atoi(q.Get("index"))
+	if err != nil || index < 0 || index >= blockstore.MaxFileBlocks {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("index %q: want a whole number below %d", q.Get("index"), blockstore.MaxFileBlocks))
+		return
+	}
+	repl, err := strconv.Atoi(q.Get("replication"))
+	if err != nil || repl < 1 {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("replication %q: want a whole number, at least 1", q.Get("replication")))
+		return
+	}
+	if r.ContentLength <= 0 || r.ContentLength > blockstore.MaxBlockSize {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("a block needs a Content-Length of 1..%d bytes", blockstore.MaxBlockSize))
+		return
+	}
+	ack, err := n.fs.PutBlock(r.Context(), p, index, r.Body, r.ContentLength, repl)
+	if err != nil {
+		n.log.Warn("block of a put refused", "path", p, "index", index, "err", err)
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, ack)
+}
+
+func (n *Node) handleCommit(w http.ResponseWriter, r *http.Request) {
+	var req blockstore.CommitRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxCommitBody)).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad commit request: "+err.Error())
+		return
+	}
+	n.syncRecords(r.Context(), fileRecordPrefix(req.Path))
+	f, err := n.fs.Commit(r.Context(), req)
+	var me *blockstore.MissingBlocksError
+	switch {
+	case errors.As(err, &me):
+		writeJSON(w, http.StatusConflict, apiError{Error: err.Error(), Missing: me.Indexes})
+		return
+	case err != nil:
+		status := fsStatus(err)
+		if status == http.StatusInternalServerError {
+			status = http.StatusServiceUnavailable
+		}
+		writeError(w, status, err.Error())
+		return
+	}
+	info := PutInfo{File: f}
+	if f.Replication < req.Replication {
+		info.Warning = fmt.Sprintf("replication %d capped at %d: only %d members are alive", req.Replication, f.Replication, f.Replication)
+	}
+	n.log.Info("file put", "path", f.Path, "size", f.Size, "blocks", f.Blocks, "replication", f.Replication, "resumable", true)
+	writeJSON(w, http.StatusOK, info)
+}

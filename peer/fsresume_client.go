@@ -1,0 +1,332 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"sync"
+
+	"shoal.dev/shoal/blockstore"
+)
+
+// putParallel is how many blocks a resumable put has in flight.
+const putParallel = 4
+
+// PutBlock sends one block of a resumable put (PUT /v1/fs/block).
+func (c *Client) PutBlock(ctx context.Context, p string, index int, r io.Reader, size int64, repl int) (blockstore.BlockAck, error) {
+	q := url.Values{"path": {p}, "index": {strconv.Itoa(index)}, "replication": {strconv.Itoa(repl)}}
+	req, err := c.newRequest(ctx, "PUT", "/v1/fs/block?"+q.Encode(), io.NopCloser(r))
+	if err != nil {
+		return blockstore.BlockAck{}, err
+	}
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	var ack blockstore.BlockAck
+	return ack, c.send(req, &ack)
+}
+
+// Commit ends a resumable put (POST /v1/fs/commit). A commit some of whose
+// blocks no alive member holds fails with an *APIError whose Missing lists
+// them.
+func (c *Client) Commit(ctx context.Context, req blockstore.CommitRequest) (PutInfo, error) {
+	var info PutInfo
+	return info, c.do(ctx, "POST", "/v1/fs/commit", req, &info)
+}
+
+// GetFileAt opens the file p from byte offset; manifest, when not empty,
+// asks for that version of the file. It returns the reader, the number of
+// bytes it yields and the file's manifest ID.
+func (c *Client) GetFileAt(ctx context.Context, p string, offset int64, manifest string) (io.ReadCloser, int64, string, error) {
+	q := url.Values{"path": {p}}
+	if offset > 0 {
+		q.Set("offset", strconv.FormatInt(offset, 10))
+	}
+	if manifest != "" {
+		q.Set("manifest", manifest)
+	}
+	req, err := c.newRequest(ctx, "GET", "/v1/fs/file?"+q.Encode(), nil)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	resp, err := c.roundTrip(req)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	return resp.Body, resp.ContentLength, resp.Header.Get(ManifestHeader), nil
+}
+
+// Failover is told when a client moves from one agent to the next: the one
+// that stopped answering, the next, and where it goes on (a block index
+// for a put, a byte offset for a read). It may be called from several
+// goroutines, one at a time.
+type Failover func(from, to *Client, at int64)
+
+// agents is the list of agents a client may use, in order, and the one in
+// use; safe for concurrent use.
+type agents struct {
+	mu   sync.Mutex
+	list []*Client
+	cur  int
+	on   Failover
+}
+
+// get returns the agent in use and its place in the list; nil when every
+// agent has stopped answering.
+func (a *agents) get() (*Client, int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cur >= len(a.list) {
+		return nil, a.cur
+	}
+	return a.list[a.cur], a.cur
+}
+
+// failed moves past the agent at place i, unless another caller did
+// already.
+func (a *agents) failed(i int, at int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cur != i {
+		return
+	}
+	a.cur++
+	if a.cur < len(a.list) && a.on != nil {
+		a.on(a.list[i], a.list[a.cur], at)
+	}
+}
+
+func (a *agents) last() *Client {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.list[min(a.cur, len(a.list))-1]
+}
+
+// PutLocal stores the size bytes of f as the file p with the resumable put:
+// it cuts f into blocks itself (blockstore.NextBlockLen), sends each to the
+// first agent of list, and commits them. When an agent stops answering it
+// goes on through the next one, from the first block not acknowledged: an
+// acknowledged block is never sent again, unless no alive member holds it
+// any more (the commit says so). sent, if not nil, is told the bytes of
+// each acknowledged block. Nothing is visible until the commit succeeds.
+func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size int64, o PutOptions, sent func(int64), on Failover) (PutInfo, error) {
+	if len(list) == 0 {
+		return PutInfo{}, errors.New("no agent to put through")
+	}
+	if o.BlockSize == 0 {
+		o.BlockSize = blockstore.DefaultBlockSize
+	}
+	if o.Replication == 0 {
+		o.Replication = blockstore.DefaultReplication
+	}
+	ag := &agents{list: list, on: on}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	var (
+		mu   sync.Mutex
+		refs []blockstore.BlockRef
+		offs []int64
+		repl = o.Replication
+	)
+	send := func(i int, off, n int64) error {
+		for {
+			c, place := ag.get()
+			if c == nil {
+				return fmt.Errorf("put %s: every member stopped answering (the last was %s) before block %d was stored; nothing was stored visibly: put again once the cluster is back", p, ag.last(), i)
+			}
+			ack, err := c.PutBlock(ctx, p, i, io.NewSectionReader(f, off, n), n, o.Replication)
+			if errors.Is(err, ErrUnreachable) && ctx.Err() == nil {
+				ag.failed(place, int64(i))
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if ack.Size != n {
+				return fmt.Errorf("put %s: %s stored %d bytes of block %d, want %d", p, c, ack.Size, i, n)
+			}
+			mu.Lock()
+			refs[i] = blockstore.BlockRef{ID: ack.ID, Size: ack.Size}
+			repl = min(repl, ack.Replication)
+			mu.Unlock()
+			if sent != nil {
+				sent(n)
+			}
+			return nil
+		}
+	}
+
+	sem := make(chan struct{}, putParallel)
+	var wg sync.WaitGroup
+	for off, i := int64(0), 0; off < size; i++ {
+		n, err := blockstore.NextBlockLen(f, off, size, o.BlockSize)
+		if err != nil {
+			cancel(fmt.Errorf("put %s: reading the local file: %w", p, err))
+			break
+		}
+		mu.Lock()
+		refs = append(refs, blockstore.BlockRef{})
+		offs = append(offs, off)
+		mu.Unlock()
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func(i int, off int64) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := send(i, off, n); err != nil {
+				cancel(err)
+			}
+		}(i, off)
+		off += n
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return PutInfo{}, err
+	}
+
+	req := blockstore.CommitRequest{Path: p, BlockSize: o.BlockSize, Replication: repl, Overwrite: o.Force, Blocks: refs}
+	for round := 0; ; round++ {
+		c, place := ag.get()
+		if c == nil {
+			return PutInfo{}, fmt.Errorf("put %s: every member stopped answering (the last was %s) before the file was committed; nothing was stored visibly: put again once the cluster is back", p, ag.last())
+		}
+		info, err := c.Commit(ctx, req)
+		if errors.Is(err, ErrUnreachable) && ctx.Err() == nil {
+			ag.failed(place, int64(len(refs)))
+			continue
+		}
+		var ae *APIError
+		if errors.As(err, &ae) && len(ae.Missing) > 0 && round < 3 {
+			// Blocks whose copies all went down with a node: send them again.
+			for _, i := range ae.Missing {
+				if i < 0 || i >= len(refs) {
+					return PutInfo{}, fmt.Errorf("put %s: %s asked again for block %d of %d", p, c, i, len(refs))
+				}
+				end := size
+				if i+1 < len(offs) {
+					end = offs[i+1]
+				}
+				if err := send(i, offs[i], end-offs[i]); err != nil {
+					return PutInfo{}, err
+				}
+			}
+			req.Blocks = refs
+			continue
+		}
+		return info, err
+	}
+}
+
+// FileReader reads a cluster file through one agent at a time: when the
+// stream is cut (its agent died), it opens the same version of the file
+// again through the next agent, from the byte it had reached.
+type FileReader struct {
+	ctx      context.Context
+	ag       *agents
+	path     string
+	rc       io.ReadCloser
+	off      int64
+	size     int64
+	manifest string
+	pending  error
+}
+
+// OpenFile opens the file p through the first agent of list that answers.
+// on, if not nil, is told each move to another agent and the byte offset
+// it goes on from.
+func OpenFile(ctx context.Context, list []*Client, p string, on Failover) (*FileReader, error) {
+	if len(list) == 0 {
+		return nil, errors.New("no agent to read through")
+	}
+	r := &FileReader{ctx: ctx, ag: &agents{list: list, on: on}, path: p, size: -1}
+	if err := r.open(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Size is the file's length.
+func (r *FileReader) Size() int64 { return r.size }
+
+// open opens the file from r.off through the agent in use, moving on past
+// agents that do not answer.
+func (r *FileReader) open() error {
+	for {
+		c, place := r.ag.get()
+		if c == nil {
+			if r.size < 0 {
+				return fmt.Errorf("read %s: no member answered (the last tried was %s); check `shoal members`", r.path, r.ag.last())
+			}
+			return fmt.Errorf("read %s: the transfer was cut at byte %d of %d and no other member could go on (the last tried was %s); read it again once the cluster is back", r.path, r.off, r.size, r.ag.last())
+		}
+		rc, n, m, err := c.GetFileAt(r.ctx, r.path, r.off, r.manifest)
+		if errors.Is(err, ErrUnreachable) && r.ctx.Err() == nil {
+			r.ag.failed(place, r.off)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if r.size < 0 {
+			r.size, r.manifest = n, m
+		} else if n != r.size-r.off {
+			rc.Close()
+			return fmt.Errorf("read %s: %s offers %d bytes from byte %d, want %d", r.path, c, n, r.off, r.size-r.off)
+		}
+		r.rc = rc
+		return nil
+	}
+}
+
+// Read reads the file, going on through another agent when the stream is
+// cut.
+func (r *FileReader) Read(p []byte) (int, error) {
+	for {
+		if r.pending == nil {
+			if r.off >= r.size && r.size >= 0 {
+				return 0, io.EOF
+			}
+			n, err := r.rc.Read(p)
+			r.off += int64(n)
+			if errors.Is(err, io.EOF) && r.off == r.size {
+				err = nil
+			}
+			if n > 0 {
+				r.pending = err
+				return n, nil
+			}
+			if err == nil {
+				continue
+			}
+			r.pending = err
+		}
+		if r.ctx.Err() != nil {
+			return 0, r.ctx.Err()
+		}
+		// The stream was cut short: go on through the next agent.
+		r.pending = nil
+		r.rc.Close()
+		_, place := r.ag.get()
+		r.ag.failed(place, r.off)
+		if err := r.open(); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// Close closes the current stream.
+func (r *FileReader) Close() error {
+	if r.rc == nil {
+		return nil
+	}
+	return r.rc.Close()
+}

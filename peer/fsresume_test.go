@@ -1,0 +1,182 @@
+package peer_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"shoal.dev/shoal/clustertest"
+	"shoal.dev/shoal/peer"
+)
+
+// goneClient is a client for an address nothing listens on.
+func goneClient(t *testing.T) *peer.Client {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cl, err := peer.NewClient(addr, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl.Named("gone")
+}
+
+func TestResumablePutAndReadFailOver(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := clustertest.Start(t, 4, clustertest.Options{})
+	tok := c.Config(0).Secret.APIToken()
+	clients := make([]*peer.Client, 4)
+	for i := range clients {
+		cl, err := peer.NewClient(c.Node(i).HTTPURL(), tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients[i] = cl.Named(c.Node(i).Name())
+	}
+	data := corpus(11, 3<<20)
+
+	// The first agent is gone from the start, the second is killed after
+	// four blocks are acknowledged: the put goes on through the third.
+	var (
+		mu    sync.Mutex
+		moves []string
+		acked atomic.Int64
+		once  sync.Once
+	)
+	on := func(from, to *peer.Client, at int64) {
+		mu.Lock()
+		moves = append(moves, from.String()+" -> "+to.String())
+		mu.Unlock()
+	}
+	sent := func(n int64) {
+		if acked.Add(1) == 4 {
+			once.Do(func() { go c.Kill(1) })
+		}
+	}
+	list := []*peer.Client{goneClient(t), clients[1], clients[2], clients[3]}
+	info, err := peer.PutLocal(ctx, list, "/resumed", bytes.NewReader(data), int64(len(data)),
+		peer.PutOptions{BlockSize: 64 << 10, Replication: 3}, sent, on)
+	if err != nil {
+		t.Fatalf("resumable put: %v", err)
+	}
+	if info.File.Size != int64(len(data)) {
+		t.Fatalf("put %+v", info.File)
+	}
+	mu.Lock()
+	if len(moves) != 2 || moves[0] != list[0].String()+" -> "+clients[1].String() || moves[1] != clients[1].String()+" -> "+clients[2].String() {
+		t.Fatalf("failovers %v", moves)
+	}
+	mu.Unlock()
+
+	// Read back through a dead agent first, then one killed mid-read.
+	var readMoves atomic.Int64
+	px := newCutProxy(t, clients[2].Addr())
+	viaProxy, err := peer.NewClient(px.addr(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := peer.OpenFile(ctx, []*peer.Client{goneClient(t), viaProxy, clients[3]}, "/resumed", func(from, to *peer.Client, at int64) {
+		readMoves.Add(1)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, 100<<10)
+	if _, err := io.ReadFull(r, head); err != nil {
+		t.Fatal(err)
+	}
+	px.cut() // the agent's connections drop, as when it dies
+	rest, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("read on after the agent died: %v", err)
+	}
+	r.Close()
+	if readMoves.Load() != 2 {
+		t.Fatalf("%d moves while reading, want 2 (past the gone agent, past the killed one)", readMoves.Load())
+	}
+	if got := append(head, rest...); !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes, differ from the %d put", len(got), len(data))
+	}
+
+	// Every agent gone: a clear error, nothing stored.
+	_, err = peer.PutLocal(ctx, []*peer.Client{goneClient(t)}, "/never", bytes.NewReader(data), int64(len(data)),
+		peer.PutOptions{BlockSize: 64 << 10}, nil, nil)
+	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("every member stopped answering")) {
+		t.Fatalf("put with no agent: %v", err)
+	}
+	if _, err := clients[3].Stat(ctx, "/never"); err == nil {
+		t.Fatal("a failed put left a file")
+	}
+	// A file replaced between two reads of a resumed get is refused.
+	if _, _, _, err := clients[3].GetFileAt(ctx, "/resumed", 10, "0000"); !isStatus(err, 409) {
+		t.Fatalf("read of another version: %v", err)
+	}
+}
+
+func isStatus(err error, status int) bool {
+	var ae *peer.APIError
+	return errors.As(err, &ae) && ae.Status == status
+}
+
+// cutProxy forwards TCP connections to an agent until cut, which drops
+// every connection and stops listening: to its clients, the agent died.
+type cutProxy struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target = strings.TrimPrefix(target, "http://")
+	p := &cutProxy{ln: ln}
+	t.Cleanup(p.cut)
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, in, out)
+			p.mu.Unlock()
+			go func() { io.Copy(out, in); out.Close() }()
+			go func() { io.Copy(in, out); in.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) addr() string { return "http://" + p.ln.Addr().String() }
+
+func (p *cutProxy) cut() {
+	p.ln.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+		c.Close()
+	}
+	p.conns = nil
+}
