@@ -7,7 +7,7 @@ import (
 )
 
 // allowedImports lists, for each package of ours, the packages of ours it
-// may import directly. Imports point down only (see STYLE.md); a package
+// may import directly. Imports point down only (docs/ARCHITECTURE.md, "Packages"); a package
 // missing here fails the test, so a new one must take its place in the order.
 // module is the module path of go.mod; allowedImports names packages
 // relative to it ("" is the root).
