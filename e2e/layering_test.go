@@ -6,13 +6,13 @@ import (
 	"testing"
 )
 
-// allowedImports lists, for each package of ours, the packages of ours it
-// may import directly. Imports point down only (docs/ARCHITECTURE.md, "Packages"); a package
-// missing here fails the test, so a new one must take its place in the order.
-// module is the module path of go.mod; allowedImports names packages
-// relative to it ("" is the root).
+// module is the module path of go.mod.
 const module = "shoal.dev/shoal"
 
+// allowedImports lists, for each package of ours (relative to module, ""
+// for the root), the packages of ours it may import directly. Imports point
+// down only (docs/ARCHITECTURE.md, "Packages"); a package missing here fails
+// the test, so a new one must take its place in the order.
 var allowedImports = map[string][]string{
 	"":              {"cli"},
 	"cli":           {"blockstore", "job", "job/builtin", "job/streaming", "peer", "scheduler", "secret"},
