@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"reflect"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -23,7 +24,9 @@ func WriteMsg(w io.Writer, v any) error {
 }
 
 // ReadMsg reads one control message written by WriteMsg into v, refusing a
-// message longer than limit bytes before reading it.
+// message longer than limit bytes before reading it, and one whose headers
+// would make the decoder allocate more than about 8 times its length
+// (see checkMsgpack).
 func ReadMsg(r io.Reader, v any, limit int) error {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -37,7 +40,8 @@ func ReadMsg(r io.Reader, v any, limit int) error {
 	if _, err := io.ReadFull(r, b); err != nil {
 		return err
 	}
-	if err := checkMsgpack(b); err != nil {
+	slot, entry := elemSizes(reflect.TypeOf(v))
+	if err := checkMsgpack(b, slot, entry); err != nil {
 		return fmt.Errorf("malformed message: %w", err)
 	}
 	if err := msgpack.Unmarshal(b, v); err != nil {

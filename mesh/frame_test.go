@@ -3,6 +3,7 @@ package mesh
 import (
 	"bytes"
 	"encoding/binary"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -72,4 +73,50 @@ func FuzzReadMsg(f *testing.F) {
 		var v sample
 		ReadMsg(frame(body), &v, 1<<20) // must not panic or allocate wildly
 	})
+}
+
+// wide is a message type with a large element: 1 byte on the wire (a nil)
+// decodes into a 200-byte struct.
+type wide struct {
+	Items []struct {
+		A, B, C, D, E string
+		F             [120]byte
+	} `msgpack:"items"`
+}
+
+// allocated returns the bytes f allocates.
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// TestReadMsgBoundsAllocation: a hostile array header whose elements are
+// one byte each on the wire must not make the decoder allocate far more
+// than the frame (it was ~100× the frame size); honest messages of the same
+// type and size still decode.
+func TestReadMsgBoundsAllocation(t *testing.T) {
+	const n = 1 << 16
+	body := []byte{0x81, 0xa5, 'i', 't', 'e', 'm', 's', 0xdd, 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(body[8:], n)
+	body = append(body, bytes.Repeat([]byte{0xc0}, n)...)
+	var v wide
+	got := allocated(func() { ReadMsg(frame(body), &v, 1<<20) })
+	if limit := uint64(decodeFactor*len(body) + decodeSlack + 2*len(body)); got > limit {
+		t.Fatalf("a %d-byte hostile frame made ReadMsg allocate %d bytes (%.0f×), want at most %d", len(body), got, float64(got)/float64(len(body)), limit)
+	}
+
+	var honest wide
+	honest.Items = make([]struct {
+		A, B, C, D, E string
+		F             [120]byte
+	}, 200)
+	var buf bytes.Buffer
+	WriteMsg(&buf, honest)
+	if err := ReadMsg(&buf, &v, 1<<20); err != nil || len(v.Items) != 200 {
+		t.Fatalf("honest message: %v, %d items", err, len(v.Items))
+	}
 }

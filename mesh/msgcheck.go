@@ -4,10 +4,22 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"reflect"
 )
 
 // maxDepth bounds the nesting of arrays and maps in a control message.
 const maxDepth = 64
+
+// The decoder allocates a slice's or map's elements when it reads the
+// header, before the elements: n elements of the Go type, however few
+// bytes each takes on the wire (a nil is one byte). So the elements that a
+// message's headers claim, each counted at the size of the largest element
+// type the target can hold, may come to at most decodeFactor times the
+// message's length plus decodeSlack.
+const (
+	decodeFactor = 8
+	decodeSlack  = 64 << 10
+)
 
 var errTruncated = errors.New("truncated")
 
@@ -16,8 +28,14 @@ var errTruncated = errors.New("truncated")
 // that nests deeper than maxDepth. The msgpack library allocates what a
 // header claims before reading it, so this check keeps a few hostile bytes
 // from asking for gigabytes.
-func checkMsgpack(b []byte) error {
+//
+// slot and entry are the sizes in memory of the largest slice element and
+// map entry the target can hold (elemSizes); with them the check also
+// bounds what the decoder allocates for the elements headers claim.
+func checkMsgpack(b []byte, slot, entry uintptr) error {
 	pos := 0
+	claimed := uint64(0) // bytes the headers so far make the decoder allocate
+	budget := uint64(decodeFactor*len(b) + decodeSlack)
 	stack := []int{1} // values still to read at each open level
 	for len(stack) > 0 {
 		if stack[len(stack)-1] == 0 {
@@ -31,6 +49,7 @@ func checkMsgpack(b []byte) error {
 		c := b[pos]
 		pos++
 		var skip, elems int
+		var size uintptr                   // of each element the header claims
 		need := func(n int) (int, error) { // read an n-byte big-endian length
 			if pos+n > len(b) {
 				return 0, errTruncated
@@ -54,9 +73,9 @@ func checkMsgpack(b []byte) error {
 		switch {
 		case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
 		case c >= 0x80 && c <= 0x8f:
-			elems = 2 * int(c&0x0f)
+			elems, size = 2*int(c&0x0f), entry/2
 		case c >= 0x90 && c <= 0x9f:
-			elems = int(c & 0x0f)
+			elems, size = int(c&0x0f), slot
 		case c >= 0xa0 && c <= 0xbf:
 			skip = int(c & 0x1f)
 		case c == 0xc4 || c == 0xd9:
@@ -86,14 +105,16 @@ func checkMsgpack(b []byte) error {
 			skip = 1 + 1<<(c-0xd4)
 		case c == 0xdc:
 			elems, err = need(2)
+			size = slot
 		case c == 0xdd:
 			elems, err = need(4)
+			size = slot
 		case c == 0xde:
 			elems, err = need(2)
-			elems *= 2
+			elems, size = 2*elems, entry/2
 		case c == 0xdf:
 			elems, err = need(4)
-			elems *= 2
+			elems, size = 2*elems, entry/2
 		default:
 			return fmt.Errorf("invalid msgpack byte 0x%02x", c)
 		}
@@ -111,6 +132,10 @@ func checkMsgpack(b []byte) error {
 			if len(stack) >= maxDepth {
 				return fmt.Errorf("nested deeper than %d", maxDepth)
 			}
+			claimed += uint64(elems) * uint64(size)
+			if claimed > budget {
+				return fmt.Errorf("headers claim elements that would take %d bytes to decode, more than %d times the message's %d bytes", claimed, decodeFactor, len(b))
+			}
 			stack = append(stack, elems)
 		}
 	}
@@ -118,4 +143,38 @@ func checkMsgpack(b []byte) error {
 		return fmt.Errorf("%d bytes after the message", len(b)-pos)
 	}
 	return nil
+}
+
+// elemSizes are the sizes of the largest element of any slice or array,
+// and of the largest entry of any map, reachable from t (0: none). A
+// msgpack map decoded into a struct allocates nothing per entry.
+func elemSizes(t reflect.Type) (slot, entry uintptr) {
+	seen := map[reflect.Type]bool{}
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		if t == nil || seen[t] {
+			return
+		}
+		seen[t] = true
+		switch t.Kind() {
+		case reflect.Pointer:
+			walk(t.Elem())
+		case reflect.Slice, reflect.Array:
+			slot = max(slot, t.Elem().Size())
+			walk(t.Elem())
+		case reflect.Map:
+			entry = max(entry, t.Key().Size()+t.Elem().Size())
+			walk(t.Key())
+			walk(t.Elem())
+		case reflect.Struct:
+			for i := range t.NumField() {
+				walk(t.Field(i).Type)
+			}
+		case reflect.Interface:
+			// decoded into []any and map[string]any
+			slot, entry = max(slot, 16), max(entry, 32)
+		}
+	}
+	walk(t)
+	return slot, entry
 }

@@ -366,22 +366,14 @@ func (n *Node) watchMembers(events <-chan gossip.MemberEvent) {
 
 // onMembersChanged rebuilds the peer tables and ring from the alive set.
 func (n *Node) onMembersChanged() {
-	alive := n.gossip.Alive()
-	names := make([]string, 0, len(alive))
-	byName := make(map[string]nodeMeta, len(alive))
-	byPeer := make(map[string]string, len(alive))
-	for _, m := range alive {
-		names = append(names, m.Name)
-		var meta nodeMeta
-		if err := msgpack.Unmarshal(m.Meta, &meta); err != nil || meta.PeerID == "" {
-			n.log.Warn("member has no usable meta", "member", m.Name, "err", err)
-			continue
-		}
-		byName[m.Name] = meta
-		byPeer[meta.PeerID] = m.Name
-		if m.Name != n.cfg.Name {
+	names, byName, byPeer, bad := ringView(n.gossip.Alive())
+	for name, err := range bad {
+		n.log.Warn("member left out of the ring: its metadata does not decode", "member", name, "err", err)
+	}
+	for name, meta := range byName {
+		if name != n.cfg.Name {
 			if err := n.host.AddPeer(meta.PeerID, meta.Addrs); err != nil {
-				n.log.Warn("member has bad data-plane address", "member", m.Name, "err", err)
+				n.log.Warn("member has bad data-plane address", "member", name, "err", err)
 			}
 		}
 	}
@@ -401,6 +393,31 @@ func (n *Node) onMembersChanged() {
 	if n.sched != nil {
 		n.sched.Kick()
 	}
+}
+
+// ringView decides which alive members take part: those whose gossiped
+// metadata decodes and names a peer ID. A member without usable metadata
+// cannot be reached over the data plane, so it must own no part of the
+// ring; bad says why each one was left out.
+func ringView(alive []gossip.Member) (names []string, byName map[string]nodeMeta, byPeer map[string]string, bad map[string]error) {
+	byName = make(map[string]nodeMeta, len(alive))
+	byPeer = make(map[string]string, len(alive))
+	bad = map[string]error{}
+	for _, m := range alive {
+		var meta nodeMeta
+		err := msgpack.Unmarshal(m.Meta, &meta)
+		if err == nil && meta.PeerID == "" {
+			err = errors.New("no peer ID")
+		}
+		if err != nil {
+			bad[m.Name] = err
+			continue
+		}
+		names = append(names, m.Name)
+		byName[m.Name] = meta
+		byPeer[meta.PeerID] = m.Name
+	}
+	return names, byName, byPeer, bad
 }
 
 // Dial opens a data-plane stream to the named alive member.
