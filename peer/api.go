@@ -16,6 +16,8 @@ type HealthInfo struct {
 	Name    string `json:"name"`
 	Version string `json:"version"`
 	Alive   int    `json:"alive"`
+	// Error is why the node is unhealthy (status "unhealthy", HTTP 503).
+	Error string `json:"error,omitempty"`
 }
 
 // OwnersInfo is the body of GET /v1/ring/owners.
@@ -73,8 +75,16 @@ func (n *Node) auth(h http.HandlerFunc) http.Handler {
 	})
 }
 
+// handleHealth checks the data dir now: 200 and status "ok", or 503 with
+// status "unhealthy" and the reason in error.
 func (n *Node) handleHealth(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, HealthInfo{Status: "ok", Name: n.cfg.Name, Version: Version, Alive: n.Ring().Len()})
+	h := HealthInfo{Status: "ok", Name: n.cfg.Name, Version: Version, Alive: n.Ring().Len()}
+	if reason := n.checkHealth(); reason != "" {
+		h.Status, h.Error = "unhealthy", reason
+		writeJSON(w, http.StatusServiceUnavailable, h)
+		return
+	}
+	writeJSON(w, http.StatusOK, h)
 }
 
 func (n *Node) handleMembers(w http.ResponseWriter, r *http.Request) {

@@ -62,6 +62,10 @@ type Config struct {
 	// key; set both or neither. Without them the API speaks plain HTTP,
 	// loopback only unless Insecure is set.
 	TLSCert, TLSKey string
+	// HealthInterval is how often the node checks that its data dir is
+	// usable; an unhealthy node answers /v1/health with 503 and takes no
+	// tasks. Default DefaultHealthInterval.
+	HealthInterval time.Duration
 	// MaxConns caps the HTTP API's open connections (see connLimiter).
 	// Default DefaultMaxConns.
 	MaxConns int
@@ -151,6 +155,9 @@ func (c *Config) validate() error {
 	}
 	if c.JoinTimeout <= 0 {
 		c.JoinTimeout = DefaultJoinTimeout
+	}
+	if c.HealthInterval <= 0 {
+		c.HealthInterval = DefaultHealthInterval
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

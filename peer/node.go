@@ -42,6 +42,9 @@ type nodeMeta struct {
 	Addrs   []string `msgpack:"a"`
 	HTTP    string   `msgpack:"h"`
 	Version string   `msgpack:"v"`
+	// Unhealthy is why the node takes no tasks (its data dir is
+	// unusable); empty when it is healthy.
+	Unhealthy string `msgpack:"u,omitempty"`
 }
 
 // Member is one member as the API reports it.
@@ -53,6 +56,8 @@ type Member struct {
 	P2PAddrs []string `json:"p2p_addrs"`
 	HTTP     string   `json:"http"`
 	Version  string   `json:"version"`
+	// Unhealthy is why the member takes no tasks; empty when healthy.
+	Unhealthy string `json:"unhealthy,omitempty"`
 }
 
 // Node is one running agent.
@@ -68,6 +73,10 @@ type Node struct {
 	http   *http.Server
 
 	ring atomic.Pointer[ring.Ring]
+
+	meta      nodeMeta               // what this node gossips about itself
+	healthMu  sync.Mutex             // serializes health verdict changes
+	unhealthy atomic.Pointer[string] // why the node is unhealthy; nil or "" when healthy
 
 	blocks   *blockstore.Store
 	fs       *blockstore.FS
@@ -132,12 +141,13 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	undo = append(undo, func() { n.httpLn.Close() })
 
-	meta, err := msgpack.Marshal(nodeMeta{
+	n.meta = nodeMeta{
 		PeerID:  n.host.ID(),
 		Addrs:   n.host.Addrs(),
 		HTTP:    n.httpLn.Addr().String(),
 		Version: Version,
-	})
+	}
+	meta, err := msgpack.Marshal(n.meta)
 	if err != nil {
 		return nil, fmt.Errorf("encode node meta: %w", err)
 	}
@@ -201,6 +211,7 @@ func New(cfg Config) (_ *Node, err error) {
 		Slots:      cfg.Slots,
 		SortBuffer: cfg.SortBuffer,
 		WorkDir:    filepath.Join(cfg.DataDir, "work"),
+		Usable:     n.usable,
 		Logger:     n.log,
 	})
 	if err != nil {
@@ -212,7 +223,11 @@ func New(cfg Config) (_ *Node, err error) {
 	n.onMembersChanged()
 	ctx, stopLoops := context.WithCancel(context.Background())
 	n.cancel = stopLoops
-	n.wg.Add(4)
+	n.wg.Add(5)
+	go func() {
+		defer n.wg.Done()
+		n.watchHealth(ctx)
+	}()
 	go func() {
 		defer n.wg.Done()
 		n.sched.Run(ctx)
@@ -336,13 +351,14 @@ func (n *Node) Members() []Member {
 		var meta nodeMeta
 		_ = msgpack.Unmarshal(m.Meta, &meta) // a member with bad meta still shows
 		out = append(out, Member{
-			Name:     m.Name,
-			Gossip:   m.Addr,
-			State:    m.State.String(),
-			PeerID:   meta.PeerID,
-			P2PAddrs: meta.Addrs,
-			HTTP:     meta.HTTP,
-			Version:  meta.Version,
+			Name:      m.Name,
+			Gossip:    m.Addr,
+			State:     m.State.String(),
+			PeerID:    meta.PeerID,
+			P2PAddrs:  meta.Addrs,
+			HTTP:      meta.HTTP,
+			Version:   meta.Version,
+			Unhealthy: meta.Unhealthy,
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

@@ -60,6 +60,10 @@ type Config struct {
 	// WorkDir holds task working directories (for jobs that ship files).
 	// Required.
 	WorkDir string
+	// Usable, if set, says whether an alive member may take tasks (a
+	// member whose data dir is unusable may not). It is called often and
+	// must not block. Default: every alive member may.
+	Usable func(node string) bool
 	// Interval is the reconcile period when nothing else wakes the loop.
 	// Default 1s.
 	Interval time.Duration
@@ -199,7 +203,15 @@ func (s *Scheduler) jobIDs() []string {
 	return ids
 }
 
-func (s *Scheduler) alive() []string { return s.cfg.Ring().Members() }
+// alive lists the members that may take tasks: alive and, when the
+// config says, usable.
+func (s *Scheduler) alive() []string {
+	m := s.cfg.Ring().Members()
+	if s.cfg.Usable == nil {
+		return m
+	}
+	return slices.DeleteFunc(slices.Clone(m), func(n string) bool { return !s.cfg.Usable(n) })
+}
 
 func (s *Scheduler) reconcileAll(ctx context.Context) {
 	for _, id := range s.jobIDs() {
