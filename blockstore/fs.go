@@ -150,9 +150,11 @@ func (fs *FS) Create(ctx context.Context, p string, r io.Reader, opts CreateOpti
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
-			c.Discard()
 		}
 		if ctx.Err() != nil {
+			// Either case may have been taken: the chunk is not handed
+			// on, so its spool file and descriptor go here.
+			c.Discard()
 			break
 		}
 		wg.Add(1)
