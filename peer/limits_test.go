@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -165,4 +166,41 @@ func (m *counterMapper) Counters() job.Counters {
 		c.Add(fmt.Sprintf("%s-%03d-%s", m.task, i, strings.Repeat("n", 106)), 1)
 	}
 	return c
+}
+
+// TestSchedulerKeepsTheDriverContract: the distributed runner rejects a
+// constructor that returns no mapper as the sequential one does (it used to
+// fail with a nil-pointer panic), and a permanent failure ends the job after
+// one attempt: both run their tasks through job's one driver.
+func TestSchedulerKeepsTheDriverContract(t *testing.T) {
+	reg := job.NewRegistry()
+	for name, newMapper := range map[string]func(job.TaskInfo) (job.Mapper, error){
+		"nilmapper": func(job.TaskInfo) (job.Mapper, error) { return nil, nil },
+		"permanent": func(job.TaskInfo) (job.Mapper, error) {
+			return job.MapperFunc(func(k, v []byte, out job.Emitter) error {
+				return job.Permanent(errors.New("no retry can fix this"))
+			}), nil
+		},
+	} {
+		if err := reg.Register(job.Spec{Name: name, Usage: "test", Build: func(map[string]string) (*job.Job, error) {
+			return &job.Job{Generate: 2, MapOnly: true, NewMapper: newMapper}, nil
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := clustertest.Start(t, 2, clustertest.Options{Registry: reg})
+	for _, tc := range []struct{ name, want string }{
+		{"nilmapper", "new mapper: returned no mapper"},
+		{"permanent", "no retry can fix this"},
+	} {
+		j, _ := reg.Resolve(tc.name, nil)
+		_, seqErr := job.RunSequential(context.Background(), j, "seq", nil, nil, 0, func(string) (io.WriteCloser, error) { return nopWriteCloser{io.Discard}, nil })
+		st := runJob(t, c.Node(0), scheduler.SubmitRequest{Name: tc.name, Output: "/" + tc.name})
+		if seqErr == nil || !strings.Contains(seqErr.Error(), tc.want) || st.State != scheduler.StateFailed || !strings.Contains(st.Error, tc.want) {
+			t.Errorf("%s: sequential %v; distributed %s %q; want both to say %q", tc.name, seqErr, st.State, st.Error, tc.want)
+		}
+		if tc.name == "permanent" && st.Counters[job.NUM_FAILED_MAPS] > 2 {
+			t.Errorf("permanent: %d failed attempts of 2 maps: retried", st.Counters[job.NUM_FAILED_MAPS])
+		}
+	}
 }
