@@ -114,10 +114,12 @@ type PartitionerFunc func(key []byte, partitions int) int
 // Partition calls f(key, partitions).
 func (f PartitionerFunc) Partition(key []byte, partitions int) int { return f(key, partitions) }
 
-// Closer is optionally implemented by a Mapper or Reducer (or combiner) that
-// keeps state across records: Close(out) is called once at the end of its
-// task, after the last Map or Reduce call and only if all of them succeeded,
-// so it can flush what it holds. An error fails the task.
+// Closer is optionally implemented by a Mapper or Reducer that keeps state
+// across records: Close(out) is called once at the end of its task, after
+// the last Map or Reduce call and only if all of them succeeded, so it can
+// flush what it holds. An error fails the task. A combiner is never
+// closed: it runs on parts of a task's output (each spill), any number of
+// times, so it must not hold state across Reduce calls.
 type Closer interface {
 	Close(out Emitter) error
 }
