@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"shoal.dev/shoal/clustertest"
+	"shoal.dev/shoal/job"
 	"shoal.dev/shoal/scheduler"
 )
 
@@ -282,11 +283,15 @@ func TestJobOutputSurvivesReplicaLoss(t *testing.T) {
 	if got := e.mustCLI(st[submitter][1], "fs", "cat", "/out/d/part-*"); got != want {
 		t.Fatalf("cluster output (%d bytes) differs from the sequential run (%d bytes)", len(got), len(want))
 	}
+	// No reduce attempt failed: the dead node's copies went to others.
+	if f, l := final.Counters.Get(job.NUM_FAILED_REDUCES), final.Counters.Get(job.TOTAL_LAUNCHED_REDUCES); f != 0 || l != reducers {
+		t.Errorf("%d reduce attempts failed, %d launched, want 0 and %d", f, l, reducers)
+	}
 	var substituted int64
 	for _, n := range reducerNodes {
 		substituted += e.metric(st[n][1], "shoal_block_writes_substituted_total")
-		if log := e.lc.script("logs", n).stdout; strings.Contains(log, `msg="task interrupted; will retry"`) && strings.Contains(log, "task=r-") {
-			t.Errorf("a reducer on %s started over after %s died:\n%s", n, victim, grepLines(log, "task interrupted"))
+		if log := e.lc.script("logs", n).stdout; strings.Contains(log, "task=r-") && strings.Contains(log, `msg="task attempt failed"`) {
+			t.Errorf("a reducer on %s failed after %s died:\n%s", n, victim, grepLines(log, "task attempt failed"))
 		}
 	}
 	if substituted == 0 {
