@@ -16,7 +16,7 @@ import (
 // goes through the same pipeline, so these cover them all.
 type WriteStats struct {
 	Blocks      atomic.Int64 // blocks written (at least one copy)
-	Substituted atomic.Int64 // blocks that needed at least one substitute target
+	Substituted atomic.Int64 // blocks with a copy on a non-owner, as an owner failed or is suspect
 	Under       atomic.Int64 // blocks written with fewer copies than asked
 	Failed      atomic.Int64 // blocks no target could store
 }
@@ -116,8 +116,11 @@ func (fs *FS) writeBlock(ctx context.Context, b blockWrite, src io.ReaderAt) (in
 	}
 	results := make(chan result)
 	var done, busy, failed []string
+	owners := pref[:min(b.want, len(pref))]
+	substituted := false // a copy went to a node other than an owner
 	start := func(nodes []string) {
 		for _, n := range nodes {
+			substituted = substituted || !slices.Contains(owners, n)
 			busy = append(busy, n)
 			go func() {
 				results <- result{n, fs.writeTo(ctx, n, b.id, io.NewSectionReader(src, 0, b.size), b.size)}
@@ -125,7 +128,6 @@ func (fs *FS) writeBlock(ctx context.Context, b blockWrite, src io.ReaderAt) (in
 		}
 	}
 	start(nextTargets(pref, b.want, nil, nil, nil, fs.suspect))
-	substituted := false
 	for len(busy) > 0 {
 		r := <-results
 		busy = slices.DeleteFunc(busy, func(n string) bool { return n == r.node })
@@ -140,7 +142,6 @@ func (fs *FS) writeBlock(ctx context.Context, b blockWrite, src io.ReaderAt) (in
 		fs.markSuspect(r.node)
 		next := nextTargets(pref, b.want, done, busy, failed, fs.suspect)
 		if len(next) > 0 {
-			substituted = true
 			fs.log.Warn(fmt.Sprintf("%s failed while storing %s; storing it on %s instead", r.node, b, listNodes(next)),
 				"node", r.node, "block", b.id.String(), "err", r.err)
 		} else {

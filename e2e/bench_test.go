@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"shoal.dev/shoal/clustertest"
 )
 
 // Benchmarks of whole operations on a local 3-node cluster. Run them with
@@ -355,3 +357,80 @@ func fileSumTB(b testing.TB, path string) string {
 // fsync its output, Shoal does, and neither should pay for the writeback
 // of what ran before it.
 func syncDisks() { exec.Command("sync").Run() }
+
+// BenchmarkPutNodeLoss puts one file in 1 MB blocks at R = 3 on 5 nodes:
+// from a local file (the resumable put), from stdin (the agent cuts the
+// blocks), and from a local file while a node other than the client's is
+// killed -9 once half the blocks are stored, in the same run.
+func BenchmarkPutNodeLoss(b *testing.B) {
+	n := benchBytes()
+	dir := b.TempDir()
+	input := benchInput(b, dir, n)
+	c := startBenchCluster(b, 5)
+	put := func(b *testing.B, name string, stdin bool) {
+		args := []string{"fs", "put", input, "/bench/" + name, "--block-size", "1MB", "--force"}
+		if stdin {
+			args[2] = "-"
+		}
+		cmd := exec.Command(shoalBin, append(args, "--addr", c.url)...)
+		cmd.Env = append(cleanEnv(), c.env...)
+		if stdin {
+			f, err := os.Open(input)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			cmd.Stdin = f
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%v: %v: %s", args, err, out)
+		}
+	}
+	b.Run("healthy/local", func(b *testing.B) {
+		b.SetBytes(n)
+		for i := 0; i < b.N; i++ {
+			put(b, "local", false)
+		}
+	})
+	b.Run("healthy/stdin", func(b *testing.B) {
+		b.SetBytes(n)
+		for i := 0; i < b.N; i++ {
+			put(b, "stdin", true)
+		}
+	})
+	b.Run("kill-one/local", func(b *testing.B) {
+		b.SetBytes(n)
+		for i := 0; i < b.N; i++ {
+			st := parseStatus(b, runScript(b, c.lc, "status").stdout)
+			cl := clientFor(b, c.lc, c.url)
+			base := metricOf(cl, "shoal_block_writes_total")
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				put(b, "kill", false)
+			}()
+			// node1 takes the put; kill node2..node5, whichever the
+			// iteration picks, once half the blocks are stored.
+			victim := fmt.Sprintf("node%d", 2+i%4)
+			half := n / (1 << 20) / 2
+			if err := clustertest.Wait(5*time.Minute, func() error {
+				if w := metricOf(cl, "shoal_block_writes_total") - base; w < half {
+					return fmt.Errorf("%d of %d blocks", w, half)
+				}
+				return nil
+			}); err != nil {
+				b.Fatal(err)
+			}
+			var pid int
+			fmt.Sscan(st[victim][0], &pid)
+			syscall.Kill(pid, syscall.SIGKILL)
+			<-done
+			b.StopTimer()
+			b.Logf("killed %s after %d blocks; %d writes needed a substitute", victim, half, metricOf(cl, "shoal_block_writes_substituted_total"))
+			if r := runScript(b, c.lc, "start"); r.code != 0 {
+				b.Fatalf("restart: %s", r.stderr)
+			}
+			b.StartTimer()
+		}
+	})
+}

@@ -124,7 +124,7 @@ func (e *fsEnv) healthy(url, p string, repl int) error {
 }
 
 // clientFor is an API client for url holding the cluster's secret.
-func clientFor(t *testing.T, lc *localCluster, url string) *peer.Client {
+func clientFor(t testing.TB, lc *localCluster, url string) *peer.Client {
 	sec, err := secret.Load(lc.secretFile())
 	if err != nil {
 		t.Fatal(err)

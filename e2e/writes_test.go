@@ -17,13 +17,18 @@ import (
 
 	"shoal.dev/shoal/clustertest"
 	"shoal.dev/shoal/job"
+	"shoal.dev/shoal/peer"
 	"shoal.dev/shoal/scheduler"
 )
 
 // metric reads one counter from a node's /metrics; -1 when the node does
 // not answer.
 func (e *fsEnv) metric(url, name string) int64 {
-	text, err := clientFor(e.t, e.lc, url).Metrics(context.Background())
+	return metricOf(clientFor(e.t, e.lc, url), name)
+}
+
+func metricOf(cl *peer.Client, name string) int64 {
+	text, err := cl.Metrics(context.Background())
 	if err != nil {
 		return -1
 	}
