@@ -164,28 +164,27 @@ func failureKind(err error) failKind {
 // a failure that recurs (a full disk) ends it.
 func infraAttempts(maxAttempts int) int { return 2 * maxAttempts }
 
+// failTally is every node's failed attempts of one task, by kind.
+type failTally struct {
+	user, infra int
+	permanent   string // the error of a permanent failure, if any
+	last        string // the last error recorded (of the first node in participant order that has one)
+	lastNode    string
+}
+
 // failVerdict decides from a task's failed attempts whether they end its
 // job, and with what message: at once for a permanent failure, after
 // maxAttempts failures of the job's code, or after infraAttempts failures
 // outside it.
-func failVerdict(task string, fails []FailRecord, maxAttempts int) (string, bool) {
-	var user, infra []FailRecord
-	for _, f := range fails {
-		switch f.Kind {
-		case failPermanent:
-			return f.Error, true // it names the task
-		case failInfra:
-			infra = append(infra, f)
-		default:
-			user = append(user, f)
-		}
+func failVerdict(task string, t failTally, maxAttempts int) (string, bool) {
+	if t.permanent != "" {
+		return t.permanent, true // it names the task
 	}
-	if len(user) >= maxAttempts {
-		return fmt.Sprintf("%s failed %d times; last error: %s", task, len(user), user[len(user)-1].Error), true
+	if t.user >= maxAttempts {
+		return fmt.Sprintf("%s failed %d times; last error: %s", task, t.user, t.last), true
 	}
-	if n := infraAttempts(maxAttempts); len(infra) >= n {
-		last := infra[len(infra)-1]
-		return fmt.Sprintf("%s failed %d times outside the job's code; last error (on %s): %s", task, len(infra), last.Node, last.Error), true
+	if n := infraAttempts(maxAttempts); t.infra >= n {
+		return fmt.Sprintf("%s failed %d times outside the job's code; last error (on %s): %s", task, t.infra, t.lastNode, t.last), true
 	}
 	return "", false
 }

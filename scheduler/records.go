@@ -13,7 +13,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -24,22 +23,18 @@ import (
 )
 
 // Record keys. Every key below a job starts with its kind and the job ID;
-// per-node keys end with the node name so nodes never overwrite each
-// other's records.
+// a per-node key ends with the node name so nodes never overwrite each
+// other's records. What a job costs in records does not grow with its
+// input: one job record, one tasks record per node, one state record.
 //
-//	job/<id>                               JobRecord, written once at submission
-//	jobstate/<id>                          StateRecord, once the job ends
-//	map/<id>/<split>/<node>                MapRecord: a finished map task
-//	mapfail/<id>/<split>/<node>/<attempt>  FailRecord
-//	commit/<id>/<partition>/<node>         CommitRecord: a written output part
-//	redfail/<id>/<partition>/<node>/<attempt> FailRecord
+//	job/<id>              JobRecord, written once at submission
+//	jobstate/<id>         StateRecord, once the job ends
+//	tasks/<id>/<node>     NodeTasks: that node's finished tasks, counts and failures
+//	taskstatus/<id>/<task> the status line a task's code last reported
 const (
-	jobPrefix     = "job/"
-	statePrefix   = "jobstate/"
-	mapPrefix     = "map/"
-	mapFailPrefix = "mapfail/"
-	commitPrefix  = "commit/"
-	redFailPrefix = "redfail/"
+	jobPrefix   = "job/"
+	statePrefix = "jobstate/"
+	tasksPrefix = "tasks/"
 	// taskstatus/<id>/<task>: the status line a task's code last reported.
 	taskStatusPrefix = "taskstatus/"
 )
@@ -146,29 +141,19 @@ type StateRecord struct {
 	Counters job.Counters `msgpack:"c,omitempty" json:"counters,omitempty"`
 }
 
-// MapRecord says a node holds the output of a split (or, for a map-only
-// job, wrote its output part).
+// MapRecord is what a finished map attempt reports to the loop.
 type MapRecord struct {
-	Node     string       `msgpack:"n"`
-	Attempt  int          `msgpack:"a"`
-	Local    bool         `msgpack:"l"` // the input block was read from local disk
-	Counters job.Counters `msgpack:"c"`
+	Node     string
+	Attempt  int
+	Local    bool // the input block was read from local disk
+	Counters job.Counters
 }
 
-// CommitRecord says a node wrote the output part of a partition.
+// CommitRecord is what a finished reduce attempt reports to the loop.
 type CommitRecord struct {
-	Node     string       `msgpack:"n"`
-	Attempt  int          `msgpack:"a"`
-	Counters job.Counters `msgpack:"c"`
-}
-
-// FailRecord is one failed attempt of a task.
-type FailRecord struct {
-	Node  string `msgpack:"n"`
-	Error string `msgpack:"e"`
-	// Kind says whose failure it was (see failVerdict); records written
-	// before it existed decode as failUser.
-	Kind failKind `msgpack:"k,omitempty"`
+	Node     string
+	Attempt  int
+	Counters job.Counters
 }
 
 func encode(v any) []byte {
@@ -215,5 +200,4 @@ var (
 	mapPartName  = job.MapOutputName
 )
 
-func splitKey(split int) string      { return strconv.Itoa(split) }
 func keyJoin(parts ...string) string { return strings.Join(parts, "/") }

@@ -5,12 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -102,7 +101,8 @@ type Scheduler struct {
 	specs   map[string]*loadedSpec        // spec blocks by job ID
 	jobs    map[string]*job.Job           // resolved jobs by ID
 	cleaned map[string]bool               // finished jobs whose local files are gone
-	checked map[string]bool               // jobs whose own map records were checked against disk
+	checked map[string]bool               // jobs whose own map outputs were checked against disk
+	own     map[string]*ownTasks          // this node's tasks record by job ID
 	wake    chan struct{}                 // closed and replaced on every change
 
 	wg sync.WaitGroup
@@ -123,6 +123,7 @@ func New(cfg Config) (*Scheduler, error) {
 		jobs:    map[string]*job.Job{},
 		cleaned: map[string]bool{},
 		checked: map[string]bool{},
+		own:     map[string]*ownTasks{},
 		wake:    make(chan struct{}),
 	}, nil
 }
@@ -185,7 +186,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 }
 
 func isJobKey(k string) bool {
-	for _, p := range []string{jobPrefix, statePrefix, mapPrefix, mapFailPrefix, commitPrefix, redFailPrefix} { // not taskstatus: no task waits on it
+	for _, p := range []string{jobPrefix, statePrefix, tasksPrefix} { // not taskstatus: no task waits on it
 		if strings.HasPrefix(k, p) {
 			return true
 		}
@@ -224,8 +225,8 @@ func (s *Scheduler) reconcileAll(ctx context.Context) {
 	}
 }
 
-// reconcile takes one step of one job: start the tasks this node owes,
-// fail or finish the job, or clean up after it.
+// reconcile takes one step of one job: it builds the view and the
+// placement, asks decide what to do, and applies the actions.
 func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 	s.mu.Lock()
 	ended := s.cleaned[id]
@@ -242,7 +243,7 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 		return nil
 	}
 	if err := checkRecord(&v.rec); err != nil {
-		return s.endJob(ctx, v, 0, StateFailed, err.Error())
+		return s.endJob(ctx, v, StateFailed, err.Error())
 	}
 	splits, err := s.jobSplits(ctx, v)
 	if err != nil {
@@ -250,7 +251,7 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 	}
 	j, err := s.resolve(v)
 	if err != nil {
-		return s.endJob(ctx, v, len(splits), StateFailed, err.Error())
+		return s.endJob(ctx, v, StateFailed, err.Error())
 	}
 	alive := s.alive()
 	live := v.live(alive)
@@ -260,66 +261,94 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 	liveRing := ring.New(ring.Config{}, live...)
 	blocks := s.cfg.Ring()
 
-	s.checkOwnMapOutputs(v, len(splits))
+	s.checkOwnMapOutputs(v)
+	// This node's own record as the loop holds it is newer than the
+	// store's copy (tasks that finished since the last flush).
+	s.mu.Lock()
+	v.nodes[s.cfg.Self] = s.ownOf(id).t.clone()
+	s.mu.Unlock()
 
-	// Tasks that failed too often, or for good, fail the job.
-	for _, i := range slices.Sorted(maps.Keys(v.mapFails)) {
-		if msg, failed := failVerdict("map task "+mapTaskID(i), v.mapFails[i], v.rec.MaxAttempts); failed {
-			return s.endJob(ctx, v, len(splits), StateFailed, msg)
-		}
+	in := decideInput{
+		v: v, self: s.cfg.Self, live: live,
+		mappers:  make([]string, len(splits)),
+		reducers: make([]string, v.rec.Reducers),
+		running:  s.running(id),
 	}
-	for _, p := range slices.Sorted(maps.Keys(v.redFails)) {
-		if msg, failed := failVerdict("reduce task "+reduceTaskID(p), v.redFails[p], v.rec.MaxAttempts); failed {
-			return s.endJob(ctx, v, len(splits), StateFailed, msg)
-		}
+	for i, sp := range splits {
+		in.mappers[i] = mapperOf(id, sp, blocks, live, liveRing)
 	}
-	if v.done(len(splits)) {
-		if !v.allMapsSeen(len(splits)) {
-			return nil // the records are on their way
-		}
-		return s.succeed(ctx, v, len(splits))
+	for p := range in.reducers {
+		in.reducers[p] = reducerOf(id, p, liveRing)
 	}
-
-	for _, sp := range splits {
-		if _, ok := v.acceptedMap(sp.index, live); ok {
-			continue
-		}
-		if mapperOf(id, sp, blocks, live, liveRing) == s.cfg.Self {
-			s.startMap(v, j, sp)
-		}
-	}
-	if !v.rec.MapOnly {
-		for p := 0; p < v.rec.Reducers; p++ {
-			if _, ok := v.acceptedCommit(p); ok {
-				continue
+	defer s.flushOwn(id)
+	for _, a := range decide(in) {
+		k := itemKey{a.task, a.index}
+		switch a.kind {
+		case actRun:
+			if a.task == kindMap {
+				s.startMap(v, j, splits[a.index], a.attempt)
+			} else {
+				s.startReduce(v, j, a.index, len(splits), a.attempt)
 			}
-			if reducerOf(id, p, liveRing) == s.cfg.Self {
-				s.startReduce(v, j, p, len(splits))
+		case actCount, actUncount, actForget:
+			s.mu.Lock()
+			o := s.ownOf(id)
+			switch a.kind {
+			case actCount:
+				o.count(k)
+			case actUncount:
+				o.uncount(k)
+			default:
+				o.forget(k)
 			}
+			s.mu.Unlock()
+		case actEnd:
+			s.flushOwn(id)
+			if a.state == StateSucceeded {
+				return s.succeed(ctx, v)
+			}
+			return s.endJob(ctx, v, a.state, a.msg)
+		case actWait:
 		}
 	}
 	return nil
 }
 
-// checkOwnMapOutputs withdraws this node's map records whose output is no
-// longer on disk (a wiped data dir), so the splits are mapped again.
-func (s *Scheduler) checkOwnMapOutputs(v *view, splits int) {
+// running reports which tasks of a job run on this node now.
+func (s *Scheduler) running(id string) func(k taskKind, i int) bool {
+	return func(k taskKind, i int) bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		_, ok := s.tasks[taskKey(id, k, i)]
+		return ok
+	}
+}
+
+func taskKey(id string, k taskKind, i int) string {
+	if k == kindReduce {
+		return id + "/r/" + strconv.Itoa(i)
+	}
+	return id + "/m/" + strconv.Itoa(i)
+}
+
+// checkOwnMapOutputs withdraws this node's map outputs that are no longer
+// on disk (a wiped data dir), so the splits are mapped again; once per job
+// after start.
+func (s *Scheduler) checkOwnMapOutputs(v *view) {
 	s.mu.Lock()
 	done := s.checked[v.rec.ID]
 	s.checked[v.rec.ID] = true
-	s.mu.Unlock()
-	if done || v.rec.MapOnly {
-		return
+	var have []int
+	if !done && !v.rec.MapOnly {
+		s.ownOf(v.rec.ID).t.Maps.Each(func(i int) { have = append(have, i) })
 	}
-	for i := 0; i < splits; i++ {
-		for _, e := range v.maps[i] {
-			if e.node != s.cfg.Self {
-				continue
-			}
-			if _, err := s.cfg.Shuffle.Segments(v.rec.ID, mapTaskID(i)); err != nil {
-				s.log.Warn("map output lost; withdrawing its record", "job", v.rec.ID, "task", mapTaskID(i), "err", err)
-				s.cfg.Records.Delete(keyJoin(mapPrefix+v.rec.ID, splitKey(i), s.cfg.Self))
-			}
+	s.mu.Unlock()
+	for _, i := range have {
+		if _, err := s.cfg.Shuffle.Segments(v.rec.ID, mapTaskID(i)); err != nil {
+			s.log.Warn("map output lost; withdrawing it", "job", v.rec.ID, "task", mapTaskID(i), "err", err)
+			s.mu.Lock()
+			s.ownOf(v.rec.ID).withdraw(itemKey{kindMap, i})
+			s.mu.Unlock()
 		}
 	}
 }
@@ -421,9 +450,9 @@ func (s *Scheduler) resolve(v *view) (*job.Job, error) {
 
 // succeed writes the _SUCCESS marker (the same empty file whoever writes
 // it) and then the job's final state.
-func (s *Scheduler) succeed(ctx context.Context, v *view, splits int) error {
-	if err := checkCounters(v.counters(splits)); err != nil {
-		return s.endJob(ctx, v, splits, StateFailed, err.Error())
+func (s *Scheduler) succeed(ctx context.Context, v *view) error {
+	if err := checkCounters(v.counters()); err != nil {
+		return s.endJob(ctx, v, StateFailed, err.Error())
 	}
 	_, err := s.cfg.FS.Create(ctx, v.rec.Output+"/_SUCCESS", strings.NewReader(""), blockstore.CreateOptions{
 		BlockSize: blockstore.MinBlockSize, Replication: v.rec.Replication, Overwrite: true,
@@ -431,18 +460,15 @@ func (s *Scheduler) succeed(ctx context.Context, v *view, splits int) error {
 	if err != nil {
 		return fmt.Errorf("write _SUCCESS: %w", err)
 	}
-	return s.endJob(ctx, v, splits, StateSucceeded, "")
+	return s.endJob(ctx, v, StateSucceeded, "")
 }
 
 // endJob writes the job's final state, unless one is already there.
-func (s *Scheduler) endJob(ctx context.Context, v *view, splits int, state, msg string) error {
+func (s *Scheduler) endJob(ctx context.Context, v *view, state, msg string) error {
 	if r, ok := s.cfg.Records.Get(statePrefix + v.rec.ID); ok && !r.Deleted {
 		return nil
 	}
-	st := StateRecord{State: state, Error: msg, By: s.cfg.Self, At: time.Now().UnixNano()}
-	if checkRecord(&v.rec) == nil { // else counting would loop over its billions of tasks
-		st.Counters = v.counters(splits)
-	}
+	st := StateRecord{State: state, Error: msg, By: s.cfg.Self, At: time.Now().UnixNano(), Counters: v.counters()}
 	if _, err := s.cfg.Records.Put(statePrefix+v.rec.ID, fitState(st)); err != nil {
 		return err
 	}
@@ -468,6 +494,10 @@ func (s *Scheduler) finishLocal(id string) {
 	}
 	delete(s.specs, id)
 	delete(s.jobs, id)
+	if o, ok := s.own[id]; ok {
+		o.close()
+		delete(s.own, id)
+	}
 	s.mu.Unlock()
 	for _, c := range cancels {
 		c()
@@ -558,17 +588,6 @@ func (s *Scheduler) acquire(ctx context.Context) error {
 }
 
 func (s *Scheduler) release() { <-s.slots }
-
-// ownFailures counts this node's failed attempts of a task.
-func ownFailures(fails []FailRecord, self string) int {
-	n := 0
-	for _, f := range fails {
-		if f.Node == self {
-			n++
-		}
-	}
-	return n
-}
 
 // liveOf is v.live for the current membership.
 func (s *Scheduler) liveOf(v *view) []string { return v.live(s.alive()) }

@@ -257,11 +257,11 @@ func (s *Scheduler) Status(id string) (Status, error) {
 		}
 	}
 	for p := 0; p < v.rec.Reducers; p++ {
-		if _, ok := v.acceptedCommit(p); ok {
+		if v.committed(p) {
 			st.ReducesDone++
 		}
 	}
-	st.Counters = v.counters(splits)
+	st.Counters = v.counters()
 	for _, r := range s.cfg.Records.Scan(taskStatusPrefix + id + "/") {
 		if st.TaskStatus == nil {
 			st.TaskStatus = map[string]string{}
@@ -303,7 +303,7 @@ func (s *Scheduler) Kill(id string) (Status, error) {
 		return st, badRequest("job %s already %s", id, st.State)
 	}
 	v, _ := loadView(s.cfg.Records, id)
-	if err := s.endJob(context.Background(), v, v.rec.Splits(), StateKilled, "killed by request"); err != nil {
+	if err := s.endJob(context.Background(), v, StateKilled, "killed by request"); err != nil {
 		return Status{}, err
 	}
 	s.Kick()

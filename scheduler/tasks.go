@@ -9,7 +9,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -23,14 +22,13 @@ import (
 // reconcile loop may start it again.
 const retryPause = time.Second
 
-func (s *Scheduler) startMap(v *view, j *job.Job, sp split) {
-	key := v.rec.ID + "/m/" + strconv.Itoa(sp.index)
+func (s *Scheduler) startMap(v *view, j *job.Job, sp split, attempt int) {
+	key := taskKey(v.rec.ID, kindMap, sp.index)
 	ctx, ok := s.register(key)
 	if !ok {
 		return
 	}
 	rec := v.rec
-	attempt := ownFailures(v.mapFails[sp.index], s.cfg.Self) + 1
 	go func() {
 		defer s.unregister(key)
 		if err := s.acquire(ctx); err != nil {
@@ -42,12 +40,14 @@ func (s *Scheduler) startMap(v *view, j *job.Job, sp split) {
 			return
 		}
 		if err != nil {
-			s.taskFailed(ctx, keyJoin(mapFailPrefix+rec.ID, splitKey(sp.index), s.cfg.Self, strconv.Itoa(attempt)), mapTaskID(sp.index), rec.ID, err)
+			s.taskFailed(ctx, rec.ID, itemKey{kindMap, sp.index}, err)
 			return
 		}
-		if _, err := s.cfg.Records.Put(keyJoin(mapPrefix+rec.ID, splitKey(sp.index), s.cfg.Self), encode(mr)); err != nil {
-			s.log.Warn("publish map output", "job", rec.ID, "task", mapTaskID(sp.index), "err", err)
+		c := mr.Counters.Clone()
+		if mr.Local {
+			c.Add(job.DATA_LOCAL_MAPS, 1)
 		}
+		s.taskDone(rec.ID, itemKey{kindMap, sp.index}, c, nil)
 	}()
 }
 
@@ -55,15 +55,13 @@ func (s *Scheduler) startMap(v *view, j *job.Job, sp split) {
 // interrupted (its job ended while it waited). An attempt that failed
 // outside the job's code waits a moment before the task may be tried again,
 // so a node that cannot work does not use up its attempts in a burst.
-func (s *Scheduler) taskFailed(ctx context.Context, failKey, task, jobID string, err error) {
+func (s *Scheduler) taskFailed(ctx context.Context, jobID string, k itemKey, err error) {
 	if errors.Is(err, context.Canceled) {
 		return
 	}
 	kind := failureKind(err)
-	s.log.Warn("task attempt failed", "job", jobID, "task", task, "kind", kind.String(), "err", err)
-	if _, perr := s.cfg.Records.Put(failKey, encode(FailRecord{Node: s.cfg.Self, Error: truncate(err.Error(), maxErrorLen), Kind: kind})); perr != nil {
-		s.log.Warn("record failed attempt", "job", jobID, "task", task, "err", perr)
-	}
+	s.log.Warn("task attempt failed", "job", jobID, "task", taskName(k.k, k.i), "kind", kind.String(), "err", err)
+	s.taskDone(jobID, k, nil, err)
 	if kind != failInfra {
 		return
 	}
@@ -184,14 +182,13 @@ func (s *Scheduler) newMapWriter(rec *JobRecord, task job.Task) (*shuffle.MapWri
 	}, nil
 }
 
-func (s *Scheduler) startReduce(v *view, j *job.Job, part, splits int) {
-	key := v.rec.ID + "/r/" + strconv.Itoa(part)
+func (s *Scheduler) startReduce(v *view, j *job.Job, part, splits, attempt int) {
+	key := taskKey(v.rec.ID, kindReduce, part)
 	ctx, ok := s.register(key)
 	if !ok {
 		return
 	}
 	rec := v.rec
-	attempt := ownFailures(v.redFails[part], s.cfg.Self) + 1
 	go func() {
 		defer s.unregister(key)
 		cr, err := s.runReduce(ctx, &rec, j, part, splits, attempt)
@@ -199,12 +196,10 @@ func (s *Scheduler) startReduce(v *view, j *job.Job, part, splits int) {
 			return
 		}
 		if err != nil {
-			s.taskFailed(ctx, keyJoin(redFailPrefix+rec.ID, strconv.Itoa(part), s.cfg.Self, strconv.Itoa(attempt)), reduceTaskID(part), rec.ID, err)
+			s.taskFailed(ctx, rec.ID, itemKey{kindReduce, part}, err)
 			return
 		}
-		if _, err := s.cfg.Records.Put(keyJoin(commitPrefix+rec.ID, strconv.Itoa(part), s.cfg.Self), encode(cr)); err != nil {
-			s.log.Warn("publish commit", "job", rec.ID, "task", reduceTaskID(part), "err", err)
-		}
+		s.taskDone(rec.ID, itemKey{kindReduce, part}, cr.Counters, nil)
 	}()
 }
 

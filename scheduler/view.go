@@ -5,26 +5,23 @@ import (
 	"strconv"
 	"strings"
 
-	"shoal.dev/shoal/gossip"
 	"shoal.dev/shoal/job"
 	"shoal.dev/shoal/ring"
 )
 
-// entry is a record with its version, for the lowest-version-wins rule.
-type entry[T any] struct {
-	node    string
-	version gossip.Version
-	val     T
+// entry names the node whose map output a reducer reads.
+type entry struct {
+	node string
 }
 
-// view is everything the records say about one job, as this node sees it.
+// view is everything the records say about one job, as this node sees it:
+// the job record, its end if it ended, and every node's tasks record.
 type view struct {
-	rec      JobRecord
-	state    *StateRecord
-	maps     map[int][]entry[MapRecord]
-	mapFails map[int][]FailRecord
-	commits  map[int][]entry[CommitRecord]
-	redFails map[int][]FailRecord
+	rec   JobRecord
+	state *StateRecord
+	// nodes holds each node's tasks record, by node name; only records
+	// whose key and content name the same node are kept.
+	nodes map[string]*NodeTasks
 }
 
 // loadView reads a job's records. It returns false for an unknown or
@@ -34,12 +31,7 @@ func loadView(recs Records, id string) (*view, bool) {
 	if !ok {
 		return nil, false
 	}
-	v := &view{
-		maps:     map[int][]entry[MapRecord]{},
-		mapFails: map[int][]FailRecord{},
-		commits:  map[int][]entry[CommitRecord]{},
-		redFails: map[int][]FailRecord{},
-	}
+	v := &view{nodes: map[string]*NodeTasks{}}
 	if decode(r.Value, &v.rec) != nil {
 		return nil, false
 	}
@@ -49,71 +41,18 @@ func loadView(recs Records, id string) (*view, bool) {
 			v.state = &st
 		}
 	}
-	for _, r := range recs.Scan(mapPrefix + id + "/") {
-		idx, node, ok := taskKeyParts(r.Key, mapPrefix+id+"/")
-		var m MapRecord
-		if ok && decode(r.Value, &m) == nil && m.Node == node {
-			v.maps[idx] = append(v.maps[idx], entry[MapRecord]{node: node, version: r.Version, val: m})
-		}
-	}
-	for _, r := range recs.Scan(commitPrefix + id + "/") {
-		idx, node, ok := taskKeyParts(r.Key, commitPrefix+id+"/")
-		var c CommitRecord
-		if ok && decode(r.Value, &c) == nil && c.Node == node {
-			v.commits[idx] = append(v.commits[idx], entry[CommitRecord]{node: node, version: r.Version, val: c})
-		}
-	}
-	for _, r := range recs.Scan(mapFailPrefix + id + "/") {
-		idx, _, ok := taskKeyParts(r.Key, mapFailPrefix+id+"/")
-		var f FailRecord
-		if ok && decode(r.Value, &f) == nil {
-			v.mapFails[idx] = append(v.mapFails[idx], f)
-		}
-	}
-	for _, r := range recs.Scan(redFailPrefix + id + "/") {
-		idx, _, ok := taskKeyParts(r.Key, redFailPrefix+id+"/")
-		var f FailRecord
-		if ok && decode(r.Value, &f) == nil {
-			v.redFails[idx] = append(v.redFails[idx], f)
+	prefix := tasksPrefix + id + "/"
+	for _, r := range recs.Scan(prefix) {
+		node := strings.TrimPrefix(r.Key, prefix)
+		var t NodeTasks
+		if decode(r.Value, &t) == nil && t.Node == node {
+			v.nodes[node] = &t
 		}
 	}
 	return v, true
 }
 
-// taskKeyParts splits "<prefix><index>/<node>[/<attempt>]".
-func taskKeyParts(key, prefix string) (int, string, bool) {
-	rest, ok := strings.CutPrefix(key, prefix)
-	if !ok {
-		return 0, "", false
-	}
-	parts := strings.Split(rest, "/")
-	if len(parts) < 2 {
-		return 0, "", false
-	}
-	idx, err := strconv.Atoi(parts[0])
-	if err != nil || idx < 0 {
-		return 0, "", false
-	}
-	return idx, parts[1], true
-}
-
-// lowest returns the entry with the lowest version among those keep
-// accepts.
-func lowest[T any](es []entry[T], keep func(node string) bool) (entry[T], bool) {
-	var best entry[T]
-	found := false
-	for _, e := range es {
-		if keep != nil && !keep(e.node) {
-			continue
-		}
-		if !found || e.version.Compare(best.version) < 0 {
-			best, found = e, true
-		}
-	}
-	return best, found
-}
-
-// live is the job's participants that are alive now, sorted.
+// live is the job's participants that are alive now, in participant order.
 func (v *view) live(alive []string) []string {
 	var out []string
 	for _, p := range v.rec.Participants {
@@ -124,27 +63,46 @@ func (v *view) live(alive []string) []string {
 	return out
 }
 
-// acceptedMap is the map output of a split that reducers use: the
-// lowest-version record from a live node. A map-only job's outputs are
-// files, durable whoever wrote them, so liveness does not matter there.
-func (v *view) acceptedMap(split int, live []string) (entry[MapRecord], bool) {
-	if v.rec.MapOnly {
-		return lowest(v.maps[split], nil)
+// claimants lists, in participant order, the nodes whose record lists
+// item i of kind k as done; with onlyLive, only those in live.
+func (v *view) claimants(k taskKind, i int, live []string, onlyLive bool) []string {
+	var out []string
+	for _, p := range v.rec.Participants {
+		t, ok := v.nodes[p]
+		if !ok || !t.done(k).Has(i) {
+			continue
+		}
+		if onlyLive && !slices.Contains(live, p) {
+			continue
+		}
+		out = append(out, p)
 	}
-	return lowest(v.maps[split], func(n string) bool { return slices.Contains(live, n) })
+	return out
 }
 
-// acceptedCommit is the commit of a partition that counts: its output part
-// is durable, so any node's record will do; the lowest version wins.
-func (v *view) acceptedCommit(part int) (entry[CommitRecord], bool) {
-	return lowest(v.commits[part], nil)
+// acceptedMap is the map output of a split that reducers read: the first
+// live node, in participant order, that holds it. Map outputs of dead
+// nodes are invalid. A map-only job's outputs are files, durable whoever
+// wrote them, so there any node's record will do.
+func (v *view) acceptedMap(split int, live []string) (entry, bool) {
+	c := v.claimants(kindMap, split, live, !v.rec.MapOnly)
+	if len(c) == 0 {
+		return entry{}, false
+	}
+	return entry{node: c[0]}, true
+}
+
+// committed reports whether any node wrote partition p's output part
+// (durable, so dead nodes' commits count).
+func (v *view) committed(p int) bool {
+	return len(v.claimants(kindReduce, p, nil, false)) > 0
 }
 
 // done reports whether every partition (or, map-only, every split) is
 // committed.
-func (v *view) done(splits int) bool {
+func (v *view) done() bool {
 	if v.rec.MapOnly {
-		for i := 0; i < splits; i++ {
+		for i := 0; i < v.rec.NumSplits; i++ {
 			if _, ok := v.acceptedMap(i, nil); !ok {
 				return false
 			}
@@ -152,68 +110,113 @@ func (v *view) done(splits int) bool {
 		return true
 	}
 	for p := 0; p < v.rec.Reducers; p++ {
-		if _, ok := v.acceptedCommit(p); !ok {
+		if !v.committed(p) {
 			return false
 		}
 	}
 	return true
 }
 
-// allMapsSeen reports whether this node has a map record for every split.
-// Every reducer saw one before it committed, so a node that lacks one only
-// has not heard of it yet; the job's counters wait for it.
-// Likewise every record of attempt a implies a-1 failure records of that
-// node before it, which the counters count.
-func (v *view) allMapsSeen(splits int) bool {
-	for i := 0; i < splits; i++ {
-		if len(v.maps[i]) == 0 {
-			return false
+// countWinner is the counting rule: of the nodes whose record counts item
+// i of kind k, the one whose count stands. A dead node's record can no
+// longer change, so a dead counter wins over live ones (the first dead one
+// in participant order); among live counters the first in participant
+// order wins and the others withdraw their count. It returns "" when no
+// record counts the item.
+func (v *view) countWinner(k taskKind, i int, live []string) string {
+	firstLive := ""
+	for _, p := range v.rec.Participants {
+		t, ok := v.nodes[p]
+		if !ok || !t.counted(k).Has(i) {
+			continue
 		}
-		for _, e := range v.maps[i] {
-			if ownFailures(v.mapFails[i], e.node) < e.val.Attempt-1 {
-				return false
-			}
+		if !slices.Contains(live, p) {
+			return p
+		}
+		if firstLive == "" {
+			firstLive = p
 		}
 	}
-	for p, cs := range v.commits {
-		for _, e := range cs {
-			if ownFailures(v.redFails[p], e.node) < e.val.Attempt-1 {
+	return firstLive
+}
+
+// countsSettled reports whether the records' sums are the job's exact
+// counters: every split (and, with reducers, every partition) is counted,
+// and no live record still counts an item another record wins. Only a
+// dead record can count an item twice for good, when two nodes that both
+// counted the same task died before either saw the other's record.
+func (v *view) countsSettled(live []string) bool {
+	kinds := []struct {
+		k taskKind
+		n int
+	}{{kindMap, v.rec.NumSplits}}
+	if !v.rec.MapOnly {
+		kinds = append(kinds, struct {
+			k taskKind
+			n int
+		}{kindReduce, v.rec.Reducers})
+	}
+	for _, kn := range kinds {
+		for i := 0; i < kn.n; i++ {
+			w := v.countWinner(kn.k, i, live)
+			if w == "" {
 				return false
+			}
+			for _, p := range live {
+				if t, ok := v.nodes[p]; ok && p != w && t.counted(kn.k).Has(i) {
+					return false
+				}
 			}
 		}
 	}
 	return true
 }
 
-// counters sums the accepted tasks' counters and counts attempts.
-func (v *view) counters(splits int) job.Counters {
+// counters sums every record's counters and attempt counts.
+func (v *view) counters() job.Counters {
 	c := job.Counters{}
-	launchedMaps, failedMaps := 0, 0
-	for i := 0; i < splits; i++ {
-		launchedMaps += len(v.maps[i])
-		failedMaps += len(v.mapFails[i])
-		if e, ok := lowest(v.maps[i], nil); ok {
-			c.Merge(e.val.Counters)
-			if e.val.Local {
-				c.Add(job.DATA_LOCAL_MAPS, 1)
-			}
+	launchedMaps, failedMaps, launchedReds, failedReds := 0, 0, 0, 0
+	for _, p := range v.rec.Participants {
+		t, ok := v.nodes[p]
+		if !ok {
+			continue
 		}
+		c.Merge(t.MapSum)
+		c.Merge(t.RedSum)
+		launchedMaps += t.LaunchedMaps
+		failedMaps += t.FailedMaps
+		launchedReds += t.LaunchedReduces
+		failedReds += t.FailedReduces
 	}
-	c.Add(job.TOTAL_LAUNCHED_MAPS, int64(launchedMaps+failedMaps))
+	c.Add(job.TOTAL_LAUNCHED_MAPS, int64(launchedMaps))
 	c.Add(job.NUM_FAILED_MAPS, int64(failedMaps))
 	if !v.rec.MapOnly {
-		launched, failed := 0, 0
-		for p := 0; p < v.rec.Reducers; p++ {
-			launched += len(v.commits[p])
-			failed += len(v.redFails[p])
-			if e, ok := v.acceptedCommit(p); ok {
-				c.Merge(e.val.Counters)
-			}
-		}
-		c.Add(job.TOTAL_LAUNCHED_REDUCES, int64(launched+failed))
-		c.Add(job.NUM_FAILED_REDUCES, int64(failed))
+		c.Add(job.TOTAL_LAUNCHED_REDUCES, int64(launchedReds))
+		c.Add(job.NUM_FAILED_REDUCES, int64(failedReds))
 	}
 	return c
+}
+
+// failures sums every node's failed attempts of one task.
+func (v *view) failures(k taskKind, i int) failTally {
+	var t failTally
+	for _, p := range v.rec.Participants {
+		n, ok := v.nodes[p]
+		if !ok {
+			continue
+		}
+		if f := n.failsOf(k, i); f != nil {
+			t.user += f.N
+			t.infra += f.Infra
+			if t.permanent == "" {
+				t.permanent = f.Permanent
+			}
+			if t.last == "" {
+				t.last, t.lastNode = f.Last, p
+			}
+		}
+	}
+	return t
 }
 
 // mapperOf picks the node that maps a split: the first live participant

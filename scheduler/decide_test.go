@@ -1,0 +1,282 @@
+package scheduler
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"shoal.dev/shoal/job"
+)
+
+// TestDecideScenarios runs the scenario files in testdata/decide/: each
+// case sets up a view (the job, who is alive, this node, placement, every
+// node's tasks record, what runs here) and lists, after "----", exactly the
+// actions decide must return, in order. A case whose expectation is empty
+// says nothing may happen (e.g. never run a split a valid record covers).
+//
+//	case NAME
+//	job splits=N reducers=N [maponly] [attempts=N]
+//	participants a b c
+//	alive a b
+//	self a
+//	mappers a a b        (the mapper of each split)
+//	reducers a b         (the reducer of each partition)
+//	running map 1        (a task already running on self)
+//	tasks NODE maps=0-2,5 mapcounted=… commits=… redcounted=… fail=map:3:2:msg …
+//	----
+//	run map 3 attempt 1
+func TestDecideScenarios(t *testing.T) {
+	files, err := filepath.Glob("testdata/decide/*.txt")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scenario files: %v", err)
+	}
+	for _, file := range files {
+		for _, sc := range readScenarios(t, file) {
+			t.Run(filepath.Base(file)+"/"+sc.name, func(t *testing.T) {
+				got := decide(sc.in)
+				var lines []string
+				for _, a := range got {
+					lines = append(lines, a.String())
+				}
+				if !slices.Equal(lines, sc.want) {
+					t.Errorf("%s:%d: decide returned\n\t%s\nwant\n\t%s", file, sc.line, strings.Join(lines, "\n\t"), strings.Join(sc.want, "\n\t"))
+				}
+			})
+		}
+	}
+}
+
+type scenario struct {
+	name string
+	line int
+	in   decideInput
+	want []string
+}
+
+func readScenarios(t *testing.T, file string) []scenario {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []scenario
+	var cur *scenario
+	var running []itemKey
+	expect := false
+	sc := bufio.NewScanner(f)
+	n := 0
+	fail := func(format string, args ...any) {
+		t.Helper()
+		t.Fatalf("%s:%d: %s", file, n, fmt.Sprintf(format, args...))
+	}
+	finish := func() {
+		if cur != nil {
+			rs := slices.Clone(running)
+			cur.in.running = func(k taskKind, i int) bool { return slices.Contains(rs, itemKey{k, i}) }
+			out = append(out, *cur)
+		}
+	}
+	for sc.Scan() {
+		n++
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		if f[0] == "case" {
+			finish()
+			cur = &scenario{name: strings.Join(f[1:], "_"), line: n, in: decideInput{v: &view{nodes: map[string]*NodeTasks{}}}}
+			cur.in.v.rec.MaxAttempts = 4
+			running, expect = nil, false
+			continue
+		}
+		if cur == nil {
+			fail("%q before the first case", line)
+		}
+		if expect {
+			cur.want = append(cur.want, line)
+			continue
+		}
+		v := cur.in.v
+		switch f[0] {
+		case "----":
+			expect = true
+		case "job":
+			for _, kv := range f[1:] {
+				k, val, _ := strings.Cut(kv, "=")
+				switch k {
+				case "splits":
+					v.rec.NumSplits = atoi(t, val)
+				case "reducers":
+					v.rec.Reducers = atoi(t, val)
+				case "attempts":
+					v.rec.MaxAttempts = atoi(t, val)
+				case "maponly":
+					v.rec.MapOnly = true
+				case "ended":
+					v.state = &StateRecord{State: val}
+				default:
+					fail("job: unknown %q", kv)
+				}
+			}
+		case "participants":
+			v.rec.Participants = f[1:]
+		case "alive":
+			cur.in.live = f[1:]
+		case "self":
+			cur.in.self = f[1]
+		case "mappers":
+			cur.in.mappers = f[1:]
+		case "reducers":
+			cur.in.reducers = f[1:]
+		case "running":
+			k := kindMap
+			if f[1] == "reduce" {
+				k = kindReduce
+			}
+			running = append(running, itemKey{k, atoi(t, f[2])})
+		case "tasks":
+			nt := &NodeTasks{Node: f[1]}
+			for _, kv := range f[2:] {
+				k, val, _ := strings.Cut(kv, "=")
+				switch k {
+				case "maps":
+					nt.Maps = parseSet(t, val)
+				case "mapcounted":
+					nt.MapCounted = parseSet(t, val)
+				case "commits":
+					nt.Commits = parseSet(t, val)
+				case "redcounted":
+					nt.RedCounted = parseSet(t, val)
+				case "fail":
+					parts := strings.SplitN(val, ":", 4)
+					if len(parts) != 4 {
+						fail("fail=KIND:INDEX:N:MSG, got %q", val)
+					}
+					kind := kindMap
+					if parts[0] == "reduce" {
+						kind = kindReduce
+					}
+					nt.Fails = append(nt.Fails, taskFails{Kind: kind, Index: atoi(t, parts[1]), N: atoi(t, parts[2]), Last: parts[3]})
+				default:
+					fail("tasks: unknown %q", kv)
+				}
+			}
+			v.nodes[f[1]] = nt
+		default:
+			fail("unknown command %q", f[0])
+		}
+	}
+	finish()
+	return out
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// parseSet reads "0-2,5" (the form itemSet.String prints).
+func parseSet(t *testing.T, s string) itemSet {
+	t.Helper()
+	var set itemSet
+	if s == "" {
+		return set
+	}
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a := atoi(t, lo)
+		b := a
+		if isRange {
+			b = atoi(t, hi)
+		}
+		for i := a; i <= b; i++ {
+			set.Add(i)
+		}
+	}
+	return set
+}
+
+func TestItemSetRoundTrip(t *testing.T) {
+	cases := map[string]func(*itemSet){
+		"empty": func(*itemSet) {},
+		"range": func(s *itemSet) {
+			for i := 0; i < 100000; i++ {
+				s.Add(i)
+			}
+		},
+		"scattered": func(s *itemSet) {
+			for i := 0; i < 100000; i += 3 {
+				s.Add(i)
+			}
+		},
+		"few": func(s *itemSet) { s.Add(5); s.Add(6); s.Add(70000) },
+	}
+	for name, fill := range cases {
+		var s itemSet
+		fill(&s)
+		b := encode(&NodeTasks{Node: "a", Maps: s})
+		var back NodeTasks
+		if err := decode(b, &back); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if back.Maps.String() != s.String() || back.Maps.Len() != s.Len() {
+			t.Fatalf("%s: round trip changed the set (%d items, now %d)", name, s.Len(), back.Maps.Len())
+		}
+		t.Logf("%s: %d items in a record of %d bytes", name, s.Len(), len(b))
+		if name == "range" && len(b) > 64 || name == "scattered" && len(b) > 13000 {
+			t.Fatalf("%s: %d bytes", name, len(b))
+		}
+	}
+	var bad NodeTasks
+	for _, raw := range [][]byte{{setRuns, 0xff}, {setBitmap, 1, 2, 3}, {9}} {
+		b := encode(map[string]any{"n": "a", "m": raw})
+		if decode(b, &bad) == nil {
+			t.Errorf("item set %v decoded", raw)
+		}
+	}
+}
+
+// TestCountsExactlyOnce drives two nodes' own records through a task that
+// ran on both: the counts settle so the job's counters count it once.
+func TestCountsExactlyOnce(t *testing.T) {
+	v := &view{rec: JobRecord{NumSplits: 1, MapOnly: true, MaxAttempts: 4, Participants: []string{"a", "b"}}, nodes: map[string]*NodeTasks{}}
+	own := map[string]*ownTasks{}
+	for _, n := range []string{"a", "b"} {
+		o := &ownTasks{t: &NodeTasks{Node: n}, items: map[itemKey]job.Counters{}, dir: t.TempDir()}
+		if err := o.finished(itemKey{kindMap, 0}, job.Counters{job.MAP_INPUT_RECORDS: 7}); err != nil {
+			t.Fatal(err)
+		}
+		own[n] = o
+		v.nodes[n] = o.t
+	}
+	live := []string{"a", "b"}
+	if v.countsSettled(live) {
+		t.Fatal("settled while both count split 0")
+	}
+	acts := decide(decideInput{v: v, self: "b", live: live, mappers: []string{"a"}, running: func(taskKind, int) bool { return false }})
+	if len(acts) != 2 || acts[0].String() != "uncount map 0" {
+		t.Fatalf("b: %v", acts)
+	}
+	own["b"].uncount(itemKey{kindMap, 0})
+	if !v.countsSettled(live) {
+		t.Fatal("not settled after b withdrew")
+	}
+	if got := v.counters(); got[job.MAP_INPUT_RECORDS] != 7 || got[job.TOTAL_LAUNCHED_MAPS] != 2 {
+		t.Fatalf("counters %v", got)
+	}
+	acts = decide(decideInput{v: v, self: "a", live: live, mappers: []string{"a"}, running: func(taskKind, int) bool { return false }})
+	if len(acts) != 1 || acts[0].String() != "end succeeded" {
+		t.Fatalf("a: %v", acts)
+	}
+}

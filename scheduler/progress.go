@@ -1,0 +1,297 @@
+package scheduler
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/bits"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"shoal.dev/shoal/job"
+)
+
+// itemSet is a set of task indexes (splits or partitions) in compact form:
+// a bitmap in memory; on the wire whichever is shorter of a list of runs
+// (varint gap, varint length) and the bitmap itself. 100,000 scattered
+// splits cost at most 12.5 KB; a contiguous range a few bytes.
+type itemSet struct {
+	words []uint64
+}
+
+func (s *itemSet) Has(i int) bool {
+	w := i >> 6
+	return i >= 0 && w < len(s.words) && s.words[w]&(1<<(uint(i)&63)) != 0
+}
+
+func (s *itemSet) Add(i int) {
+	w := i >> 6
+	for len(s.words) <= w {
+		s.words = append(s.words, 0)
+	}
+	s.words[w] |= 1 << (uint(i) & 63)
+}
+
+func (s *itemSet) Remove(i int) {
+	if w := i >> 6; i >= 0 && w < len(s.words) {
+		s.words[w] &^= 1 << (uint(i) & 63)
+	}
+}
+
+// Len is the number of items in the set.
+func (s *itemSet) Len() int {
+	n := 0
+	for _, w := range s.words {
+		n += bits.OnesCount64(w)
+	}
+	return n
+}
+
+// Each calls fn for every item in increasing order.
+func (s *itemSet) Each(fn func(i int)) {
+	for wi, w := range s.words {
+		for w != 0 {
+			b := bits.TrailingZeros64(w)
+			fn(wi<<6 + b)
+			w &^= 1 << uint(b)
+		}
+	}
+}
+
+// String lists the set as runs, e.g. "0-2,5" (the scenario files' form).
+func (s itemSet) String() string {
+	var parts []string
+	for _, r := range s.runs() {
+		if r[1] == r[0]+1 {
+			parts = append(parts, strconv.Itoa(r[0]))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d-%d", r[0], r[1]-1))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// runs lists [start, end) intervals in order.
+func (s *itemSet) runs() [][2]int {
+	var out [][2]int
+	s.Each(func(i int) {
+		if n := len(out); n > 0 && out[n-1][1] == i {
+			out[n-1][1]++
+			return
+		}
+		out = append(out, [2]int{i, i + 1})
+	})
+	return out
+}
+
+const (
+	setRuns   = 1
+	setBitmap = 2
+)
+
+// maxSetItems bounds an item index on decoding, so a corrupt record cannot
+// make a node allocate without bound.
+const maxSetItems = 1 << 22
+
+var (
+	_ msgpack.CustomEncoder = (*itemSet)(nil)
+	_ msgpack.CustomDecoder = (*itemSet)(nil)
+)
+
+// EncodeMsgpack writes the shorter of the runs and the bitmap.
+func (s *itemSet) EncodeMsgpack(enc *msgpack.Encoder) error {
+	var runs []byte
+	prev := 0
+	for _, r := range s.runs() {
+		runs = binary.AppendUvarint(runs, uint64(r[0]-prev))
+		runs = binary.AppendUvarint(runs, uint64(r[1]-r[0]))
+		prev = r[1]
+	}
+	words := s.words
+	for len(words) > 0 && words[len(words)-1] == 0 {
+		words = words[:len(words)-1]
+	}
+	if len(runs) <= 8*len(words) {
+		return enc.EncodeBytes(append([]byte{setRuns}, runs...))
+	}
+	b := make([]byte, 1, 1+8*len(words))
+	b[0] = setBitmap
+	for _, w := range words {
+		b = binary.LittleEndian.AppendUint64(b, w)
+	}
+	return enc.EncodeBytes(b)
+}
+
+// DecodeMsgpack reads either form.
+func (s *itemSet) DecodeMsgpack(dec *msgpack.Decoder) error {
+	b, err := dec.DecodeBytes()
+	if err != nil {
+		return err
+	}
+	s.words = nil
+	if len(b) == 0 {
+		return nil
+	}
+	switch b[0] {
+	case setRuns:
+		b = b[1:]
+		pos := 0
+		for len(b) > 0 {
+			gap, n := binary.Uvarint(b)
+			if n <= 0 {
+				return errors.New("item set: bad run")
+			}
+			b = b[n:]
+			length, n := binary.Uvarint(b)
+			if n <= 0 {
+				return errors.New("item set: bad run")
+			}
+			b = b[n:]
+			if gap > maxSetItems || length > maxSetItems || pos+int(gap)+int(length) > maxSetItems {
+				return errors.New("item set: index out of range")
+			}
+			pos += int(gap)
+			for i := 0; i < int(length); i++ {
+				s.Add(pos + i)
+			}
+			pos += int(length)
+		}
+	case setBitmap:
+		b = b[1:]
+		if len(b)%8 != 0 || len(b)*8 > maxSetItems {
+			return errors.New("item set: bad bitmap")
+		}
+		s.words = make([]uint64, len(b)/8)
+		for i := range s.words {
+			s.words[i] = binary.LittleEndian.Uint64(b[8*i:])
+		}
+	default:
+		return fmt.Errorf("item set: unknown form %d", b[0])
+	}
+	return nil
+}
+
+func (s *itemSet) clone() itemSet { return itemSet{words: slices.Clone(s.words)} }
+
+// taskKind tells map tasks from reduce tasks.
+type taskKind uint8
+
+const (
+	kindMap    taskKind = 0
+	kindReduce taskKind = 1
+)
+
+func (k taskKind) String() string {
+	if k == kindReduce {
+		return "reduce"
+	}
+	return "map"
+}
+
+// taskFails is one node's failed attempts of one task that no node has
+// finished yet.
+type taskFails struct {
+	Kind      taskKind `msgpack:"k"`
+	Index     int      `msgpack:"i"`
+	N         int      `msgpack:"n"`           // failed attempts of the job's code on this node
+	Infra     int      `msgpack:"x,omitempty"` // failed attempts outside the job's code
+	Permanent string   `msgpack:"p,omitempty"` // the error of a failure no retry can change
+	Last      string   `msgpack:"e"`           // the last error, truncated to maxFailError bytes
+}
+
+// attempts is how many attempts of the task failed on this node.
+func (f *taskFails) attempts() int { return f.N + f.Infra }
+
+// maxFailError bounds the error kept per failing task.
+const maxFailError = 512
+
+// NodeTasks is one node's whole part in one job, in one record
+// tasks/<job>/<node> that only that node writes:
+//
+//   - Maps: the splits whose map output it holds (a map-only job: whose
+//     output part it wrote); Commits: the partitions whose output part it
+//     wrote. Both are compact item sets.
+//   - MapCounted/RedCounted ⊆ Maps/Commits: the items whose counters are
+//     in MapSum/RedSum. The counting rule (countWinner) makes every item
+//     counted by exactly one record once the records settle, so the job's
+//     counters are the sum of the records' sums.
+//   - Launched and Failed: attempts this node ran and saw fail (Hadoop's
+//     TOTAL_LAUNCHED_* and NUM_FAILED_* count every attempt).
+//   - Fails: failed attempts of tasks nobody has finished yet, as counts
+//     with the last error; dropped once the task is done anywhere.
+type NodeTasks struct {
+	Node            string       `msgpack:"n"`
+	Maps            itemSet      `msgpack:"m"`
+	Commits         itemSet      `msgpack:"c"`
+	MapCounted      itemSet      `msgpack:"mk"`
+	RedCounted      itemSet      `msgpack:"ck"`
+	MapSum          job.Counters `msgpack:"ms,omitempty"`
+	RedSum          job.Counters `msgpack:"rs,omitempty"`
+	LaunchedMaps    int          `msgpack:"lm"`
+	LaunchedReduces int          `msgpack:"lr"`
+	FailedMaps      int          `msgpack:"fm"`
+	FailedReduces   int          `msgpack:"fr"`
+	Fails           []taskFails  `msgpack:"f,omitempty"`
+}
+
+func (t *NodeTasks) done(k taskKind) *itemSet {
+	if k == kindReduce {
+		return &t.Commits
+	}
+	return &t.Maps
+}
+
+func (t *NodeTasks) counted(k taskKind) *itemSet {
+	if k == kindReduce {
+		return &t.RedCounted
+	}
+	return &t.MapCounted
+}
+
+func (t *NodeTasks) sum(k taskKind) *job.Counters {
+	if k == kindReduce {
+		return &t.RedSum
+	}
+	return &t.MapSum
+}
+
+// failsOf returns this node's failure entry for a task, or nil.
+func (t *NodeTasks) failsOf(k taskKind, i int) *taskFails {
+	for n := range t.Fails {
+		if t.Fails[n].Kind == k && t.Fails[n].Index == i {
+			return &t.Fails[n]
+		}
+	}
+	return nil
+}
+
+func (t *NodeTasks) clone() *NodeTasks {
+	c := *t
+	c.Maps, c.Commits = t.Maps.clone(), t.Commits.clone()
+	c.MapCounted, c.RedCounted = t.MapCounted.clone(), t.RedCounted.clone()
+	c.MapSum, c.RedSum = cloneCounters(t.MapSum), cloneCounters(t.RedSum)
+	c.Fails = slices.Clone(t.Fails)
+	return &c
+}
+
+func cloneCounters(c job.Counters) job.Counters {
+	if c == nil {
+		return nil
+	}
+	out := job.Counters{}
+	out.Merge(c)
+	return out
+}
+
+// subtract removes c from sum, dropping counters that reach zero.
+func subtract(sum job.Counters, c job.Counters) {
+	for k, v := range c {
+		sum[k] -= v
+		if sum[k] == 0 {
+			delete(sum, k)
+		}
+	}
+}
