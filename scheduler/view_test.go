@@ -46,7 +46,6 @@ func (m *memRecords) Scan(prefix string) []gossip.Record {
 }
 func (m *memRecords) Watch(string) (<-chan gossip.Record, func()) { return nil, func() {} }
 
-
 func TestPlacement(t *testing.T) {
 	live := []string{"a", "b", "c"}
 	liveRing := ring.New(ring.Config{}, live...)
