@@ -13,6 +13,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"shoal.dev/shoal/peer"
+	"shoal.dev/shoal/scheduler"
 )
 
 func agentCommand() *ucli.Command {
@@ -38,6 +39,8 @@ func agentCommand() *ucli.Command {
 			&ucli.BoolFlag{Name: "fast-gossip", Usage: "fast failure detection for one-machine clusters and tests"},
 			&ucli.DurationFlag{Name: "reconnect-interval", Value: peer.DefaultReconnect, Usage: "how often to try to join one member that failed (so split halves find each other again)"},
 			&ucli.DurationFlag{Name: "reconnect-timeout", Value: peer.DefaultReconnectTimeout, Usage: "how long to keep trying a failed member before forgetting it"},
+			&ucli.IntFlag{Name: "job-history", Value: scheduler.DefaultJobHistory, Usage: "how many ended jobs the cluster remembers; older ones are forgotten"},
+			&ucli.DurationFlag{Name: "job-history-age", Usage: "also forget jobs that ended longer ago than this (0: no age limit)"},
 		},
 		Action: runAgent,
 	}
@@ -102,6 +105,10 @@ func runAgent(c *ucli.Context) error {
 	}
 	cfg.ReconnectInterval = c.Duration("reconnect-interval")
 	cfg.ReconnectTimeout = c.Duration("reconnect-timeout")
+	if c.Int("job-history") < 1 || c.Duration("job-history-age") < 0 {
+		return usageError{fmt.Errorf("--job-history must be at least 1 and --job-history-age not negative, got %d and %v", c.Int("job-history"), c.Duration("job-history-age"))}
+	}
+	cfg.JobHistory, cfg.JobHistoryAge = c.Int("job-history"), c.Duration("job-history-age")
 	cfg.Logger = log
 	if sec.IsZero() {
 		log.Warn("no cluster secret: gossip, data and API are open to anyone who can reach this node; set --secret-file or SHOAL_SECRET")

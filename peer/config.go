@@ -104,6 +104,11 @@ type Config struct {
 	Slots int
 	// SortBuffer is each map task's sort buffer in bytes. Default 64 MiB.
 	SortBuffer int
+	// JobHistory is how many ended jobs the cluster remembers (their
+	// summaries); older ones are deleted. Default scheduler.DefaultJobHistory.
+	JobHistory int
+	// JobHistoryAge, if positive, also forgets jobs that ended longer ago.
+	JobHistoryAge time.Duration
 	// Logger receives the node's logs. Default slog.Default().
 	Logger *slog.Logger
 	// TaskUser, if set, is the user (name or numeric ID) that the

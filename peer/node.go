@@ -210,6 +210,7 @@ func New(cfg Config) (_ *Node, err error) {
 		Ring:       n.Ring,
 		Slots:      cfg.Slots,
 		SortBuffer: cfg.SortBuffer,
+		JobHistory: cfg.JobHistory, JobHistoryAge: cfg.JobHistoryAge,
 		WorkDir:    filepath.Join(cfg.DataDir, "work"),
 		Usable:     n.usable,
 		Logger:     n.log,

@@ -133,12 +133,30 @@ func decodeSpec(b []byte) (JobSpec, error) {
 }
 
 // StateRecord ends a job.
+//
+// It is also the job's summary once its tasks records are gone: when a
+// job ends, the node that ends it folds the records into it (state, end
+// time, counters, how many maps and reduces were done, and per node the
+// tasks it finished and the attempts that failed there); every node then
+// deletes its own tasks record, and the ring owner of the job those of
+// nodes that are gone. The job record and this summary are kept for the
+// cluster's job history (Config.JobHistory, JobHistoryAge), then deleted.
 type StateRecord struct {
-	State    string       `msgpack:"s" json:"state"`
-	Error    string       `msgpack:"e,omitempty" json:"error,omitempty"`
-	By       string       `msgpack:"by" json:"by"`
-	At       int64        `msgpack:"at" json:"at_unix_ns"`
-	Counters job.Counters `msgpack:"c,omitempty" json:"counters,omitempty"`
+	State       string                 `msgpack:"s" json:"state"`
+	Error       string                 `msgpack:"e,omitempty" json:"error,omitempty"`
+	By          string                 `msgpack:"by" json:"by"`
+	At          int64                  `msgpack:"at" json:"at_unix_ns"`
+	Counters    job.Counters           `msgpack:"c,omitempty" json:"counters,omitempty"`
+	MapsDone    int                    `msgpack:"md" json:"maps_done"`
+	ReducesDone int                    `msgpack:"rd" json:"reduces_done"`
+	Nodes       map[string]NodeSummary `msgpack:"nd,omitempty" json:"nodes,omitempty"`
+}
+
+// NodeSummary is one node's part in an ended job.
+type NodeSummary struct {
+	Maps    int `msgpack:"m" json:"maps"`
+	Reduces int `msgpack:"r" json:"reduces"`
+	Failed  int `msgpack:"f" json:"failed_attempts"`
 }
 
 // MapRecord is what a finished map attempt reports to the loop.

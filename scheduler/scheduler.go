@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -63,9 +64,15 @@ type Config struct {
 	// member whose data dir is unusable may not). It is called often and
 	// must not block. Default: every alive member may.
 	Usable func(node string) bool
-	// Interval is the reconcile period when nothing else wakes the loop.
-	// Default 1s.
+	// Interval is the reconcile period when nothing else wakes the loop,
+	// and of the history clean-up. Default 1s.
 	Interval time.Duration
+	// JobHistory is how many ended jobs' summaries the cluster keeps; older
+	// ones are deleted. Default DefaultJobHistory.
+	JobHistory int
+	// JobHistoryAge, if positive, also deletes summaries of jobs that
+	// ended longer ago than this.
+	JobHistoryAge time.Duration
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 }
@@ -82,6 +89,12 @@ func (c *Config) validate() error {
 	}
 	if c.Interval <= 0 {
 		c.Interval = time.Second
+	}
+	if c.JobHistory < 0 || c.JobHistoryAge < 0 {
+		return errors.New("scheduler: job history must not be negative")
+	}
+	if c.JobHistory == 0 {
+		c.JobHistory = DefaultJobHistory
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -104,6 +117,8 @@ type Scheduler struct {
 	checked map[string]bool               // jobs whose own map outputs were checked against disk
 	own     map[string]*ownTasks          // this node's tasks record by job ID
 	wake    chan struct{}                 // closed and replaced on every change
+
+	lastRetain time.Time // owned by the Run goroutine
 
 	wg sync.WaitGroup
 }
@@ -222,6 +237,10 @@ func (s *Scheduler) reconcileAll(ctx context.Context) {
 		if err := s.reconcile(ctx, id); err != nil {
 			s.log.Warn("reconcile", "job", id, "err", err)
 		}
+	}
+	if now := time.Now(); now.Sub(s.lastRetain) >= s.cfg.Interval {
+		s.lastRetain = now
+		s.retain(now)
 	}
 }
 
@@ -468,7 +487,7 @@ func (s *Scheduler) endJob(ctx context.Context, v *view, state, msg string) erro
 	if r, ok := s.cfg.Records.Get(statePrefix + v.rec.ID); ok && !r.Deleted {
 		return nil
 	}
-	st := StateRecord{State: state, Error: msg, By: s.cfg.Self, At: time.Now().UnixNano(), Counters: v.counters()}
+	st := v.summary(state, msg, s.cfg.Self, time.Now(), s.liveOf(v))
 	if _, err := s.cfg.Records.Put(statePrefix+v.rec.ID, fitState(st)); err != nil {
 		return err
 	}
@@ -501,6 +520,10 @@ func (s *Scheduler) finishLocal(id string) {
 	s.mu.Unlock()
 	for _, c := range cancels {
 		c()
+	}
+	// The job's summary holds what this record said.
+	if _, ok := s.cfg.Records.Get(keyJoin(tasksPrefix+id, s.cfg.Self)); ok {
+		s.cfg.Records.Delete(keyJoin(tasksPrefix+id, s.cfg.Self))
 	}
 	// Tasks remove their own partial files as they stop; the job dir goes
 	// once they have.

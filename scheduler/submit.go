@@ -221,6 +221,8 @@ type Status struct {
 	EndedAt     int64        `json:"ended_at_unix_ns,omitempty"`
 	// TaskStatus holds the status lines tasks' code reported, by task ID.
 	TaskStatus map[string]string `json:"task_status,omitempty"`
+	// Nodes is each node's part, once the job ended.
+	Nodes map[string]NodeSummary `json:"nodes,omitempty"`
 }
 
 // MapProgress is the fraction of maps done, 0 to 1.
@@ -269,13 +271,12 @@ func (s *Scheduler) Status(id string) (Status, error) {
 		st.TaskStatus[strings.TrimPrefix(r.Key, taskStatusPrefix+id+"/")] = string(r.Value)
 	}
 	if v.state != nil {
-		st.State, st.Error, st.EndedAt = v.state.State, v.state.Error, v.state.At
+		st.State, st.Error, st.EndedAt, st.Nodes = v.state.State, v.state.Error, v.state.At, v.state.Nodes
 		if v.state.Counters != nil {
 			st.Counters = v.state.Counters
 		}
-		if v.state.State == StateSucceeded {
-			st.MapsDone, st.ReducesDone = splits, v.rec.Reducers
-		}
+		// The summary holds the progress once the tasks records are gone.
+		st.MapsDone, st.ReducesDone = max(st.MapsDone, v.state.MapsDone), max(st.ReducesDone, v.state.ReducesDone)
 	}
 	return st, nil
 }
