@@ -54,7 +54,7 @@ func TestLimitsAtTheDoor(t *testing.T) {
 		name, body, want string
 	}{
 		{"reducers", `{"name":"wordcount","inputs":["/in"],"output":"/o","reducers":1099511627776}`, "1099511627776 reducers; a job runs at most 10000"},
-		{"teragen tasks", `{"name":"teragen","params":{"rows":"1000000000","tasks":"1000000000"},"output":"/o"}`, "1000000000 map tasks; a job runs at most 1000000"},
+		{"teragen tasks", `{"name":"teragen","params":{"rows":"1000000000","tasks":"1000000000"},"output":"/o"}`, "1000000000 map tasks; a job runs at most 400000"},
 		{"max attempts", `{"name":"wordcount","inputs":["/in"],"output":"/o","max_attempts":1000000}`, "max attempts 1000000; at most 100"},
 		{"parameter size", `{"name":"grep","params":{"pattern":"` + strings.Repeat("x", scheduler.MaxParamLen+1) + `"},"inputs":["/in"],"output":"/o"}`, "param pattern: 16385 bytes, more than the limit of 16384"},
 		{"cmdenv size", `{"name":"streaming","params":{"mapper":"cat","reducer":"cat","cmdenv":"A=` + strings.Repeat("x", scheduler.MaxParamLen) + `"},"inputs":["/in"],"output":"/o"}`, "param cmdenv: 16386 bytes"},

@@ -211,9 +211,9 @@ func New(cfg Config) (_ *Node, err error) {
 		Slots:      cfg.Slots,
 		SortBuffer: cfg.SortBuffer,
 		JobHistory: cfg.JobHistory, JobHistoryAge: cfg.JobHistoryAge,
-		WorkDir:    filepath.Join(cfg.DataDir, "work"),
-		Usable:     n.usable,
-		Logger:     n.log,
+		WorkDir: filepath.Join(cfg.DataDir, "work"),
+		Usable:  n.usable,
+		Logger:  n.log,
 	})
 	if err != nil {
 		return nil, err

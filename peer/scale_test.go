@@ -5,12 +5,15 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	"shoal.dev/shoal/blockstore"
 	"shoal.dev/shoal/clustertest"
+	"shoal.dev/shoal/job"
+	"shoal.dev/shoal/peer"
 	"shoal.dev/shoal/scheduler"
 )
 
@@ -92,4 +95,62 @@ func TestManyInputFiles(t *testing.T) {
 		t.Fatalf("distributed output (%d bytes) differs from sequential (%d bytes)", len(got), len(want))
 	}
 	t.Logf("%d files: job record %d bytes, spec block %d bytes", n, len(r.Value), rec.SpecBytes)
+}
+
+// TestJobHistory: an ended job's tasks records are folded into its summary
+// and deleted; only the newest JobHistory jobs are remembered, and status
+// and list keep working from their summaries.
+func TestJobHistory(t *testing.T) {
+	const keep = 3
+	c := clustertest.Start(t, 3, clustertest.Options{Configure: func(i int, cfg *peer.Config) { cfg.JobHistory = keep }})
+	data := []byte("a b a\nc a\n")
+	put(t, c.Node(0), "/h/in.txt", data, blockstore.MinBlockSize)
+	want := sequential(t, "wordcount", nil, map[string][]byte{"/h/in.txt": data}, []string{"/h/in.txt"}, 2)
+	ctx := context.Background()
+	var ids []string
+	for i := 0; i < keep+3; i++ {
+		out := fmt.Sprintf("/h/out%d", i)
+		rec, err := c.Node(i%3).Submit(ctx, scheduler.SubmitRequest{Name: "wordcount", Inputs: []string{"/h/in.txt"}, Output: out, Reducers: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := waitJob(t, c.Node((i+1)%3), rec.ID, 60*time.Second)
+		if st.State != scheduler.StateSucceeded {
+			t.Fatalf("job %s: %s", st.State, st.Error)
+		}
+		waitFiles(t, c.Node(0), out, 3)
+		if got, _ := readParts(t, c.Node(0), out); string(got) != string(want) {
+			t.Fatalf("job %d: output %q, want %q", i, got, want)
+		}
+		ids = append(ids, rec.ID)
+	}
+	// Every node ends with the summaries of the newest keep jobs only, and
+	// no task record of any job.
+	for _, n := range c.Running() {
+		clustertest.Eventually(t, 30*time.Second, func() error {
+			recs := n.Records()
+			if k := len(recs.Scan("tasks/")); k != 0 {
+				return fmt.Errorf("%s: %d tasks records left", n.Name(), k)
+			}
+			if k, s := len(recs.Scan("job/")), len(recs.Scan("jobstate/")); k != keep || s != keep {
+				return fmt.Errorf("%s: %d job and %d state records, want %d", n.Name(), k, s, keep)
+			}
+			return nil
+		})
+	}
+	list := c.Node(2).Scheduler().List()
+	if len(list) != keep {
+		t.Fatalf("list has %d jobs, want %d", len(list), keep)
+	}
+	for i, st := range list {
+		if !slices.Contains(ids[len(ids)-keep:], st.ID) || st.State != scheduler.StateSucceeded || st.MapsDone != st.Maps || st.ReducesDone != 2 {
+			t.Fatalf("list[%d] = %s %s maps %d/%d reduces %d", i, st.ID, st.State, st.MapsDone, st.Maps, st.ReducesDone)
+		}
+		if st.Counters[job.MAP_INPUT_RECORDS] != 2 || st.Counters[job.TOTAL_LAUNCHED_REDUCES] != 2 || len(st.Nodes) == 0 {
+			t.Fatalf("summary of %s: counters %v, nodes %v", st.ID, st.Counters, st.Nodes)
+		}
+	}
+	if _, err := c.Node(1).Scheduler().Status(ids[0]); err == nil {
+		t.Fatalf("job %s beyond the history still known", ids[0])
+	}
 }

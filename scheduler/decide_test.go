@@ -225,7 +225,7 @@ func TestItemSetRoundTrip(t *testing.T) {
 	for name, fill := range cases {
 		var s itemSet
 		fill(&s)
-		b := encode(&NodeTasks{Node: "a", Maps: s})
+		b := encode(&NodeTasks{Node: "a", Maps: s, MapCounted: s.clone()})
 		var back NodeTasks
 		if err := decode(b, &back); err != nil {
 			t.Fatalf("%s: %v", name, err)

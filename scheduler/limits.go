@@ -19,8 +19,10 @@ const (
 	// MaxReducers bounds a job's reduce partitions.
 	MaxReducers = 10_000
 	// MaxMapTasks bounds a job's map tasks: its input blocks, or a
-	// generator job's tasks (teragen's tasks=).
-	MaxMapTasks = 1_000_000
+	// generator job's tasks (teragen's tasks=). A node's tasks record
+	// holds the splits it mapped as a bitmap at worst (one bit per split up
+	// to the highest), which must fit the metadata's 64 KiB value limit.
+	MaxMapTasks = 400_000
 	// MaxAttempts bounds --max-attempts.
 	MaxAttempts = 100
 	// MaxParams bounds the parameters a submission gives.

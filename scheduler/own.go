@@ -21,8 +21,11 @@ type ownTasks struct {
 	t     *NodeTasks
 	items map[itemKey]job.Counters
 	dirty bool
-	log   *os.File // nil until the first item
-	dir   string
+	// tooLarge is set when the record no longer fits a metadata value;
+	// the loop then fails the job (its progress cannot be published).
+	tooLarge int
+	log      *os.File // nil until the first item
+	dir      string
 }
 
 type itemKey struct {
@@ -229,7 +232,10 @@ func (s *Scheduler) flushOwn(id string) {
 	o.dirty = false
 	s.mu.Unlock()
 	if len(b) > gossip.MaxValueLen {
-		s.log.Error("tasks record too large; progress not published", "job", id, "bytes", len(b))
+		s.mu.Lock()
+		o.tooLarge = len(b)
+		s.mu.Unlock()
+		s.Kick()
 		return
 	}
 	if _, err := s.cfg.Records.Put(keyJoin(tasksPrefix+id, s.cfg.Self), b); err != nil {

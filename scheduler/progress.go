@@ -223,11 +223,29 @@ const maxFailError = 512
 //   - Fails: failed attempts of tasks nobody has finished yet, as counts
 //     with the last error; dropped once the task is done anywhere.
 type NodeTasks struct {
+	Node            string
+	Maps            itemSet
+	Commits         itemSet
+	MapCounted      itemSet
+	RedCounted      itemSet
+	MapSum          job.Counters
+	RedSum          job.Counters
+	LaunchedMaps    int
+	LaunchedReduces int
+	FailedMaps      int
+	FailedReduces   int
+	Fails           []taskFails
+}
+
+// nodeTasksWire is NodeTasks as stored: the counted sets as the items done
+// but not counted here, which is almost always empty, so the record holds
+// one item set per kind.
+type nodeTasksWire struct {
 	Node            string       `msgpack:"n"`
 	Maps            itemSet      `msgpack:"m"`
 	Commits         itemSet      `msgpack:"c"`
-	MapCounted      itemSet      `msgpack:"mk"`
-	RedCounted      itemSet      `msgpack:"ck"`
+	MapNotCounted   itemSet      `msgpack:"mx"`
+	RedNotCounted   itemSet      `msgpack:"cx"`
 	MapSum          job.Counters `msgpack:"ms,omitempty"`
 	RedSum          job.Counters `msgpack:"rs,omitempty"`
 	LaunchedMaps    int          `msgpack:"lm"`
@@ -235,6 +253,49 @@ type NodeTasks struct {
 	FailedMaps      int          `msgpack:"fm"`
 	FailedReduces   int          `msgpack:"fr"`
 	Fails           []taskFails  `msgpack:"f,omitempty"`
+}
+
+var (
+	_ msgpack.CustomEncoder = (*NodeTasks)(nil)
+	_ msgpack.CustomDecoder = (*NodeTasks)(nil)
+)
+
+// EncodeMsgpack writes the wire form.
+func (t *NodeTasks) EncodeMsgpack(enc *msgpack.Encoder) error {
+	w := nodeTasksWire{Node: t.Node, Maps: t.Maps, Commits: t.Commits, MapSum: t.MapSum, RedSum: t.RedSum,
+		LaunchedMaps: t.LaunchedMaps, LaunchedReduces: t.LaunchedReduces, FailedMaps: t.FailedMaps, FailedReduces: t.FailedReduces, Fails: t.Fails}
+	t.Maps.Each(func(i int) {
+		if !t.MapCounted.Has(i) {
+			w.MapNotCounted.Add(i)
+		}
+	})
+	t.Commits.Each(func(i int) {
+		if !t.RedCounted.Has(i) {
+			w.RedNotCounted.Add(i)
+		}
+	})
+	return enc.Encode(&w)
+}
+
+// DecodeMsgpack reads the wire form.
+func (t *NodeTasks) DecodeMsgpack(dec *msgpack.Decoder) error {
+	var w nodeTasksWire
+	if err := dec.Decode(&w); err != nil {
+		return err
+	}
+	*t = NodeTasks{Node: w.Node, Maps: w.Maps, Commits: w.Commits, MapSum: w.MapSum, RedSum: w.RedSum,
+		LaunchedMaps: w.LaunchedMaps, LaunchedReduces: w.LaunchedReduces, FailedMaps: w.FailedMaps, FailedReduces: w.FailedReduces, Fails: w.Fails}
+	t.Maps.Each(func(i int) {
+		if !w.MapNotCounted.Has(i) {
+			t.MapCounted.Add(i)
+		}
+	})
+	t.Commits.Each(func(i int) {
+		if !w.RedNotCounted.Has(i) {
+			t.RedCounted.Add(i)
+		}
+	})
+	return nil
 }
 
 func (t *NodeTasks) done(k taskKind) *itemSet {

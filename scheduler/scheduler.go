@@ -284,8 +284,13 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 	// This node's own record as the loop holds it is newer than the
 	// store's copy (tasks that finished since the last flush).
 	s.mu.Lock()
-	v.nodes[s.cfg.Self] = s.ownOf(id).t.clone()
+	own := s.ownOf(id)
+	v.nodes[s.cfg.Self] = own.t.clone()
+	tooLarge := own.tooLarge
 	s.mu.Unlock()
+	if tooLarge > 0 {
+		return s.endJob(ctx, v, StateFailed, fmt.Sprintf("this job's progress on %s (its counters and tasks) needs a record of %d bytes, more than the metadata's limit of %d", s.cfg.Self, tooLarge, gossip.MaxValueLen))
+	}
 
 	in := decideInput{
 		v: v, self: s.cfg.Self, live: live,
@@ -294,7 +299,7 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 		running:  s.running(id),
 	}
 	for i, sp := range splits {
-		in.mappers[i] = mapperOf(id, sp, blocks, live, liveRing)
+		in.mappers[i] = mapperOf(id, sp, len(splits), blocks, live, liveRing)
 	}
 	for p := range in.reducers {
 		in.reducers[p] = reducerOf(id, p, liveRing)

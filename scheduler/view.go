@@ -222,9 +222,11 @@ func (v *view) failures(k taskKind, i int) failTally {
 // mapperOf picks the node that maps a split: the first live participant
 // among the block's ring owners (so it holds the block), else the split's
 // owner on the ring of live participants.
-func mapperOf(jobID string, sp split, blocks *ring.Ring, live []string, liveRing *ring.Ring) string {
+func mapperOf(jobID string, sp split, splits int, blocks *ring.Ring, live []string, liveRing *ring.Ring) string {
 	if sp.gen {
-		return liveRing.Owner(jobID + "/gen/" + strconv.Itoa(sp.index))
+		// Runs of consecutive splits go to one node, so each node's tasks
+		// record holds a few ranges rather than a scattered bitmap.
+		return liveRing.Owner(jobID + "/gen/" + strconv.Itoa(sp.index/genChunk(splits)))
 	}
 	repl := max(sp.file.Replication, 1)
 	for _, o := range blocks.Owners(sp.block.ID.String(), repl) {
@@ -234,6 +236,10 @@ func mapperOf(jobID string, sp split, blocks *ring.Ring, live []string, liveRing
 	}
 	return liveRing.Owner(sp.block.ID.String())
 }
+
+// genChunk is how many consecutive generator splits go to one node: a
+// job has at most about 1,024 runs of them.
+func genChunk(splits int) int { return max(1, splits/1024) }
 
 // reducerOf picks the node that reduces a partition: its owner on the ring
 // of live participants.

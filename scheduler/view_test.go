@@ -51,10 +51,10 @@ func TestPlacement(t *testing.T) {
 	liveRing := ring.New(ring.Config{}, live...)
 	blocks := ring.New(ring.Config{}, "a", "b", "c", "d") // d joined after submission
 	count := map[string]int{}
-	for i := 0; i < 300; i++ {
+	for i := 0; i < 3000; i++ {
 		id := blockstore.Sum([]byte(fmt.Sprint(i)))
 		sp := split{index: i, block: blockstore.BlockRef{ID: id}, file: InputFile{Replication: 2}}
-		got := mapperOf("job-x", sp, blocks, live, liveRing)
+		got := mapperOf("job-x", sp, 3000, blocks, live, liveRing)
 		owners := blocks.Owners(id.String(), 2)
 		// The mapper is the first owner that takes part, else the job's ring.
 		want := ""
@@ -70,7 +70,7 @@ func TestPlacement(t *testing.T) {
 		if got != want {
 			t.Fatalf("split %d: mapper %s, want %s (owners %v)", i, got, want, owners)
 		}
-		gen := mapperOf("job-x", split{index: i, gen: true}, blocks, live, liveRing)
+		gen := mapperOf("job-x", split{index: i, gen: true}, 3000, blocks, live, liveRing)
 		count[gen]++
 	}
 	if len(count) != 3 {
