@@ -283,10 +283,19 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 	s.checkOwnMapOutputs(v)
 	// This node's own record as the loop holds it is newer than the
 	// store's copy (tasks that finished since the last flush).
+	// Both under one lock: a task registers as running before it starts
+	// and folds its result into the record before it unregisters, so this
+	// snapshot never shows a finished task as neither done nor running.
 	s.mu.Lock()
 	own := s.ownOf(id)
 	v.nodes[s.cfg.Self] = own.t.clone()
 	tooLarge := own.tooLarge
+	running := map[string]bool{}
+	for k := range s.tasks {
+		if strings.HasPrefix(k, id+"/") {
+			running[k] = true
+		}
+	}
 	s.mu.Unlock()
 	if tooLarge > 0 {
 		return s.endJob(ctx, v, StateFailed, fmt.Sprintf("this job's progress on %s (its counters and tasks) needs a record of %d bytes, more than the metadata's limit of %d", s.cfg.Self, tooLarge, gossip.MaxValueLen))
@@ -296,7 +305,7 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 		v: v, self: s.cfg.Self, live: live,
 		mappers:  make([]string, len(splits)),
 		reducers: make([]string, v.rec.Reducers),
-		running:  s.running(id),
+		running:  func(k taskKind, i int) bool { return running[taskKey(id, k, i)] },
 	}
 	for i, sp := range splits {
 		in.mappers[i] = mapperOf(id, sp, len(splits), blocks, live, liveRing)
@@ -336,16 +345,6 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 		}
 	}
 	return nil
-}
-
-// running reports which tasks of a job run on this node now.
-func (s *Scheduler) running(id string) func(k taskKind, i int) bool {
-	return func(k taskKind, i int) bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		_, ok := s.tasks[taskKey(id, k, i)]
-		return ok
-	}
 }
 
 func taskKey(id string, k taskKind, i int) string {
