@@ -81,18 +81,28 @@ func RunMapTask(ctx context.Context, t Task, in RecordSource, out Emitter) (Coun
 	em := &countingEmitter{out: out}
 	var inRecs int64
 	var userErr error // the last error Map or Close returned
-	err := in(func(k, v []byte) error {
-		if inRecs++; inRecs%ctxCheckEvery == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
+	inUser := false   // a panic now is user code's
+	// One recover around the whole loop, not one per record: a panic is
+	// user code's if it happened inside Map.
+	err := CallSafely(func() error {
+		return in(func(k, v []byte) error {
+			if inRecs++; inRecs%ctxCheckEvery == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
 			}
-		}
-		if err := CallSafely(func() error { return m.Map(k, v, em) }); err != nil {
-			userErr = err
+			inUser = true
+			err := m.Map(k, v, em)
+			inUser = false
+			if err != nil {
+				userErr = err
+			}
 			return err
-		}
-		return nil
+		})
 	})
+	if inUser { // Map panicked
+		userErr = err
+	}
 	if err == nil {
 		if cl, ok := m.(Closer); ok {
 			if err = CallSafely(func() error { return cl.Close(em) }); err != nil {
@@ -135,18 +145,26 @@ func RunReduceTask(ctx context.Context, t Task, groups GroupSource, out Emitter)
 	em := &countingEmitter{out: out}
 	var nGroups int64
 	var userErr error
-	err := groups(func(key []byte, values Values) error {
-		if nGroups++; nGroups%ctxCheckEvery == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
+	inUser := false
+	err := CallSafely(func() error {
+		return groups(func(key []byte, values Values) error {
+			if nGroups++; nGroups%ctxCheckEvery == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
 			}
-		}
-		if err := CallSafely(func() error { return r.Reduce(key, values, em) }); err != nil {
-			userErr = err
+			inUser = true
+			err := r.Reduce(key, values, em)
+			inUser = false
+			if err != nil {
+				userErr = err
+			}
 			return err
-		}
-		return nil
+		})
 	})
+	if inUser { // Reduce panicked
+		userErr = err
+	}
 	if err == nil {
 		if cl, ok := r.(Closer); ok {
 			if err = CallSafely(func() error { return cl.Close(em) }); err != nil {
