@@ -36,6 +36,7 @@ func agentCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "tls-key", Usage: "PEM private key of --tls-cert"},
 			&ucli.IntFlag{Name: "max-conns", Value: peer.DefaultMaxConns, Usage: "cap on the HTTP API's open connections; idle ones are closed first"},
 			&ucli.StringFlag{Name: "task-user", Usage: "run the commands of jobs (Hadoop Streaming) as this user, in its primary group (the agent must run as root)"},
+			&ucli.DurationFlag{Name: "max-clock-drift", Value: peer.DefaultClockDrift, Usage: "reject metadata written by a clock more than this far ahead of ours"},
 			&ucli.BoolFlag{Name: "fast-gossip", Usage: "fast failure detection for one-machine clusters and tests"},
 			&ucli.DurationFlag{Name: "reconnect-interval", Value: peer.DefaultReconnect, Usage: "how often to try to join one member that failed (so split halves find each other again)"},
 			&ucli.DurationFlag{Name: "reconnect-timeout", Value: peer.DefaultReconnectTimeout, Usage: "how long to keep trying a failed member before forgetting it"},
@@ -109,6 +110,10 @@ func runAgent(c *ucli.Context) error {
 		return usageError{fmt.Errorf("--job-history must be at least 1 and --job-history-age not negative, got %d and %v", c.Int("job-history"), c.Duration("job-history-age"))}
 	}
 	cfg.JobHistory, cfg.JobHistoryAge = c.Int("job-history"), c.Duration("job-history-age")
+	cfg.MaxClockDrift = c.Duration("max-clock-drift")
+	if cfg.MaxClockDrift <= 0 {
+		return usageError{fmt.Errorf("--max-clock-drift %v: want a positive duration", cfg.MaxClockDrift)}
+	}
 	cfg.Logger = log
 	if sec.IsZero() {
 		log.Warn("no cluster secret: gossip, data and API are open to anyone who can reach this node; set --secret-file or SHOAL_SECRET")

@@ -327,6 +327,7 @@ func TestBadInput(t *testing.T) {
 		{"bad log level", agent("--log-level", "loud"), "--log-level"},
 		{"zero reconnect interval", agent("--reconnect-interval", "0s"), "--reconnect-interval"},
 		{"negative reconnect timeout", agent("--reconnect-timeout", "-1h"), "--reconnect-timeout"},
+		{"bad clock drift", agent("--max-clock-drift", "-1s"), "--max-clock-drift"},
 		{"public bind without secret", []string{"agent", "--bind", "0.0.0.0:0", "--http", "127.0.0.1:0", "--data-dir", t.TempDir()}, "without a cluster secret"},
 		{"bad --addr", []string{"members", "--addr", "::bad::"}, "bad agent address"},
 		{"unreachable --addr", []string{"members", "--addr", "http://127.0.0.1:1"}, "cannot reach the agent"},

@@ -49,6 +49,12 @@ type Config struct {
 	// TombstoneTTL is how long a deletion is remembered. A node away for
 	// longer may bring the deleted record back. Default 24h.
 	TombstoneTTL time.Duration
+	// MaxClockDrift is how far ahead of this node's clock a remote record's
+	// version may be. A record further ahead is rejected and logged, and
+	// never reaches the hybrid logical clock: one peer with a clock far
+	// ahead would otherwise drag every later local write to its time (or
+	// past the largest valid timestamp). Default DefaultMaxClockDrift (1m).
+	MaxClockDrift time.Duration
 
 	// ProbeInterval is the time between failure-detection probes. Default 1s.
 	ProbeInterval time.Duration
@@ -126,6 +132,7 @@ func DefaultConfig() Config {
 		BindAddr:         defaultBindAddr,
 		BindPort:         defaultBindPort,
 		TombstoneTTL:     defaultTombstoneTTL,
+		MaxClockDrift:    DefaultMaxClockDrift,
 		ProbeInterval:    defaultProbeInterval,
 		ProbeTimeout:     defaultProbeTimeout,
 		SuspicionMult:    defaultSuspicionMult,
@@ -185,6 +192,7 @@ func (c *Config) validate() error {
 		def  time.Duration
 	}{
 		{"tombstone TTL", &c.TombstoneTTL, defaultTombstoneTTL},
+		{"max clock drift", &c.MaxClockDrift, DefaultMaxClockDrift},
 		{"probe interval", &c.ProbeInterval, defaultProbeInterval},
 		{"probe timeout", &c.ProbeTimeout, defaultProbeTimeout},
 		{"gossip interval", &c.GossipInterval, defaultGossipInterval},

@@ -98,12 +98,13 @@ func New(cfg Config) (*Node, error) {
 		RetransmitMult: retransmitMult,
 	}
 	store, err := openStore(storeConfig{
-		Name:    c.Name,
-		DBPath:  c.DBPath,
-		TTL:     c.TombstoneTTL,
-		Now:     c.Now,
-		Logger:  log,
-		OnApply: n.del.onApply,
+		Name:     c.Name,
+		DBPath:   c.DBPath,
+		TTL:      c.TombstoneTTL,
+		MaxDrift: c.MaxClockDrift,
+		Now:      c.Now,
+		Logger:   log,
+		OnApply:  n.del.onApply,
 	})
 	if err != nil {
 		n.del.large.stop()

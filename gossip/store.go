@@ -2,12 +2,14 @@ package gossip
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -38,6 +40,10 @@ type storeConfig struct {
 	DBPath string
 	// TTL is how long a tombstone lives, measured from its HLC time.
 	TTL time.Duration
+	// MaxDrift is how far ahead of Now a remote record's HLC time may be;
+	// records further ahead are rejected (logged and counted), never merged
+	// nor observed by the clock. 0 means the default, one minute.
+	MaxDrift time.Duration
 	// Now is the clock of the HLC and of tombstone expiry.
 	Now func() time.Time
 	// Logger receives persistence and merge problems.
@@ -61,12 +67,16 @@ type storeConfig struct {
 // The Store itself does no networking: the Node feeds it remote records and
 // spreads its local writes. All methods are safe for concurrent use.
 type Store struct {
-	name    string
-	ttl     time.Duration
-	now     func() time.Time
-	log     *slog.Logger
-	db      *bolt.DB // nil when in memory only
-	onApply func(Record, source)
+	name     string
+	ttl      time.Duration
+	maxDrift time.Duration
+	now      func() time.Time
+	log      *slog.Logger
+	db       *bolt.DB // nil when in memory only
+	onApply  func(Record, source)
+
+	// stats counts what merges did; read with Stats.
+	stats storeStats
 
 	mu       sync.Mutex
 	recs     map[string]Record
@@ -83,6 +93,26 @@ type Store struct {
 	done      chan struct{}
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// DefaultMaxClockDrift is the default of Config.MaxClockDrift.
+const DefaultMaxClockDrift = time.Minute
+
+// storeStats are the Store's counters.
+type storeStats struct {
+	rejectedAhead atomic.Int64
+}
+
+// StoreStats is a snapshot of the Store's counters since it opened.
+type StoreStats struct {
+	// RejectedAhead counts remote records refused because their version's
+	// time was more than the maximum clock drift ahead of the local clock.
+	RejectedAhead int64
+}
+
+// Stats returns the Store's counters.
+func (s *Store) Stats() StoreStats {
+	return StoreStats{RejectedAhead: s.stats.rejectedAhead.Load()}
 }
 
 // diskOp is a pending change to the database: write rec, or (del) remove
@@ -108,6 +138,7 @@ func openStore(cfg storeConfig) (*Store, error) {
 	s := &Store{
 		name:     cfg.Name,
 		ttl:      cfg.TTL,
+		maxDrift: cmp.Or(cfg.MaxDrift, DefaultMaxClockDrift),
 		now:      cfg.Now,
 		log:      cfg.Logger,
 		onApply:  cfg.OnApply,
@@ -338,12 +369,17 @@ func (s *Store) merge(recs []Record, src source) int {
 		s.mu.Unlock()
 		return 0
 	}
-	horizon := s.now().Add(time.Minute).UnixMilli()
+	horizon := s.now().Add(s.maxDrift).UnixMilli()
 	n := 0
 	var ahead *Record
+	rejected := 0
 	for i, r := range recs {
 		if ms := int64(r.Version.HLC >> logicalBits); ms > horizon {
+			// Merging it would drag the HLC (and every later local write)
+			// to the writer's clock, or past the largest valid timestamp.
 			ahead = &recs[i]
+			rejected++
+			continue
 		}
 		s.clock.observe(r.Version.HLC)
 		if s.applyLocked(r, src) {
@@ -355,9 +391,10 @@ func (s *Store) merge(recs []Record, src source) int {
 	}
 	s.mu.Unlock()
 	if ahead != nil {
-		// The HLC follows it: later local writes will carry that time.
-		s.log.Warn("gossip: record written by a clock more than a minute ahead of ours",
-			"key", ahead.Key, "version", ahead.Version.String())
+		s.stats.rejectedAhead.Add(int64(rejected))
+		s.log.Warn("gossip: rejected records written by a clock too far ahead of ours",
+			"records", rejected, "max_drift", s.maxDrift, "key", ahead.Key,
+			"version", ahead.Version.String(), "writer_time", ahead.Version.Time().UTC(), "our_time", s.now().UTC())
 	}
 	if n > 0 && s.db != nil {
 		s.signal()

@@ -352,7 +352,7 @@ func mustLookup(t testing.TB, s *Store, key string) Record {
 func TestReceiveAdvancesClock(t *testing.T) {
 	a := newTestPeer(t, "a", "", newFakeClock(), time.Hour)
 	b := newTestPeer(t, "b", "", newFakeClock(), time.Hour)
-	b.clock.Advance(time.Hour) // b's wall clock runs an hour ahead
+	b.clock.Advance(30 * time.Second) // b's wall clock runs ahead, within the drift bound
 	remote := mustPut(t, b.store, "k", "from-b")
 	b.gossipTo(a)
 	local := mustPut(t, a.store, "k", "from-a")
@@ -665,5 +665,56 @@ func TestExportMerge(t *testing.T) {
 	}
 	if n, err := b.store.Merge(exp); n != 0 || err != nil {
 		t.Fatalf("second Merge = %d, %v; want nothing new", n, err)
+	}
+}
+
+// TestClockBound: a record from a clock far ahead (the case, a
+// version at maxHLC-2) is rejected, counted and never observed by the HLC,
+// so later local writes keep valid versions that the other nodes accept.
+// Records within the drift are merged as before.
+func TestClockBound(t *testing.T) {
+	clock := newFakeClock()
+	a := newTestPeer(t, "a", "", clock, time.Hour)
+	b := newTestPeer(t, "b", "", clock, time.Hour)
+
+	poison := Record{Key: "poison", Value: []byte("x"), Version: Version{HLC: maxHLC - 2, Node: "evil"}}
+	if n, err := a.store.Merge([]Record{poison}); n != 0 || err != nil {
+		t.Fatalf("Merge of a record at maxHLC-2 = %d, %v; want rejected (0, nil)", n, err)
+	}
+	if _, ok := a.store.lookup("poison"); ok {
+		t.Fatal("record from a clock far ahead was merged")
+	}
+	if got := a.store.Stats().RejectedAhead; got != 1 {
+		t.Fatalf("RejectedAhead = %d, want 1", got)
+	}
+	r := mustPut(t, a.store, "after", "1")
+	if err := validateRecord(&r); err != nil {
+		t.Fatalf("local write after the poison has an invalid version: %v", err)
+	}
+	if r.Version.Time().After(clock.Now().Add(time.Second)) {
+		t.Fatalf("local write carries %v, far ahead of the clock %v", r.Version.Time(), clock.Now())
+	}
+	a.gossipTo(b)
+	if getValue(b.store, "after") != "1" {
+		t.Fatal("the other node did not accept the later local write")
+	}
+
+	// Within the drift (default 1m): merged, and the clock follows.
+	near := Record{Key: "near", Value: []byte("y"), Version: Version{
+		HLC: uint64(clock.Now().Add(30*time.Second).UnixMilli()) << logicalBits, Node: "b"}}
+	if n, _ := a.store.Merge([]Record{near}); n != 1 {
+		t.Fatal("record 30s ahead was not merged")
+	}
+	if r := mustPut(t, a.store, "next", "2"); r.Version.Compare(near.Version) <= 0 {
+		t.Fatalf("local write %v does not order after the merged %v", r.Version, near.Version)
+	}
+	// Just past the drift: rejected.
+	far := Record{Key: "far", Value: []byte("z"), Version: Version{
+		HLC: uint64(clock.Now().Add(61*time.Second).UnixMilli()) << logicalBits, Node: "b"}}
+	if n, _ := a.store.Merge([]Record{far}); n != 0 {
+		t.Fatal("record 61s ahead was merged")
+	}
+	if got := a.store.Stats().RejectedAhead; got != 2 {
+		t.Fatalf("RejectedAhead = %d, want 2", got)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"shoal.dev/shoal/gossip"
 	"shoal.dev/shoal/job"
 	"shoal.dev/shoal/job/builtin"
 	"shoal.dev/shoal/job/streaming"
@@ -96,6 +97,11 @@ type Config struct {
 	// GCGrace is how long an unreferenced block is kept before it is
 	// collected. Default 10m.
 	GCGrace time.Duration
+	// MaxClockDrift is how far ahead of this node's clock a remote metadata
+	// record's version may be; records further ahead are rejected, logged
+	// and counted (shoal_meta_rejected_ahead_total), never merged. Default
+	// 1m.
+	MaxClockDrift time.Duration
 	// Registry holds the jobs this node can run. Default: the built-in
 	// jobs and Hadoop Streaming. Every node of a cluster must run the same binary.
 	Registry *job.Registry
@@ -128,6 +134,7 @@ const (
 	DefaultJoinTimeout = 30 * time.Second
 	DefaultRepair      = 10 * time.Second
 	DefaultGCGrace     = 10 * time.Minute
+	DefaultClockDrift  = gossip.DefaultMaxClockDrift
 )
 
 // DefaultReconnect and DefaultReconnectTimeout are Serf's defaults.
@@ -197,6 +204,12 @@ func (c *Config) validate() error {
 	}
 	if c.GCGrace <= 0 {
 		c.GCGrace = DefaultGCGrace
+	}
+	if c.MaxClockDrift < 0 {
+		return fmt.Errorf("max clock drift %v is negative", c.MaxClockDrift)
+	}
+	if c.MaxClockDrift == 0 {
+		c.MaxClockDrift = DefaultClockDrift
 	}
 	gossipHost, gossipPort, err := splitHostPort("gossip bind address", c.GossipAddr)
 	if err != nil {

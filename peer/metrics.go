@@ -11,6 +11,7 @@ import (
 func (n *Node) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	st, rp, wr := n.blocks, &n.repairer.Stats, &n.fs.Writes
+	meta := n.gossip.Records().Stats()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	local, _ := n.blocks.List()
@@ -39,6 +40,7 @@ func (n *Node) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		{"shoal_repair_collected_total", "counter", "Unreferenced blocks collected.", rp.Collected.Load()},
 		{"shoal_repair_failed_total", "counter", "Repair fetches that failed.", rp.Failed.Load()},
 		{"shoal_repair_missing_blocks", "gauge", "Blocks no alive member could serve at the last pass.", rp.Missing.Load()},
+		{"shoal_meta_rejected_ahead_total", "counter", "Remote metadata records rejected: written by a clock more than --max-clock-drift ahead.", meta.RejectedAhead},
 		{"shoal_go_heap_bytes", "gauge", "Go heap in use.", int64(ms.HeapInuse)},
 		{"shoal_go_goroutines", "gauge", "Goroutines.", int64(runtime.NumGoroutine())},
 	}

@@ -168,6 +168,7 @@ func New(cfg Config) (_ *Node, err error) {
 	gcfg.ReconnectInterval = cfg.ReconnectInterval
 	gcfg.ReconnectTimeout = cfg.ReconnectTimeout
 	gcfg.Logger = n.log
+	gcfg.MaxClockDrift = cfg.MaxClockDrift
 	n.gcfg = gcfg
 	if n.gossip, err = gossip.New(gcfg); err != nil {
 		return nil, fmt.Errorf("gossip: %w", err)
