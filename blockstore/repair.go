@@ -26,6 +26,13 @@ type RepairConfig struct {
 	// blocks. It is called once per pass, from the repair goroutine, and
 	// may be nil.
 	Referenced func() []BlobRef
+	// CanCollect is the safe-mode gate: unreferenced blocks are collected
+	// only while it returns true (the node's metadata has been in sync with
+	// every alive member since start), so no block is deleted on the
+	// evidence of metadata that is incomplete or was reset. It is called
+	// once per pass, before the pass reads the file list. Default: always
+	// true.
+	CanCollect func() bool
 }
 
 // BlobRef is a block referenced from outside the file system, with the
@@ -44,6 +51,9 @@ func (c *RepairConfig) fill() {
 	}
 	if c.Parallel <= 0 {
 		c.Parallel = 4
+	}
+	if c.CanCollect == nil {
+		c.CanCollect = func() bool { return true }
 	}
 }
 
@@ -109,6 +119,9 @@ func (r *Repairer) Pass(ctx context.Context) error {
 	if rg.Len() == 0 {
 		return nil
 	}
+	// Asked before the files are read: in sync then means the list below
+	// is complete.
+	canCollect := r.cfg.CanCollect()
 	// needed: every block of every live file, with its replication.
 	type need struct {
 		size int64
@@ -183,10 +196,11 @@ func (r *Repairer) Pass(ctx context.Context) error {
 	// Drop copies we no longer own, once every owner has them; collect
 	// unreferenced blocks past the grace period.
 	byOwner := map[string][]ID{}
+	collect := complete && canCollect
 	for id := range have {
 		n, ok := needed[id]
 		if !ok {
-			if complete && time.Since(r.started) > r.cfg.GCGrace && time.Since(have[id].ModTime) > r.cfg.GCGrace {
+			if collect && time.Since(r.started) > r.cfg.GCGrace && time.Since(have[id].ModTime) > r.cfg.GCGrace {
 				if err := fs.cfg.Store.Delete(id); err == nil {
 					r.Stats.Collected.Add(1)
 				}

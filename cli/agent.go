@@ -37,6 +37,9 @@ func agentCommand() *ucli.Command {
 			&ucli.IntFlag{Name: "max-conns", Value: peer.DefaultMaxConns, Usage: "cap on the HTTP API's open connections; idle ones are closed first"},
 			&ucli.StringFlag{Name: "task-user", Usage: "run the commands of jobs (Hadoop Streaming) as this user, in its primary group (the agent must run as root)"},
 			&ucli.DurationFlag{Name: "max-clock-drift", Value: peer.DefaultClockDrift, Usage: "reject metadata written by a clock more than this far ahead of ours"},
+			&ucli.DurationFlag{Name: "tombstone-ttl", Value: peer.DefaultTombstoneTTL, Usage: "how long deletions are remembered; a node away longer re-syncs under the tombstone rule"},
+			&ucli.DurationFlag{Name: "anti-entropy-interval", Value: peer.DefaultAntiEntropy, Usage: "time between metadata anti-entropy rounds with a random member (1s with --fast-gossip unless set)"},
+			&ucli.BoolFlag{Name: "recover-meta", Usage: "if meta.db is empty, corrupt or missing, move it aside, start empty and re-sync the metadata from the other members before serving"},
 			&ucli.BoolFlag{Name: "fast-gossip", Usage: "fast failure detection for one-machine clusters and tests"},
 			&ucli.DurationFlag{Name: "reconnect-interval", Value: peer.DefaultReconnect, Usage: "how often to try to join one member that failed (so split halves find each other again)"},
 			&ucli.DurationFlag{Name: "reconnect-timeout", Value: peer.DefaultReconnectTimeout, Usage: "how long to keep trying a failed member before forgetting it"},
@@ -114,6 +117,17 @@ func runAgent(c *ucli.Context) error {
 	if cfg.MaxClockDrift <= 0 {
 		return usageError{fmt.Errorf("--max-clock-drift %v: want a positive duration", cfg.MaxClockDrift)}
 	}
+	cfg.TombstoneTTL = c.Duration("tombstone-ttl")
+	if cfg.TombstoneTTL < time.Second {
+		return usageError{fmt.Errorf("--tombstone-ttl %v: want at least 1s", cfg.TombstoneTTL)}
+	}
+	if c.IsSet("anti-entropy-interval") || !cfg.FastGossip {
+		cfg.AntiEntropyInterval = c.Duration("anti-entropy-interval")
+		if cfg.AntiEntropyInterval < 10*time.Millisecond {
+			return usageError{fmt.Errorf("--anti-entropy-interval %v: want at least 10ms", cfg.AntiEntropyInterval)}
+		}
+	}
+	cfg.RecoverMeta = c.Bool("recover-meta")
 	cfg.Logger = log
 	if sec.IsZero() {
 		log.Warn("no cluster secret: gossip, data and API are open to anyone who can reach this node; set --secret-file or SHOAL_SECRET")

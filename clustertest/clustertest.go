@@ -175,6 +175,34 @@ func (c *Cluster) Restart(i int) *peer.Node {
 	return c.start(i)
 }
 
+// TryRestart starts a stopped node i again on its data dir and gossip
+// address with its configuration changed by mutate (if not nil), and
+// returns the error instead of failing the test: for tests of refusals.
+func (c *Cluster) TryRestart(i int, mutate func(cfg *peer.Config)) (*peer.Node, error) {
+	c.t.Helper()
+	if c.Node(i) != nil {
+		c.t.Fatalf("restart node%d: still running", i+1)
+	}
+	c.mu.Lock()
+	cfg := c.Config(i)
+	c.mu.Unlock()
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	n, err := peer.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.Start(context.Background()); err != nil {
+		n.Close()
+		return nil, err
+	}
+	c.mu.Lock()
+	c.nodes[i], c.addrs[i] = n, n.GossipAddr()
+	c.mu.Unlock()
+	return n, nil
+}
+
 // WaitAlive waits until every running node sees want alive members.
 func (c *Cluster) WaitAlive(want int, timeout time.Duration) {
 	c.t.Helper()

@@ -56,6 +56,21 @@ type Config struct {
 	// past the largest valid timestamp). Default DefaultMaxClockDrift (1m).
 	MaxClockDrift time.Duration
 
+	// SyncDial opens anti-entropy streams to other members (see
+	// SyncDialFunc); their ends go to Node.ServeSync. Default nil: no
+	// anti-entropy, records spread by broadcasts only, and Synced holds only
+	// while the node is alone.
+	SyncDial SyncDialFunc
+	// SyncInterval is the time between anti-entropy rounds with a random
+	// alive member; a round also runs with every member not yet synced with
+	// since start, on start and on every membership change. Default 10s.
+	SyncInterval time.Duration
+	// MetadataReset says the store was started empty in place of lost
+	// metadata (Shoal's --recover-meta): Synced then also needs a completed
+	// round with at least one other member, so that a node alone never
+	// takes its empty store for the truth. Default false.
+	MetadataReset bool
+
 	// ProbeInterval is the time between failure-detection probes. Default 1s.
 	ProbeInterval time.Duration
 	// ProbeTimeout is how long to wait for a probe's direct ack before
@@ -68,8 +83,9 @@ type Config struct {
 	// GossipInterval is the time between gossip rounds that carry
 	// broadcasts (membership changes and records). Default 200ms.
 	GossipInterval time.Duration
-	// PushPullInterval is the time between full state exchanges with a
-	// random member, which converge whatever broadcasts missed. Default 30s.
+	// PushPullInterval is the time between memberlist's state exchanges
+	// with a random member, which converge membership. Records do not ride
+	// on them: anti-entropy (SyncDial) converges those. Default 30s.
 	PushPullInterval time.Duration
 	// TCPTimeout bounds a TCP connection (push/pull, join, reliable send).
 	// One join attempt may overrun Join's context by this much. Default 10s.
@@ -115,6 +131,7 @@ const (
 	defaultSuspicionMult    = 4
 	defaultGossipInterval   = 200 * time.Millisecond
 	defaultPushPullInterval = 30 * time.Second
+	defaultSyncInterval     = 10 * time.Second
 	defaultTCPTimeout       = 10 * time.Second
 	defaultReconnect        = 30 * time.Second
 	defaultReconnectTimeout = 24 * time.Hour
@@ -138,6 +155,7 @@ func DefaultConfig() Config {
 		SuspicionMult:    defaultSuspicionMult,
 		GossipInterval:   defaultGossipInterval,
 		PushPullInterval: defaultPushPullInterval,
+		SyncInterval:     defaultSyncInterval,
 		TCPTimeout:       defaultTCPTimeout,
 
 		ReconnectInterval: defaultReconnect,
@@ -156,6 +174,7 @@ func LocalConfig() Config {
 	c.SuspicionMult = 3
 	c.GossipInterval = 50 * time.Millisecond
 	c.PushPullInterval = 5 * time.Second
+	c.SyncInterval = time.Second
 	c.TCPTimeout = time.Second
 	return c
 }
@@ -197,6 +216,7 @@ func (c *Config) validate() error {
 		{"probe timeout", &c.ProbeTimeout, defaultProbeTimeout},
 		{"gossip interval", &c.GossipInterval, defaultGossipInterval},
 		{"push/pull interval", &c.PushPullInterval, defaultPushPullInterval},
+		{"anti-entropy interval", &c.SyncInterval, defaultSyncInterval},
 		{"TCP timeout", &c.TCPTimeout, defaultTCPTimeout},
 		{"reconnect interval", &c.ReconnectInterval, defaultReconnect},
 		{"reconnect timeout", &c.ReconnectTimeout, defaultReconnectTimeout},

@@ -126,30 +126,12 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 	return d.queue.GetBroadcasts(overhead, limit)
 }
 
-// LocalState implements memberlist.Delegate: the whole record set,
-// tombstones included.
-func (d *delegate) LocalState(join bool) []byte {
-	b, err := encodeMessage(&message{Kind: kindState, Records: d.store.snapshot()})
-	if err != nil {
-		d.log.Error("gossip: cannot encode local state", "err", err)
-		return nil
-	}
-	return b
-}
+// LocalState implements memberlist.Delegate: nothing. Records do not ride
+// on memberlist's push/pull, whose cost grows with the store and which
+// memberlist caps (20 MB): anti-entropy by digest (Node.SyncWith) converges
+// them instead.
+func (d *delegate) LocalState(join bool) []byte { return nil }
 
-// MergeRemoteState implements memberlist.Delegate. Malformed state is
-// logged and dropped whole.
-func (d *delegate) MergeRemoteState(buf []byte, join bool) {
-	if len(buf) == 0 {
-		return
-	}
-	m, err := decodeMessage(buf)
-	if err == nil && m.Kind != kindState {
-		err = errUnexpectedKind(m.Kind)
-	}
-	if err != nil {
-		d.log.Warn("gossip: dropping malformed remote state", "bytes", len(buf), "join", join, "err", err)
-		return
-	}
-	d.store.merge(m.Records, fromPushPull)
-}
+// MergeRemoteState implements memberlist.Delegate: it ignores what an older
+// peer may still send.
+func (d *delegate) MergeRemoteState(buf []byte, join bool) {}

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -108,3 +109,11 @@ func (c *fakeClock) Advance(d time.Duration) {
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
 }
+
+// rwPair reads from r and discards writes.
+type rwPair struct{ r io.Reader }
+
+func (p *rwPair) Read(b []byte) (int, error)  { return p.r.Read(b) }
+func (p *rwPair) Write(b []byte) (int, error) { return len(b), nil }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

@@ -53,8 +53,14 @@ type Node struct {
 	addr   string
 
 	quit chan struct{} // closed by Shutdown
+	// ctx ends when Shutdown starts; it bounds anti-entropy rounds.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	sync         syncer
+	staleAtStart bool
 	// wg tracks the goroutines the Node starts: the large-record sender,
-	// the reconnect loop and Leave's notice senders.
+	// the reconnect loop, the anti-entropy loop and Leave's notice senders.
 	wg sync.WaitGroup
 
 	randMu sync.Mutex
@@ -86,7 +92,9 @@ func New(cfg Config) (*Node, error) {
 		view: newView(),
 		quit: make(chan struct{}),
 		rand: c.Rand,
+		sync: syncer{synced: map[string]bool{}, ready: make(chan struct{}), kick: make(chan struct{}, 1)},
 	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.del = &delegate{
 		log:   log,
 		view:  n.view,
@@ -112,6 +120,11 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.store = store
 	n.del.store = store
+	if store.Len() > 0 && store.SyncedAt().Before(c.Now().Add(-c.TombstoneTTL)) {
+		n.staleAtStart = true
+		log.Warn("gossip: metadata last in sync longer ago than the tombstone TTL; the tombstone rule applies until it is in sync again",
+			"synced_at", store.SyncedAt(), "tombstone_ttl", c.TombstoneTTL)
+	}
 
 	ml, err := memberlist.Create(n.memberlistConfig())
 	if err != nil {
@@ -134,6 +147,11 @@ func New(cfg Config) (*Node, error) {
 
 	n.wg.Add(1)
 	go n.sendLarge()
+	if c.SyncDial != nil {
+		events, _ := n.view.subscribe() // closed by Shutdown
+		n.wg.Add(1)
+		go n.runSync(events)
+	}
 	return n, nil
 }
 
@@ -191,6 +209,7 @@ func (n *Node) Join(ctx context.Context, addrs []string) error {
 		}
 		contacted, err := n.ml.Join(addrs)
 		if contacted > 0 {
+			n.Settle()
 			return nil
 		}
 		failures := splitJoinError(err)
@@ -494,6 +513,7 @@ func (n *Node) Shutdown() error {
 		n.lifeMu.Lock()
 		n.shut = true
 		close(n.quit)
+		n.cancel()
 		n.lifeMu.Unlock()
 
 		var errs []error

@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,7 +20,44 @@ func testConfig(t testing.TB, name string) Config {
 	c := LocalConfig()
 	c.Name = name
 	c.Logger = testLogger(t).With("test", t.Name())
+	c.SyncDial = testSyncNet(t).dial(name)
 	return c
+}
+
+// syncNet connects the anti-entropy streams of one test's nodes in memory.
+type syncNet struct {
+	mu    sync.Mutex
+	nodes map[string]*Node
+}
+
+var syncNets sync.Map // testing.TB -> *syncNet
+
+func testSyncNet(t testing.TB) *syncNet {
+	v, loaded := syncNets.LoadOrStore(t, &syncNet{nodes: map[string]*Node{}})
+	if !loaded {
+		t.Cleanup(func() { syncNets.Delete(t) })
+	}
+	return v.(*syncNet)
+}
+
+func (sn *syncNet) add(n *Node) {
+	sn.mu.Lock()
+	sn.nodes[n.Name()] = n
+	sn.mu.Unlock()
+}
+
+func (sn *syncNet) dial(from string) SyncDialFunc {
+	return func(ctx context.Context, member string) (SyncStream, error) {
+		sn.mu.Lock()
+		n := sn.nodes[member]
+		sn.mu.Unlock()
+		if n == nil {
+			return nil, fmt.Errorf("no node %s", member)
+		}
+		a, b := net.Pipe()
+		go n.ServeSync(from, b)
+		return a, nil
+	}
 }
 
 // startNode starts a node that the test shuts down at its end.
@@ -29,6 +67,7 @@ func startNode(t testing.TB, cfg Config) *Node {
 	if err != nil {
 		t.Fatalf("new node %s: %v", cfg.Name, err)
 	}
+	testSyncNet(t).add(n)
 	t.Cleanup(func() {
 		if err := n.Shutdown(); err != nil {
 			t.Errorf("shutdown %s: %v", cfg.Name, err)
@@ -248,7 +287,7 @@ func TestGracefulLeave(t *testing.T) {
 // TestPushPullConvergence: a record that no broadcast carries still
 // reaches everyone by periodic push/pull.
 func TestPushPullConvergence(t *testing.T) {
-	nodes := startCluster(t, 3, func(_ int, c *Config) { c.PushPullInterval = 300 * time.Millisecond })
+	nodes := startCluster(t, 3, func(_ int, c *Config) { c.SyncInterval = 300 * time.Millisecond })
 	r := Record{Key: "job/quiet", Value: []byte("v"), Version: Version{HLC: uint64(time.Now().UnixMilli()) << logicalBits, Node: "elsewhere"}}
 	if n := nodes[0].Records().merge([]Record{r}, fromPushPull); n != 1 {
 		t.Fatal("record not merged")
@@ -258,7 +297,7 @@ func TestPushPullConvergence(t *testing.T) {
 	}
 	for _, n := range nodes[1:] {
 		eventually(t, 10*time.Second, func() bool { return getValue(n.Records(), "job/quiet") == "v" },
-			"%s did not get the record by push/pull", n.Name())
+			"%s did not get the record by anti-entropy", n.Name())
 	}
 }
 
@@ -305,12 +344,12 @@ func TestRestartCatchesUp(t *testing.T) {
 		t.Fatalf("restarted node lost its record: %q", got)
 	}
 	joinOK(t, back, nodes[0].Addr())
-	if got := getValue(back.Records(), "file/while-down"); got != "2" {
-		t.Fatalf("after join, file/while-down = %q, want 2", got)
-	}
-	if got := getValue(back.Records(), "file/before"); got != "<none>" {
-		t.Fatalf("after join, deleted file/before = %q", got)
-	}
+	// The join triggers an anti-entropy round with every member.
+	eventually(t, 10*time.Second, func() bool {
+		return getValue(back.Records(), "file/while-down") == "2" && getValue(back.Records(), "file/before") == "<none>"
+	}, "after join, file/while-down = %q (want 2), deleted file/before = %q",
+		getValue(back.Records(), "file/while-down"), getValue(back.Records(), "file/before"))
+	eventually(t, 10*time.Second, back.Synced, "the restarted node is not in sync")
 	waitAlive(t, []*Node{nodes[0], nodes[1], back}, []*Node{nodes[0], nodes[1], back})
 }
 

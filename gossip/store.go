@@ -5,7 +5,10 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -13,11 +16,29 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // ErrClosed is returned by the Store's write methods after the Node that
 // owns it has been shut down.
 var ErrClosed = errors.New("record store closed")
+
+// ErrBadStore is wrapped by the error New returns when the record store's
+// database file is unusable: empty (0 bytes: a bbolt file is never empty
+// once created), not a bbolt file, or failing bbolt's consistency check.
+// The file is left as it was. The error is a *BadStoreError.
+var ErrBadStore = errors.New("record store file is unusable")
+
+// BadStoreError says which database file is unusable and why.
+type BadStoreError struct {
+	Path   string
+	Reason string // "empty (0 bytes)", "corrupt (…)", "not a regular file"
+}
+
+func (e *BadStoreError) Error() string { return fmt.Sprintf("record store %s is %s", e.Path, e.Reason) }
+
+// Unwrap makes errors.Is(err, ErrBadStore) hold.
+func (e *BadStoreError) Unwrap() error { return ErrBadStore }
 
 // source says where a change applied to the Store came from.
 type source int
@@ -80,6 +101,8 @@ type Store struct {
 
 	mu       sync.Mutex
 	recs     map[string]Record
+	digest   digestState // of recs
+	syncedAt time.Time   // see SetSyncedAt
 	clock    hlc
 	closed   bool
 	inflight sync.WaitGroup // local writes between the version and the apply
@@ -154,9 +177,9 @@ func openStore(cfg storeConfig) (*Store, error) {
 		s.onApply = func(Record, source) {}
 	}
 	if cfg.DBPath != "" {
-		db, err := bolt.Open(cfg.DBPath, 0o600, &bolt.Options{Timeout: time.Second})
+		db, err := openDB(cfg.DBPath)
 		if err != nil {
-			return nil, fmt.Errorf("open record store %s: %w", cfg.DBPath, err)
+			return nil, err
 		}
 		s.db = db
 		if err := s.load(); err != nil {
@@ -168,6 +191,92 @@ func openStore(cfg storeConfig) (*Store, error) {
 	return s, nil
 }
 
+// openDB opens the bbolt file at path, creating it if it does not exist,
+// and checks an existing one whole before trusting it. bbolt initialises a
+// 0-byte file as a new empty database and panics on some garbled pages, so
+// both are caught here and reported as ErrBadStore: starting on an empty or
+// half-read namespace would make this node believe files and jobs are gone.
+func openDB(path string) (db *bolt.DB, err error) {
+	fi, statErr := os.Stat(path)
+	switch {
+	case statErr == nil && !fi.Mode().IsRegular():
+		return nil, &BadStoreError{Path: path, Reason: "not a regular file"}
+	case statErr == nil && fi.Size() == 0:
+		return nil, &BadStoreError{Path: path, Reason: "empty (0 bytes)"}
+	case statErr != nil && !errors.Is(statErr, fs.ErrNotExist):
+		return nil, fmt.Errorf("open record store: %w", statErr)
+	}
+	exists := statErr == nil
+	corrupt := func(cause any) error {
+		return &BadStoreError{Path: path, Reason: fmt.Sprintf("corrupt (%v)", cause)}
+	}
+	// bbolt reads the file through mmap: a page number that points past the
+	// end of a truncated or garbled file faults. Make such faults panics in
+	// this goroutine, and turn the panics (bbolt's own too) into errors.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			if db != nil {
+				_ = db.Close()
+			}
+			db, err = nil, corrupt(p)
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		if exists && (errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrVersionMismatch) ||
+			errors.Is(err, berrors.ErrChecksum) || errors.Is(err, berrors.ErrInvalidMapping)) {
+			return nil, corrupt(err)
+		}
+		return nil, fmt.Errorf("open record store %s: %w", path, err)
+	}
+	if !exists {
+		return db, nil
+	}
+	// Touch every page reachable from the root in this goroutine first,
+	// then let bbolt check its invariants (in a goroutine of its own).
+	var sum byte
+	bad := db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			return walkBucket(b, &sum)
+		})
+	})
+	if bad == nil {
+		_ = db.View(func(tx *bolt.Tx) error {
+			for e := range tx.Check() {
+				if bad == nil {
+					bad = e
+				}
+			}
+			return nil
+		})
+	}
+	if bad != nil {
+		_ = db.Close()
+		return nil, corrupt(bad)
+	}
+	return db, nil
+}
+
+// walkBucket reads every key and value under b, nested buckets included.
+func walkBucket(b *bolt.Bucket, sum *byte) error {
+	return b.ForEach(func(k, v []byte) error {
+		for _, c := range k {
+			*sum += c
+		}
+		if v == nil {
+			if nb := b.Bucket(k); nb != nil {
+				return walkBucket(nb, sum)
+			}
+			return nil
+		}
+		for _, c := range v {
+			*sum += c
+		}
+		return nil
+	})
+}
+
 // load reads every record from the database into memory and advances the
 // clock past all of them, so a restarted node never reissues a timestamp.
 func (s *Store) load() error {
@@ -176,6 +285,7 @@ func (s *Store) load() error {
 		if err != nil {
 			return err
 		}
+		s.loadSyncedAt(tx)
 		return b.ForEach(func(k, v []byte) error {
 			r, err := decodeDiskRecord(v)
 			if err == nil && r.Key != string(k) {
@@ -185,7 +295,7 @@ func (s *Store) load() error {
 				s.log.Error("gossip: skipping unreadable stored record", "key", string(k), "err", err)
 				return nil
 			}
-			s.recs[r.Key] = r
+			s.setLocked(r)
 			s.clock.observe(r.Version.HLC)
 			return nil
 		})
@@ -345,7 +455,7 @@ func (s *Store) applyLocked(r Record, src source) bool {
 	if cur, ok := s.recs[r.Key]; ok && cur.Version.Compare(r.Version) >= 0 {
 		return false
 	}
-	s.recs[r.Key] = r
+	s.setLocked(r)
 	for w := range s.watchers {
 		if strings.HasPrefix(r.Key, w.prefix) {
 			w.p.push(r)
@@ -437,7 +547,7 @@ func (s *Store) expireTombstones() int {
 	n := 0
 	for k, r := range s.recs {
 		if r.Deleted && s.expired(r, now) {
-			delete(s.recs, k)
+			s.removeLocked(k)
 			if s.db != nil {
 				s.dirty[k] = diskOp{rec: r, del: true}
 			}

@@ -60,7 +60,7 @@ func (n *Node) apiHandler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
-	return mux
+	return n.gateRecovery(mux)
 }
 
 // auth requires the cluster's API token when the node has a secret.

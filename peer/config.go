@@ -102,6 +102,19 @@ type Config struct {
 	// and counted (shoal_meta_rejected_ahead_total), never merged. Default
 	// 1m.
 	MaxClockDrift time.Duration
+	// TombstoneTTL is how long a deletion is remembered before its tombstone
+	// is collected; a node whose metadata was last in sync longer ago than
+	// this re-syncs under the tombstone rule when it comes back. Default
+	// 24h.
+	TombstoneTTL time.Duration
+	// AntiEntropyInterval is the time between anti-entropy rounds with a
+	// random alive member. Default 10s (1s with FastGossip).
+	AntiEntropyInterval time.Duration
+	// RecoverMeta moves an unusable meta.db (empty, corrupt, or missing
+	// while blocks are present) aside, starts with empty metadata,
+	// re-syncs it from the alive members and only then serves. Without it
+	// such a meta.db is an error.
+	RecoverMeta bool
 	// Registry holds the jobs this node can run. Default: the built-in
 	// jobs and Hadoop Streaming. Every node of a cluster must run the same binary.
 	Registry *job.Registry
@@ -128,13 +141,15 @@ type Config struct {
 
 // Default values.
 const (
-	DefaultGossipAddr  = "127.0.0.1:7946"
-	DefaultHTTPAddr    = "127.0.0.1:7470"
-	DefaultP2PAddr     = "/ip4/127.0.0.1/tcp/0"
-	DefaultJoinTimeout = 30 * time.Second
-	DefaultRepair      = 10 * time.Second
-	DefaultGCGrace     = 10 * time.Minute
-	DefaultClockDrift  = gossip.DefaultMaxClockDrift
+	DefaultGossipAddr   = "127.0.0.1:7946"
+	DefaultHTTPAddr     = "127.0.0.1:7470"
+	DefaultP2PAddr      = "/ip4/127.0.0.1/tcp/0"
+	DefaultJoinTimeout  = 30 * time.Second
+	DefaultRepair       = 10 * time.Second
+	DefaultGCGrace      = 10 * time.Minute
+	DefaultClockDrift   = gossip.DefaultMaxClockDrift
+	DefaultTombstoneTTL = 24 * time.Hour
+	DefaultAntiEntropy  = 10 * time.Second
 )
 
 // DefaultReconnect and DefaultReconnectTimeout are Serf's defaults.
@@ -210,6 +225,15 @@ func (c *Config) validate() error {
 	}
 	if c.MaxClockDrift == 0 {
 		c.MaxClockDrift = DefaultClockDrift
+	}
+	if c.TombstoneTTL < 0 {
+		return fmt.Errorf("tombstone TTL %v is negative", c.TombstoneTTL)
+	}
+	if c.TombstoneTTL == 0 {
+		c.TombstoneTTL = DefaultTombstoneTTL
+	}
+	if c.AntiEntropyInterval < 0 {
+		return fmt.Errorf("anti-entropy interval %v is negative", c.AntiEntropyInterval)
 	}
 	gossipHost, gossipPort, err := splitHostPort("gossip bind address", c.GossipAddr)
 	if err != nil {

@@ -12,6 +12,15 @@ func (n *Node) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	st, rp, wr := n.blocks, &n.repairer.Stats, &n.fs.Writes
 	meta := n.gossip.Records().Stats()
+	ae := n.gossip.SyncStats()
+	recovering := int64(0)
+	if n.recovering.Load() {
+		recovering = 1
+	}
+	synced := int64(0)
+	if n.gossip.Synced() {
+		synced = 1
+	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	local, _ := n.blocks.List()
@@ -41,6 +50,14 @@ func (n *Node) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		{"shoal_repair_failed_total", "counter", "Repair fetches that failed.", rp.Failed.Load()},
 		{"shoal_repair_missing_blocks", "gauge", "Blocks no alive member could serve at the last pass.", rp.Missing.Load()},
 		{"shoal_meta_rejected_ahead_total", "counter", "Remote metadata records rejected: written by a clock more than --max-clock-drift ahead.", meta.RejectedAhead},
+		{"shoal_meta_records", "gauge", "Metadata records held, tombstones included.", int64(n.gossip.Records().Len())},
+		{"shoal_meta_synced", "gauge", "1 once the metadata has completed an anti-entropy round with every alive member since start (block collection waits for it).", synced},
+		{"shoal_meta_recovering", "gauge", "1 while the node re-syncs reset or stale metadata (the API answers 503).", recovering},
+		{"shoal_antientropy_rounds_total", "counter", "Anti-entropy rounds completed, initiated or served.", ae.Rounds},
+		{"shoal_antientropy_failed_total", "counter", "Anti-entropy rounds that failed.", ae.Failed},
+		{"shoal_antientropy_bytes_total", "counter", "Bytes this node sent and received in anti-entropy rounds.", ae.Bytes},
+		{"shoal_meta_tombstone_refused_total", "counter", "Records of a stale member refused by the tombstone rule.", ae.Refused},
+		{"shoal_meta_tombstone_purged_total", "counter", "Own records dropped by the tombstone rule after a long absence.", ae.Purged},
 		{"shoal_go_heap_bytes", "gauge", "Go heap in use.", int64(ms.HeapInuse)},
 		{"shoal_go_goroutines", "gauge", "Goroutines.", int64(runtime.NumGoroutine())},
 	}

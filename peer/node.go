@@ -77,6 +77,9 @@ type Node struct {
 	meta      nodeMeta               // what this node gossips about itself
 	healthMu  sync.Mutex             // serializes health verdict changes
 	unhealthy atomic.Pointer[string] // why the node is unhealthy; nil or "" when healthy
+	// recovering is true from a start on reset or stale metadata until the
+	// metadata is in sync with every alive member: the API answers 503.
+	recovering atomic.Bool
 
 	blocks   *blockstore.Store
 	fs       *blockstore.FS
@@ -169,16 +172,22 @@ func New(cfg Config) (_ *Node, err error) {
 	gcfg.ReconnectTimeout = cfg.ReconnectTimeout
 	gcfg.Logger = n.log
 	gcfg.MaxClockDrift = cfg.MaxClockDrift
-	n.gcfg = gcfg
-	if n.gossip, err = gossip.New(gcfg); err != nil {
-		return nil, fmt.Errorf("gossip: %w", err)
+	gcfg.TombstoneTTL = cfg.TombstoneTTL
+	if cfg.AntiEntropyInterval > 0 {
+		gcfg.SyncInterval = cfg.AntiEntropyInterval
 	}
-
-	undo = append(undo, func() { n.gossip.Shutdown() })
+	gcfg.SyncDial = func(ctx context.Context, member string) (gossip.SyncStream, error) {
+		return n.Dial(ctx, member, syncProtocol)
+	}
 
 	if n.blocks, err = blockstore.OpenStore(filepath.Join(cfg.DataDir, "blocks")); err != nil {
 		return nil, err
 	}
+	if err := n.openMeta(&gcfg); err != nil {
+		return nil, err
+	}
+	n.gcfg = gcfg
+	undo = append(undo, func() { n.gossip.Shutdown() })
 	n.fs = blockstore.NewFS(blockstore.FSConfig{
 		Self:    cfg.Name,
 		Store:   n.blocks,
@@ -192,9 +201,13 @@ func New(cfg Config) (_ *Node, err error) {
 		// Running jobs' spec blocks; n.sched is set below, before the
 		// repair loop starts.
 		Referenced: func() []blockstore.BlobRef { return n.sched.ReferencedBlocks() },
+		// Safe mode: no block is collected as unreferenced before the
+		// metadata has been in sync with every alive member since start.
+		CanCollect: n.gossip.Synced,
 	})
 	n.Handle(blockstore.Protocol, blockstore.NewServer(n.blocks, n.log).Handle)
 	n.Handle(metaProtocol, n.serveMeta)
+	n.Handle(syncProtocol, func(from mesh.NodeName, s mesh.Stream) { _ = n.gossip.ServeSync(from, s) })
 
 	if killed := streaming.SweepStale(cfg.taskPGIDFile(), cfg.taskMarker()); len(killed) > 0 {
 		n.log.Warn("killed task processes a previous run of this agent left behind", "pids", killed)
@@ -225,13 +238,26 @@ func New(cfg Config) (_ *Node, err error) {
 	n.onMembersChanged()
 	ctx, stopLoops := context.WithCancel(context.Background())
 	n.cancel = stopLoops
-	n.wg.Add(5)
+	n.wg.Add(6)
 	go func() {
 		defer n.wg.Done()
 		n.watchHealth(ctx)
 	}()
 	go func() {
 		defer n.wg.Done()
+		n.awaitRecovery(ctx)
+	}()
+	go func() {
+		defer n.wg.Done()
+		if n.recovering.Load() {
+			// The scheduler judges jobs by their records: not on a
+			// namespace that is still being re-synced.
+			select {
+			case <-n.gossip.SyncedChan():
+			case <-ctx.Done():
+				return
+			}
+		}
 		n.sched.Run(ctx)
 	}()
 	go func() {
@@ -259,6 +285,8 @@ func (n *Node) Start(ctx context.Context) error {
 		if err := n.join(ctx); err != nil {
 			return err
 		}
+	} else {
+		n.gossip.Settle() // a new cluster of one
 	}
 	info := map[string]any{
 		"name":    n.cfg.Name,
@@ -410,6 +438,9 @@ func (n *Node) onMembersChanged() {
 	}
 	if n.sched != nil {
 		n.sched.Kick()
+	}
+	if n.gossip != nil {
+		n.gossip.KickSync() // the data-plane tables now know the new members
 	}
 }
 
