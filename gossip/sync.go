@@ -244,9 +244,16 @@ func (n *Node) runSync(events <-chan MemberEvent) {
 		select {
 		case <-ctx.Done():
 			return
-		case _, ok := <-events:
+		case ev, ok := <-events:
 			if !ok {
 				return
+			}
+			if ev.Type == EventJoin {
+				// A member that comes back (a restart, a healed
+				// partition) may hold writes we lack: sync with it again.
+				n.sync.mu.Lock()
+				delete(n.sync.synced, ev.Member.Name)
+				n.sync.mu.Unlock()
 			}
 		case <-n.sync.kick:
 		case <-t.C:
