@@ -69,8 +69,8 @@ func TestEmptyMetaRefusedThenRecovered(t *testing.T) {
 			return fmt.Errorf("node3 sees %d files", got)
 		}
 		before = blockCount(t, c.Node(2))
-		if before < 2*files {
-			return fmt.Errorf("node3 holds %d blocks", before)
+		if want := blockCount(t, c.Node(0)); before < files || before != want {
+			return fmt.Errorf("node3 holds %d blocks, node1 %d", before, want)
 		}
 		return nil
 	})
