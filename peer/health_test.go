@@ -89,7 +89,11 @@ func TestDiskFullIsBounded(t *testing.T) {
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4k", fmt.Sprintf("shoaltest%d", os.Getpid()), shuffleDir).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
 	}
-	t.Cleanup(func() { exec.Command("umount", "-l", shuffleDir).Run() })
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", shuffleDir).CombinedOutput(); err != nil {
+			t.Errorf("unmount the test's tmpfs at %s: %v %s", shuffleDir, err, out)
+		}
+	})
 	put(t, c.Node(0), "/in", corpus(12, 1<<20), blockstore.MinBlockSize)
 	rec, err := c.Node(0).Submit(context.Background(), scheduler.SubmitRequest{Name: "wordcount", Inputs: []string{"/in"}, Output: "/out", Reducers: 3, MaxAttempts: 2})
 	if err != nil {
