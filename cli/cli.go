@@ -39,7 +39,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 func runApp(ctx context.Context, args []string, stdout, stderr io.Writer, reexec bool) int {
 	app := newApp(stdout, stderr)
-	app.Metadata = map[string]any{metaReexec: reexec}
+	app.Metadata = map[string]any{metaReexec: reexec, metaLocalNote: false}
 	err := app.RunContext(ctx, permuteArgs(app, args))
 	if err == nil {
 		return 0

@@ -72,3 +72,19 @@ func TestKeygenVersion(t *testing.T) {
 		t.Fatalf("version: %d %q", code, stdout.String())
 	}
 }
+
+// TestCountersChecksumHex: CHECKSUM prints in hex, as teravalidate reads
+// it, negative counters included; other counters in decimal.
+func TestCountersChecksumHex(t *testing.T) {
+	var b bytes.Buffer
+	printCounters(&b, map[string]int64{"CHECKSUM": -2, "ROWS": 12})
+	got := map[string]string{}
+	for _, line := range strings.Split(b.String(), "\n") {
+		if f := strings.Fields(line); len(f) == 2 {
+			got[f[0]] = f[1]
+		}
+	}
+	if got["CHECKSUM"] != "fffffffffffffffe" || got["ROWS"] != "12" {
+		t.Fatalf("counters:\n%s", b.String())
+	}
+}

@@ -52,6 +52,11 @@ func waitMembers(ctx context.Context, cl *peer.Client, want int, timeout time.Du
 	defer cancel()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	var (
+		lastAlive int
+		answered  bool
+		lastErr   error
+	)
 	for {
 		ms, err := cl.Members(ctx)
 		alive := 0
@@ -64,15 +69,20 @@ func waitMembers(ctx context.Context, cl *peer.Client, want int, timeout time.Du
 			return ms, nil
 		}
 		var apiErr *peer.APIError
-		if errors.As(err, &apiErr) || want == 0 {
+		if errors.As(err, &apiErr) || (want == 0 && err != nil) {
 			return nil, err // the agent answered no: waiting will not help
+		}
+		if err == nil {
+			lastAlive, answered = alive, true
+		} else if ctx.Err() == nil {
+			lastErr = err
 		}
 		select {
 		case <-ctx.Done():
-			if err != nil {
-				return nil, err
+			if !answered && lastErr != nil {
+				return nil, fmt.Errorf("waited %s for %d alive members, but no agent answered: %w", timeout, want, lastErr)
 			}
-			return nil, fmt.Errorf("%d of %d members alive after %s", alive, want, timeout)
+			return nil, fmt.Errorf("waited %s for %d alive members: only %d of %d are alive (as %s sees them)", timeout, want, lastAlive, want, cl.Addr())
 		case <-tick.C:
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -273,10 +274,20 @@ func printCounters(w io.Writer, cs job.Counters) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	for _, k := range append(names, extra...) {
 		if v, ok := cs[k]; ok || slices.Contains(counterOrder, k) {
-			fmt.Fprintf(tw, "  %s\t%d\t\n", k, v)
+			fmt.Fprintf(tw, "  %s\t%s\t\n", k, counterText(k, v))
 		}
 	}
 	tw.Flush()
+}
+
+// counterText is how a counter prints: a checksum (teragen's CHECKSUM) in
+// hex of its 64 bits, the notation teravalidate's checksum parameter and
+// Hadoop use; every other counter in decimal.
+func counterText(name string, v int64) string {
+	if strings.HasSuffix(name, "CHECKSUM") {
+		return strconv.FormatUint(uint64(v), 16)
+	}
+	return strconv.FormatInt(v, 10)
 }
 
 // runLocal runs a job with the sequential runner on local files.

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -160,10 +161,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 func (c *Client) roundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		if req.Context().Err() != nil {
-			return nil, req.Context().Err()
+		if cerr := req.Context().Err(); cerr != nil {
+			return nil, c.contextError(cerr)
 		}
-		return nil, fmt.Errorf("%w at %s: %v (is `shoal agent` running there? set --addr or SHOAL_ADDR)", ErrUnreachable, c.base, rootCause(err))
+		return nil, fmt.Errorf("%w at %s: %s (is `shoal agent` running there? set --addr or SHOAL_ADDR)", ErrUnreachable, c.base, describeTransport(err))
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
@@ -175,6 +176,52 @@ func (c *Client) roundTrip(req *http.Request) (*http.Response, error) {
 		return nil, &APIError{Status: resp.StatusCode, Message: e.Error, Missing: e.Missing}
 	}
 	return resp, nil
+}
+
+// ctxError is a context's end in Shoal's words; errors.Is still finds
+// context.DeadlineExceeded or context.Canceled.
+type ctxError struct {
+	msg string
+	err error
+}
+
+func (e *ctxError) Error() string { return e.msg }
+func (e *ctxError) Unwrap() error { return e.err }
+
+func (c *Client) contextError(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &ctxError{msg: fmt.Sprintf("the agent at %s did not answer in time", c.base), err: err}
+	}
+	return &ctxError{msg: "interrupted", err: err}
+}
+
+// describeTransport says what went wrong with a connection in words a
+// user reads, not Go's ("EOF", "connection reset by peer", "i/o timeout").
+func describeTransport(err error) string {
+	var uerr x509.UnknownAuthorityError
+	var herr x509.HostnameError
+	var nerr net.Error
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "the connection closed before a whole answer came (is it a Shoal agent? one with TLS needs https://)"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "the connection was cut (the agent or the network reset it)"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "nothing listens there (connection refused)"
+	case errors.Is(err, syscall.EPIPE):
+		return "the connection was closed while sending"
+	case errors.As(err, &uerr):
+		return "its TLS certificate is signed by an authority this client does not trust (pass --ca-cert)"
+	case errors.As(err, &herr):
+		return "its TLS certificate is not for this address: " + herr.Error()
+	case errors.As(err, &nerr) && nerr.Timeout():
+		return "no answer in time"
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return "it speaks plain HTTP: use http://"
+	case strings.Contains(err.Error(), "malformed HTTP response"):
+		return "it does not speak HTTP (an agent with TLS needs https://)"
+	}
+	return rootCause(err).Error()
 }
 
 // rootCause strips url.Error and net.OpError wrapping down to the syscall

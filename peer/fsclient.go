@@ -118,7 +118,10 @@ func (c *Client) send(req *http.Request, out any) error {
 	}
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("agent at %s sent a bad answer: %w", c.base, err)
+		if cerr := req.Context().Err(); cerr != nil {
+			return c.contextError(cerr)
+		}
+		return fmt.Errorf("the agent at %s sent a bad or cut answer: %s", c.base, describeTransport(err))
 	}
 	return nil
 }

@@ -373,14 +373,46 @@ func teraValidateSpec() job.Spec {
 	}
 }
 
-func buildTeraValidate(params map[string]string) (*job.Job, error) {
-	var want *uint64
-	if s := params["checksum"]; s != "" {
-		c, err := strconv.ParseUint(strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X"), 16, 64)
-		if err != nil {
-			return nil, fmt.Errorf("param checksum: %q is not a 64-bit hex number", s)
+// wantSum is teravalidate's checksum parameter: hex, as teragen's CHECKSUM
+// counter prints and as Hadoop writes checksums. A parameter of decimal
+// digits only may also be a decimal number someone copied from a raw
+// counter (the JSON API shows counters as signed 64-bit numbers); dec holds
+// that reading, which is accepted with a note in the report.
+type wantSum struct {
+	hex uint64
+	dec *uint64
+	raw string
+}
+
+func parseWantSum(s string) (wantSum, error) {
+	w := wantSum{raw: s}
+	h, herr := strconv.ParseUint(strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X"), 16, 64)
+	w.hex = h
+	if !strings.HasPrefix(s, "0x") && !strings.HasPrefix(s, "0X") {
+		if d, err := strconv.ParseUint(s, 10, 64); err == nil {
+			w.dec = &d
+		} else if d, err := strconv.ParseInt(s, 10, 64); err == nil {
+			u := uint64(d) // a negative counter: its 64 bits
+			w.dec = &u
 		}
-		want = &c
+	}
+	if herr != nil && w.dec == nil {
+		return wantSum{}, fmt.Errorf("param checksum: %q is not a 64-bit hex number (teragen's CHECKSUM counter, as `shoal job run` prints it)", s)
+	}
+	if herr != nil { // decimal only (a negative number)
+		w.hex = *w.dec
+	}
+	return w, nil
+}
+
+func buildTeraValidate(params map[string]string) (*job.Job, error) {
+	var want *wantSum
+	if s := params["checksum"]; s != "" {
+		w, err := parseWantSum(s)
+		if err != nil {
+			return nil, err
+		}
+		want = &w
 	}
 	return &job.Job{
 		Input:           job.TextInput,
@@ -473,7 +505,7 @@ const teraValidateMaxErrors = 20
 // if there is one, including a checksum other than the one wanted. It is a
 // CounterSource of CHECKSUM and ROWS.
 type teraValidateReducer struct {
-	want     *uint64
+	want     *wantSum
 	records  uint64
 	sum      uint64
 	last     []byte // the last key of the last split with records
@@ -519,14 +551,27 @@ func (r *teraValidateReducer) split(task, summary string) error {
 }
 
 func (r *teraValidateReducer) Close(out job.Emitter) error {
-	if r.want != nil && r.sum != *r.want {
-		r.problems = append(r.problems, fmt.Sprintf("checksum %x, want %x: the records are not those expected", r.sum, *r.want))
+	var note string
+	if w := r.want; w != nil && r.sum != w.hex {
+		switch {
+		case w.dec != nil && r.sum == *w.dec:
+			note = fmt.Sprintf("the checksum parameter %s matches read as decimal; checksums are hex: %x", w.raw, r.sum)
+		case w.dec != nil:
+			r.problems = append(r.problems, fmt.Sprintf("checksum %x, want %x (or %x, if %s was meant as decimal): the records are not those expected", r.sum, w.hex, *w.dec, w.raw))
+		default:
+			r.problems = append(r.problems, fmt.Sprintf("checksum %x, want %x: the records are not those expected", r.sum, w.hex))
+		}
 	}
 	if err := out.Emit([]byte("records"), strconv.AppendUint(nil, r.records, 10)); err != nil {
 		return err
 	}
 	if err := out.Emit([]byte("checksum"), strconv.AppendUint(nil, r.sum, 16)); err != nil {
 		return err
+	}
+	if note != "" {
+		if err := out.Emit([]byte("note"), []byte(note)); err != nil {
+			return err
+		}
 	}
 	for _, p := range r.problems[:min(len(r.problems), teraValidateMaxErrors)] {
 		if err := out.Emit([]byte("error"), []byte(p)); err != nil {

@@ -476,6 +476,21 @@ func TestTeraValidate(t *testing.T) {
 			t.Errorf("%s: counters %v; teragen's checksum %d", name, c, gc.Get(CounterChecksum))
 		}
 	}
+	// The checksum as a decimal number (the JSON API's signed counter, or
+	// its unsigned value): accepted, with a note in hex.
+	for _, dec := range []string{fmt.Sprint(sum), fmt.Sprint(int64(sum))} {
+		out, _ := mustRunPrepared(t, "teravalidate", map[string]string{"checksum": dec}, ps, 0)
+		note := fmt.Sprintf("note\tthe checksum parameter %s matches read as decimal; checksums are hex: %x\n", dec, sum)
+		if out["part-r-00000"] != want+note {
+			t.Errorf("decimal checksum %s: report %q, want %q", dec, out["part-r-00000"], want+note)
+		}
+	}
+	// A wrong decimal-looking checksum: both readings shown in hex.
+	wrongDec := fmt.Sprint(sum + 1)
+	if _, _, err := runPrepared(t, "teravalidate", map[string]string{"checksum": wrongDec}, ps, 1); err == nil ||
+		!strings.Contains(err.Error(), fmt.Sprintf("checksum %x, want ", sum)) || !strings.Contains(err.Error(), fmt.Sprintf("(or %x, if %s was meant as decimal)", sum+1, wrongDec)) {
+		t.Errorf("wrong decimal checksum: %v", err)
+	}
 	// Empty splits are fine, wherever they are.
 	withEmpty := slices.Concat([]file{{"/e0", ""}}, ps[:2], []file{{"/e1", ""}}, ps[2:], []file{{"/e2", ""}})
 	if out, _ := mustRunPrepared(t, "teravalidate", nil, withEmpty, 1); out["part-r-00000"] != want {
@@ -572,8 +587,7 @@ func TestTeraHotPathsDoNotAllocate(t *testing.T) {
 }
 
 func TestTeraValidateReport(t *testing.T) {
-	want := uint64(0x99)
-	r := &teraValidateReducer{want: &want}
+	r := &teraValidateReducer{want: &wantSum{hex: 0x99, raw: "99"}}
 	summaries := map[string][]string{
 		"m-000000": {"61616161616161616161\t62626262626262626262\t2\t10\t"},
 		"m-000001": {"\t\t0\t0\t"},
