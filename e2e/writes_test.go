@@ -138,7 +138,9 @@ func TestPutSurvivesNodeLoss(t *testing.T) {
 			t.Fatalf("%s counts %d substituted writes: the kill hit no write", client, n)
 		}
 		readBack(pick(victim), "/a.txt")
+		start := time.Now()
 		clustertest.Eventually(t, 60*time.Second, func() error { return e.healthy(st[client][1], "/a.txt", 3) })
+		t.Logf("every block at R = 3 on the survivors %s after the read back", time.Since(start).Round(time.Millisecond))
 		restart()
 	})
 
