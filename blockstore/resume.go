@@ -171,48 +171,48 @@ func (fs *FS) Commit(ctx context.Context, req CommitRequest) (FileInfo, error) {
 	if err := fs.checkCreate(p, req.Overwrite); err != nil {
 		return FileInfo{}, err
 	}
-	if missing, err := fs.unheld(ctx, req.Blocks); err != nil {
-		return FileInfo{}, fmt.Errorf("put %s: %w", p, err)
-	} else if len(missing) > 0 {
+	if missing := fs.unheld(ctx, req.Blocks); len(missing) > 0 {
 		return FileInfo{}, &MissingBlocksError{Path: p, Indexes: missing}
 	}
 	return fs.commit(ctx, p, req.Blocks, size, req.BlockSize, repl, req.Overwrite)
 }
 
 // unheld returns the indexes of the blocks no alive member stores with
-// the right length.
-func (fs *FS) unheld(ctx context.Context, refs []BlockRef) ([]int, error) {
+// the right length. A member that does not answer counts as holding
+// nothing: it is most likely dead, and sending a block again only costs
+// its bytes.
+func (fs *FS) unheld(ctx context.Context, refs []BlockRef) []int {
 	ids := make([]ID, len(refs))
 	for i, b := range refs {
 		ids[i] = b.ID
 	}
-	members := fs.cfg.Ring().Members()
 	held := make([]bool, len(refs))
 	var (
-		mu       sync.Mutex
-		wg       sync.WaitGroup
-		answered int
+		mu sync.Mutex
+		wg sync.WaitGroup
 	)
-	for _, node := range members {
+	for _, node := range fs.cfg.Ring().Members() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sizes := make([]int64, len(ids))
-			var err error
 			if node == fs.cfg.Self {
 				for i, id := range ids {
-					if sizes[i], err = fs.cfg.Store.Size(id); err != nil {
-						sizes[i] = -1
+					n, err := fs.cfg.Store.Size(id)
+					if err != nil {
+						n = -1
 					}
+					sizes[i] = n
 				}
-				err = nil
-			} else if sizes, err = fs.cfg.Client.SizesMany(ctx, node, ids); err != nil {
-				fs.log.Warn("commit: member did not say which blocks it holds", "member", node, "err", err)
-				return
+			} else {
+				var err error
+				if sizes, err = fs.cfg.Client.SizesMany(ctx, node, ids); err != nil {
+					fs.log.Warn("commit: member did not say which blocks it holds; counting them as missing", "member", node, "err", err)
+					return
+				}
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			answered++
 			for i, n := range sizes {
 				if n == refs[i].Size {
 					held[i] = true
@@ -227,10 +227,7 @@ func (fs *FS) unheld(ctx context.Context, refs []BlockRef) ([]int, error) {
 			missing = append(missing, i)
 		}
 	}
-	if len(missing) > 0 && answered < len(members) {
-		return nil, fmt.Errorf("%d blocks not found and %d of %d members did not answer; try again", len(missing), len(members)-answered, len(members))
-	}
-	return missing, nil
+	return missing
 }
 
 // WriteToFrom streams the file's bytes from offset to w, as WriteTo does

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"shoal.dev/shoal/blockstore"
 	"shoal.dev/shoal/clustertest"
 	"shoal.dev/shoal/peer"
 )
@@ -107,6 +108,41 @@ func TestResumablePutAndReadFailOver(t *testing.T) {
 	}
 	if got := append(head, rest...); !bytes.Equal(got, data) {
 		t.Fatalf("read back %d bytes, differ from the %d put", len(got), len(data))
+	}
+
+	// R = 1 and a node holding some of the blocks dies after they were
+	// acknowledged: the commit names them, the put sends them again.
+	data1 := corpus(12, 3<<20) // blocks not stored already
+	blocks := 0
+	for off := int64(0); off < int64(len(data1)); blocks++ {
+		n, err := blockstore.NextBlockLen(bytes.NewReader(data1), off, int64(len(data1)), 64<<10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		off += n
+	}
+	var acks atomic.Int64
+	info, err = peer.PutLocal(ctx, []*peer.Client{clients[3]}, "/r1", bytes.NewReader(data1), int64(len(data1)),
+		peer.PutOptions{BlockSize: 64 << 10, Replication: 1}, func(int64) {
+			if acks.Add(1) == int64(blocks) {
+				c.Kill(0)
+			}
+		}, nil)
+	if err != nil {
+		t.Fatalf("put whose blocks died before the commit: %v", err)
+	}
+	if acks.Load() <= int64(blocks) {
+		t.Fatalf("%d acknowledgements for %d blocks: nothing was sent again", acks.Load(), blocks)
+	}
+	var back bytes.Buffer
+	rr, err := peer.OpenFile(ctx, []*peer.Client{clients[3]}, "/r1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(&back, rr)
+	rr.Close()
+	if !bytes.Equal(back.Bytes(), data1) {
+		t.Fatal("/r1 read back differs")
 	}
 
 	// Every agent gone: a clear error, nothing stored.
