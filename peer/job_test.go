@@ -30,7 +30,7 @@ func corpus(seed uint64, n int64) []byte {
 	return b.Bytes()
 }
 
-func put(t *testing.T, n *peer.Node, path string, data []byte, blockSize int64) {
+func put(t testing.TB, n *peer.Node, path string, data []byte, blockSize int64) {
 	t.Helper()
 	if _, err := n.FS().Create(context.Background(), path, bytes.NewReader(data), blockstore.CreateOptions{BlockSize: blockSize}); err != nil {
 		t.Fatalf("put %s: %v", path, err)
@@ -38,7 +38,7 @@ func put(t *testing.T, n *peer.Node, path string, data []byte, blockSize int64) 
 }
 
 // readParts concatenates a job's output parts in order.
-func readParts(t *testing.T, n *peer.Node, dir string) ([]byte, []string) {
+func readParts(t testing.TB, n *peer.Node, dir string) ([]byte, []string) {
 	t.Helper()
 	entries, err := n.FS().List(dir)
 	if err != nil {
@@ -59,7 +59,7 @@ func readParts(t *testing.T, n *peer.Node, dir string) ([]byte, []string) {
 }
 
 // sequential runs the same job in one process over the same inputs.
-func sequential(t *testing.T, name string, params map[string]string, inputs map[string][]byte, order []string, reducers int) []byte {
+func sequential(t testing.TB, name string, params map[string]string, inputs map[string][]byte, order []string, reducers int) []byte {
 	t.Helper()
 	reg := job.NewRegistry()
 	builtin.Register(reg)
@@ -94,7 +94,7 @@ type nopWriteCloser struct{ io.Writer }
 
 func (nopWriteCloser) Close() error { return nil }
 
-func waitJob(t *testing.T, n *peer.Node, id string, timeout time.Duration) scheduler.Status {
+func waitJob(t testing.TB, n *peer.Node, id string, timeout time.Duration) scheduler.Status {
 	t.Helper()
 	var st scheduler.Status
 	clustertest.Eventually(t, timeout, func() error {

@@ -26,7 +26,7 @@ func runJob(t *testing.T, n *peer.Node, req scheduler.SubmitRequest) scheduler.S
 	return waitJob(t, n, rec.ID, 90*time.Second)
 }
 
-func waitFiles(t *testing.T, n *peer.Node, dir string, count int) {
+func waitFiles(t testing.TB, n *peer.Node, dir string, count int) {
 	t.Helper()
 	clustertest.Eventually(t, 10*time.Second, func() error {
 		if es, _ := n.FS().List(dir); len(es) != count {
