@@ -128,9 +128,6 @@ type Config struct {
 	JobHistory int
 	// JobHistoryAge, if positive, also forgets jobs that ended longer ago.
 	JobHistoryAge time.Duration
-	// TombstoneTTL is how long the metadata remembers a deletion.
-	// Default: the gossip package's (24h). Tests and benchmarks shorten it.
-	TombstoneTTL time.Duration
 	// Logger receives the node's logs. Default slog.Default().
 	Logger *slog.Logger
 	// TaskUser, if set, is the user (name or numeric ID) that the

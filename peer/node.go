@@ -170,9 +170,6 @@ func New(cfg Config) (_ *Node, err error) {
 	gcfg.PeersFile = filepath.Join(cfg.DataDir, "peers.json")
 	gcfg.ReconnectInterval = cfg.ReconnectInterval
 	gcfg.ReconnectTimeout = cfg.ReconnectTimeout
-	if cfg.TombstoneTTL > 0 {
-		gcfg.TombstoneTTL = cfg.TombstoneTTL
-	}
 	gcfg.Logger = n.log
 	gcfg.MaxClockDrift = cfg.MaxClockDrift
 	gcfg.TombstoneTTL = cfg.TombstoneTTL
