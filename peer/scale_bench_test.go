@@ -73,7 +73,7 @@ func BenchmarkManyFiles(b *testing.B) {
 	c := clustertest.Start(b, 3, clustertest.Options{})
 	t0 := time.Now()
 	inputs, order := putManyParallel(b, c, "/many", n)
-	b.Logf("put %d files in %v", n, time.Since(t0).Round(time.Millisecond))
+	report(b, "put %d files in %v", n, time.Since(t0).Round(time.Millisecond))
 	want := sequential(b, "wordcount", nil, inputs, order, 3)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -94,7 +94,7 @@ func BenchmarkManyFiles(b *testing.B) {
 			b.Fatalf("distributed output (%d bytes) differs from sequential (%d bytes)", len(got), len(want))
 		}
 		recs, size := settledMeta(b, c, rec.ID)
-		b.Logf("%d files, %d splits: job took %v; spec block %d bytes; after it ended: %d records, %d bytes of metadata per node",
+		report(b, "%d files, %d splits: job took %v; spec block %d bytes; after it ended: %d records, %d bytes of metadata per node",
 			n, rec.NumSplits, took.Round(time.Millisecond), rec.SpecBytes, recs, size)
 		b.ReportMetric(float64(size), "meta-bytes/job")
 		b.StartTimer()
@@ -237,7 +237,7 @@ func BenchmarkGeneratorSplits(b *testing.B) {
 			b.Fatalf("distributed output (%d bytes) differs from sequential (%d bytes)", len(got), len(want))
 		}
 		recs, size := settledMeta(b, c, rec.ID)
-		b.Logf("%d splits: job took %v; largest tasks record seen while it ran: %d bytes; after it ended: %d records, %d bytes of metadata per node; counters %d launched maps, %d map input records",
+		report(b, "%d splits: job took %v; largest tasks record seen while it ran: %d bytes; after it ended: %d records, %d bytes of metadata per node; counters %d launched maps, %d map input records",
 			n, took.Round(time.Millisecond), peak, recs, size, st.Counters[job.TOTAL_LAUNCHED_MAPS], st.Counters[job.MAP_INPUT_RECORDS])
 		b.ReportMetric(float64(size), "meta-bytes/job")
 		b.ReportMetric(float64(peak), "max-tasks-record-bytes")
@@ -321,13 +321,13 @@ func BenchmarkSoak(b *testing.B) {
 					live++
 					bytes += len(r.Key) + len(r.Value)
 				}
-				b.Logf("after %5d jobs: node1 meta.db %7d KiB; %5d live records, %8d bytes; %d job records",
+				report(b, "after %5d jobs: node1 meta.db %7d KiB; %5d live records, %8d bytes; %d job records",
 					i+1, fi.Size()>>10, live, bytes, len(c.Node(0).Records().Scan("job/")))
 			}
 			b.StartTimer()
 		}
 		first, last := median(times[:window]), median(times[len(times)-window:])
-		b.Logf("%d jobs: median end-to-end of the first %d %v, of the last %d %v: ratio %.2f",
+		report(b, "%d jobs: median end-to-end of the first %d %v, of the last %d %v: ratio %.2f",
 			jobs, window, first.Round(time.Millisecond), window, last.Round(time.Millisecond), float64(last)/float64(first))
 		b.ReportMetric(float64(last)/float64(first), "last/first")
 	}
@@ -343,7 +343,7 @@ func BenchmarkSoak(b *testing.B) {
 		}
 		return nil
 	})
-	b.Logf("a new node joined in %v and held every job record %v after it started", joined.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
+	report(b, "a new node joined in %v and held every job record %v after it started", joined.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
 	// The new node answers for the history.
 	if l := nd.Scheduler().List(); len(l) == 0 || !strings.HasPrefix(l[0].ID, "job-") {
 		b.Fatalf("the new node lists %d jobs", len(l))
@@ -354,4 +354,10 @@ func median(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// report prints a benchmark's figures in full (the testing package cuts a
+// benchmark's log after a few lines).
+func report(b *testing.B, format string, args ...any) {
+	fmt.Printf("%s: %s\n", b.Name(), fmt.Sprintf(format, args...))
 }
