@@ -175,6 +175,11 @@ func (n *Node) memberlistConfig() *memberlist.Config {
 	mc.GossipInterval = c.GossipInterval
 	mc.PushPullInterval = c.PushPullInterval
 	mc.GossipToTheDeadTime = c.PushPullInterval
+	// A node that died and comes back under its name from another address
+	// (a restart on a new port) takes its name back at once: without this,
+	// memberlist refuses the new address as a conflict until it forgets the
+	// dead node (GossipToTheDeadTime, 30 s on a LAN).
+	mc.DeadNodeReclaimTime = time.Nanosecond
 	mc.TCPTimeout = c.TCPTimeout
 	mc.Logger = newMemberlistLogger(n.log)
 	mc.Delegate = n.del
