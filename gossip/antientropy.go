@@ -130,7 +130,9 @@ type syncConn struct {
 }
 
 func newSyncConn(rw io.ReadWriter) *syncConn {
-	return &syncConn{r: bufio.NewReaderSize(rw, 64<<10), w: bufio.NewWriterSize(rw, 64<<10)}
+	// Small buffers: an idle round is two tiny frames, and larger frames
+	// bypass them.
+	return &syncConn{r: bufio.NewReaderSize(rw, 4<<10), w: bufio.NewWriterSize(rw, 4<<10)}
 }
 
 func (c *syncConn) send(m *syncMsg) error {
@@ -285,14 +287,14 @@ func (s *Store) syncServe(c *syncConn, horizon time.Time) (SyncResult, error) {
 		return res, fmt.Errorf("%w: version %d, want %d", errSyncProtocol, hello.Version, syncProtoVersion)
 	}
 	res.PeerHorizon = horizonTime(hello.Horizon)
-	d := s.Digest()
-	if hello.Root == d.Root {
+	if hello.Root == s.Root() {
 		res.Equal = true
 		if err := c.send(&syncMsg{Kind: syncDigest, Equal: true, Horizon: horizonMs(horizon)}); err != nil {
 			return res, err
 		}
 		return res, c.flush()
 	}
+	d := s.Digest()
 	buf := make([]byte, 8*DigestBuckets)
 	for i, h := range d.Buckets {
 		binary.BigEndian.PutUint64(buf[8*i:], h)

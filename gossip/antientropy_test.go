@@ -183,3 +183,70 @@ func TestSyncRejectsBadFrames(t *testing.T) {
 		t.Fatal("bad frames changed the store")
 	}
 }
+
+// BenchmarkIdleAntiEntropy measures a round between two stores that hold
+// the same records, at 1,000 and at 100,000 records, and prints the ratio
+// of the two: the cost of an idle round must not grow with the store. The
+// bytes of a round are deterministic and must be equal at both sizes; the
+// time ratio is printed (run with -count to take medians).
+func BenchmarkIdleAntiEntropy(b *testing.B) {
+	sizes := []int{1000, 100000}
+	perRound := map[int]time.Duration{}
+	bytesPerRound := map[int]int64{}
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("records=%d", n), func(b *testing.B) {
+			clock := newFakeClock()
+			x := newTestPeer(b, "x", "", clock, time.Hour)
+			y := newTestPeer(b, "y", "", clock, time.Hour)
+			fill(b, x.store, "file/", n, 100)
+			if _, err := y.store.Merge(x.store.snapshot()); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			var moved int64
+			for range b.N {
+				ra, _, err := syncPair(x.store, y.store, time.Time{}, time.Time{})
+				if err != nil || !ra.Equal {
+					b.Fatalf("idle round: %+v %v", ra, err)
+				}
+				moved = ra.BytesSent + ra.BytesReceived
+			}
+			b.ReportMetric(float64(moved), "bytes/round")
+			perRound[n] = b.Elapsed() / time.Duration(b.N)
+			bytesPerRound[n] = moved
+		})
+	}
+	small, large := perRound[sizes[0]], perRound[sizes[1]]
+	if small > 0 && large > 0 {
+		ratio := float64(large) / float64(small)
+		// Printed, not logged: the ratio is the benchmark's result.
+		fmt.Printf("idle anti-entropy round: %v at %d records, %v at %d records: ratio %.2f (bytes/round %d vs %d)\n",
+			small, sizes[0], large, sizes[1], ratio, bytesPerRound[sizes[0]], bytesPerRound[sizes[1]])
+		if bytesPerRound[sizes[0]] != bytesPerRound[sizes[1]] {
+			b.Errorf("an idle round moves %d bytes at %d records but %d at %d", bytesPerRound[sizes[0]], sizes[0], bytesPerRound[sizes[1]], sizes[1])
+		}
+	}
+}
+
+// TestJoinLargeStore: a new node joins a member whose store is larger than
+// memberlist's push/pull limit (20 MB) and gets all of it by anti-entropy.
+func TestJoinLargeStore(t *testing.T) {
+	nodes := startCluster(t, 1, nil)
+	const n, size = 400, MaxValueLen - 1 // 400 × 64 KiB ≈ 26 MB
+	fill(t, nodes[0].Records(), "job/", n, size)
+	var total int
+	for _, r := range nodes[0].Records().Scan("") {
+		total += len(r.Value)
+	}
+	if total <= 20<<20 {
+		t.Fatalf("store of %d bytes is not above memberlist's 20 MB limit", total)
+	}
+	start := time.Now()
+	joiner := startNode(t, testConfig(t, "joiner"))
+	joinOK(t, joiner, nodes[0].Addr())
+	eventually(t, 60*time.Second, func() bool { return joiner.Records().Len() == n && joiner.Synced() },
+		"the joiner holds %d of %d records", joiner.Records().Len(), n)
+	sameRecords(t, nodes[0].Records(), joiner.Records())
+	t.Logf("joined and synced %d MB in %v; %d bytes moved", total>>20, time.Since(start).Round(time.Millisecond), joiner.SyncStats().Bytes)
+}

@@ -270,3 +270,37 @@ func TestAwayLongerThanTombstoneTTL(t *testing.T) {
 		}
 	}
 }
+
+// TestNewNodeJoinsLargeMetadata: a new node (empty data dir) joins a
+// cluster whose metadata is larger than memberlist's 20 MB push/pull limit
+// and gets all of it over the data plane.
+func TestNewNodeJoinsLargeMetadata(t *testing.T) {
+	c := clustertest.Start(t, 3, clustertest.Options{})
+	c.Kill(2)
+	if err := os.RemoveAll(c.Config(2).DataDir); err != nil {
+		t.Fatal(err)
+	}
+	const n = 400
+	val := []byte(strings.Repeat("v", 64<<10-1))
+	for i := range n {
+		if _, err := c.Node(0).Records().Put(fmt.Sprintf("test/big/%04d", i), val); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if total := n * len(val); total <= 20<<20 {
+		t.Fatalf("%d bytes of metadata is not above 20 MB", total)
+	}
+	start := time.Now()
+	n3 := c.Restart(2)
+	clustertest.Eventually(t, 60*time.Second, func() error {
+		if got := len(n3.Records().Scan("test/big/")); got != n {
+			return fmt.Errorf("the new node holds %d of %d records", got, n)
+		}
+		if !n3.Synced() {
+			return fmt.Errorf("the new node is not in sync")
+		}
+		return nil
+	})
+	t.Logf("a new node took %d MB of metadata in %v (%d anti-entropy bytes)",
+		n*len(val)>>20, time.Since(start).Round(time.Millisecond), n3.AntiEntropyStats().Bytes)
+}
