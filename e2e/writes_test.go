@@ -86,7 +86,8 @@ func (e *fsEnv) killAfterWrites(st map[string][2]string, writer, victim string, 
 // kills -9 one node at a random moment: a replica target (the put
 // succeeds, reads back identical, every block is back at R within 60 s),
 // the node the client talks to (the put of a local file goes on through
-// another member), and that node again with the data on stdin (the put
+// another member), the node a get reads through (it goes on from the byte
+// it reached), and the put's node again with the data on stdin (the put
 // fails, says why, and leaves nothing).
 func TestPutSurvivesNodeLoss(t *testing.T) {
 	if testing.Short() {
@@ -161,6 +162,39 @@ func TestPutSurvivesNodeLoss(t *testing.T) {
 		other := pick(client)
 		readBack(other, "/b.txt")
 		clustertest.Eventually(t, 60*time.Second, func() error { return e.healthy(st[other][1], "/b.txt", 3) })
+		restart()
+	})
+
+	t.Run("client's agent dies during get", func(t *testing.T) {
+		client := pick("")
+		k := int64(20+rng.IntN(200)) << 20
+		t.Logf("get /a.txt through %s, kill -9 it after %d MB", client, k>>20)
+		out := filepath.Join(e.dir, "got.txt")
+		cmd, stderr := e.startCLI(st[client][1], nil, "fs", "get", "/a.txt", out)
+		// get writes a temp file beside out and renames it at the end.
+		clustertest.Eventually(t, 120*time.Second, func() error {
+			tmps, _ := filepath.Glob(filepath.Join(e.dir, ".got.txt.shoal-*"))
+			for _, p := range tmps {
+				if fi, err := os.Stat(p); err == nil && fi.Size() >= k {
+					return nil
+				}
+			}
+			return fmt.Errorf("fewer than %d bytes read", k)
+		})
+		var pid int
+		fmt.Sscan(st[client][0], &pid)
+		syscall.Kill(pid, syscall.SIGKILL)
+		if code := exitCode(cmd); code != 0 {
+			t.Fatalf("get exited %d: %s", code, stderr)
+		}
+		if !strings.Contains(stderr.String(), "stopped answering at byte") {
+			t.Fatalf("the get did not say it went on through another member: %q", stderr)
+		}
+		t.Logf("get said: %s", strings.TrimSpace(stderr.String()))
+		if got := fileSumTB(t, out); got != want {
+			t.Fatal("/a.txt read on through another member differs")
+		}
+		os.Remove(out)
 		restart()
 	})
 
