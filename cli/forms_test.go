@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -212,5 +213,29 @@ func TestVersionForms(t *testing.T) {
 		if code := run(context.Background(), f, &stdout, &stderr); code != 0 || !strings.HasPrefix(stdout.String(), "shoal ") {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q", f, code, stdout.String(), stderr.String())
 		}
+	}
+}
+
+// TestCACertForm: an https agent is reached with --ca-cert (global or per
+// command, or SHOAL_CA_CERT), and refused in words without it.
+func TestCACertForm(t *testing.T) {
+	rec := &recorder{}
+	srv := httptest.NewTLSServer(rec)
+	defer srv.Close()
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644)
+	t.Setenv("SHOAL_CLUSTER_DIR", t.TempDir())
+	for _, args := range [][]string{
+		{"shoal", "--ca-cert", caFile, "--addr", srv.URL, "members"},
+		{"shoal", "members", "--addr", srv.URL, "--ca-cert", caFile},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
+			t.Fatalf("%q: exit %d, %s", args, code, stderr.String())
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"shoal", "members", "--addr", srv.URL}, &stdout, &stderr); code == 0 || !strings.Contains(stderr.String(), "--ca-cert") {
+		t.Fatalf("no CA: exit %d, %q", code, stderr.String())
 	}
 }
