@@ -2,7 +2,6 @@ package blockstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -194,11 +193,4 @@ func (fs *FS) suspect(node string) bool {
 		return false
 	}
 	return ok
-}
-
-// IsBlockWriteError reports whether err says that no member could store a
-// block (as opposed to the writer's own input failing).
-func IsBlockWriteError(err error) bool {
-	var e *BlockWriteError
-	return errors.As(err, &e)
 }
