@@ -124,9 +124,21 @@ func (fs *FS) Create(ctx context.Context, p string, r io.Reader, opts CreateOpti
 	}
 	repl := min(opts.Replication, rg.Len())
 
+	refs, size, err := fs.storeStream(ctx, p, 0, r, opts.BlockSize, repl)
+	if err != nil {
+		return FileInfo{}, fmt.Errorf("put %s: %w", p, err)
+	}
+	return fs.commit(ctx, p, refs, size, opts.BlockSize, repl, opts.Overwrite)
+}
+
+// storeStream cuts r into blocks of at most blockSize bytes (the Splitter's
+// rule) and stores each on repl members through the write pipeline, several
+// at once. The blocks are numbered from first in logs and errors about the
+// file p. It returns them in order, and their total size.
+func (fs *FS) storeStream(ctx context.Context, p string, first int, r io.Reader, blockSize int64, repl int) ([]BlockRef, int64, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	sp := NewSplitter(fs.cfg.Store, r, opts.BlockSize)
+	sp := NewSplitter(fs.cfg.Store, r, blockSize)
 	defer sp.Close()
 
 	var (
@@ -144,7 +156,7 @@ func (fs *FS) Create(ctx context.Context, p string, r io.Reader, opts CreateOpti
 			cancel(err)
 			break
 		}
-		index := len(refs)
+		index := first + len(refs)
 		refs = append(refs, BlockRef{ID: c.ID, Size: c.Size})
 		size += c.Size
 		select {
@@ -169,10 +181,9 @@ func (fs *FS) Create(ctx context.Context, p string, r io.Reader, opts CreateOpti
 	}
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil {
-		return FileInfo{}, fmt.Errorf("put %s: %w", p, err)
+		return nil, 0, err
 	}
-
-	return fs.commit(ctx, p, refs, size, opts.BlockSize, repl, opts.Overwrite)
+	return refs, size, nil
 }
 
 // commit writes the manifest of a file whose blocks are stored, then its
@@ -213,7 +224,7 @@ func (fs *FS) checkCreate(p string, overwrite bool) error {
 	if _, err := fs.Stat(p); err == nil && !overwrite {
 		return fmt.Errorf("%w: %s (use --force to replace it)", ErrExists, p)
 	}
-	if len(fs.cfg.Records.Scan(fileKey(p+"/"))) > 0 {
+	if len(fs.cfg.Records.Scan(fileKey(p+"/"))) > 0 || fs.isMarkedDir(p) {
 		return fmt.Errorf("%w: %s", ErrIsDir, p)
 	}
 	for dir := path.Dir(p); dir != "/"; dir = path.Dir(dir) {
@@ -232,7 +243,7 @@ func (fs *FS) Stat(p string) (FileInfo, error) {
 	}
 	rec, ok := fs.cfg.Records.Get(fileKey(p))
 	if !ok {
-		if len(fs.cfg.Records.Scan(fileKey(p+"/"))) > 0 {
+		if len(fs.cfg.Records.Scan(fileKey(p+"/"))) > 0 || fs.isMarkedDir(p) {
 			return FileInfo{}, fmt.Errorf("%w: %s", ErrIsDir, p)
 		}
 		return FileInfo{}, fmt.Errorf("%w: %s", ErrNoFile, p)
@@ -291,6 +302,17 @@ func (fs *FS) List(dir string) ([]Entry, error) {
 			e.Size += f.Size
 		}
 	}
+	for _, m := range fs.markersBelow(dir) {
+		if m == dir {
+			found = true
+			continue
+		}
+		name, _ := childOf(dir, m)
+		found = true
+		if byName[name] == nil {
+			byName[name] = &Entry{Name: name, Path: strings.TrimSuffix(dir, "/") + "/" + name, Dir: true}
+		}
+	}
 	if !found && dir != "/" {
 		return nil, fmt.Errorf("%w: %s", ErrNoFile, dir)
 	}
@@ -340,10 +362,21 @@ func (fs *FS) Remove(p string, recursive bool) ([]string, error) {
 	} else if !errors.Is(err, ErrIsDir) && !(recursive && p == "/") {
 		return nil, err
 	}
+	markers := fs.markersBelow(p)
 	if !recursive {
+		// An empty directory goes without -r, as in HDFS.
+		if len(markers) == 1 && markers[0] == p && len(fs.cfg.Records.Scan(fileKey(p+"/"))) == 0 {
+			return []string{p}, fs.cfg.Records.Delete(dirKey(p))
+		}
 		return nil, fmt.Errorf("%w: %s (use -r to remove it and everything below)", ErrIsDir, p)
 	}
 	var removed []string
+	for _, m := range markers {
+		if err := fs.cfg.Records.Delete(dirKey(m)); err != nil {
+			return removed, err
+		}
+		removed = append(removed, m)
+	}
 	for _, f := range fs.Files() {
 		if _, ok := childOf(p, f.Path); ok {
 			if err := fs.cfg.Records.Delete(fileKey(f.Path)); err != nil {
