@@ -34,9 +34,9 @@ func (fs *FS) isMarkedDir(p string) bool {
 	return len(fs.cfg.Records.Scan(dirKey(strings.TrimSuffix(p, "/")+"/"))) > 0
 }
 
-// markersBelow returns the paths of the markers at p and below it (every
+// DirMarkersBelow returns the paths of the dir markers at p and below it (every
 // marker for the root).
-func (fs *FS) markersBelow(p string) []string {
+func (fs *FS) DirMarkersBelow(p string) []string {
 	var out []string
 	if _, ok := fs.cfg.Records.Get(dirKey(p)); ok && p != "/" {
 		out = append(out, p)

@@ -302,7 +302,7 @@ func (fs *FS) List(dir string) ([]Entry, error) {
 			e.Size += f.Size
 		}
 	}
-	for _, m := range fs.markersBelow(dir) {
+	for _, m := range fs.DirMarkersBelow(dir) {
 		if m == dir {
 			found = true
 			continue
@@ -362,7 +362,7 @@ func (fs *FS) Remove(p string, recursive bool) ([]string, error) {
 	} else if !errors.Is(err, ErrIsDir) && !(recursive && p == "/") {
 		return nil, err
 	}
-	markers := fs.markersBelow(p)
+	markers := fs.DirMarkersBelow(p)
 	if !recursive {
 		// An empty directory goes without -r, as in HDFS.
 		if len(markers) == 1 && markers[0] == p && len(fs.cfg.Records.Scan(fileKey(p+"/"))) == 0 {

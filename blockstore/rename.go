@@ -60,7 +60,7 @@ func (fs *FS) Rename(src, dst string) (string, error) {
 			}
 		}
 	}
-	for _, m := range fs.markersBelow(src) {
+	for _, m := range fs.DirMarkersBelow(src) {
 		rec, ok := fs.cfg.Records.Get(dirKey(m))
 		if !ok {
 			continue

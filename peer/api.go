@@ -56,6 +56,7 @@ func (n *Node) apiHandler() http.Handler {
 	mux.Handle("POST /v1/p2p/ping", n.auth(n.handlePing))
 	mux.HandleFunc("GET /metrics", n.handleMetrics)
 	n.fsRoutes(mux)
+	n.webhdfsRoutes(mux)
 	n.jobRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
