@@ -208,7 +208,9 @@ func TestWebHDFSOps(t *testing.T) {
 
 	// LISTSTATUS of a directory (sorted names), of a file (itself), of nothing.
 	suffixes := func(a hdfsAnswer) []string {
-		var ls struct{ FileStatuses struct{ FileStatus []peer.FileStatus } }
+		var ls struct {
+			FileStatuses struct{ FileStatus []peer.FileStatus }
+		}
 		if err := json.Unmarshal(a.body, &ls); err != nil {
 			t.Fatalf("LISTSTATUS: %s", a.body)
 		}
