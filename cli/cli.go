@@ -83,6 +83,7 @@ func newApp(stdout, stderr io.Writer) *ucli.App {
 			streamingCommand(),
 			genCommand(),
 			keygenCommand(),
+			tokenCommand(),
 			versionCommand(),
 		},
 		ExitErrHandler: func(*ucli.Context, error) {}, // we print and exit in Run

@@ -33,6 +33,7 @@ var sampleArgs = map[string][]string{
 	"fs ls":        {"/"},
 	"fs rm":        {"/x"},
 	"fs stat":      {"/x"},
+	"fs mv":        {"/x", "/y"},
 	"job run":      {"wordcount", "--input", "/in", "--output", "/out"},
 	"job status":   {"j1"},
 	"job wait":     {"j1"},
@@ -42,6 +43,7 @@ var sampleArgs = map[string][]string{
 	"streaming":    {"-input", "/in", "-output", "/out", "-mapper", "cat"},
 	"gen text":     nil, // local
 	"keygen":       nil, // local
+	"token":        nil, // local: TestTokenEveryForm
 	"version":      nil, // local
 	"help":         nil,
 }

@@ -69,6 +69,7 @@ func fsCommand() *ucli.Command {
 				Flags:     append(clientFlags(), &ucli.BoolFlag{Name: "r", Aliases: []string{"R", "recursive"}, Usage: "remove directories recursively"}),
 				Action:    fsRm,
 			},
+			fsMvCommand(),
 			{
 				Name:      "stat",
 				Usage:     "show a file's blocks: ID, length, the nodes holding it and its ring owners",
