@@ -306,6 +306,17 @@ func TestBadInput(t *testing.T) {
 	}
 	defer busyUDP.Close()
 
+	// Data dirs whose meta.db is empty or garbled: the agent refuses them
+	// without --recover-meta.
+	emptyMeta, garbledMeta := filepath.Join(t.TempDir(), "empty"), filepath.Join(t.TempDir(), "garbled")
+	for dir, data := range map[string]string{emptyMeta: "", garbledMeta: strings.Repeat("not a bbolt file ", 1000)} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "meta.db"), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	agent := func(extra ...string) []string {
 		return append([]string{"agent", "--bind", "127.0.0.1:0", "--http", "127.0.0.1:0",
 			"--data-dir", filepath.Join(t.TempDir(), "d"), "--secret-file", secretFile}, extra...)
@@ -328,6 +339,10 @@ func TestBadInput(t *testing.T) {
 		{"zero reconnect interval", agent("--reconnect-interval", "0s"), "--reconnect-interval"},
 		{"negative reconnect timeout", agent("--reconnect-timeout", "-1h"), "--reconnect-timeout"},
 		{"bad clock drift", agent("--max-clock-drift", "-1s"), "--max-clock-drift"},
+		{"short tombstone TTL", agent("--tombstone-ttl", "10ms"), "--tombstone-ttl"},
+		{"tiny anti-entropy interval", agent("--anti-entropy-interval", "1ms"), "--anti-entropy-interval"},
+		{"empty meta.db", agent("--data-dir", emptyMeta), "is empty (0 bytes)"},
+		{"garbled meta.db", agent("--data-dir", garbledMeta), "--recover-meta"},
 		{"public bind without secret", []string{"agent", "--bind", "0.0.0.0:0", "--http", "127.0.0.1:0", "--data-dir", t.TempDir()}, "without a cluster secret"},
 		{"bad --addr", []string{"members", "--addr", "::bad::"}, "bad agent address"},
 		{"unreachable --addr", []string{"members", "--addr", "http://127.0.0.1:1"}, "cannot reach the agent"},

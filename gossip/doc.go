@@ -6,8 +6,14 @@
 // carries a replicated key/value [Store]: every node holds the whole record
 // set, writes are ordered by a hybrid logical clock ([Version]) and resolved
 // last-writer-wins, deletions are tombstones that expire after a TTL. Records
-// spread by memberlist broadcasts, converge by push/pull and are persisted in
-// bbolt, so a whole-cluster restart loses nothing.
+// spread by memberlist broadcasts, converge by anti-entropy rounds that
+// compare a digest of hash buckets and move only the differing buckets'
+// records (over a stream the caller provides: [Config.SyncDial],
+// [Node.ServeSync]; memberlist's push/pull carries no records), and are
+// persisted in bbolt, so a whole-cluster restart loses nothing. Remote
+// records from a clock too far ahead are refused ([Config.MaxClockDrift]); a
+// node away longer than the tombstone TTL re-syncs under the tombstone rule
+// (see antientropy.go) instead of bringing deleted records back.
 //
 // The package is a leaf: it imports nothing of Shoal's.
 package gossip
