@@ -157,7 +157,7 @@ func (fs *FS) writeBlock(ctx context.Context, b blockWrite, src io.ReaderAt) (in
 	}
 	if len(done) == 0 {
 		fs.Writes.Failed.Add(1)
-		return 0, &BlockWriteError{ID: b.id, Index: b.index, Failed: failed}
+		return 0, &BlockWriteError{ID: b.id, Index: b.index, Failed: slices.Sorted(slices.Values(failed))}
 	}
 	fs.Writes.Blocks.Add(1)
 	if len(done) < b.want {
