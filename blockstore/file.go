@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"shoal.dev/shoal/gossip"
 )
 
 // Errors about files.
@@ -81,6 +83,9 @@ type FileInfo struct {
 	Replication int    `msgpack:"r" json:"replication"`
 	Blocks      int    `msgpack:"n" json:"blocks"`
 	Manifest    ID     `msgpack:"m" json:"manifest"`
+	// Prev is the version of the record this write replaced, zero for a
+	// new file: it tells an overwrite from a conflict (conflict.go).
+	Prev gossip.Version `msgpack:"pv,omitempty" json:"-"`
 }
 
 // MTime is the file's modification time.

@@ -205,6 +205,7 @@ func (fs *FS) commit(ctx context.Context, p string, refs []BlockRef, size, block
 		Replication: repl,
 		Blocks:      len(refs),
 		Manifest:    mid,
+		Prev:        fs.prevVersion(p),
 	}
 	rec, err := encodeFileInfo(info)
 	if err != nil {

@@ -34,6 +34,7 @@ var sampleArgs = map[string][]string{
 	"fs rm":        {"/x"},
 	"fs stat":      {"/x"},
 	"fs mv":        {"/x", "/y"},
+	"fs conflicts": {},
 	"job run":      {"wordcount", "--input", "/in", "--output", "/out"},
 	"job status":   {"j1"},
 	"job wait":     {"j1"},

@@ -77,6 +77,7 @@ func fsCommand() *ucli.Command {
 				Flags:     clientFlags(),
 				Action:    fsStat,
 			},
+			fsConflictsCommand(),
 		},
 	}
 }

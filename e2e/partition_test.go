@@ -120,6 +120,14 @@ func testPartition(t *testing.T, hosts int, sideA, sideB []int) {
 		}
 		return nil
 	})
+	// The same path created on both sides, side B's last: the later
+	// write is the one everyone reads after the heal.
+	same := "/both/same.txt"
+	localA, localB := filepath.Join(scratch, "same-a"), filepath.Join(scratch, "same-b")
+	os.WriteFile(localA, genText(1, 100_000), 0o600)
+	os.WriteFile(localB, genText(2, 150_000), 0o600)
+	c.mustCLI(sideA[0], "fs", "put", localA, same)
+	c.mustCLI(sideB[0], "fs", "put", localB, same)
 	wg.Wait()
 	c.lab.Heal()
 	healedAt := time.Now()
@@ -167,8 +175,10 @@ func testPartition(t *testing.T, hosts int, sideA, sideB []int) {
 		}
 	}
 
+	conflictCopy := checkConflict(t, c, same, localB, localA, sideA)
+
 	// Every block of every file is back at R, on its owners.
-	files := []string{"/in/corpus.txt"}
+	files := []string{"/in/corpus.txt", same, conflictCopy}
 	for _, p := range acked {
 		files = append(files, p.path)
 	}
@@ -232,4 +242,44 @@ func checkJobAfterHeal(t *testing.T, c *nsCluster, id, want string) {
 			t.Errorf("%s: ls /out/wc:\n%s", c.lab.Host(i).Name(), ls)
 		}
 	}
+}
+
+// checkConflict checks the documented outcome of one path created on both
+// sides: every node reads the later write (winnerLocal), and every node
+// lists the conflict, whose copy holds the other write (loserLocal); a
+// node of the losing side logged it.
+func checkConflict(t *testing.T, c *nsCluster, p, winnerLocal, loserLocal string, loserSide []int) string {
+	t.Helper()
+	winner, _ := os.ReadFile(winnerLocal)
+	loser, _ := os.ReadFile(loserLocal)
+	var copyPath string
+	for i := range c.lab.Hosts() {
+		name := c.lab.Host(i).Name()
+		clustertest.Eventually(t, time.Minute, func() error {
+			if got := c.mustCLI(i, "fs", "cat", p); got != string(winner) {
+				return fmt.Errorf("%s reads %d bytes at %s, want the later write's %d", name, len(got), p, len(winner))
+			}
+			out := c.mustCLI(i, "fs", "conflicts")
+			for _, line := range strings.Split(out, "\n") {
+				f := strings.Fields(line)
+				if len(f) >= 6 && f[0] == p {
+					copyPath = f[5] // PATH WRITER, SIZE, DATE TIME COPY …
+					return nil
+				}
+			}
+			return fmt.Errorf("%s lists no conflict for %s:\n%s", name, p, out)
+		})
+		if got := c.mustCLI(i, "fs", "cat", copyPath); got != string(loser) {
+			t.Errorf("%s: the conflict copy %s holds %d bytes, want the earlier write's %d", name, copyPath, len(got), len(loser))
+		}
+	}
+	logged := false
+	for _, i := range loserSide {
+		logged = logged || c.logHas(i, "the same file was written on both sides of a network partition")
+	}
+	if !logged {
+		t.Errorf("no node of the losing side logged the conflict on %s", p)
+	}
+	t.Logf("%s: the later write is read everywhere; the other is kept as %s", p, copyPath)
+	return copyPath
 }

@@ -100,6 +100,15 @@ func TestRestartFindsClusterThroughPersistedMembers(t *testing.T) {
 			return nil
 		})
 	}
+	// No path was written on both sides of a split here: fs conflicts
+	// says so (the partition test covers a conflict).
+	env := []string{"SHOAL_SECRET_FILE=" + lc.secretFile()}
+	if r := shoal(t, env, "fs", "conflicts", "--addr", url); r.code != 0 || r.stdout != "no conflicts\n" {
+		t.Fatalf("fs conflicts: exit %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	if r := shoal(t, env, "fs", "conflicts", "--addr", url, "extra"); r.code != 2 || !strings.Contains(r.stderr, "usage: shoal fs conflicts") {
+		t.Fatalf("fs conflicts extra: exit %d %s", r.code, r.stderr)
+	}
 	b, _ := os.ReadFile(logPath)
 	if !strings.Contains(string(b), "none of the --join addresses answered; trying the members this node knew before it stopped") {
 		t.Fatalf("node3's log does not say it fell back to its known members:\n%s", b)

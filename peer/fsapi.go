@@ -37,6 +37,7 @@ func (n *Node) fsRoutes(mux *http.ServeMux) {
 	mux.Handle("PUT /v1/fs/block", n.auth(n.handlePutBlock))
 	mux.Handle("POST /v1/fs/commit", n.auth(n.handleCommit))
 	mux.Handle("POST /v1/fs/rename", n.auth(n.handleRename))
+	mux.Handle("GET /v1/fs/conflicts", n.auth(n.handleConflicts))
 }
 
 // fileRecordPrefix is the record key prefix covering path and everything

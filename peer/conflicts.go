@@ -1,0 +1,33 @@
+package peer
+
+import (
+	"context"
+	"net/http"
+
+	"shoal.dev/shoal/blockstore"
+)
+
+// watchConflicts runs the file system's conflict detector until ctx ends:
+// the same path written on both sides of a partition leaves the losing
+// write as a conflict copy and a conflict record (blockstore/conflict.go).
+func (n *Node) watchConflicts(ctx context.Context) {
+	changes, cancel := n.gossip.Records().Watch(blockstore.FileKeyPrefix)
+	defer cancel()
+	n.fs.WatchConflicts(ctx, changes)
+}
+
+// handleConflicts answers GET /v1/fs/conflicts: every conflict record.
+func (n *Node) handleConflicts(w http.ResponseWriter, r *http.Request) {
+	cs := n.fs.Conflicts()
+	if cs == nil {
+		cs = []blockstore.Conflict{}
+	}
+	writeJSON(w, http.StatusOK, cs)
+}
+
+// Conflicts lists the writes that lost to another write of the same path
+// made on the other side of a partition, with where each is kept.
+func (c *Client) Conflicts(ctx context.Context) ([]blockstore.Conflict, error) {
+	var cs []blockstore.Conflict
+	return cs, c.do(ctx, "GET", "/v1/fs/conflicts", nil, &cs)
+}
