@@ -106,7 +106,7 @@ func TestRestartFindsClusterThroughPersistedMembers(t *testing.T) {
 	if r := shoal(t, env, "fs", "conflicts", "--addr", url); r.code != 0 || r.stdout != "no conflicts\n" {
 		t.Fatalf("fs conflicts: exit %d %q %s", r.code, r.stdout, r.stderr)
 	}
-	if r := shoal(t, env, "fs", "conflicts", "--addr", url, "extra"); r.code != 2 || !strings.Contains(r.stderr, "usage: shoal fs conflicts") {
+	if r := shoal(t, env, "fs", "conflicts", "--addr", url, "extra"); r.code != 2 || !strings.Contains(r.stderr, "usage:") || !strings.Contains(r.stderr, "fs conflicts") {
 		t.Fatalf("fs conflicts extra: exit %d %s", r.code, r.stderr)
 	}
 	b, _ := os.ReadFile(logPath)
