@@ -77,7 +77,7 @@ func (fs *FS) Rename(src, dst string) (string, error) {
 
 func (fs *FS) moveFile(f FileInfo, dst string) error {
 	src := f.Path
-	f.Path = dst
+	f.Path, f.Prev = dst, fs.prevVersion(dst)
 	rec, err := encodeFileInfo(f)
 	if err != nil {
 		return err
