@@ -61,6 +61,7 @@ func jobCommand() *ucli.Command {
 					&ucli.StringSliceFlag{Name: "param", Aliases: []string{"p"}, Usage: "job parameter K=V (repeatable)"},
 					&ucli.IntFlag{Name: "max-attempts", Value: scheduler.DefaultMaxAttempts, Usage: "attempts per task before the job fails"},
 					&ucli.IntFlag{Name: "replication", Usage: "replication of the output files (default 3, capped at the cluster size)"},
+					&ucli.DurationFlag{Name: "task-timeout", Value: scheduler.DefaultTaskTimeout, Usage: "fail and retry a task attempt that makes no progress for this long (0: never)"},
 					&ucli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "print the job ID and return at once"},
 					&ucli.BoolFlag{Name: "local", Usage: "run in this process on local files, sequentially (no cluster)"},
 				),
@@ -173,6 +174,7 @@ func jobRun(c *ucli.Context) error {
 	st, err := cl.Submit(c.Context, scheduler.SubmitRequest{
 		Name: c.Args().First(), Params: params, Inputs: inputs, Output: c.String("output"),
 		Reducers: c.Int("reducers"), MaxAttempts: c.Int("max-attempts"), Replication: c.Int("replication"),
+		TaskTimeout: c.Duration("task-timeout").String(),
 	})
 	if err != nil {
 		return err

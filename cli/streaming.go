@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -31,6 +33,8 @@ func streamingCommand() *ucli.Command {
 			&ucli.StringSliceFlag{Name: "cmdenv", Usage: "K=V set in the commands' environment (repeatable)"},
 			&ucli.StringFlag{Name: "partitioner", Usage: "partitioner: hash (default)"},
 			&ucli.IntFlag{Name: "max-attempts", Value: scheduler.DefaultMaxAttempts, Usage: "attempts per task before the job fails"},
+			&ucli.StringSliceFlag{Name: "D", Usage: "job property NAME=VALUE (repeatable); only mapreduce.task.timeout=MS (0: never) is known"},
+			&ucli.DurationFlag{Name: "task-timeout", Value: scheduler.DefaultTaskTimeout, Usage: "fail and retry a task attempt that makes no progress for this long (0: never)"},
 			&ucli.BoolFlag{Name: "detach", Usage: "print the job ID and return at once"},
 		),
 		Action: runStreaming,
@@ -50,6 +54,17 @@ func runStreaming(c *ucli.Context) error {
 		return usageError{errors.New("-mapper is required")}
 	case c.IsSet("numReduceTasks") && c.Int("numReduceTasks") < 1 && c.String("reducer") != "NONE":
 		return usageError{fmt.Errorf("-numReduceTasks must be at least 1, got %d", c.Int("numReduceTasks"))}
+	}
+	timeout := c.Duration("task-timeout")
+	for _, kv := range c.StringSlice("D") {
+		d, err := streamingProperty(kv)
+		if err != nil {
+			return usageError{err}
+		}
+		if c.IsSet("task-timeout") && d != timeout {
+			return usageError{fmt.Errorf("-D %s and --task-timeout %s disagree", kv, timeout)}
+		}
+		timeout = d
 	}
 	for _, kv := range c.StringSlice("cmdenv") {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
@@ -83,6 +98,7 @@ func runStreaming(c *ucli.Context) error {
 	st, err := cl.Submit(c.Context, scheduler.SubmitRequest{
 		Name: "streaming", Params: params, Inputs: c.StringSlice("input"), Output: c.String("output"),
 		Reducers: c.Int("numReduceTasks"), MaxAttempts: c.Int("max-attempts"),
+		TaskTimeout: timeout.String(),
 	})
 	if err != nil {
 		return err
@@ -93,6 +109,24 @@ func runStreaming(c *ucli.Context) error {
 	}
 	fmt.Fprintf(c.App.ErrWriter, "submitted %s: %d maps, %d reduces, output %s\n", st.ID, st.Maps, st.Reducers, st.Output)
 	return waitJob(c, cl, st.ID)
+}
+
+// streamingProperty parses one -D NAME=VALUE of Hadoop Streaming. Shoal
+// knows only mapreduce.task.timeout (milliseconds, 0 for none); any other
+// name is an error rather than silently ignored.
+func streamingProperty(kv string) (time.Duration, error) {
+	name, v, ok := strings.Cut(kv, "=")
+	if !ok || name == "" {
+		return 0, fmt.Errorf("-D %q: want NAME=VALUE", kv)
+	}
+	if name != "mapreduce.task.timeout" {
+		return 0, fmt.Errorf("-D %s: unknown property; Shoal knows only mapreduce.task.timeout", name)
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ms < 0 || ms > int64(scheduler.MaxTaskTimeout/time.Millisecond) {
+		return 0, fmt.Errorf("-D mapreduce.task.timeout=%s: want milliseconds, 0 (never) to %d", v, scheduler.MaxTaskTimeout/time.Millisecond)
+	}
+	return time.Duration(ms) * time.Millisecond, nil
 }
 
 // shipFile stores a local file in the cluster under a name derived from its

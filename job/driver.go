@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
+	"time"
 )
 
 // The task driver: the one place that calls user code. RunSequential and
@@ -43,6 +45,109 @@ type Task struct {
 	// returns when the task has ended (the scheduler publishes a
 	// StatusSource's status line meanwhile). Neither may block for long.
 	Watch func(user any) (stop func())
+	// Timeout, if positive, fails the task with a *TimeoutError (inside a
+	// *UserError) when it makes no progress for that long: no record read,
+	// no pair emitted, and no change of a ProgressSource's count. The
+	// task's context is cancelled, so an Aborter is aborted (a streaming
+	// child killed with its process group); a Mapper or Reducer that is
+	// no Aborter and never returns from Map or Reduce is not interrupted.
+	// Zero disables the check.
+	Timeout time.Duration
+}
+
+// ProgressSource is implemented by a Mapper or Reducer that shows it is
+// alive other than by records (Hadoop Streaming's reporter lines on
+// stderr). Progress returns a count that grows with each sign of life; the
+// task timeout calls it from another goroutine.
+type ProgressSource interface {
+	Progress() int64
+}
+
+// TimeoutError is a task attempt that made no progress for After.
+type TimeoutError struct {
+	After time.Duration
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("timed out after %s without progress (no record read or written, no status or counter line)", e.After)
+}
+
+// watchdogPeriod bounds how often the task timeout checks progress: a
+// tenth of the timeout, between 10 ms and 1 s.
+func watchdogPeriod(timeout time.Duration) time.Duration {
+	return min(max(timeout/10, 10*time.Millisecond), time.Second)
+}
+
+// watchdog cancels the context it returns with a *TimeoutError as cause
+// when progress (the driver's count plus a ProgressSource's) stays the same
+// for timeout. user may be set later, once built. stop ends the watch.
+type watchdog struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	n      atomic.Int64 // records read and pairs emitted
+	user   atomic.Pointer[ProgressSource]
+	done   chan struct{}
+	quit   chan struct{}
+}
+
+func startWatchdog(parent context.Context, timeout time.Duration) *watchdog {
+	w := &watchdog{done: make(chan struct{}), quit: make(chan struct{})}
+	w.ctx, w.cancel = context.WithCancelCause(parent)
+	if timeout <= 0 {
+		close(w.done)
+		return w
+	}
+	go func() {
+		defer close(w.done)
+		t := time.NewTicker(watchdogPeriod(timeout))
+		defer t.Stop()
+		last, since := w.progress(), time.Now()
+		for {
+			select {
+			case <-w.quit:
+				return
+			case <-w.ctx.Done():
+				return
+			case now := <-t.C:
+				if p := w.progress(); p != last {
+					last, since = p, now
+				} else if now.Sub(since) >= timeout {
+					w.cancel(&TimeoutError{After: timeout})
+					return
+				}
+			}
+		}
+	}()
+	return w
+}
+
+func (w *watchdog) progress() int64 {
+	n := w.n.Load()
+	if u := w.user.Load(); u != nil {
+		n += (*u).Progress()
+	}
+	return n
+}
+
+func (w *watchdog) watch(user any) {
+	if ps, ok := user.(ProgressSource); ok {
+		w.user.Store(&ps)
+	}
+}
+
+// stop ends the watch and returns the task's error: a *UserError holding
+// the *TimeoutError if the task timed out (whatever err the timeout made
+// it end with), else err.
+func (w *watchdog) stop(err error) error {
+	close(w.quit)
+	<-w.done
+	var te *TimeoutError
+	timedOut := errors.As(context.Cause(w.ctx), &te)
+	w.cancel(nil)
+	if timedOut && err != nil {
+		return &UserError{Err: te}
+	}
+	return err
 }
 
 // ctxCheckEvery is how many records or groups a task handles between
@@ -70,6 +175,14 @@ func RunMapTask(ctx context.Context, t Task, in RecordSource, out Emitter) (Coun
 	if err := ctx.Err(); err != nil {
 		return c, err
 	}
+	wd := startWatchdog(ctx, t.Timeout)
+	ctx = wd.ctx
+	c, err := runMapTask(ctx, t, in, out, wd)
+	return c, wd.stop(err)
+}
+
+func runMapTask(ctx context.Context, t Task, in RecordSource, out Emitter, wd *watchdog) (Counters, error) {
+	c := Counters{MAP_INPUT_RECORDS: 0, MAP_OUTPUT_RECORDS: 0, MAP_OUTPUT_BYTES: 0}
 	var m Mapper
 	if err := CallSafely(func() (err error) { m, err = t.Job.NewMapper(t.Info); return err }); err != nil {
 		return c, userErrorf("new mapper: %w", err)
@@ -77,8 +190,9 @@ func RunMapTask(ctx context.Context, t Task, in RecordSource, out Emitter) (Coun
 	if m == nil {
 		return c, &UserError{Err: errors.New("new mapper: returned no mapper")}
 	}
+	wd.watch(m)
 	end := watchTask(ctx, t, m, c)
-	em := &countingEmitter{out: out}
+	em := &countingEmitter{out: out, progress: &wd.n}
 	var inRecs int64
 	var userErr error // the last error Map or Close returned
 	inUser := false   // a panic now is user code's
@@ -86,6 +200,7 @@ func RunMapTask(ctx context.Context, t Task, in RecordSource, out Emitter) (Coun
 	// user code's if it happened inside Map.
 	err := CallSafely(func() error {
 		return in(func(k, v []byte) error {
+			wd.n.Add(1)
 			if inRecs++; inRecs%ctxCheckEvery == 0 {
 				if err := ctx.Err(); err != nil {
 					return err
@@ -134,6 +249,14 @@ func RunReduceTask(ctx context.Context, t Task, groups GroupSource, out Emitter)
 	if t.Job.NewReducer == nil {
 		return c, errors.New("a map-only job has no reduce tasks")
 	}
+	wd := startWatchdog(ctx, t.Timeout)
+	ctx = wd.ctx
+	c, err := runReduceTask(ctx, t, groups, out, wd)
+	return c, wd.stop(err)
+}
+
+func runReduceTask(ctx context.Context, t Task, groups GroupSource, out Emitter, wd *watchdog) (Counters, error) {
+	c := Counters{REDUCE_INPUT_GROUPS: 0, REDUCE_OUTPUT_RECORDS: 0}
 	var r Reducer
 	if err := CallSafely(func() (err error) { r, err = t.Job.NewReducer(t.Info); return err }); err != nil {
 		return c, userErrorf("new reducer: %w", err)
@@ -141,13 +264,15 @@ func RunReduceTask(ctx context.Context, t Task, groups GroupSource, out Emitter)
 	if r == nil {
 		return c, &UserError{Err: errors.New("new reducer: returned no reducer")}
 	}
+	wd.watch(r)
 	end := watchTask(ctx, t, r, c)
-	em := &countingEmitter{out: out}
+	em := &countingEmitter{out: out, progress: &wd.n}
 	var nGroups int64
 	var userErr error
 	inUser := false
 	err := CallSafely(func() error {
 		return groups(func(key []byte, values Values) error {
+			wd.n.Add(1)
 			if nGroups++; nGroups%ctxCheckEvery == 0 {
 				if err := ctx.Err(); err != nil {
 					return err
@@ -223,13 +348,17 @@ func classify(err, userErr, outErr error) error {
 
 // countingEmitter counts what it passes to out and keeps out's first error.
 type countingEmitter struct {
-	out     Emitter
-	records int64
-	bytes   int64
-	err     error
+	out      Emitter
+	records  int64
+	bytes    int64
+	err      error
+	progress *atomic.Int64 // if set, counts the pairs too, for the task timeout
 }
 
 func (e *countingEmitter) Emit(key, value []byte) error {
+	if e.progress != nil {
+		e.progress.Add(1)
+	}
 	e.records++
 	e.bytes += int64(len(key) + len(value))
 	err := e.out.Emit(key, value)

@@ -78,6 +78,9 @@ type JobRecord struct {
 	NumSplits    int           `msgpack:"ns" json:"splits"`
 	InputFiles   int           `msgpack:"nf" json:"input_files"`
 	InputBytes   int64         `msgpack:"nb" json:"input_bytes"`
+	// TaskTimeout, in nanoseconds, fails a task attempt that makes no
+	// progress for that long (job.Task.Timeout); 0 disables it.
+	TaskTimeout int64 `msgpack:"tt,omitempty" json:"task_timeout_ns"`
 
 	// Params and Inputs come from the spec block once a node has loaded
 	// it; they are never part of the record.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +30,41 @@ type SubmitRequest struct {
 	MaxAttempts int `json:"max_attempts"`
 	// Replication of the output files: 0 takes the file system default.
 	Replication int `json:"replication"`
+	// TaskTimeout fails a task attempt that makes no progress for this
+	// long, a Go duration such as "10m" or "90s": "" takes
+	// DefaultTaskTimeout, "0" disables it; otherwise it is between
+	// MinTaskTimeout and MaxTaskTimeout.
+	TaskTimeout string `json:"task_timeout,omitempty"`
+}
+
+// Task timeout bounds (SubmitRequest.TaskTimeout).
+const (
+	// DefaultTaskTimeout is Hadoop's mapreduce.task.timeout default.
+	DefaultTaskTimeout = 10 * time.Minute
+	MinTaskTimeout     = time.Second
+	MaxTaskTimeout     = 7 * 24 * time.Hour
+)
+
+// ParseTaskTimeout checks a SubmitRequest.TaskTimeout and returns the
+// timeout it means (0: none).
+func ParseTaskTimeout(s string) (time.Duration, error) {
+	if s == "" {
+		return DefaultTaskTimeout, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		if n, aerr := strconv.ParseInt(s, 10, 64); aerr == nil && n == 0 {
+			return 0, nil
+		}
+		return 0, badRequest("task timeout %q: want a duration such as 10m or 90s, or 0 for none", s)
+	}
+	switch {
+	case d == 0:
+		return 0, nil
+	case d < MinTaskTimeout || d > MaxTaskTimeout:
+		return 0, badRequest("task timeout %s: want 0 (none) or between %s and %s", d, MinTaskTimeout, MaxTaskTimeout)
+	}
+	return d, nil
 }
 
 func badRequest(format string, args ...any) error {
@@ -42,6 +78,10 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 		return JobRecord{}, badRequest("reducers, max attempts and replication must not be negative")
 	}
 	if err := checkParams(req.Params); err != nil {
+		return JobRecord{}, err
+	}
+	timeout, err := ParseTaskTimeout(req.TaskTimeout)
+	if err != nil {
 		return JobRecord{}, err
 	}
 	if err := checkShape(req.Reducers, 0, req.MaxAttempts, ""); err != nil {
@@ -114,6 +154,7 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 		SubmittedBy:  s.cfg.Self,
 		SubmittedAt:  time.Now().UnixNano(),
 		InputFiles:   len(inputs),
+		TaskTimeout:  int64(timeout),
 		Params:       params,
 		Inputs:       inputs,
 	}

@@ -80,7 +80,7 @@ func (s *Scheduler) runMap(ctx context.Context, rec *JobRecord, j *job.Job, sp s
 		return MapRecord{}, fmt.Errorf("map task %s: %w", info.TaskID, err)
 	}
 	defer cleanup()
-	task := job.Task{Job: j, Info: info, Watch: func(user any) func() { return s.publishStatus(ctx, rec.ID, info.TaskID, user) }}
+	task := job.Task{Job: j, Info: info, Timeout: time.Duration(rec.TaskTimeout), Watch: func(user any) func() { return s.publishStatus(ctx, rec.ID, info.TaskID, user) }}
 	in := job.GeneratorInput(sp.index)
 	name := "map task " + info.TaskID
 	local := false
@@ -281,7 +281,7 @@ func (s *Scheduler) runReduce(ctx context.Context, rec *JobRecord, j *job.Job, p
 		return err
 	}
 	out := s.createOutput(ctx, rec, j.Output, partName(part))
-	task := job.Task{Job: j, Info: info, Watch: func(user any) func() { return s.publishStatus(ctx, rec.ID, info.TaskID, user) }}
+	task := job.Task{Job: j, Info: info, Timeout: time.Duration(rec.TaskTimeout), Watch: func(user any) func() { return s.publishStatus(ctx, rec.ID, info.TaskID, user) }}
 	c, err := job.RunReduceTask(ctx, task, groups, job.EmitterFunc(out.emit))
 	if err != nil {
 		out.abort(err)

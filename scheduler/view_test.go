@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -92,6 +93,19 @@ func TestNames(t *testing.T) {
 	for _, bad := range []string{"", "job-../x", "JOB-1", "job-1/2", "x-1", "job-" + strings.Repeat("9", 80)} {
 		if validJobID(bad) {
 			t.Errorf("validJobID(%q) = true", bad)
+		}
+	}
+}
+
+func TestParseTaskTimeout(t *testing.T) {
+	for in, want := range map[string]time.Duration{"": DefaultTaskTimeout, "0": 0, "0s": 0, "90s": 90 * time.Second, "1s": time.Second, "168h": MaxTaskTimeout} {
+		if got, err := ParseTaskTimeout(in); err != nil || got != want {
+			t.Errorf("ParseTaskTimeout(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"soon", "-3s", "999ms", "169h", "10"} {
+		if _, err := ParseTaskTimeout(in); !errors.Is(err, ErrBadRequest) {
+			t.Errorf("ParseTaskTimeout(%q): %v, want a bad request", in, err)
 		}
 	}
 }

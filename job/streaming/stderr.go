@@ -30,6 +30,7 @@ type taskState struct {
 	mu       sync.Mutex
 	counters job.Counters
 	status   string
+	progress int64 // reporter lines seen, for the task timeout
 }
 
 func newTaskState() *taskState {
@@ -40,13 +41,23 @@ func newTaskState() *taskState {
 func (s *taskState) add(name string, n int64) {
 	s.mu.Lock()
 	s.counters.Add(name, n)
+	s.progress++
 	s.mu.Unlock()
 }
 
 func (s *taskState) setStatus(msg string) {
 	s.mu.Lock()
 	s.status = msg
+	s.progress++
 	s.mu.Unlock()
+}
+
+// Progress counts the reporter lines (counter or status) the task's
+// children wrote: each one resets the task timeout, as in Hadoop.
+func (s *taskState) Progress() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.progress
 }
 
 // Counters returns a copy of the counters.

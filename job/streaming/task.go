@@ -217,6 +217,11 @@ func (t *task) Counters() job.Counters { return t.state.Counters() }
 // goroutine.
 func (t *task) Status() string { return t.state.Status() }
 
+// Progress counts the reporter:counter and reporter:status lines the
+// task's children wrote; it makes tasks job.ProgressSources, so such a
+// line resets the task timeout. It is safe to call from any goroutine.
+func (t *task) Progress() int64 { return t.state.Progress() }
+
 // mapper is a streaming map task: its Map calls feed one child.
 type mapper struct {
 	*task
@@ -229,11 +234,12 @@ type mapper struct {
 }
 
 var (
-	_ job.Mapper        = (*mapper)(nil)
-	_ job.Closer        = (*mapper)(nil)
-	_ job.Aborter       = (*mapper)(nil)
-	_ job.CounterSource = (*mapper)(nil)
-	_ job.StatusSource  = (*mapper)(nil)
+	_ job.Mapper         = (*mapper)(nil)
+	_ job.Closer         = (*mapper)(nil)
+	_ job.Aborter        = (*mapper)(nil)
+	_ job.CounterSource  = (*mapper)(nil)
+	_ job.StatusSource   = (*mapper)(nil)
+	_ job.ProgressSource = (*mapper)(nil)
 )
 
 func newMapper(cfg *Config, s *spec, info job.TaskInfo) *mapper {
@@ -307,11 +313,12 @@ type reducer struct {
 }
 
 var (
-	_ job.Reducer       = (*reducer)(nil)
-	_ job.Closer        = (*reducer)(nil)
-	_ job.Aborter       = (*reducer)(nil)
-	_ job.CounterSource = (*reducer)(nil)
-	_ job.StatusSource  = (*reducer)(nil)
+	_ job.Reducer        = (*reducer)(nil)
+	_ job.Closer         = (*reducer)(nil)
+	_ job.Aborter        = (*reducer)(nil)
+	_ job.CounterSource  = (*reducer)(nil)
+	_ job.StatusSource   = (*reducer)(nil)
+	_ job.ProgressSource = (*reducer)(nil)
 )
 
 func newReducer(cfg *Config, s *spec, info job.TaskInfo) *reducer {
