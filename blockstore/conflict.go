@@ -33,7 +33,9 @@ import (
 // replaced (zero for a new file). An overwrite (--force) of the record in
 // place is no conflict; two writes of the same path that did not see each
 // other are. Two writes of the same bytes (the same manifest, as two halves
-// that both ran a job write) are no conflict either.
+// that both ran a job write) are no conflict either, nor is a later write
+// by the node that made the record it replaced here (a WebHDFS CREATE and
+// its APPENDs reach other nodes as the first and last versions only).
 
 // ConflictKeyPrefix starts the record key of every conflict: "conflict/"
 // and the path of the conflict copy.
@@ -73,7 +75,11 @@ func DetectConflict(old, cur gossip.Record) (Conflict, bool) {
 	if err1 != nil || err2 != nil {
 		return Conflict{}, false
 	}
-	if ci.Prev == old.Version || (ci.Manifest == oi.Manifest && ci.Size == oi.Size) {
+	// A node's own writes are sequential: when it wrote cur it held old or
+	// a record that replaced old, so it knew old even when this node never
+	// saw the writes in between (an overwrite then appends, gossiped as the
+	// first and the last).
+	if ci.Prev == old.Version || cur.Version.Node == old.Version.Node || (ci.Manifest == oi.Manifest && ci.Size == oi.Size) {
 		return Conflict{}, false
 	}
 	return Conflict{Path: ci.Path, Winner: ci, Loser: oi, WinnerVersion: cur.Version, LoserVersion: old.Version}, true

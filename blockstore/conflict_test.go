@@ -29,6 +29,7 @@ func TestDetectConflict(t *testing.T) {
 		{"two creates that did not see each other", a, rec(file("/x", 2, 20, gossip.Version{}), v(2000, "h3")), true},
 		{"an overwrite of the record it replaced (--force)", a, rec(file("/x", 2, 20, v(1000, "h1")), v(2000, "h3")), false},
 		{"an overwrite of another version than the one held here", a, rec(file("/x", 2, 20, v(900, "h4")), v(2000, "h3")), true},
+		{"a later write of the same node, the writes between not seen here", a, rec(file("/x", 2, 20, v(1500, "h1")), v(2000, "h1")), false},
 		{"the same bytes written on both sides", a, rec(file("/x", 1, 10, gossip.Version{}), v(2000, "h3")), false},
 		{"a deletion is not a file conflict", a, gossip.Record{Key: fileKey("/x"), Version: v(2000, "h3"), Deleted: true}, false},
 		{"a file over a deletion", gossip.Record{Key: fileKey("/x"), Version: v(900, "h1"), Deleted: true}, rec(file("/x", 2, 20, gossip.Version{}), v(2000, "h3")), false},
