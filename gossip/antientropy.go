@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -129,10 +130,29 @@ type syncConn struct {
 	recv int64
 }
 
+// Buffers are pooled: an idle round is two tiny frames, and allocating
+// buffers for it every round would make the garbage collector, whose work
+// grows with the store, the round's main cost.
+var (
+	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+)
+
 func newSyncConn(rw io.ReadWriter) *syncConn {
-	// Small buffers: an idle round is two tiny frames, and larger frames
-	// bypass them.
-	return &syncConn{r: bufio.NewReaderSize(rw, 4<<10), w: bufio.NewWriterSize(rw, 4<<10)}
+	r := readerPool.Get().(*bufio.Reader)
+	r.Reset(rw)
+	w := writerPool.Get().(*bufio.Writer)
+	w.Reset(rw)
+	return &syncConn{r: r, w: w}
+}
+
+// release returns the buffers to their pools; c must not be used after.
+func (c *syncConn) release() {
+	c.r.Reset(nil)
+	c.w.Reset(nil)
+	readerPool.Put(c.r)
+	writerPool.Put(c.w)
+	c.r, c.w = nil, nil
 }
 
 func (c *syncConn) send(m *syncMsg) error {
@@ -218,6 +238,7 @@ func isStale(mine, theirs, cutoff time.Time) bool {
 // when it returns nil. The caller sets deadlines on rw.
 func (s *Store) SyncInitiate(rw io.ReadWriter, horizon time.Time) (SyncResult, error) {
 	c := newSyncConn(rw)
+	defer c.release()
 	res, err := s.syncInitiate(c, horizon)
 	res.BytesSent, res.BytesReceived = c.sent, c.recv
 	return res, err
@@ -272,6 +293,7 @@ func (s *Store) syncInitiate(c *syncConn, horizon time.Time) (SyncResult, error)
 // other end of rw. horizon is this node's.
 func (s *Store) SyncServe(rw io.ReadWriter, horizon time.Time) (SyncResult, error) {
 	c := newSyncConn(rw)
+	defer c.release()
 	res, err := s.syncServe(c, horizon)
 	res.BytesSent, res.BytesReceived = c.sent, c.recv
 	return res, err
