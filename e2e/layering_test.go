@@ -16,7 +16,7 @@ const module = "shoal.dev/shoal"
 var allowedImports = map[string][]string{
 	"":              {"cli"},
 	"cli":           {"blockstore", "job", "job/builtin", "job/streaming", "peer", "scheduler", "secret"},
-	"peer":          {"blockstore", "gossip", "job", "job/builtin", "job/streaming", "mesh", "p2p", "ring", "scheduler", "secret", "shuffle"},
+	"peer":          {"blockstore", "claim", "gossip", "job", "job/builtin", "job/streaming", "mesh", "p2p", "ring", "scheduler", "secret", "shuffle"},
 	"scheduler":     {"blockstore", "gossip", "job", "mesh", "ring", "shuffle"},
 	"shuffle":       {"mesh", "mesh/meshtest"},
 	"job":           {},
@@ -30,6 +30,7 @@ var allowedImports = map[string][]string{
 	"p2p":           {"mesh"},
 	"gossip":        {},
 	"ring":          {},
+	"claim":         {"gossip", "mesh", "mesh/meshtest", "ring"},
 	"secret":        {},
 	"mesh":          {},
 }

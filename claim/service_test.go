@@ -1,0 +1,273 @@
+package claim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"shoal.dev/shoal/gossip"
+	"shoal.dev/shoal/mesh"
+	"shoal.dev/shoal/mesh/meshtest"
+	"shoal.dev/shoal/ring"
+)
+
+// memRecords is a record store of one node, enough for the service.
+type memRecords struct {
+	self string
+	mu   sync.Mutex
+	hlc  uint64
+	recs map[string]gossip.Record
+}
+
+func (m *memRecords) Get(key string) (gossip.Record, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.recs[key]
+	return r, ok
+}
+
+func (m *memRecords) Put(key string, value []byte) (gossip.Record, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.hlc++
+	r := gossip.Record{Key: key, Value: value, Version: gossip.Version{HLC: m.hlc, Node: m.self}}
+	m.recs[key] = r
+	return r, nil
+}
+
+func (m *memRecords) Merge(recs []gossip.Record) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range recs {
+		m.recs[r.Key] = r
+	}
+	return len(recs), nil
+}
+
+// fakeClock is the shared clock of a test: it moves only when told.
+type fakeClock struct{ ns atomic.Int64 }
+
+func (c *fakeClock) Now() time.Time          { return origin.Add(time.Duration(c.ns.Load())) }
+func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+type testNode struct {
+	name string
+	mesh *meshtest.Node
+	ring atomic.Pointer[ring.Ring]
+	recs *memRecords
+	svc  *Service
+}
+
+// testTTL is long in real time so that no background renewal runs: the
+// tests renew by hand and move the fake clock.
+const testTTL = time.Hour
+
+func startNodes(t *testing.T, clock *fakeClock, names ...string) map[string]*testNode {
+	t.Helper()
+	net := meshtest.New()
+	all := ring.New(ring.Config{}, names...)
+	nodes := map[string]*testNode{}
+	for _, name := range names {
+		mn, err := net.Add(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(mn.Close)
+		n := &testNode{name: name, mesh: mn, recs: &memRecords{self: name, recs: map[string]gossip.Record{}}}
+		n.ring.Store(all)
+		n.svc, err = New(Config{
+			Self:    name,
+			Ring:    n.ring.Load,
+			Dialer:  mn,
+			Records: n.recs,
+			Check: func(_ Kind, p string) error {
+				if _, ok := n.recs.Get("file/" + p); ok {
+					return fmt.Errorf("%s exists", p)
+				}
+				return nil
+			},
+			TTL:            testTTL,
+			ReserveTimeout: testTTL,
+			Now:            clock.Now,
+			Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mn.Handle(Protocol, n.svc.Handle)
+		nodes[name] = n
+	}
+	return nodes
+}
+
+// pathWithPrimaries finds a path whose primary is first on the whole ring
+// and second once first is gone.
+func pathWithPrimaries(t *testing.T, members []string, first, second string) string {
+	t.Helper()
+	all := ring.New(ring.Config{}, members...)
+	rest := all.Without(first)
+	for i := 0; i < 10000; i++ {
+		p := fmt.Sprintf("/f%d", i)
+		if all.Owner(Key(p)) == first && rest.Owner(Key(p)) == second {
+			return p
+		}
+	}
+	t.Fatalf("no path with primaries %s then %s", first, second)
+	return ""
+}
+
+// quickly bounds a reserve that must not be granted yet in real time.
+func quickly() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 300*time.Millisecond)
+}
+
+// TestFailoverOfThePrimary: the primary of a path dies while a writer holds
+// the path. The next owner grants nothing for a TTL, adopts the writer's
+// renewal, refuses the other writer, and writes the record when the first
+// commits.
+func TestFailoverOfThePrimary(t *testing.T) {
+	clock := &fakeClock{}
+	names := []string{"a", "b", "c"}
+	nodes := startNodes(t, clock, names...)
+	ctx := context.Background()
+	p := pathWithPrimaries(t, names, "a", "b")
+
+	// Every node just started: nothing is granted for a TTL.
+	qctx, cancel := quickly()
+	_, err := nodes["c"].svc.Reserve(qctx, KindFile, p)
+	cancel()
+	if err == nil || !strings.Contains(err.Error(), "only just became") {
+		t.Fatalf("reserve right after start: %v", err)
+	}
+	clock.Advance(testTTL)
+
+	held, err := nodes["c"].svc.Reserve(ctx, KindFile, p)
+	if err != nil {
+		t.Fatalf("reserve at the primary: %v", err)
+	}
+	defer held.Release()
+	_, err = nodes["b"].svc.Reserve(ctx, KindFile, p)
+	var ref *Refused
+	if !errors.As(err, &ref) || !ref.Busy || ref.Holder != "c" {
+		t.Fatalf("a second writer: %v, want busy, held by c", err)
+	}
+
+	// a dies; b and c see it a moment later.
+	nodes["a"].mesh.SetDown(true)
+	clock.Advance(time.Minute)
+	for _, n := range []string{"b", "c"} {
+		nodes[n].ring.Store(ring.New(ring.Config{}, "b", "c"))
+		nodes[n].svc.RingChanged()
+	}
+	qctx, cancel = quickly()
+	_, err = nodes["b"].svc.Reserve(qctx, KindFile, p)
+	cancel()
+	if err == nil || !strings.Contains(err.Error(), "only just became") {
+		t.Fatalf("reserve at the new primary within a TTL: %v", err)
+	}
+	// The holder's renewal reaches b, which adopts it.
+	clock.Advance(time.Minute)
+	if ok, err := held.renew(); !ok || err != nil {
+		t.Fatalf("renewal at the new primary: %v %v", ok, err)
+	}
+	clock.Advance(testTTL - time.Minute) // b has settled; c's lease still runs
+	_, err = nodes["b"].svc.Reserve(ctx, KindFile, p)
+	if !errors.As(err, &ref) || !ref.Busy || ref.Holder != "c" {
+		t.Fatalf("a second writer after the takeover: %v, want busy, held by c", err)
+	}
+	rec, err := held.Commit(ctx, "file/"+p, []byte("c's file"))
+	if err != nil {
+		t.Fatalf("commit at the new primary: %v", err)
+	}
+	if got, ok := nodes["b"].recs.Get("file/" + p); !ok || string(got.Value) != "c's file" || got.Version != rec.Version {
+		t.Fatalf("b's record: %+v %v", got, ok)
+	}
+	if got, ok := nodes["c"].recs.Get("file/" + p); !ok || got.Version != rec.Version {
+		t.Fatalf("the writer did not merge its record: %+v %v", got, ok)
+	}
+	_, err = nodes["b"].svc.Reserve(ctx, KindFile, p)
+	if !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "exists") {
+		t.Fatalf("reserve of the created path: %v", err)
+	}
+}
+
+// TestDeadWriterExpires: a writer that stops renewing loses the path after
+// a TTL; its late commit writes nothing.
+func TestDeadWriterExpires(t *testing.T) {
+	clock := &fakeClock{}
+	names := []string{"a", "b", "c"}
+	nodes := startNodes(t, clock, names...)
+	ctx := context.Background()
+	clock.Advance(testTTL)
+	p := pathWithPrimaries(t, names, "b", "c")
+
+	dead, err := nodes["a"].svc.Reserve(ctx, KindFile, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(testTTL)
+	live, err := nodes["c"].svc.Reserve(ctx, KindFile, p)
+	if err != nil {
+		t.Fatalf("reserve after the holder's lease ran out: %v", err)
+	}
+	if _, err := dead.Commit(ctx, "file/"+p, []byte("late")); !errors.Is(err, ErrLost) {
+		t.Fatalf("a lapsed writer's commit: %v, want ErrLost", err)
+	}
+	if _, err := live.Commit(ctx, "file/"+p, []byte("live")); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := nodes["b"].recs.Get("file/" + p); string(got.Value) != "live" {
+		t.Fatalf("record %q, want the live writer's", got.Value)
+	}
+	dead.Release()
+	live.Release()
+}
+
+// TestBadRequestsOnTheWire: malformed, oversized and wrong-version
+// requests are refused by resetting the stream; the service goes on.
+func TestBadRequestsOnTheWire(t *testing.T) {
+	clock := &fakeClock{}
+	nodes := startNodes(t, clock, "a", "b")
+	clock.Advance(testTTL)
+	ctx := context.Background()
+	send := func(write func(s mesh.Stream) error) error {
+		s, err := nodes["a"].mesh.Dial(ctx, "b", Protocol)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		s.SetDeadline(time.Now().Add(5 * time.Second))
+		if err := write(s); err != nil {
+			return err
+		}
+		var ans answer
+		return mesh.ReadMsg(s, &ans, maxAnswer)
+	}
+	good := request{V: wireVersion, Op: OpReserve, Kind: KindFile, Path: "/x", Token: "t"}
+	bad := map[string]func(s mesh.Stream) error{
+		"garbage":        func(s mesh.Stream) error { _, err := s.Write([]byte{0, 0, 0, 3, 0xc1, 0xc1, 0xc1}); return err },
+		"oversized":      func(s mesh.Stream) error { _, err := s.Write([]byte{0x7f, 0xff, 0xff, 0xff}); return err },
+		"version 2":      func(s mesh.Stream) error { r := good; r.V = 2; return mesh.WriteMsg(s, r) },
+		"unknown op":     func(s mesh.Stream) error { r := good; r.Op = 9; return mesh.WriteMsg(s, r) },
+		"unknown kind":   func(s mesh.Stream) error { r := good; r.Kind = "dir"; return mesh.WriteMsg(s, r) },
+		"relative path":  func(s mesh.Stream) error { r := good; r.Path = "x"; return mesh.WriteMsg(s, r) },
+		"no token":       func(s mesh.Stream) error { r := good; r.Token = ""; return mesh.WriteMsg(s, r) },
+		"empty commit":   func(s mesh.Stream) error { r := good; r.Op = OpCommit; return mesh.WriteMsg(s, r) },
+		"truncated body": func(s mesh.Stream) error { _, err := s.Write([]byte{0, 0, 0, 9, 0x81}); s.CloseWrite(); return err },
+	}
+	for name, write := range bad {
+		if err := send(write); err == nil {
+			t.Errorf("%s: answered", name)
+		}
+	}
+	if err := send(func(s mesh.Stream) error { return mesh.WriteMsg(s, good) }); err != nil {
+		t.Fatalf("a good request after the bad ones: %v", err)
+	}
+}
