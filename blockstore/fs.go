@@ -46,6 +46,10 @@ type FSConfig struct {
 	Parallel int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Reserver serializes puts without overwrite across the cluster. Nil
+	// leaves them to the records alone: two concurrent puts of one path may
+	// then both succeed, so only a file system of one node may omit it.
+	Reserver Reserver
 }
 
 // FS is the cluster's file system as seen from one node: it writes files as
@@ -124,11 +128,15 @@ func (fs *FS) Create(ctx context.Context, p string, r io.Reader, opts CreateOpti
 	}
 	repl := min(opts.Replication, rg.Len())
 
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	res := fs.reserve(ctx, p, opts.Overwrite, cancel)
+	defer res.release()
 	refs, size, err := fs.storeStream(ctx, p, 0, r, opts.BlockSize, repl)
 	if err != nil {
 		return FileInfo{}, fmt.Errorf("put %s: %w", p, err)
 	}
-	return fs.commit(ctx, p, refs, size, opts.BlockSize, repl, opts.Overwrite)
+	return fs.commit(ctx, p, refs, size, opts.BlockSize, repl, opts.Overwrite, res)
 }
 
 // storeStream cuts r into blocks of at most blockSize bytes (the Splitter's
@@ -187,14 +195,18 @@ func (fs *FS) storeStream(ctx context.Context, p string, first int, r io.Reader,
 }
 
 // commit writes the manifest of a file whose blocks are stored, then its
-// record. The file appears only here.
-func (fs *FS) commit(ctx context.Context, p string, refs []BlockRef, size, blockSize int64, repl int, overwrite bool) (FileInfo, error) {
+// record, through the path's reservation when it has one. The file appears
+// only here.
+func (fs *FS) commit(ctx context.Context, p string, refs []BlockRef, size, blockSize int64, repl int, overwrite bool, res *pendingReservation) (FileInfo, error) {
 	mb, err := encodeManifest(Manifest{Blocks: refs})
 	if err != nil {
 		return FileInfo{}, err
 	}
 	mid := Sum(mb)
 	if _, err := fs.writeBlock(ctx, blockWrite{file: p, index: -1, id: mid, size: int64(len(mb)), want: repl}, bytes.NewReader(mb)); err != nil {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			err = cause // a refused reservation stopped the put
+		}
 		return FileInfo{}, fmt.Errorf("put %s: %w", p, err)
 	}
 	info := FileInfo{
@@ -211,12 +223,8 @@ func (fs *FS) commit(ctx context.Context, p string, refs []BlockRef, size, block
 	if err != nil {
 		return FileInfo{}, err
 	}
-	// Check again: another put may have won the path meanwhile.
-	if err := fs.checkCreate(p, overwrite); err != nil {
+	if err := fs.writeRecord(ctx, res, p, overwrite, rec); err != nil {
 		return FileInfo{}, err
-	}
-	if _, err := fs.cfg.Records.Put(fileKey(p), rec); err != nil {
-		return FileInfo{}, fmt.Errorf("put %s: record: %w", p, err)
 	}
 	return info, nil
 }

@@ -128,5 +128,5 @@ func (fs *FS) Append(ctx context.Context, p string, r io.Reader) (FileInfo, erro
 	if now, err := fs.Stat(f.Path); err != nil || now.Manifest != f.Manifest {
 		return FileInfo{}, fmt.Errorf("%w: %s", ErrChanged, f.Path)
 	}
-	return fs.commit(ctx, f.Path, all, f.Size+size, f.BlockSize, f.Replication, true)
+	return fs.commit(ctx, f.Path, all, f.Size+size, f.BlockSize, f.Replication, true, nil)
 }

@@ -174,7 +174,13 @@ func (fs *FS) Commit(ctx context.Context, req CommitRequest) (FileInfo, error) {
 	if missing := fs.unheld(ctx, req.Blocks); len(missing) > 0 {
 		return FileInfo{}, &MissingBlocksError{Path: p, Indexes: missing}
 	}
-	return fs.commit(ctx, p, req.Blocks, size, req.BlockSize, repl, req.Overwrite)
+	// Reserved only once every block is held, so that a commit answered
+	// with missing blocks holds nothing while the client sends them again.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	res := fs.reserve(ctx, p, req.Overwrite, cancel)
+	defer res.release()
+	return fs.commit(ctx, p, req.Blocks, size, req.BlockSize, repl, req.Overwrite, res)
 }
 
 // unheld returns the indexes of the blocks no alive member stores with

@@ -128,6 +128,12 @@ type Config struct {
 	JobHistory int
 	// JobHistoryAge, if positive, also forgets jobs that ended longer ago.
 	JobHistoryAge time.Duration
+	// CreateTTL is the lease of a create reservation (a put without
+	// --force, a job's output): a writer renews it every third of it, and a
+	// node that becomes the primary of a path, or starts, grants no new
+	// reservation of it for this long. Every member must use the same.
+	// Default 10s, 3s with FastGossip.
+	CreateTTL time.Duration
 	// Logger receives the node's logs. Default slog.Default().
 	Logger *slog.Logger
 	// TaskUser, if set, is the user (name or numeric ID) that the
@@ -150,6 +156,8 @@ const (
 	DefaultClockDrift   = gossip.DefaultMaxClockDrift
 	DefaultTombstoneTTL = 24 * time.Hour
 	DefaultAntiEntropy  = 10 * time.Second
+	DefaultCreateTTL    = 10 * time.Second
+	FastCreateTTL       = 3 * time.Second
 )
 
 // DefaultReconnect and DefaultReconnectTimeout are Serf's defaults.
@@ -189,7 +197,14 @@ func (c *Config) validate() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-
+	switch {
+	case c.CreateTTL < 0:
+		return fmt.Errorf("create TTL %v: must not be negative", c.CreateTTL)
+	case c.CreateTTL == 0 && c.FastGossip:
+		c.CreateTTL = FastCreateTTL
+	case c.CreateTTL == 0:
+		c.CreateTTL = DefaultCreateTTL
+	}
 	if c.MaxConns <= 0 {
 		c.MaxConns = DefaultMaxConns
 	}

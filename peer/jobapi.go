@@ -24,6 +24,8 @@ func jobStatus(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, scheduler.ErrNoJob):
 		return http.StatusNotFound
+	case errors.Is(err, scheduler.ErrOutputExists):
+		return http.StatusConflict
 	}
 	return http.StatusInternalServerError
 }

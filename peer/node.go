@@ -20,6 +20,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/claim"
 	"shoal.dev/shoal/gossip"
 	"shoal.dev/shoal/job/streaming"
 	"shoal.dev/shoal/mesh"
@@ -84,6 +85,7 @@ type Node struct {
 	blocks   *blockstore.Store
 	fs       *blockstore.FS
 	repairer *blockstore.Repairer
+	claims   *claim.Service
 	shuffle  *shuffle.Store
 	sched    *scheduler.Scheduler
 	cancel   context.CancelFunc // stops background loops
@@ -188,13 +190,28 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	n.gcfg = gcfg
 	undo = append(undo, func() { n.gossip.Shutdown() })
-	n.fs = blockstore.NewFS(blockstore.FSConfig{
+	n.claims, err = claim.New(claim.Config{
 		Self:    cfg.Name,
-		Store:   n.blocks,
-		Client:  blockstore.NewClient(mesh.DialerFunc(n.Dial)),
-		Records: n.gossip.Records(),
 		Ring:    n.Ring,
+		Dialer:  mesh.DialerFunc(n.Dial),
+		Records: n.gossip.Records(),
+		Check:   n.checkCreate,
+		Sync:    n.syncCreate,
+		TTL:     cfg.CreateTTL,
 		Logger:  n.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.Handle(claim.Protocol, n.claims.Handle)
+	n.fs = blockstore.NewFS(blockstore.FSConfig{
+		Self:     cfg.Name,
+		Store:    n.blocks,
+		Client:   blockstore.NewClient(mesh.DialerFunc(n.Dial)),
+		Records:  n.gossip.Records(),
+		Ring:     n.Ring,
+		Logger:   n.log,
+		Reserver: creates{n},
 	})
 	n.repairer = blockstore.NewRepairer(n.fs, blockstore.RepairConfig{
 		Interval: cfg.RepairInterval, GCGrace: cfg.GCGrace,
@@ -228,6 +245,7 @@ func New(cfg Config) (_ *Node, err error) {
 		WorkDir: filepath.Join(cfg.DataDir, "work"),
 		Usable:  n.usable,
 		Logger:  n.log,
+		Outputs: creates{n},
 	})
 	if err != nil {
 		return nil, err
@@ -438,6 +456,9 @@ func (n *Node) onMembersChanged() {
 		}
 	}
 	n.ring.Store(ring.New(ring.Config{}, names...))
+	if n.claims != nil {
+		n.claims.RingChanged()
+	}
 	if n.repairer != nil {
 		n.repairer.Kick()
 	}

@@ -75,6 +75,11 @@ type Config struct {
 	JobHistoryAge time.Duration
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// Outputs reserves output directories at submission. Nil writes job
+	// records without a reservation: two jobs submitted at once with one
+	// output may then both be accepted, so only a scheduler of one node may
+	// omit it.
+	Outputs OutputReserver
 }
 
 func (c *Config) validate() error {

@@ -107,6 +107,13 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 	if _, err := s.cfg.FS.List(out); err == nil {
 		return JobRecord{}, badRequest("output %s already exists", out)
 	}
+	res, err := s.reserveOutput(ctx, out)
+	if err != nil {
+		return JobRecord{}, err
+	}
+	if res != nil {
+		defer res.Release()
+	}
 	inputs, err := s.resolveInputs(req.Inputs)
 	if err != nil {
 		return JobRecord{}, err
@@ -175,8 +182,8 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 	}
 	rec.SpecBytes = len(spec)
 	s.rememberSpec(&rec, ss)
-	if _, err := s.cfg.Records.Put(jobPrefix+rec.ID, encode(rec)); err != nil {
-		return JobRecord{}, fmt.Errorf("write job record: %w", err)
+	if err := s.writeJobRecord(ctx, res, jobPrefix+rec.ID, encode(rec)); err != nil {
+		return JobRecord{}, err
 	}
 	s.log.Info("job submitted", "job", rec.ID, "name", rec.Name, "splits", rec.Splits(), "reducers", rec.Reducers, "output", rec.Output)
 	s.Kick()
