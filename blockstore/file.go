@@ -25,9 +25,12 @@ var (
 	ErrIsDir = errors.New("is a directory")
 )
 
-// Path limits.
+// Path limits. A file's record key is FileKeyPrefix and its path, and a
+// metadata key holds at most gossip.MaxKeyLen bytes, so a path holds at
+// most MaxPathLen (507) bytes: a longer one is refused before any block is
+// stored.
 const (
-	MaxPathLen = 1024
+	MaxPathLen = gossip.MaxKeyLen - len(FileKeyPrefix)
 	MaxNameLen = 255
 )
 

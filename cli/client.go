@@ -37,9 +37,9 @@ func membersCommand() *ucli.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tGOSSIP\tSTATE\tPEER ID\tHTTP")
+			fmt.Fprintln(tw, "NAME\tGOSSIP\tSTATE\tPEER ID\tHTTP\tUNHEALTHY")
 			for _, m := range ms {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Name, m.Gossip, m.State, orDash(m.PeerID), orDash(m.HTTP))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Gossip, m.State, orDash(m.PeerID), orDash(m.HTTP), orDash(strings.Join(strings.Fields(m.Unhealthy), " ")))
 			}
 			return tw.Flush()
 		},

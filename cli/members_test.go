@@ -1,0 +1,49 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"shoal.dev/shoal/peer"
+)
+
+// TestMembersShowsUnhealthy: `shoal members` shows why a member takes no
+// tasks, on its row, and a dash for a healthy one.
+func TestMembersShowsUnhealthy(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/members" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode([]peer.Member{
+			{Name: "node1", Gossip: "127.0.0.1:1", State: "alive", PeerID: "p1", HTTP: "http://127.0.0.1:2"},
+			{Name: "node2", Gossip: "127.0.0.1:3", State: "alive", PeerID: "p2", HTTP: "http://127.0.0.1:4", Unhealthy: "data dir /d/node2: no space left\non device"},
+		})
+	}))
+	defer srv.Close()
+	for _, k := range []string{"SHOAL_ADDR", "SHOAL_SECRET_FILE", "SHOAL_SECRET"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("SHOAL_CLUSTER_DIR", filepath.Join(t.TempDir(), "none"))
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"shoal", "members", "--addr", srv.URL}, &out, &errb); code != 0 {
+		t.Fatalf("members: exit %d: %s", code, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || !strings.HasSuffix(strings.TrimSpace(lines[0]), "UNHEALTHY") {
+		t.Fatalf("members output:\n%s", out.String())
+	}
+	if !strings.HasSuffix(strings.TrimSpace(lines[1]), " -") || !strings.Contains(lines[1], "node1") {
+		t.Errorf("healthy row: %q", lines[1])
+	}
+	if !strings.Contains(lines[2], "node2") || !strings.HasSuffix(lines[2], "data dir /d/node2: no space left on device") {
+		t.Errorf("unhealthy row: %q", lines[2])
+	}
+}
