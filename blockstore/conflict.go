@@ -98,34 +98,51 @@ func ConflictCopyPath(p string, v gossip.Version) string {
 	return fmt.Sprintf("/.conflicts/%s-%s-%s", hex.EncodeToString(h[:8]), v.Node, stamp)
 }
 
-// WatchConflicts keeps a copy of the file records it sees on changes (the
-// channel of a gossip.Store Watch of FileKeyPrefix, opened before the call)
-// and saves every conflict DetectConflict finds. It returns when ctx ends
-// or changes closes. One goroutine per node calls it.
-func (fs *FS) WatchConflicts(ctx context.Context, changes <-chan gossip.Record) {
-	seen := map[string]gossip.Record{}
+// ConflictWatcher finds conflicts among the changes of the file records
+// (DetectConflict) and saves them. It keeps the last record it saw of
+// every file, to compare the next one with.
+type ConflictWatcher struct {
+	fs      *FS
+	changes <-chan gossip.Record
+	seen    map[string]gossip.Record
+}
+
+// NewConflictWatcher reads the file records as they are now. changes is
+// the channel of a gossip.Store Watch of FileKeyPrefix, opened before the
+// call, so that no change falls between the two.
+func (fs *FS) NewConflictWatcher(changes <-chan gossip.Record) *ConflictWatcher {
+	w := &ConflictWatcher{fs: fs, changes: changes, seen: map[string]gossip.Record{}}
 	for _, r := range fs.cfg.Records.Scan(FileKeyPrefix) {
-		seen[r.Key] = r
+		w.seen[r.Key] = r
 	}
+	return w
+}
+
+// Run applies the changes until ctx ends or the channel closes. One
+// goroutine calls it.
+func (w *ConflictWatcher) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case r, ok := <-changes:
+		case r, ok := <-w.changes:
 			if !ok {
 				return
 			}
-			old, had := seen[r.Key]
+			old, had := w.seen[r.Key]
+			if had && old.Version.Compare(r.Version) >= 0 {
+				continue // seen already (the first scan raced the watch)
+			}
 			if r.Deleted {
-				delete(seen, r.Key)
+				delete(w.seen, r.Key)
 			} else {
-				seen[r.Key] = r
+				w.seen[r.Key] = r
 			}
 			if !had {
 				continue
 			}
 			if c, ok := DetectConflict(old, r); ok {
-				fs.saveConflict(c)
+				w.fs.saveConflict(c)
 			}
 		}
 	}

@@ -7,13 +7,19 @@ import (
 	"shoal.dev/shoal/blockstore"
 )
 
-// watchConflicts runs the file system's conflict detector until ctx ends:
-// the same path written on both sides of a partition leaves the losing
-// write as a conflict copy and a conflict record (blockstore/conflict.go).
-func (n *Node) watchConflicts(ctx context.Context) {
+// startConflictWatcher starts the file system's conflict detector, which
+// runs until ctx ends: the same path written on both sides of a partition
+// leaves the losing write as a conflict copy and a conflict record
+// (blockstore/conflict.go).
+func (n *Node) startConflictWatcher(ctx context.Context) {
 	changes, cancel := n.gossip.Records().Watch(blockstore.FileKeyPrefix)
-	defer cancel()
-	n.fs.WatchConflicts(ctx, changes)
+	w := n.fs.NewConflictWatcher(changes)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer cancel()
+		w.Run(ctx)
+	}()
 }
 
 // handleConflicts answers GET /v1/fs/conflicts: every conflict record.

@@ -287,11 +287,7 @@ func New(cfg Config) (_ *Node, err error) {
 		defer n.wg.Done()
 		n.repairer.Run(ctx)
 	}()
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		n.watchConflicts(ctx)
-	}()
+	n.startConflictWatcher(ctx)
 	go func() {
 		defer n.wg.Done()
 		if err := n.http.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
