@@ -135,7 +135,12 @@ func commandPath(c *ucli.Context) string {
 			names = append([]string{l.Command.Name}, names...)
 		}
 	}
-	return strings.Join(append([]string{"shoal"}, names...), " ")
+	// The lineage of a subcommand includes the app's own root command,
+	// named "shoal"; a context without it still gets the prefix once.
+	if len(names) == 0 || names[0] != "shoal" {
+		names = append([]string{"shoal"}, names...)
+	}
+	return strings.Join(names, " ")
 }
 
 // permuteArgs lets flags follow positional arguments, as in

@@ -62,6 +62,16 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 	}
 }
 
+// TestUsageNamesTheCommandOnce: a usage line names the command as typed,
+// "shoal fs put", not "shoal shoal fs put".
+func TestUsageNamesTheCommandOnce(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	run(context.Background(), []string{"shoal", "fs", "put", "onlyone"}, &stdout, &stderr)
+	if got := stderr.String(); !strings.Contains(got, "usage: shoal fs put ") || strings.Contains(got, "shoal shoal") {
+		t.Fatalf("usage line %q, want it to start with \"usage: shoal fs put \"", got)
+	}
+}
+
 func TestKeygenVersion(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run(context.Background(), []string{"shoal", "keygen"}, &stdout, &stderr); code != 0 || len(strings.TrimSpace(stdout.String())) != 44 {
