@@ -36,7 +36,7 @@ func TestRecoverMetaFlag(t *testing.T) {
 	cmd := exec.Command(shoalBin, "agent", "--name", "solo", "--bind", "127.0.0.1:0", "--http", "127.0.0.1:0",
 		"--data-dir", data, "--secret-file", secretFile, "--recover-meta", "--fast-gossip")
 	cmd.Env = cleanEnv()
-	var stderr strings.Builder
+	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/base64"
 	"fmt"
 	"os"
@@ -23,7 +22,7 @@ type agentProc struct {
 	cmd  *exec.Cmd
 	dir  string
 	url  string
-	logs *bytes.Buffer
+	logs *lockedBuffer
 }
 
 // startAgent runs `shoal agent` on loopback with a data dir of its own,
@@ -34,7 +33,7 @@ func startAgent(t *testing.T, env []string, args ...string) *agentProc {
 	full := append([]string{"agent", "--name", "solo", "--data-dir", dir, "--bind", "127.0.0.1:0", "--http", "127.0.0.1:0", "--fast-gossip"}, args...)
 	cmd := exec.Command(shoalBin, full...)
 	cmd.Env = append(cleanEnv(), env...)
-	a := &agentProc{cmd: cmd, dir: dir, logs: &bytes.Buffer{}}
+	a := &agentProc{cmd: cmd, dir: dir, logs: &lockedBuffer{}}
 	cmd.Stdout, cmd.Stderr = a.logs, a.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
