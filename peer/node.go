@@ -242,10 +242,11 @@ func New(cfg Config) (_ *Node, err error) {
 		Slots:      cfg.Slots,
 		SortBuffer: cfg.SortBuffer,
 		JobHistory: cfg.JobHistory, JobHistoryAge: cfg.JobHistoryAge,
-		WorkDir: filepath.Join(cfg.DataDir, "work"),
-		Usable:  n.usable,
-		Logger:  n.log,
-		Outputs: creates{n},
+		WorkDir:     filepath.Join(cfg.DataDir, "work"),
+		Usable:      n.usable,
+		SyncRecords: n.syncRecords,
+		Logger:      n.log,
+		Outputs:     creates{n},
 	})
 	if err != nil {
 		return nil, err

@@ -60,6 +60,11 @@ type Config struct {
 	// WorkDir holds task working directories (for jobs that ship files).
 	// Required.
 	WorkDir string
+	// SyncRecords, if set, pulls the records under a key prefix from every
+	// alive member and merges them before it returns (read-your-writes): a
+	// task uses it when a file its job names (a shipped -file) is not yet
+	// known here, as the submitter may have written it a moment ago.
+	SyncRecords func(ctx context.Context, prefix string)
 	// Usable, if set, says whether an alive member may take tasks (a
 	// member whose data dir is unusable may not). It is called often and
 	// must not block. Default: every alive member may.

@@ -452,6 +452,12 @@ func (s *Scheduler) prepareWorkDir(ctx context.Context, rec *JobRecord, j *job.J
 
 func (s *Scheduler) fetchFile(ctx context.Context, src, dst string) error {
 	f, err := s.cfg.FS.Stat(src)
+	if err != nil && s.cfg.SyncRecords != nil {
+		// The file may have been written elsewhere just before the job was
+		// submitted, and its record not have reached this node yet.
+		s.cfg.SyncRecords(ctx, blockstore.FileKeyPrefix+src)
+		f, err = s.cfg.FS.Stat(src)
+	}
 	if err != nil {
 		return err
 	}
