@@ -105,8 +105,12 @@ func testPartition(t *testing.T, hosts int, sideA, sideB []int) {
 			}
 		}()
 	}
-	// Each side declares the other dead while split.
-	clustertest.Eventually(t, splitFor, func() error {
+	// Each side declares the other dead while split. With default gossip
+	// timings a side of two suspects three members with one confirmer, so
+	// it may take up to memberlist's longest suspicion timeout per member
+	// (about 17 s at 5 nodes) plus a probe round each: allow 60 s, and the
+	// split lasts until this holds.
+	clustertest.Eventually(t, 60*time.Second, func() error {
 		for _, side := range [][]int{sideA, sideB} {
 			for _, i := range side {
 				names, err := c.alive(i)
