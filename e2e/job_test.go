@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"shoal.dev/shoal/clustertest"
+	"shoal.dev/shoal/peer"
 	"shoal.dev/shoal/scheduler"
 )
 
@@ -92,21 +93,7 @@ func TestJobSurvivesNodeLoss(t *testing.T) {
 		}
 	}
 	scl := clientFor(t, lc, st[survivor][1])
-	var final scheduler.Status
-	clustertest.Eventually(t, 180*time.Second, func() error {
-		s, err := scl.Job(context.Background(), id)
-		if err != nil {
-			return err
-		}
-		final = s
-		if s.State == scheduler.StateRunning {
-			return fmt.Errorf("map %d/%d reduce %d/%d", s.MapsDone, s.Maps, s.ReducesDone, s.Reducers)
-		}
-		return nil
-	})
-	if final.State != scheduler.StateSucceeded {
-		t.Fatalf("job %s: %s", final.State, final.Error)
-	}
+	waitSucceeded(t, scl, id)
 	got := e.mustCLI(st[survivor][1], "fs", "cat", "/out/wc/part-*")
 	if got != want {
 		t.Fatalf("cluster output (%d bytes) differs from the sequential run (%d bytes)", len(got), len(want))
@@ -171,4 +158,26 @@ func sameLines(a, b string) bool {
 	sort.Strings(la)
 	sort.Strings(lb)
 	return strings.Join(la, "\n") == strings.Join(lb, "\n")
+}
+
+// waitSucceeded waits up to 3 minutes for job id to end and fails the test
+// unless it succeeded.
+func waitSucceeded(t *testing.T, scl *peer.Client, id string) scheduler.Status {
+	t.Helper()
+	var final scheduler.Status
+	clustertest.Eventually(t, 180*time.Second, func() error {
+		s, err := scl.Job(context.Background(), id)
+		if err != nil {
+			return err
+		}
+		final = s
+		if s.State == scheduler.StateRunning {
+			return fmt.Errorf("map %d/%d reduce %d/%d", s.MapsDone, s.Maps, s.ReducesDone, s.Reducers)
+		}
+		return nil
+	})
+	if final.State != scheduler.StateSucceeded {
+		t.Fatalf("job %s: %s", final.State, final.Error)
+	}
+	return final
 }

@@ -17,7 +17,6 @@ import (
 
 	"shoal.dev/shoal/clustertest"
 	"shoal.dev/shoal/peer"
-	"shoal.dev/shoal/scheduler"
 )
 
 // metric reads one counter from a node's /metrics; -1 when the node does
@@ -305,21 +304,7 @@ func TestJobOutputSurvivesReplicaLoss(t *testing.T) {
 	syscall.Kill(pid, syscall.SIGKILL)
 
 	scl := clientFor(t, e.lc, st[submitter][1])
-	var final scheduler.Status
-	clustertest.Eventually(t, 180*time.Second, func() error {
-		s, err := scl.Job(context.Background(), id)
-		if err != nil {
-			return err
-		}
-		final = s
-		if s.State == scheduler.StateRunning {
-			return fmt.Errorf("map %d/%d reduce %d/%d", s.MapsDone, s.Maps, s.ReducesDone, s.Reducers)
-		}
-		return nil
-	})
-	if final.State != scheduler.StateSucceeded {
-		t.Fatalf("job %s: %s", final.State, final.Error)
-	}
+	final := waitSucceeded(t, scl, id)
 	if got := e.mustCLI(st[submitter][1], "fs", "cat", "/out/d/part-*"); got != want {
 		t.Fatalf("cluster output (%d bytes) differs from the sequential run (%d bytes)", len(got), len(want))
 	}
