@@ -12,6 +12,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"shoal.dev/shoal/job"
 	"shoal.dev/shoal/peer"
 	"shoal.dev/shoal/scheduler"
 )
@@ -129,6 +130,7 @@ func runAgent(c *ucli.Context) error {
 	}
 	cfg.RecoverMeta = c.Bool("recover-meta")
 	cfg.Logger = log
+	cfg.Jobs, _ = c.App.Metadata[metaJobs].([]job.Spec)
 	if sec.IsZero() {
 		log.Warn("no cluster secret: gossip, data and API are open to anyone who can reach this node; set --secret-file or SHOAL_SECRET")
 	}

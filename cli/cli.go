@@ -14,6 +14,9 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"shoal.dev/shoal/job"
+	"shoal.dev/shoal/job/builtin"
+	"shoal.dev/shoal/job/streaming"
 	"shoal.dev/shoal/peer"
 	"shoal.dev/shoal/secret"
 )
@@ -21,11 +24,26 @@ import (
 // usageError marks a mistake in the command line, which exits 2.
 type usageError struct{ error }
 
-// Run runs the command line and returns the process exit code: 0 on success,
-// 1 on failure, 2 on a usage mistake. Errors are printed as one line on
-// stderr.
+// Run runs the shoal command line with the built-in jobs alone; it is
+// Main(args).
 func Run(args []string) int {
-	return runApp(context.Background(), args, os.Stdout, os.Stderr, true)
+	return Main(args)
+}
+
+// Main runs the whole shoal command line, args[0] being the program's
+// name, with jobs added to the built-in ones, and returns the process exit
+// code: 0 on success, 1 on failure, 2 on a usage mistake. Errors are
+// printed as one line on stderr. A Go program that brings its own jobs is
+// three lines:
+//
+//	func main() { os.Exit(cli.Main(os.Args, myJob)) }
+//
+// `prog job run NAME --input … --output …` (and --local) then runs any of
+// them as `shoal job run` runs a built-in job; `prog agent` runs a node
+// that has them built in. A job whose name is a built-in one's, or given
+// twice, or invalid (see job.Registry.Register), is a usage mistake.
+func Main(args []string, jobs ...job.Spec) int {
+	return runApp(context.Background(), args, os.Stdout, os.Stderr, true, jobs...)
 }
 
 // metaReexec in App.Metadata allows the agent to re-execute itself to drop
@@ -33,14 +51,12 @@ func Run(args []string) int {
 // process (Run), never in tests that run the app in-process.
 const metaReexec = "reexec"
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return runApp(ctx, args, stdout, stderr, false)
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, jobs ...job.Spec) int {
+	return runApp(ctx, args, stdout, stderr, false, jobs...)
 }
 
-func runApp(ctx context.Context, args []string, stdout, stderr io.Writer, reexec bool) int {
-	app := newApp(stdout, stderr)
-	app.Metadata = map[string]any{metaReexec: reexec, metaLocalNote: false}
-	err := app.RunContext(ctx, permuteArgs(app, args))
+func runApp(ctx context.Context, args []string, stdout, stderr io.Writer, reexec bool, jobs ...job.Spec) int {
+	err := runJobs(ctx, args, stdout, stderr, reexec, jobs)
 	if err == nil {
 		return 0
 	}
@@ -52,11 +68,46 @@ func runApp(ctx context.Context, args []string, stdout, stderr io.Writer, reexec
 	return 1
 }
 
+// runJobs builds the app for the given extra jobs and runs it.
+func runJobs(ctx context.Context, args []string, stdout, stderr io.Writer, reexec bool, jobs []job.Spec) error {
+	if _, err := newRegistry(jobs); err != nil {
+		return usageError{err}
+	}
+	app := newApp(stdout, stderr, jobs)
+	app.Metadata = map[string]any{metaReexec: reexec, metaLocalNote: false, metaJobs: jobs}
+	return app.RunContext(ctx, permuteArgs(app, args))
+}
+
+// metaJobs in App.Metadata holds the []job.Spec given to Main.
+const metaJobs = "jobs"
+
+// newRegistry is the one list of the jobs this program knows, for its
+// client commands and --local runs: the built-in jobs, Hadoop Streaming
+// (default configuration), and jobs. An agent builds its own from the
+// same parts (peer.Config.Jobs), with the streaming job configured for it.
+func newRegistry(jobs []job.Spec) (*job.Registry, error) {
+	r := job.NewRegistry()
+	builtin.Register(r)
+	streaming.Register(r)
+	for _, s := range jobs {
+		if err := r.Register(s); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// registry is newRegistry for the jobs the app was started with.
+func registry(c *ucli.Context) (*job.Registry, error) {
+	jobs, _ := c.App.Metadata[metaJobs].([]job.Spec)
+	return newRegistry(jobs)
+}
+
 func oneLine(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
-func newApp(stdout, stderr io.Writer) *ucli.App {
+func newApp(stdout, stderr io.Writer, jobs []job.Spec) *ucli.App {
 	app := &ucli.App{
 		Name:                 "shoal",
 		Usage:                "a masterless MapReduce engine and block store",
@@ -79,7 +130,7 @@ func newApp(stdout, stderr io.Writer) *ucli.App {
 			ringCommand(),
 			p2pCommand(),
 			fsCommand(),
-			jobCommand(),
+			jobCommand(jobs),
 			streamingCommand(),
 			genCommand(),
 			keygenCommand(),

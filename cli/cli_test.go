@@ -9,7 +9,7 @@ import (
 )
 
 func TestPermuteArgs(t *testing.T) {
-	app := newApp(&bytes.Buffer{}, &bytes.Buffer{})
+	app := newApp(&bytes.Buffer{}, &bytes.Buffer{}, nil)
 	cases := []struct{ in, want []string }{
 		{[]string{"shoal", "fs", "put", "a", "/b", "--block-size", "1MB", "--force"},
 			[]string{"shoal", "fs", "put", "--block-size", "1MB", "--force", "--", "a", "/b"}},

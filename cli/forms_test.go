@@ -64,7 +64,7 @@ func leafCommands(cmds []*ucli.Command, prefix string) []string {
 }
 
 func TestEveryCommandListed(t *testing.T) {
-	app := newApp(&bytes.Buffer{}, &bytes.Buffer{})
+	app := newApp(&bytes.Buffer{}, &bytes.Buffer{}, nil)
 	for _, p := range leafCommands(app.Commands, "") {
 		if _, ok := sampleArgs[p]; !ok {
 			t.Errorf("command %q has no entry in sampleArgs", p)
@@ -116,7 +116,7 @@ func TestGlobalFlagsEveryForm(t *testing.T) {
 	os.WriteFile(fileA, []byte(secA.String()+"\n"), 0o600)
 	os.WriteFile(fileB, []byte(secB.String()+"\n"), 0o600)
 
-	for _, cmd := range leafCommands(newApp(&bytes.Buffer{}, &bytes.Buffer{}).Commands, "") {
+	for _, cmd := range leafCommands(newApp(&bytes.Buffer{}, &bytes.Buffer{}, nil).Commands, "") {
 		args := sampleArgs[cmd]
 		if args == nil {
 			continue
@@ -191,7 +191,7 @@ func concat(parts ...[]string) []string {
 // TestHelpEveryForm: every help form `shoal --help` names answers, exit 0.
 func TestHelpEveryForm(t *testing.T) {
 	forms := [][]string{{"shoal", "--help"}, {"shoal", "-h"}, {"shoal", "help"}, {"shoal"}}
-	for _, cmd := range leafCommands(newApp(&bytes.Buffer{}, &bytes.Buffer{}).Commands, "") {
+	for _, cmd := range leafCommands(newApp(&bytes.Buffer{}, &bytes.Buffer{}, nil).Commands, "") {
 		if cmd == "help" {
 			continue
 		}

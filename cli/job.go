@@ -18,7 +18,6 @@ import (
 
 	"shoal.dev/shoal/job"
 	"shoal.dev/shoal/job/builtin"
-	"shoal.dev/shoal/job/streaming"
 	"shoal.dev/shoal/peer"
 	"shoal.dev/shoal/scheduler"
 )
@@ -32,7 +31,7 @@ var counterOrder = []string{
 	job.DATA_LOCAL_MAPS, job.NUM_FAILED_MAPS, job.NUM_FAILED_REDUCES,
 }
 
-func jobCommand() *ucli.Command {
+func jobCommand(jobs []job.Spec) *ucli.Command {
 	// idCmd is a command on one job ID.
 	idCmd := func(name, usage string, action func(c *ucli.Context, cl *peer.Client, id string) error) *ucli.Command {
 		return &ucli.Command{Name: name, Usage: usage, ArgsUsage: "ID", Flags: clientFlags(), Action: func(c *ucli.Context) error {
@@ -52,7 +51,7 @@ func jobCommand() *ucli.Command {
 		Subcommands: []*ucli.Command{
 			{
 				Name:      "run",
-				Usage:     "run a job (" + strings.Join(jobNames(), ", ") + ") and wait for it",
+				Usage:     "run a job (" + strings.Join(jobNames(jobs), ", ") + ") and wait for it",
 				ArgsUsage: "NAME",
 				Flags: append(clientFlags(),
 					&ucli.StringSliceFlag{Name: "input", Aliases: []string{"i"}, Usage: "input file, directory or quoted glob (repeatable, or comma-separated)"},
@@ -116,10 +115,11 @@ func jobCommand() *ucli.Command {
 	}
 }
 
-func jobNames() []string {
-	r := job.NewRegistry()
-	builtin.Register(r)
-	streaming.Register(r)
+func jobNames(jobs []job.Spec) []string {
+	r, err := newRegistry(jobs)
+	if err != nil {
+		return nil // Main refuses such jobs before it shows any help
+	}
 	var names []string
 	for _, s := range r.Specs() {
 		names = append(names, s.Name)
@@ -294,9 +294,10 @@ func counterText(name string, v int64) string {
 
 // runLocal runs a job with the sequential runner on local files.
 func runLocal(c *ucli.Context, name string, params map[string]string, inputs []string, output string, reducers int) error {
-	reg := job.NewRegistry()
-	builtin.Register(reg)
-	streaming.Register(reg)
+	reg, err := registry(c)
+	if err != nil {
+		return err
+	}
 	j0, err := reg.Resolve(name, params)
 	if err != nil {
 		return err

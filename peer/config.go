@@ -116,8 +116,11 @@ type Config struct {
 	// such a meta.db is an error.
 	RecoverMeta bool
 	// Registry holds the jobs this node can run. Default: the built-in
-	// jobs and Hadoop Streaming. Every node of a cluster must run the same binary.
+	// jobs, Hadoop Streaming and Jobs.
 	Registry *job.Registry
+	// Jobs are added to the default Registry (not to a given one): the
+	// jobs of a program that runs cli.Main with its own jobs.
+	Jobs []job.Spec
 	// Slots bounds the tasks computing at once. Default: the number of
 	// CPUs.
 	Slots int
@@ -290,6 +293,11 @@ func (c *Config) validate() error {
 		spec, err := streaming.NewSpec(c.streamingConfig())
 		if err == nil {
 			err = c.Registry.Register(spec)
+		}
+		for _, s := range c.Jobs {
+			if err == nil {
+				err = c.Registry.Register(s)
+			}
 		}
 		if err != nil {
 			return err
