@@ -7,7 +7,7 @@ LDFLAGS := -X shoal.dev/shoal/peer.Version=$(VERSION)
 NODES   ?= 3
 export SHOAL_CLUSTER_DIR ?= $(CURDIR)/.cluster
 
-.PHONY: build test vet race run cluster stop bench clean
+.PHONY: build test vet race run cluster stop bench clean release
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) .
@@ -36,6 +36,20 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v /e2e)
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./e2e/
 
+# Static binaries (no cgo) for every platform of PLATFORMS, the version
+# stamped in, named shoal-VERSION-OS-ARCH, and their SHA256SUMS, in DIST.
+PLATFORMS ?= linux/amd64 linux/arm64 darwin/arm64
+DIST      ?= dist
+release:
+	rm -rf '$(DIST)' && mkdir -p '$(DIST)'
+	@set -e; for p in $(PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; out='$(DIST)'/shoal-$(VERSION)-$$os-$$arch; \
+		echo "build $$out"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS) -s -w' -o "$$out" .; \
+	done
+	cd '$(DIST)' && { sha256sum shoal-* 2>/dev/null || shasum -a 256 shoal-*; } > SHA256SUMS
+	@cat '$(DIST)/SHA256SUMS'
+
 clean:
 	-scripts/local-cluster.sh clean
-	rm -rf bin
+	rm -rf bin dist
