@@ -65,6 +65,10 @@ type RepairStats struct {
 	Collected atomic.Int64 // unreferenced blocks removed after the grace period
 	Failed    atomic.Int64 // fetches that failed (retried next pass)
 	Missing   atomic.Int64 // blocks no alive member could serve, at the last pass
+	// UnderReplicated: blocks this node owns but lacked at the start of
+	// the last pass (copies short of their replication, as this owner
+	// sees them).
+	UnderReplicated atomic.Int64
 }
 
 // Repairer keeps this node's share of the blocks: each pass fetches the
@@ -162,6 +166,8 @@ func (r *Repairer) Pass(ctx context.Context) error {
 
 	// Fetch what we own and lack.
 	var missing atomic.Int64
+	var under int64
+	defer func() { r.Stats.UnderReplicated.Store(under) }()
 	sem := make(chan struct{}, r.cfg.Parallel)
 	var wg sync.WaitGroup
 	for id, n := range needed {
@@ -169,6 +175,7 @@ func (r *Repairer) Pass(ctx context.Context) error {
 		if _, ok := have[id]; ok || !slices.Contains(owners, fs.cfg.Self) {
 			continue
 		}
+		under++
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():

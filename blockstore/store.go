@@ -42,7 +42,16 @@ type Store struct {
 	Written  atomic.Int64 // blocks written
 	Deleted  atomic.Int64 // blocks deleted
 	ReadByte atomic.Int64 // bytes served from disk
+
+	// held and heldBytes count the blocks stored and their bytes: walked
+	// once at open, then kept up to date by every write, delete and
+	// quarantine, so a scrape never walks the directories.
+	held, heldBytes atomic.Int64
 }
+
+// Held returns the number of blocks stored and their total size, as
+// counted since open.
+func (s *Store) Held() (blocks, bytes int64) { return s.held.Load(), s.heldBytes.Load() }
 
 // OpenStore opens (creating) the block directory dir.
 func OpenStore(dir string) (*Store, error) {
@@ -58,7 +67,16 @@ func OpenStore(dir string) (*Store, error) {
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return nil, fmt.Errorf("block store: %w", err)
 	}
-	return &Store{dir: dir}, nil
+	s := &Store{dir: dir}
+	blocks, err := s.List()
+	if err != nil {
+		return nil, fmt.Errorf("block store: %w", err)
+	}
+	for _, b := range blocks {
+		s.held.Add(1)
+		s.heldBytes.Add(b.Size)
+	}
+	return s, nil
 }
 
 // Dir is the store's directory.
@@ -141,10 +159,22 @@ func (s *Store) adopt(id ID, f *os.File) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err
 	}
-	if err := os.Rename(f.Name(), p); err != nil {
+	fi, err := os.Stat(f.Name())
+	if err != nil {
+		return err
+	}
+	// A link, not a rename: it fails when another writer stored the block
+	// meanwhile, so each block is counted once. The caller removes the
+	// temp file.
+	if err := os.Link(f.Name(), p); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil
+		}
 		return err
 	}
 	s.Written.Add(1)
+	s.held.Add(1)
+	s.heldBytes.Add(fi.Size())
 	return nil
 }
 
@@ -212,19 +242,36 @@ func (c *countingFile) Read(p []byte) (int, error) {
 func (s *Store) quarantine(id ID) {
 	s.Corrupt.Add(1)
 	dst := filepath.Join(s.dir, "quarantine", fmt.Sprintf("%s.%d", id, time.Now().UnixNano()))
-	if err := os.Rename(s.path(id), dst); err != nil {
-		os.Remove(s.path(id))
+	fi, err := os.Stat(s.path(id))
+	if err != nil {
+		return
 	}
+	if err := os.Rename(s.path(id), dst); err != nil {
+		err = os.Remove(s.path(id))
+	}
+	if err == nil {
+		s.forget(fi.Size())
+	}
+}
+
+// forget uncounts a block of size bytes that left the store.
+func (s *Store) forget(size int64) {
+	s.held.Add(-1)
+	s.heldBytes.Add(-size)
 }
 
 // Delete removes the block; deleting a missing block is not an error.
 func (s *Store) Delete(id ID) error {
-	err := os.Remove(s.path(id))
+	fi, err := os.Stat(s.path(id))
+	if err == nil {
+		err = os.Remove(s.path(id))
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err == nil {
 		s.Deleted.Add(1)
+		s.forget(fi.Size())
 	}
 	return err
 }

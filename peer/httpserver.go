@@ -26,7 +26,7 @@ const (
 // newHTTPServer returns the API server with its timeouts.
 func (n *Node) newHTTPServer(lim *connLimiter) *http.Server {
 	return &http.Server{
-		Handler:           n.guard(n.apiHandler()),
+		Handler:           n.metrics.instrument(n.guard(n.apiHandler())),
 		ReadHeaderTimeout: n.cfg.APIReadTimeout,
 		IdleTimeout:       n.cfg.APIIdleTimeout,
 		ConnState:         lim.track,

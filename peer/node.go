@@ -82,13 +82,15 @@ type Node struct {
 	// metadata is in sync with every alive member: the API answers 503.
 	recovering atomic.Bool
 
-	blocks   *blockstore.Store
-	fs       *blockstore.FS
-	repairer *blockstore.Repairer
-	claims   *claim.Service
-	shuffle  *shuffle.Store
-	sched    *scheduler.Scheduler
-	cancel   context.CancelFunc // stops background loops
+	blocks     *blockstore.Store
+	fs         *blockstore.FS
+	repairer   *blockstore.Repairer
+	claims     *claim.Service
+	shuffle    *shuffle.Store
+	shuffleSrv *shuffle.Server
+	sched      *scheduler.Scheduler
+	metrics    *metrics
+	cancel     context.CancelFunc // stops background loops
 
 	mu     sync.Mutex
 	byName map[string]nodeMeta // alive members' meta
@@ -114,6 +116,7 @@ func New(cfg Config) (_ *Node, err error) {
 		stop:   make(chan struct{}),
 	}
 	n.ring.Store(ring.New(ring.Config{}))
+	n.metrics = newMetrics(n)
 	var undo []func()
 	defer func() {
 		if err != nil {
@@ -230,7 +233,8 @@ func New(cfg Config) (_ *Node, err error) {
 		n.log.Warn("killed task processes a previous run of this agent left behind", "pids", killed)
 	}
 	n.shuffle = shuffle.NewStore(filepath.Join(cfg.DataDir, "shuffle"))
-	n.Handle(shuffle.Protocol, shuffle.NewServer(n.shuffle, n.log).Handle)
+	n.shuffleSrv = shuffle.NewServer(n.shuffle, n.log)
+	n.Handle(shuffle.Protocol, n.shuffleSrv.Handle)
 	n.sched, err = scheduler.New(scheduler.Config{
 		Self:       cfg.Name,
 		Registry:   cfg.Registry,
@@ -247,6 +251,8 @@ func New(cfg Config) (_ *Node, err error) {
 		SyncRecords: n.syncRecords,
 		Logger:      n.log,
 		Outputs:     creates{n},
+		OnAttempt:   n.metrics.attemptEnded,
+		OnJobEnd:    n.metrics.jobEnded,
 	})
 	if err != nil {
 		return nil, err
@@ -380,6 +386,9 @@ func (n *Node) FS() *blockstore.FS { return n.fs }
 
 // Scheduler is the node's part of every job.
 func (n *Node) Scheduler() *scheduler.Scheduler { return n.sched }
+
+// LocalBlocks is the node's local block store.
+func (n *Node) LocalBlocks() *blockstore.Store { return n.blocks }
 
 // Repairer is the node's block repair loop.
 func (n *Node) Repairer() *blockstore.Repairer { return n.repairer }

@@ -80,6 +80,14 @@ type Config struct {
 	JobHistoryAge time.Duration
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// OnAttempt, if set, is told of every task attempt that ends on this
+	// node, from the task's goroutine, concurrently; it must not block.
+	OnAttempt func(Attempt)
+	// OnJobEnd, if set, is told the final state of each job that ends
+	// after this scheduler started, once, when this node learns of it
+	// (every node tells of every job), from the reconcile loop, under the
+	// scheduler's lock; it must not block or call the scheduler.
+	OnJobEnd func(state string)
 	// Outputs reserves output directories at submission. Nil writes job
 	// records without a reservation: two jobs submitted at once with one
 	// output may then both be accepted, so only a scheduler of one node may
@@ -129,6 +137,10 @@ type Scheduler struct {
 	wake    chan struct{}                 // closed and replaced on every change
 
 	lastRetain time.Time // owned by the Run goroutine
+	started    time.Time
+
+	// Stats counts for /metrics.
+	Stats Stats
 
 	wg sync.WaitGroup
 }
@@ -150,6 +162,7 @@ func New(cfg Config) (*Scheduler, error) {
 		checked: map[string]bool{},
 		own:     map[string]*ownTasks{},
 		wake:    make(chan struct{}),
+		started: time.Now(),
 	}, nil
 }
 
@@ -240,6 +253,7 @@ func (s *Scheduler) alive() []string {
 }
 
 func (s *Scheduler) reconcileAll(ctx context.Context) {
+	running := 0
 	for _, id := range s.jobIDs() {
 		if ctx.Err() != nil {
 			return
@@ -247,7 +261,13 @@ func (s *Scheduler) reconcileAll(ctx context.Context) {
 		if err := s.reconcile(ctx, id); err != nil {
 			s.log.Warn("reconcile", "job", id, "err", err)
 		}
+		s.mu.Lock()
+		if !s.cleaned[id] {
+			running++
+		}
+		s.mu.Unlock()
 	}
+	s.Stats.RunningJobs.Store(int64(running))
 	if now := time.Now(); now.Sub(s.lastRetain) >= s.cfg.Interval {
 		s.lastRetain = now
 		s.retain(now)
@@ -268,7 +288,7 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 		return nil
 	}
 	if v.state != nil {
-		s.finishLocal(id)
+		s.finishLocal(id, v.state)
 		return nil
 	}
 	if err := checkRecord(&v.rec); err != nil {
@@ -506,19 +526,23 @@ func (s *Scheduler) endJob(ctx context.Context, v *view, state, msg string) erro
 		return err
 	}
 	s.log.Info("job ended", "job", v.rec.ID, "state", state, "err", msg)
-	s.finishLocal(v.rec.ID)
+	s.finishLocal(v.rec.ID, &st)
 	return nil
 }
 
 // finishLocal stops this node's tasks of an ended job and removes its
-// intermediate files, once.
-func (s *Scheduler) finishLocal(id string) {
+// intermediate files, once, and tells OnJobEnd of a job that ended since
+// this scheduler started.
+func (s *Scheduler) finishLocal(id string, st *StateRecord) {
 	s.mu.Lock()
 	if s.cleaned[id] {
 		s.mu.Unlock()
 		return
 	}
 	s.cleaned[id] = true
+	if s.cfg.OnJobEnd != nil && st != nil && st.At >= s.started.UnixNano() {
+		s.cfg.OnJobEnd(st.State)
+	}
 	var cancels []context.CancelFunc
 	for k, c := range s.tasks {
 		if strings.HasPrefix(k, id+"/") {

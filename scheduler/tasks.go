@@ -34,8 +34,10 @@ func (s *Scheduler) startMap(v *view, j *job.Job, sp split, attempt int) {
 		if err := s.acquire(ctx); err != nil {
 			return
 		}
+		start := time.Now()
 		mr, err := s.runMap(ctx, &rec, j, sp, attempt)
 		s.release()
+		s.attemptEnded(rec.ID, itemKey{kindMap, sp.index}, attempt, start, err, ctx.Err() != nil)
 		if ctx.Err() != nil {
 			return
 		}
@@ -112,6 +114,7 @@ func (s *Scheduler) runMap(ctx context.Context, rec *JobRecord, j *job.Job, sp s
 				return nil, err
 			}
 			c := mw.Counters()
+			s.Stats.SpilledBytes.Add(c.SpilledBytes)
 			return job.Counters{
 				job.COMBINE_INPUT_RECORDS:  c.CombineInputRecords,
 				job.COMBINE_OUTPUT_RECORDS: c.CombineOutputRecords,
@@ -191,7 +194,9 @@ func (s *Scheduler) startReduce(v *view, j *job.Job, part, splits, attempt int) 
 	rec := v.rec
 	go func() {
 		defer s.unregister(key)
+		start := time.Now()
 		cr, err := s.runReduce(ctx, &rec, j, part, splits, attempt)
+		s.attemptEnded(rec.ID, itemKey{kindReduce, part}, attempt, start, err, ctx.Err() != nil)
 		if ctx.Err() != nil {
 			return
 		}
@@ -307,6 +312,9 @@ func (s *Scheduler) fetchSegment(ctx context.Context, jobID, node string, split,
 		r, n, err = s.cfg.Shuffle.Open(jobID, mapTaskID(split), part)
 	} else {
 		r, n, err = shuffle.Fetch(ctx, s.cfg.Dialer, node, jobID, mapTaskID(split), part)
+		if err == nil {
+			defer func() { s.Stats.ShuffleFetchedBytes.Add(n) }()
+		}
 	}
 	if err != nil {
 		return "", 0, err

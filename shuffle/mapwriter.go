@@ -306,6 +306,7 @@ func (w *MapWriter) writeRun(fill func(out *segWriter) error) error {
 	w.spills = append(w.spills, &run{path: f.Name(), segs: out.segs})
 	w.nspill++
 	w.counters.SpilledRecords += out.records
+	w.counters.SpilledBytes += out.n
 	return nil
 }
 
@@ -450,6 +451,7 @@ func (w *MapWriter) close() (MapOutput, error) {
 			return MapOutput{}, err
 		}
 		w.counters.SpilledRecords += out.records
+		w.counters.SpilledBytes += out.n
 		data, segs = f.Name(), out.segs
 	} else {
 		if w.n > 0 {
@@ -495,6 +497,7 @@ func (w *MapWriter) mergeAll() (*run, error) {
 			return nil, err
 		}
 		w.counters.SpilledRecords += out.records
+		w.counters.SpilledBytes += out.n
 		for _, r := range w.spills[:k] {
 			os.Remove(r.path)
 		}

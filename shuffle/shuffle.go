@@ -66,6 +66,8 @@ type Counters struct {
 	// SpilledRecords counts records written to disk: in spills, in
 	// intermediate merges and in the final output.
 	SpilledRecords int64
+	// SpilledBytes counts the bytes of those records as written.
+	SpilledBytes int64
 }
 
 // Errors of the package.

@@ -1,0 +1,52 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+)
+
+// Attempt describes one task attempt that ended on this node, for
+// OnAttempt.
+type Attempt struct {
+	Job     string
+	Task    string // m-000003, r-00001
+	Kind    string // "map" or "reduce"
+	Attempt int    // from 1
+	// Result is "succeeded", "failed" or "killed" (stopped because its
+	// job ended or the node shut down).
+	Result   string
+	Start    time.Time
+	Duration time.Duration
+	Err      error // the failure, for "failed"
+}
+
+// Stats counts what this node's tasks did since start; read by /metrics.
+type Stats struct {
+	// ShuffleFetchedBytes: map output bytes reducers here fetched from
+	// other nodes.
+	ShuffleFetchedBytes atomic.Int64
+	// SpilledBytes: bytes map tasks here wrote to spill and output files.
+	SpilledBytes atomic.Int64
+	// RunningJobs: jobs without a final state at the last reconcile pass.
+	RunningJobs atomic.Int64
+}
+
+// attemptEnded reports an attempt to OnAttempt.
+func (s *Scheduler) attemptEnded(jobID string, k itemKey, attempt int, start time.Time, err error, killed bool) {
+	if s.cfg.OnAttempt == nil {
+		return
+	}
+	a := Attempt{Job: jobID, Task: taskName(k.k, k.i), Kind: "map", Attempt: attempt, Result: "succeeded", Start: start, Duration: time.Since(start)}
+	if k.k == kindReduce {
+		a.Kind = "reduce"
+	}
+	switch {
+	case killed || errors.Is(err, context.Canceled):
+		a.Result = "killed"
+	case err != nil:
+		a.Result, a.Err = "failed", err
+	}
+	s.cfg.OnAttempt(a)
+}
