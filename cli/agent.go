@@ -22,6 +22,7 @@ func agentCommand() *ucli.Command {
 		Name:  "agent",
 		Usage: "run a node; start more with --join to form a cluster",
 		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "config", Usage: "TOML file of agent settings: its keys are these flags' names (join = [\"seed.example:7946\"], fast-gossip = true); typed flags, then SHOAL_SECRET_FILE and SHOAL_SECRET, override it"},
 			&ucli.StringFlag{Name: "name", Usage: "unique node name (default: host name and gossip port)"},
 			&ucli.StringFlag{Name: "bind", Value: peer.DefaultGossipAddr, Usage: "gossip (memberlist) address HOST:PORT; port 0 picks one"},
 			&ucli.StringFlag{Name: "advertise", Usage: "gossip address other nodes reach this one at, if not --bind"},
@@ -55,11 +56,19 @@ func runAgent(c *ucli.Context) error {
 	if c.NArg() > 0 {
 		return usageError{fmt.Errorf("agent takes no arguments, got %q", c.Args().First())}
 	}
+	if err := applyAgentConfig(c); err != nil {
+		return err
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-		return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", c.String("log-level"))}
+		return usageError{fmt.Errorf("%s %q: want debug, info, warn or error", flagOrigin(c, "log-level"), c.String("log-level"))}
 	}
 	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+	if f, _ := c.App.Metadata[metaConfig].(*agentFile); f != nil {
+		for _, n := range f.notes {
+			log.Info("config: " + n)
+		}
+	}
 
 	sec, passed, err := secretFromFD()
 	if err != nil {
@@ -85,50 +94,11 @@ func runAgent(c *ucli.Context) error {
 			log.Warn("running as root; job commands run as " + c.String("task-user"))
 		}
 	}
-	cfg := peer.DefaultConfig()
-	cfg.Name = c.String("name")
-	cfg.GossipAddr = c.String("bind")
-	cfg.AdvertiseAddr = c.String("advertise")
-	cfg.Join = c.StringSlice("join")
-	cfg.JoinTimeout = c.Duration("join-timeout")
-	cfg.P2PAddrs = c.StringSlice("p2p")
-	cfg.HTTPAddr = c.String("http")
-	cfg.DataDir = c.String("data-dir")
+	cfg, err := agentConfig(c)
+	if err != nil {
+		return err
+	}
 	cfg.Secret = sec
-	cfg.Insecure = c.Bool("insecure")
-	cfg.TaskUser = c.String("task-user")
-	cfg.TLSCert, cfg.TLSKey = c.String("tls-cert"), c.String("tls-key")
-	if c.Int("max-conns") < 1 {
-		return usageError{fmt.Errorf("--max-conns must be at least 1, got %d", c.Int("max-conns"))}
-	}
-	cfg.MaxConns = c.Int("max-conns")
-	cfg.FastGossip = c.Bool("fast-gossip")
-	for _, f := range []string{"reconnect-interval", "reconnect-timeout"} {
-		if c.Duration(f) <= 0 {
-			return usageError{fmt.Errorf("--%s %v: want a positive duration, e.g. 30s", f, c.Duration(f))}
-		}
-	}
-	cfg.ReconnectInterval = c.Duration("reconnect-interval")
-	cfg.ReconnectTimeout = c.Duration("reconnect-timeout")
-	if c.Int("job-history") < 1 || c.Duration("job-history-age") < 0 {
-		return usageError{fmt.Errorf("--job-history must be at least 1 and --job-history-age not negative, got %d and %v", c.Int("job-history"), c.Duration("job-history-age"))}
-	}
-	cfg.JobHistory, cfg.JobHistoryAge = c.Int("job-history"), c.Duration("job-history-age")
-	cfg.MaxClockDrift = c.Duration("max-clock-drift")
-	if cfg.MaxClockDrift <= 0 {
-		return usageError{fmt.Errorf("--max-clock-drift %v: want a positive duration", cfg.MaxClockDrift)}
-	}
-	cfg.TombstoneTTL = c.Duration("tombstone-ttl")
-	if cfg.TombstoneTTL < time.Second {
-		return usageError{fmt.Errorf("--tombstone-ttl %v: want at least 1s", cfg.TombstoneTTL)}
-	}
-	if c.IsSet("anti-entropy-interval") || !cfg.FastGossip {
-		cfg.AntiEntropyInterval = c.Duration("anti-entropy-interval")
-		if cfg.AntiEntropyInterval < 10*time.Millisecond {
-			return usageError{fmt.Errorf("--anti-entropy-interval %v: want at least 10ms", cfg.AntiEntropyInterval)}
-		}
-	}
-	cfg.RecoverMeta = c.Bool("recover-meta")
 	cfg.Logger = log
 	cfg.Jobs, _ = c.App.Metadata[metaJobs].([]job.Spec)
 	if sec.IsZero() {
@@ -157,4 +127,57 @@ func runAgent(c *ucli.Context) error {
 	}
 	log.Info("stopped", "node", node.Name())
 	return nil
+}
+
+// agentConfig is the node's configuration from the agent's flags (typed
+// or set by --config), but for the secret and the logger. A bad value is
+// a usage error that names the flag, or the file and line that set it.
+func agentConfig(c *ucli.Context) (peer.Config, error) {
+	cfg := peer.DefaultConfig()
+	cfg.Name = c.String("name")
+	cfg.GossipAddr = c.String("bind")
+	cfg.AdvertiseAddr = c.String("advertise")
+	cfg.Join = c.StringSlice("join")
+	cfg.JoinTimeout = c.Duration("join-timeout")
+	cfg.P2PAddrs = c.StringSlice("p2p")
+	cfg.HTTPAddr = c.String("http")
+	cfg.DataDir = c.String("data-dir")
+	cfg.Insecure = c.Bool("insecure")
+	cfg.TaskUser = c.String("task-user")
+	cfg.TLSCert, cfg.TLSKey = c.String("tls-cert"), c.String("tls-key")
+	if c.Int("max-conns") < 1 {
+		return cfg, usageError{fmt.Errorf("%s must be at least 1, got %d", flagOrigin(c, "max-conns"), c.Int("max-conns"))}
+	}
+	cfg.MaxConns = c.Int("max-conns")
+	cfg.FastGossip = c.Bool("fast-gossip")
+	for _, f := range []string{"reconnect-interval", "reconnect-timeout"} {
+		if c.Duration(f) <= 0 {
+			return cfg, usageError{fmt.Errorf("%s %v: want a positive duration, e.g. 30s", flagOrigin(c, f), c.Duration(f))}
+		}
+	}
+	cfg.ReconnectInterval = c.Duration("reconnect-interval")
+	cfg.ReconnectTimeout = c.Duration("reconnect-timeout")
+	if c.Int("job-history") < 1 {
+		return cfg, usageError{fmt.Errorf("%s must be at least 1, got %d", flagOrigin(c, "job-history"), c.Int("job-history"))}
+	}
+	if c.Duration("job-history-age") < 0 {
+		return cfg, usageError{fmt.Errorf("%s must not be negative, got %v", flagOrigin(c, "job-history-age"), c.Duration("job-history-age"))}
+	}
+	cfg.JobHistory, cfg.JobHistoryAge = c.Int("job-history"), c.Duration("job-history-age")
+	cfg.MaxClockDrift = c.Duration("max-clock-drift")
+	if cfg.MaxClockDrift <= 0 {
+		return cfg, usageError{fmt.Errorf("%s %v: want a positive duration", flagOrigin(c, "max-clock-drift"), cfg.MaxClockDrift)}
+	}
+	cfg.TombstoneTTL = c.Duration("tombstone-ttl")
+	if cfg.TombstoneTTL < time.Second {
+		return cfg, usageError{fmt.Errorf("%s %v: want at least 1s", flagOrigin(c, "tombstone-ttl"), cfg.TombstoneTTL)}
+	}
+	if c.IsSet("anti-entropy-interval") || !cfg.FastGossip {
+		cfg.AntiEntropyInterval = c.Duration("anti-entropy-interval")
+		if cfg.AntiEntropyInterval < 10*time.Millisecond {
+			return cfg, usageError{fmt.Errorf("%s %v: want at least 10ms", flagOrigin(c, "anti-entropy-interval"), cfg.AntiEntropyInterval)}
+		}
+	}
+	cfg.RecoverMeta = c.Bool("recover-meta")
+	return cfg, nil
 }
