@@ -19,6 +19,7 @@ import (
 	"shoal.dev/shoal/job/streaming"
 	"shoal.dev/shoal/peer"
 	"shoal.dev/shoal/secret"
+	"shoal.dev/shoal/worker"
 )
 
 // usageError marks a mistake in the command line, which exits 2.
@@ -42,7 +43,18 @@ func Run(args []string) int {
 // them as `shoal job run` runs a built-in job; `prog agent` runs a node
 // that has them built in. A job whose name is a built-in one's, or given
 // twice, or invalid (see job.Registry.Register), is a usage mistake.
+//
+// Run with worker.EnvVar in its environment (an agent starting a worker of
+// a shipped program), it serves the worker protocol instead.
 func Main(args []string, jobs ...job.Spec) int {
+	if os.Getenv(worker.EnvVar) != "" {
+		reg, err := newRegistry(jobs)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "shoal worker: %v\n", err)
+			return 2
+		}
+		return worker.Serve(reg)
+	}
 	return runApp(context.Background(), args, os.Stdout, os.Stderr, true, jobs...)
 }
 

@@ -2,9 +2,12 @@ package cli
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -171,10 +174,16 @@ func jobRun(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
+	var binary string
+	if ownJob(c, c.Args().First()) {
+		if binary, err = shipSelf(c, cl); err != nil {
+			return err
+		}
+	}
 	st, err := cl.Submit(c.Context, scheduler.SubmitRequest{
 		Name: c.Args().First(), Params: params, Inputs: inputs, Output: c.String("output"),
 		Reducers: c.Int("reducers"), MaxAttempts: c.Int("max-attempts"), Replication: c.Int("replication"),
-		TaskTimeout: c.Duration("task-timeout").String(),
+		TaskTimeout: c.Duration("task-timeout").String(), Binary: binary,
 	})
 	if err != nil {
 		return err
@@ -185,6 +194,49 @@ func jobRun(c *ucli.Context) error {
 	}
 	fmt.Fprintf(c.App.ErrWriter, "submitted %s: %d maps, %d reduces, output %s\n", st.ID, st.Maps, st.Reducers, st.Output)
 	return waitJob(c, cl, st.ID)
+}
+
+// ownJob reports whether name is one of the jobs given to Main, which the
+// agents may lack.
+func ownJob(c *ucli.Context, name string) bool {
+	jobs, _ := c.App.Metadata[metaJobs].([]job.Spec)
+	return slices.ContainsFunc(jobs, func(s job.Spec) bool { return s.Name == name })
+}
+
+// shipSelf stores this program in the cluster, under its SHA-256, unless
+// it is stored already, and returns the SHA-256 (hex).
+func shipSelf(c *ucli.Context, cl *peer.Client) (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find this program to ship it: %w", err)
+	}
+	f, err := os.Open(exe)
+	if err != nil {
+		return "", fmt.Errorf("read this program to ship it: %w", err)
+	}
+	h := sha256.New()
+	size, err := io.Copy(h, f)
+	f.Close()
+	if err != nil {
+		return "", fmt.Errorf("read this program to ship it: %w", err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	dst := scheduler.BinaryPath(sum)
+	if _, err := cl.Stat(c.Context, dst); err == nil {
+		fmt.Fprintf(c.App.ErrWriter, "program %s already stored as %s\n", filepath.Base(exe), dst)
+		return sum, nil
+	} else if ae := (*peer.APIError)(nil); !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
+		return "", err
+	}
+	_, err = putLocal(c, cl, exe, dst, peer.PutOptions{})
+	if ae := (*peer.APIError)(nil); errors.As(err, &ae) && ae.Status == http.StatusConflict {
+		err = nil // stored by a submission at the same time: the same bytes
+	}
+	if err != nil {
+		return "", fmt.Errorf("ship this program: %w", err)
+	}
+	fmt.Fprintf(c.App.ErrWriter, "shipped program %s (%d bytes) as %s\n", filepath.Base(exe), size, dst)
+	return sum, nil
 }
 
 // waitJob polls a job until it ends, printing progress. When the agent it

@@ -15,9 +15,10 @@ const module = "shoal.dev/shoal"
 // the test, so a new one must take its place in the order.
 var allowedImports = map[string][]string{
 	"":              {"cli"},
-	"cli":           {"blockstore", "job", "job/builtin", "job/streaming", "peer", "scheduler", "secret"},
-	"peer":          {"blockstore", "claim", "gossip", "job", "job/builtin", "job/streaming", "mesh", "p2p", "ring", "scheduler", "secret", "shuffle"},
-	"scheduler":     {"blockstore", "gossip", "job", "mesh", "ring", "shuffle"},
+	"cli":           {"blockstore", "job", "job/builtin", "job/streaming", "peer", "scheduler", "secret", "worker"},
+	"peer":          {"blockstore", "claim", "gossip", "job", "job/builtin", "job/streaming", "mesh", "p2p", "ring", "scheduler", "secret", "shuffle", "worker"},
+	"scheduler":     {"blockstore", "gossip", "job", "mesh", "ring", "shuffle", "worker"},
+	"worker":        {"job", "shuffle"},
 	"shuffle":       {"mesh", "mesh/meshtest"},
 	"job":           {},
 	"job/builtin":   {"job"},

@@ -55,6 +55,14 @@ func (n *Node) Submit(ctx context.Context, req scheduler.SubmitRequest) (schedul
 	if spec, ok := n.cfg.Registry.Lookup(req.Name); ok && spec.RunsCommands && n.cfg.Secret.IsZero() {
 		return scheduler.JobRecord{}, fmt.Errorf("%w: job %s runs commands on every node; the cluster needs a secret (--secret-file) before it accepts it", scheduler.ErrBadRequest, req.Name)
 	}
+	if req.Binary != "" {
+		switch {
+		case n.cfg.Secret.IsZero() && n.cfg.Insecure:
+			return scheduler.JobRecord{}, fmt.Errorf("%w: a shipped program runs its code on every node; a cluster that listens beyond loopback needs a secret (--secret-file) before it accepts one", scheduler.ErrBadRequest)
+		case n.cfg.TaskUser != "":
+			return scheduler.JobRecord{}, fmt.Errorf("%w: this node runs job commands as --task-user %s, which shipped programs do not support yet", scheduler.ErrBadRequest, n.cfg.TaskUser)
+		}
+	}
 	n.syncRecords(ctx, blockstore.FileKeyPrefix)
 	return n.sched.Submit(ctx, req)
 }

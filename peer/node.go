@@ -28,6 +28,7 @@ import (
 	"shoal.dev/shoal/ring"
 	"shoal.dev/shoal/scheduler"
 	"shoal.dev/shoal/shuffle"
+	"shoal.dev/shoal/worker"
 )
 
 // Version is the build's version, set by the linker.
@@ -88,6 +89,7 @@ type Node struct {
 	claims     *claim.Service
 	shuffle    *shuffle.Store
 	shuffleSrv *shuffle.Server
+	workers    *worker.Pool
 	sched      *scheduler.Scheduler
 	metrics    *metrics
 	cancel     context.CancelFunc // stops background loops
@@ -235,6 +237,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.shuffle = shuffle.NewStore(filepath.Join(cfg.DataDir, "shuffle"))
 	n.shuffleSrv = shuffle.NewServer(n.shuffle, n.log)
 	n.Handle(shuffle.Protocol, n.shuffleSrv.Handle)
+	n.workers = worker.NewPool(worker.PoolConfig{Marker: cfg.taskMarker(), Logger: n.log})
 	n.sched, err = scheduler.New(scheduler.Config{
 		Self:       cfg.Name,
 		Registry:   cfg.Registry,
@@ -253,6 +256,8 @@ func New(cfg Config) (_ *Node, err error) {
 		Outputs:     creates{n},
 		OnAttempt:   n.metrics.attemptEnded,
 		OnJobEnd:    n.metrics.jobEnded,
+		Workers:     n.workers,
+		BinDir:      filepath.Join(cfg.DataDir, "bin"),
 	})
 	if err != nil {
 		return nil, err
@@ -573,6 +578,9 @@ func (n *Node) Close() error {
 		errs = append(errs, n.gossip.Shutdown())
 		errs = append(errs, n.host.Close())
 		n.wg.Wait()
+		if n.workers != nil {
+			n.workers.Close()
+		}
 		errs = append(errs, n.lock.Close())
 		n.closeErr = errors.Join(errs...)
 	})

@@ -20,6 +20,7 @@ import (
 
 	"shoal.dev/shoal/blockstore"
 	"shoal.dev/shoal/job"
+	"shoal.dev/shoal/worker"
 )
 
 // Record keys. Every key below a job starts with its kind and the job ID;
@@ -81,6 +82,10 @@ type JobRecord struct {
 	// TaskTimeout, in nanoseconds, fails a task attempt that makes no
 	// progress for that long (job.Task.Timeout); 0 disables it.
 	TaskTimeout int64 `msgpack:"tt,omitempty" json:"task_timeout_ns"`
+	// Binary, for a shipped job, is the SHA-256 (hex) of the program that
+	// holds the job's code, stored at BinaryPath(Binary); its tasks run in
+	// worker processes of it. Empty for a job the agents have built in.
+	Binary string `msgpack:"bin,omitempty" json:"binary,omitempty"`
 
 	// Params and Inputs come from the spec block once a node has loaded
 	// it; they are never part of the record.
@@ -103,6 +108,9 @@ type JobSpec struct {
 	// Splits lists every input block in split order: files in submission
 	// order, blocks in file order. A generator job has none.
 	Splits []SpecSplit `msgpack:"sp"`
+	// Shipped describes a shipped job (JobRecord.Binary) as its program
+	// built it at submission: formats, files, reducers.
+	Shipped *worker.Info `msgpack:"sh,omitempty"`
 }
 
 // SpecSplit is one input block of a job: which input file, which block,

@@ -21,6 +21,7 @@ import (
 	"shoal.dev/shoal/mesh"
 	"shoal.dev/shoal/ring"
 	"shoal.dev/shoal/shuffle"
+	"shoal.dev/shoal/worker"
 )
 
 // Errors returned by Submit and the job calls.
@@ -88,6 +89,12 @@ type Config struct {
 	// (every node tells of every job), from the reconcile loop, under the
 	// scheduler's lock; it must not block or call the scheduler.
 	OnJobEnd func(state string)
+	// Workers runs the tasks of shipped jobs (JobRecord.Binary) in worker
+	// processes of their programs, which are cached in BinDir. Nil: this
+	// node refuses shipped jobs at submission and fails their tasks.
+	Workers *worker.Pool
+	// BinDir caches shipped programs, by SHA-256. Required with Workers.
+	BinDir string
 	// Outputs reserves output directories at submission. Nil writes job
 	// records without a reservation: two jobs submitted at once with one
 	// output may then both be accepted, so only a scheduler of one node may
@@ -98,6 +105,9 @@ type Config struct {
 func (c *Config) validate() error {
 	if c.Self == "" || c.Registry == nil || c.Records == nil || c.FS == nil || c.Shuffle == nil || c.Dialer == nil || c.Ring == nil || c.WorkDir == "" {
 		return errors.New("scheduler: incomplete config")
+	}
+	if c.Workers != nil && c.BinDir == "" {
+		return errors.New("scheduler: Workers without BinDir")
 	}
 	if c.Slots <= 0 {
 		c.Slots = runtime.NumCPU()
@@ -141,6 +151,8 @@ type Scheduler struct {
 
 	// Stats counts for /metrics.
 	Stats Stats
+
+	binMu sync.Mutex // serializes fetches of shipped programs
 
 	wg sync.WaitGroup
 }
@@ -408,19 +420,20 @@ func (s *Scheduler) checkOwnMapOutputs(v *view) {
 
 // loadedSpec is a job's spec block as this node holds it.
 type loadedSpec struct {
-	params map[string]string
-	inputs []InputFile
-	splits []split
+	params  map[string]string
+	inputs  []InputFile
+	splits  []split
+	shipped *worker.Info // a shipped job's description
 }
 
 // rememberSpec caches the spec of a job this node just submitted.
-func (s *Scheduler) rememberSpec(rec *JobRecord, ss []SpecSplit) {
+func (s *Scheduler) rememberSpec(rec *JobRecord, ss []SpecSplit, shipped *worker.Info) {
 	sp, err := splitsOf(rec, ss)
 	if err != nil {
 		return // fetched from the block when needed
 	}
 	s.mu.Lock()
-	s.specs[rec.ID] = &loadedSpec{params: rec.Params, inputs: rec.Inputs, splits: sp}
+	s.specs[rec.ID] = &loadedSpec{params: rec.Params, inputs: rec.Inputs, splits: sp, shipped: shipped}
 	s.mu.Unlock()
 }
 
@@ -464,7 +477,10 @@ func (s *Scheduler) loadSpec(ctx context.Context, rec *JobRecord) (*loadedSpec, 
 	if len(sp) != rec.NumSplits {
 		return nil, fmt.Errorf("job spec %s lists %d splits, the job record %d", rec.Spec.Short(), len(sp), rec.NumSplits)
 	}
-	return &loadedSpec{params: spec.Params, inputs: spec.Inputs, splits: sp}, nil
+	if (rec.Binary != "") != (spec.Shipped != nil) {
+		return nil, fmt.Errorf("job spec %s does not match the job record: a shipped program without a job description, or one the other way round", rec.Spec.Short())
+	}
+	return &loadedSpec{params: spec.Params, inputs: spec.Inputs, splits: sp, shipped: spec.Shipped}, nil
 }
 
 // ReferencedBlocks lists the spec blocks of the jobs that have not ended,
@@ -491,7 +507,18 @@ func (s *Scheduler) resolve(v *view) (*job.Job, error) {
 	if ok {
 		return j, nil
 	}
-	j, err := s.cfg.Registry.Resolve(v.rec.Name, v.rec.Params)
+	var err error
+	if v.rec.Binary != "" {
+		s.mu.Lock()
+		ls := s.specs[v.rec.ID]
+		s.mu.Unlock()
+		if ls == nil || ls.shipped == nil {
+			return nil, fmt.Errorf("job %s: its spec does not describe the shipped job", v.rec.ID)
+		}
+		j, err = s.shippedJob(&v.rec, *ls.shipped)
+	} else {
+		j, err = s.cfg.Registry.Resolve(v.rec.Name, v.rec.Params)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -551,6 +578,9 @@ func (s *Scheduler) finishLocal(id string, st *StateRecord) {
 	}
 	delete(s.specs, id)
 	delete(s.jobs, id)
+	if s.cfg.Workers != nil {
+		s.cfg.Workers.CloseJob(id)
+	}
 	if o, ok := s.own[id]; ok {
 		o.close()
 		delete(s.own, id)

@@ -11,6 +11,7 @@ import (
 
 	"shoal.dev/shoal/blockstore"
 	"shoal.dev/shoal/job"
+	"shoal.dev/shoal/worker"
 )
 
 // DefaultMaxAttempts is how often a task's code may fail before its job
@@ -35,6 +36,11 @@ type SubmitRequest struct {
 	// DefaultTaskTimeout, "0" disables it; otherwise it is between
 	// MinTaskTimeout and MaxTaskTimeout.
 	TaskTimeout string `json:"task_timeout,omitempty"`
+	// Binary, if set, is the SHA-256 (64 hex digits) of a program stored
+	// at BinaryPath(Binary) that holds the job's code (a shipped job): the
+	// agents run Name from it, in worker processes, whether or not they
+	// have a job of that name built in.
+	Binary string `json:"binary,omitempty"`
 }
 
 // Task timeout bounds (SubmitRequest.TaskTimeout).
@@ -87,8 +93,16 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 	if err := checkShape(req.Reducers, 0, req.MaxAttempts, ""); err != nil {
 		return JobRecord{}, err
 	}
-	j0, err := s.cfg.Registry.Resolve(req.Name, req.Params)
-	if err != nil {
+	var j0 *job.Job
+	var shipped *worker.Info
+	if req.Binary != "" {
+		if shipped, err = s.describeShipped(ctx, req); err != nil {
+			return JobRecord{}, err
+		}
+		if j0, err = s.shippedJob(&JobRecord{Binary: req.Binary}, *shipped); err != nil {
+			return JobRecord{}, err
+		}
+	} else if j0, err = s.cfg.Registry.Resolve(req.Name, req.Params); err != nil {
 		return JobRecord{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
 	switch {
@@ -130,8 +144,10 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 	sampler := job.SamplerFunc(func(ctx context.Context, splits, perSplit int) ([][]byte, error) {
 		return s.sample(ctx, probe, j0.Input, splits, perSplit)
 	})
-	j, params, err := s.cfg.Registry.ResolvePrepared(ctx, req.Name, req.Params, sampler, req.Reducers)
-	if err != nil {
+	j, params := j0, map[string]string(nil)
+	if shipped != nil {
+		params = shipped.Params
+	} else if j, params, err = s.cfg.Registry.ResolvePrepared(ctx, req.Name, req.Params, sampler, req.Reducers); err != nil {
 		return JobRecord{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
 	reducers := j.NumReducers(req.Reducers)
@@ -164,6 +180,7 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 		TaskTimeout:  int64(timeout),
 		Params:       params,
 		Inputs:       inputs,
+		Binary:       req.Binary,
 	}
 	ss, err := specSplits(ctx, s.cfg.FS, inputs)
 	if err != nil {
@@ -173,7 +190,7 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 	for _, f := range inputs {
 		rec.InputBytes += f.Size
 	}
-	spec := encodeSpec(JobSpec{JobID: rec.ID, Params: params, Inputs: inputs, Splits: ss})
+	spec := encodeSpec(JobSpec{JobID: rec.ID, Params: params, Inputs: inputs, Splits: ss, Shipped: shipped})
 	if len(spec) > MaxSpecBytes {
 		return JobRecord{}, badRequest("the job's inputs (%d files, %d splits) need a spec of %d bytes, more than the limit of %d", len(inputs), len(ss), len(spec), MaxSpecBytes)
 	}
@@ -181,7 +198,7 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 		return JobRecord{}, fmt.Errorf("store job spec: %w", err)
 	}
 	rec.SpecBytes = len(spec)
-	s.rememberSpec(&rec, ss)
+	s.rememberSpec(&rec, ss, shipped)
 	if err := s.writeJobRecord(ctx, res, jobPrefix+rec.ID, encode(rec)); err != nil {
 		return JobRecord{}, err
 	}

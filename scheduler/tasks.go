@@ -15,6 +15,7 @@ import (
 	"shoal.dev/shoal/blockstore"
 	"shoal.dev/shoal/job"
 	"shoal.dev/shoal/shuffle"
+	"shoal.dev/shoal/worker"
 )
 
 // retryPause is how long a task that failed for a reason outside the job's
@@ -104,6 +105,13 @@ func (s *Scheduler) runMap(ctx context.Context, rec *JobRecord, j *job.Job, sp s
 		w := s.createOutput(ctx, rec, j.Output, mapPartName(sp.index))
 		out, finish, abort = job.EmitterFunc(w.emit), func() (job.Counters, error) { return nil, w.close() },
 			func() { w.abort(errors.New("map task stopped")) }
+	} else if rec.Binary != "" {
+		// The worker writes the shuffle output itself.
+		out = job.EmitterFunc(func([]byte, []byte) error {
+			return errors.New("a shipped job's map task emitted on the agent")
+		})
+		finish = func() (job.Counters, error) { return nil, nil }
+		abort = func() { _ = s.cfg.Shuffle.Remove(rec.ID, info.TaskID) }
 	} else {
 		mw, emit, err := s.newMapWriter(rec, task)
 		if err != nil {
@@ -141,48 +149,15 @@ func (s *Scheduler) runMap(ctx context.Context, rec *JobRecord, j *job.Job, sp s
 }
 
 // newMapWriter opens the map task's shuffle output and returns it with the
-// emit function the task's mapper writes through. A partitioner that puts
-// a key outside the partitions fails the task as the job's own error.
+// emit function the task's mapper writes through (worker.NewMapWriter: a
+// worker writes a shipped job's map output with the same code).
 func (s *Scheduler) newMapWriter(rec *JobRecord, task job.Task) (*shuffle.MapWriter, func(key, value []byte) error, error) {
-	part := task.Job.Partitioner
-	if part == nil {
-		part = job.HashPartitioner
-	}
-	n := rec.Reducers
-	var partErr error
-	cfg := shuffle.MapConfig{
-		Dir:        s.cfg.Shuffle.Dir(rec.ID),
-		Name:       task.Info.TaskID,
-		Partitions: n,
-		Partition: func(key []byte) int {
-			p := part.Partition(key, n)
-			if (p < 0 || p >= n) && partErr == nil {
-				partErr = &job.UserError{Err: fmt.Errorf("partitioner put key %.64q in partition %d of %d", key, p, n)}
-			}
-			return p
-		},
+	return worker.NewMapWriter(task, shuffle.MapConfig{
+		Dir:         s.cfg.Shuffle.Dir(rec.ID),
+		Name:        task.Info.TaskID,
+		Partitions:  rec.Reducers,
 		BufferBytes: s.cfg.SortBuffer,
-	}
-	comb, err := job.BuildCombiner(task)
-	if err != nil {
-		return nil, nil, err
-	}
-	if comb != nil {
-		cfg.Combine = func(key []byte, values shuffle.ValueIter, emit func(key, value []byte) error) error {
-			return comb.Reduce(key, values, job.EmitterFunc(emit))
-		}
-	}
-	mw, err := shuffle.NewMapWriter(cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	return mw, func(key, value []byte) error {
-		err := mw.Emit(key, value)
-		if err != nil && partErr != nil {
-			return partErr
-		}
-		return err
-	}, nil
+	})
 }
 
 func (s *Scheduler) startReduce(v *view, j *job.Job, part, splits, attempt int) {

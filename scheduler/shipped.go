@@ -1,0 +1,138 @@
+package scheduler
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/job"
+	"shoal.dev/shoal/worker"
+)
+
+// Shipped jobs: a job compiled into its submitter's program, not into the
+// agents. The client stores the program at BinaryPath(sum) and submits
+// with SubmitRequest.Binary = sum. The submitting node fetches it,
+// checks it (worker.CheckBinary), and asks a worker of it to describe the
+// job (worker.Pool.Describe); the description goes into the job's spec
+// block, so the other nodes schedule the job without running anything,
+// and each fetches the program when its first task of the job starts.
+
+// BinaryDir is the directory of the cluster file system where shipped
+// programs are stored, each under its SHA-256 in hex.
+const BinaryDir = "/.shoal/bin"
+
+// BinaryPath is where the program whose SHA-256 is sum (hex) is stored.
+func BinaryPath(sum string) string { return BinaryDir + "/" + sum }
+
+// validSum reports whether s is a SHA-256 in lower-case hex.
+func validSum(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// describeShipped checks a shipped job's submission: its program is
+// stored, verified and runnable here, and holds the job, which accepts
+// the parameters.
+func (s *Scheduler) describeShipped(ctx context.Context, req SubmitRequest) (*worker.Info, error) {
+	if s.cfg.Workers == nil {
+		return nil, badRequest("this node does not run shipped programs")
+	}
+	if !validSum(req.Binary) {
+		return nil, badRequest("binary %q: want the program's SHA-256 in 64 lower-case hex digits", req.Binary)
+	}
+	bin, err := s.binary(ctx, req.Binary)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	info, err := s.cfg.Workers.Describe(ctx, bin, req.Name, req.Params)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	if info.Prepare {
+		return nil, badRequest("%s has a Prepare step, which shipped jobs cannot run yet: build the job into the agents", req.Name)
+	}
+	return &info, nil
+}
+
+// shippedJob is the stand-in job.Job of a shipped job on this node.
+func (s *Scheduler) shippedJob(rec *JobRecord, info worker.Info) (*job.Job, error) {
+	if s.cfg.Workers == nil {
+		return nil, errors.New("this node does not run shipped programs")
+	}
+	sum := rec.Binary
+	return s.cfg.Workers.Job(worker.JobConfig{
+		Info:       info,
+		Binary:     func(ctx context.Context) (string, error) { return s.binary(ctx, sum) },
+		Reducers:   rec.Reducers,
+		ShuffleDir: s.cfg.Shuffle.Dir(rec.ID),
+		SortBuffer: s.cfg.SortBuffer,
+	}), nil
+}
+
+// binary returns the path of the program sum in this node's cache,
+// fetching it from the cluster file system the first time and verifying
+// it against sum and this node's OS and architecture. Concurrent calls
+// for one program fetch it once.
+func (s *Scheduler) binary(ctx context.Context, sum string) (string, error) {
+	if !validSum(sum) {
+		return "", fmt.Errorf("binary %q is not a SHA-256", sum)
+	}
+	path := filepath.Join(s.cfg.BinDir, sum)
+	s.binMu.Lock()
+	defer s.binMu.Unlock()
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	if err := os.MkdirAll(s.cfg.BinDir, 0o700); err != nil {
+		return "", err
+	}
+	tmp := path + ".tmp"
+	if err := s.fetchFile(ctx, BinaryPath(sum), tmp); err != nil {
+		os.Remove(tmp)
+		if errors.Is(err, blockstore.ErrNoFile) {
+			return "", fmt.Errorf("the shipped program %s is not stored in the cluster (%s)", sum[:12], BinaryPath(sum))
+		}
+		return "", fmt.Errorf("fetch the shipped program %s: %w", sum[:12], err)
+	}
+	got, err := fileSum(tmp)
+	if err == nil && got != sum {
+		err = fmt.Errorf("the shipped program stored as %s has SHA-256 %s", sum[:12], got[:12])
+	}
+	if err == nil {
+		err = worker.CheckBinary(tmp)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return "", err
+	}
+	return path, nil
+}
+
+func fileSum(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
