@@ -26,8 +26,9 @@ func agentCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "name", Usage: "unique node name (default: host name and gossip port)"},
 			&ucli.StringFlag{Name: "bind", Value: peer.DefaultGossipAddr, Usage: "gossip (memberlist) address HOST:PORT; port 0 picks one"},
 			&ucli.StringFlag{Name: "advertise", Usage: "gossip address other nodes reach this one at, if not --bind"},
-			&ucli.StringSliceFlag{Name: "join", Usage: "gossip address HOST:PORT of a member to join (repeatable)"},
-			&ucli.DurationFlag{Name: "join-timeout", Value: peer.DefaultJoinTimeout, Usage: "how long to retry --join before giving up"},
+			&ucli.StringSliceFlag{Name: "join", Usage: "gossip address HOST:PORT of a member to join (repeatable); a DNS name joins every address it resolves to, looked up again on each retry"},
+			&ucli.DurationFlag{Name: "join-timeout", Value: peer.DefaultJoinTimeout, Usage: "how long to retry --join before giving up (not with --retry-join)"},
+			&ucli.BoolFlag{Name: "retry-join", Usage: "start at once, alone if no --join member answers yet, and keep trying --join in the background until one does"},
 			&ucli.StringSliceFlag{Name: "p2p", Value: ucli.NewStringSlice(peer.DefaultP2PAddr), Usage: "data-plane (libp2p) listen multiaddr (repeatable)"},
 			&ucli.StringFlag{Name: "http", Value: peer.DefaultHTTPAddr, Usage: "HTTP API address HOST:PORT; port 0 picks one"},
 			&ucli.StringFlag{Name: "data-dir", Usage: "where the node keeps its identity, metadata and blocks (default ~/.local/share/shoal/NAME)"},
@@ -139,6 +140,10 @@ func agentConfig(c *ucli.Context) (peer.Config, error) {
 	cfg.AdvertiseAddr = c.String("advertise")
 	cfg.Join = c.StringSlice("join")
 	cfg.JoinTimeout = c.Duration("join-timeout")
+	cfg.RetryJoin = c.Bool("retry-join")
+	if cfg.RetryJoin && len(cfg.Join) == 0 {
+		return cfg, usageError{fmt.Errorf("%s needs --join: the addresses to keep trying", flagOrigin(c, "retry-join"))}
+	}
 	cfg.P2PAddrs = c.StringSlice("p2p")
 	cfg.HTTPAddr = c.String("http")
 	cfg.DataDir = c.String("data-dir")

@@ -19,31 +19,32 @@ import (
 // configSample is, for every agent flag, a TOML value other than its
 // default, and what the flag then reads back as. A flag added without a
 // sample here fails TestConfigEveryFlagHasAKey.
-var configSample = map[string]struct{ toml, want string }{
-	"name":                  {`"n1"`, "n1"},
-	"bind":                  {`"127.0.0.1:17946"`, "127.0.0.1:17946"},
-	"advertise":             {`"127.0.0.2:17946"`, "127.0.0.2:17946"},
-	"join":                  {`["seed.example:7946", "127.0.0.1:7000"]`, "[seed.example:7946 127.0.0.1:7000]"},
-	"join-timeout":          {`"1m"`, "1m0s"},
-	"p2p":                   {`["/ip4/127.0.0.1/tcp/7000"]`, "[/ip4/127.0.0.1/tcp/7000]"},
-	"http":                  {`"127.0.0.1:17470"`, "127.0.0.1:17470"},
-	"data-dir":              {`"/var/lib/shoal"`, "/var/lib/shoal"},
-	"secret-file":           {`"SECRET"`, "SECRET"},
-	"log-level":             {`"debug"`, "debug"},
-	"insecure":              {`true`, "true"},
-	"tls-cert":              {`"/etc/shoal/cert.pem"`, "/etc/shoal/cert.pem"},
-	"tls-key":               {`"/etc/shoal/key.pem"`, "/etc/shoal/key.pem"},
-	"max-conns":             {`64`, "64"},
-	"task-user":             {`"nobody"`, "nobody"},
-	"max-clock-drift":       {`"2m"`, "2m0s"},
-	"tombstone-ttl":         {`"48h"`, "48h0m0s"},
-	"anti-entropy-interval": {`"5s"`, "5s"},
-	"recover-meta":          {`true`, "true"},
-	"fast-gossip":           {`true`, "true"},
-	"reconnect-interval":    {`"10s"`, "10s"},
-	"reconnect-timeout":     {`"1h"`, "1h0m0s"},
-	"job-history":           {`50`, "50"},
-	"job-history-age":       {`"72h"`, "72h0m0s"},
+var configSample = map[string]struct{ toml, want, with string }{
+	"name":                  {toml: `"n1"`, want: "n1"},
+	"bind":                  {toml: `"127.0.0.1:17946"`, want: "127.0.0.1:17946"},
+	"advertise":             {toml: `"127.0.0.2:17946"`, want: "127.0.0.2:17946"},
+	"join":                  {toml: `["seed.example:7946", "127.0.0.1:7000"]`, want: "[seed.example:7946 127.0.0.1:7000]"},
+	"join-timeout":          {toml: `"1m"`, want: "1m0s"},
+	"retry-join":            {toml: `true`, want: "true", with: `join = ["seed.example:7946"]`},
+	"p2p":                   {toml: `["/ip4/127.0.0.1/tcp/7000"]`, want: "[/ip4/127.0.0.1/tcp/7000]"},
+	"http":                  {toml: `"127.0.0.1:17470"`, want: "127.0.0.1:17470"},
+	"data-dir":              {toml: `"/var/lib/shoal"`, want: "/var/lib/shoal"},
+	"secret-file":           {toml: `"SECRET"`, want: "SECRET"},
+	"log-level":             {toml: `"debug"`, want: "debug"},
+	"insecure":              {toml: `true`, want: "true"},
+	"tls-cert":              {toml: `"/etc/shoal/cert.pem"`, want: "/etc/shoal/cert.pem"},
+	"tls-key":               {toml: `"/etc/shoal/key.pem"`, want: "/etc/shoal/key.pem"},
+	"max-conns":             {toml: `64`, want: "64"},
+	"task-user":             {toml: `"nobody"`, want: "nobody"},
+	"max-clock-drift":       {toml: `"2m"`, want: "2m0s"},
+	"tombstone-ttl":         {toml: `"48h"`, want: "48h0m0s"},
+	"anti-entropy-interval": {toml: `"5s"`, want: "5s"},
+	"recover-meta":          {toml: `true`, want: "true"},
+	"fast-gossip":           {toml: `true`, want: "true"},
+	"reconnect-interval":    {toml: `"10s"`, want: "10s"},
+	"reconnect-timeout":     {toml: `"1h"`, want: "1h0m0s"},
+	"job-history":           {toml: `50`, want: "50"},
+	"job-history-age":       {toml: `"72h"`, want: "72h0m0s"},
 }
 
 // agentOutcome is what an agent command line with a configuration file
@@ -122,7 +123,13 @@ func TestConfigEveryFlagHasAKey(t *testing.T) {
 			t.Errorf("agent flag --%s has no sample value in configSample: add one, so that its key is tested", name)
 			continue
 		}
-		got := resolveAgent(t, "agent", "--config", writeConfig(t, name+" = "+s.toml+"\n"))
+		base := base
+		if s.with != "" {
+			if base = resolveAgent(t, "agent", "--config", writeConfig(t, s.with+"\n")); base.err != nil {
+				t.Fatal(base.err)
+			}
+		}
+		got := resolveAgent(t, "agent", "--config", writeConfig(t, s.with+"\n"+name+" = "+s.toml+"\n"))
 		if got.err != nil {
 			t.Errorf("%s = %s: %v", name, s.toml, got.err)
 			continue

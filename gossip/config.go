@@ -2,12 +2,15 @@ package gossip
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"net"
+	"net/netip"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -115,6 +118,13 @@ type Config struct {
 	// generator seeded from the name and the time.
 	Rand *rand.Rand
 
+	// Resolver looks up the addresses of a host name given to Join. Join
+	// asks again on every attempt, so it follows a name whose records
+	// change (a Kubernetes headless service, a round-robin record). It may
+	// be called concurrently. Default: the system's resolver
+	// (net.DefaultResolver.LookupNetIP).
+	Resolver func(ctx context.Context, host string) ([]netip.Addr, error)
+
 	// Transport replaces memberlist's UDP/TCP transport, for tests on
 	// memberlist.MockNetwork. Default nil: a real NetTransport on BindAddr
 	// and BindPort.
@@ -190,6 +200,11 @@ func (c *Config) validate() error {
 		bad("name of %d bytes exceeds %d", len(c.Name), maxNodeNameLen)
 	}
 	c.BindAddr = cmp.Or(c.BindAddr, defaultBindAddr)
+	if c.Resolver == nil {
+		c.Resolver = func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		}
+	}
 	if c.BindPort < 0 || c.BindPort > math.MaxUint16 {
 		bad("bind port %d out of range", c.BindPort)
 	}

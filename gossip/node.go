@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -189,12 +190,15 @@ func (n *Node) memberlistConfig() *memberlist.Config {
 }
 
 // Join contacts the given members (host:port, or name/host:port) and
-// merges state with every one that answers. It retries with exponential
-// back-off (100ms doubling to 2s, jittered) until at least one answers, or
-// ctx ends, or every address has refused this node for a secret mismatch
-// (retrying cannot help then). memberlist cannot be interrupted, so an
-// attempt under way when ctx ends finishes first: up to Config.TCPTimeout
-// per unreachable address.
+// merges state with every one that answers. A host that is a DNS name
+// stands for every address it resolves to (Config.Resolver), looked up
+// again on every attempt; this node's own address is left out, so a name
+// that covers the whole cluster can be given to every member. It retries
+// with exponential back-off (100ms doubling to 2s, jittered) until at
+// least one other member answers, or ctx ends, or every address has
+// refused this node for a secret mismatch (retrying cannot help then).
+// memberlist cannot be interrupted, so an attempt under way when ctx ends
+// finishes first: up to Config.TCPTimeout per unreachable address.
 //
 // The error names the addresses and the last cause. It wraps
 // ErrSecretMismatch when a member answered but the cluster secrets differ,
@@ -212,17 +216,23 @@ func (n *Node) Join(ctx context.Context, addrs []string) error {
 		if err := ctx.Err(); err != nil && attempt == 1 {
 			return fmt.Errorf("join %s: %w", list, err)
 		}
-		contacted, err := n.ml.Join(addrs)
-		if contacted > 0 {
-			n.Settle()
-			return nil
+		targets, failures := n.resolveJoin(ctx, addrs)
+		var err error
+		if len(targets) > 0 {
+			var contacted int
+			contacted, err = n.ml.Join(targets)
+			if contacted > 0 {
+				n.Settle()
+				return nil
+			}
+			failures = append(failures, splitJoinError(err)...)
+			mismatch, allMismatch := secretMismatches(failures, len(targets))
+			if allMismatch {
+				return mismatchError(mismatch)
+			}
 		}
-		failures := splitJoinError(err)
-		mismatch, allMismatch := secretMismatches(failures, len(addrs))
-		if allMismatch {
-			return mismatchError(mismatch)
-		}
-		n.log.Debug("gossip: join attempt failed", "attempt", attempt, "err", err)
+		mismatch, _ := secretMismatches(failures, len(targets))
+		n.log.Debug("gossip: join attempt failed", "attempt", attempt, "targets", targets, "err", lastCause(failures, err))
 
 		t := time.NewTimer(n.jitter(backoff))
 		select {
@@ -232,13 +242,84 @@ func (n *Node) Join(ctx context.Context, addrs []string) error {
 			if mismatch != nil {
 				return fmt.Errorf("%w; gave up: %w", mismatchError(mismatch), ctx.Err())
 			}
-			return fmt.Errorf("join %s: gave up after %d attempts: %w (last cause: %w)", list, attempt, ctx.Err(), lastCause(failures, err))
+			return &gaveUpError{msg: fmt.Sprintf("join %s: gave up after %d attempts, no member answered", list, attempt), ctx: ctx.Err(), cause: lastCause(failures, err)}
 		case <-n.quit:
 			t.Stop()
 			return fmt.Errorf("join %s: %w", list, ErrShutdown)
 		}
 		backoff = min(2*backoff, joinBackoffMax)
 	}
+}
+
+// gaveUpError is Join's error when ctx ended first: it says so in
+// words and wraps ctx's error and the last cause.
+type gaveUpError struct {
+	msg        string
+	ctx, cause error
+}
+
+func (e *gaveUpError) Error() string   { return fmt.Sprintf("%s (last cause: %v)", e.msg, e.cause) }
+func (e *gaveUpError) Unwrap() []error { return []error{e.ctx, e.cause} }
+
+// resolveTimeout bounds one lookup of a join name.
+const resolveTimeout = 5 * time.Second
+
+// resolveJoin turns Join's addresses into memberlist's: IP addresses and
+// name/host:port forms as they are, a DNS name into one HOST:PORT per
+// address it resolves to, without this node's own address and without
+// duplicates. A name that does not resolve, or only to this node, is a
+// failure of its own.
+func (n *Node) resolveJoin(ctx context.Context, addrs []string) ([]string, []joinFailure) {
+	self := n.Addr()
+	seen := map[string]bool{}
+	var out []string
+	var failures []joinFailure
+	add := func(a string) {
+		if a != self && !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	for _, a := range addrs {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || strings.Contains(a, "/") || n.cfg.Transport != nil {
+			add(a) // memberlist's own forms, and mock addresses
+			continue
+		}
+		if _, err := netip.ParseAddr(host); err == nil {
+			add(a)
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+		ips, err := n.cfg.Resolver(rctx, host)
+		cancel()
+		if err != nil {
+			failures = append(failures, joinFailure{addr: a, cause: resolveError(host, err)})
+			continue
+		}
+		before := len(out)
+		for _, ip := range ips {
+			add(net.JoinHostPort(ip.Unmap().String(), port))
+		}
+		if len(out) == before {
+			failures = append(failures, joinFailure{addr: a, cause: fmt.Errorf("%s resolves to no address but this node's", host)})
+		}
+	}
+	return out, failures
+}
+
+// resolveError says in words why host did not resolve.
+func resolveError(host string, err error) error {
+	var dnsErr *net.DNSError
+	switch {
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		return fmt.Errorf("%s: no such host", host)
+	case errors.As(err, &dnsErr) && dnsErr.IsTimeout, errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s: the name servers did not answer in time", host)
+	case errors.As(err, &dnsErr):
+		return fmt.Errorf("%s: cannot resolve: %s", host, dnsErr.Err)
+	}
+	return fmt.Errorf("%s: cannot resolve: %w", host, err)
 }
 
 // jitter returns a delay in [d/2, d).

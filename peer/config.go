@@ -5,6 +5,7 @@
 package peer
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -46,6 +47,14 @@ type Config struct {
 	Join []string
 	// JoinTimeout bounds the retries of Join. Default 30s.
 	JoinTimeout time.Duration
+	// RetryJoin makes Start return at once, the node a cluster of one if no
+	// member answers yet, and keeps trying Join in the background until one
+	// answers, however long that takes (Consul's retry_join). Host names in
+	// Join are looked up again on every attempt.
+	RetryJoin bool
+	// Resolver looks up the host names in Join (every address a name
+	// resolves to is joined). Default: the system's resolver.
+	Resolver func(ctx context.Context, host string) ([]netip.Addr, error)
 	// P2PAddrs are the libp2p listen multiaddrs. Default
 	// "/ip4/127.0.0.1/tcp/0": loopback, any free port.
 	P2PAddrs []string

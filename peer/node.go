@@ -93,6 +93,7 @@ type Node struct {
 	sched      *scheduler.Scheduler
 	metrics    *metrics
 	cancel     context.CancelFunc // stops background loops
+	loops      context.Context    // what cancel ends
 
 	mu     sync.Mutex
 	byName map[string]nodeMeta // alive members' meta
@@ -178,6 +179,7 @@ func New(cfg Config) (_ *Node, err error) {
 	gcfg.ReconnectInterval = cfg.ReconnectInterval
 	gcfg.ReconnectTimeout = cfg.ReconnectTimeout
 	gcfg.Logger = n.log
+	gcfg.Resolver = cfg.Resolver
 	gcfg.MaxClockDrift = cfg.MaxClockDrift
 	gcfg.TombstoneTTL = cfg.TombstoneTTL
 	if cfg.AntiEntropyInterval > 0 {
@@ -268,6 +270,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.onMembersChanged()
 	ctx, stopLoops := context.WithCancel(context.Background())
 	n.cancel = stopLoops
+	n.loops = ctx
 	n.wg.Add(6)
 	go func() {
 		defer n.wg.Done()
@@ -311,12 +314,21 @@ func New(cfg Config) (_ *Node, err error) {
 
 // Start joins the cluster through cfg.Join, retrying until JoinTimeout, and
 // writes the node's addresses to DATA_DIR/agent.json for scripts.
+//
+// With RetryJoin, Start does not wait: the node begins as a cluster of one
+// and a background loop keeps trying Join (and the members this node knew
+// before it stopped) until one answers.
 func (n *Node) Start(ctx context.Context) error {
-	if len(n.cfg.Join) > 0 {
+	switch {
+	case len(n.cfg.Join) > 0 && n.cfg.RetryJoin:
+		n.gossip.Settle()
+		n.wg.Add(1)
+		go n.retryJoin(n.loops)
+	case len(n.cfg.Join) > 0:
 		if err := n.join(ctx); err != nil {
 			return err
 		}
-	} else {
+	default:
 		n.gossip.Settle() // a new cluster of one
 	}
 	info := map[string]any{
@@ -364,6 +376,26 @@ func (n *Node) join(ctx context.Context) error {
 	}
 	n.log.Warn("none of the --join addresses answered; trying the members this node knew before it stopped", "join", n.cfg.Join, "known", known)
 	return n.gossip.Join(jctx, addrs)
+}
+
+// retryJoin tries the --join addresses, and the members this node knew
+// before it stopped, until one answers or the node stops.
+func (n *Node) retryJoin(ctx context.Context) {
+	defer n.wg.Done()
+	addrs := slices.Clone(n.cfg.Join)
+	for _, a := range n.gossip.KnownAddrs() {
+		if !slices.Contains(addrs, a) {
+			addrs = append(addrs, a)
+		}
+	}
+	n.log.Info("retry-join: trying the --join addresses in the background", "join", addrs)
+	err := n.gossip.Join(ctx, addrs)
+	switch {
+	case err == nil:
+		n.log.Info("retry-join: joined", "alive", len(n.gossip.Alive()))
+	case ctx.Err() == nil:
+		n.log.Error("retry-join: stopped trying", "err", err)
+	}
 }
 
 // Name is the node's name.
