@@ -271,3 +271,17 @@ func TestConfigRejects(t *testing.T) {
 		t.Errorf("missing file: exit %d, %q", code, stderr.String())
 	}
 }
+
+// TestDeployConfig: the example configuration of deploy/ is accepted and
+// puts the data where the systemd unit's StateDirectory is.
+func TestDeployConfig(t *testing.T) {
+	t.Setenv("SHOAL_SECRET_FILE", "")
+	t.Setenv("SHOAL_SECRET", "")
+	got := resolveAgent(t, "agent", "--config", filepath.Join("..", "deploy", "shoal.toml"))
+	if got.err != nil {
+		t.Fatal(got.err)
+	}
+	if got.cfg.DataDir != "/var/lib/shoal" || !got.cfg.RetryJoin || len(got.cfg.Join) == 0 || got.secret != "/etc/shoal/secret" {
+		t.Errorf("deploy/shoal.toml: %+v, secret %q", got.cfg, got.secret)
+	}
+}
