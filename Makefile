@@ -20,6 +20,7 @@ vet:
 
 test: vet build
 	$(GO) test -race -count=1 -timeout 30m ./...
+	cd examples && $(GO) vet ./... && $(GO) test -count=1 -timeout 20m ./...
 
 run: build
 	NODES=$(NODES) scripts/demo.sh
