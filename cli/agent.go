@@ -47,6 +47,7 @@ func agentCommand() *ucli.Command {
 			&ucli.DurationFlag{Name: "reconnect-interval", Value: peer.DefaultReconnect, Usage: "how often to try to join one member that failed (so split halves find each other again)"},
 			&ucli.DurationFlag{Name: "reconnect-timeout", Value: peer.DefaultReconnectTimeout, Usage: "how long to keep trying a failed member before forgetting it"},
 			&ucli.IntFlag{Name: "job-history", Value: scheduler.DefaultJobHistory, Usage: "how many ended jobs the cluster remembers; older ones are forgotten"},
+			&ucli.BoolFlag{Name: "no-speculation", Usage: "start no backup attempts of straggling tasks on this node"},
 			&ucli.DurationFlag{Name: "job-history-age", Usage: "also forget jobs that ended longer ago than this (0: no age limit)"},
 		},
 		Action: runAgent,
@@ -149,6 +150,7 @@ func agentConfig(c *ucli.Context) (peer.Config, error) {
 	cfg.DataDir = c.String("data-dir")
 	cfg.Insecure = c.Bool("insecure")
 	cfg.TaskUser = c.String("task-user")
+	cfg.Speculation.Off = c.Bool("no-speculation")
 	cfg.TLSCert, cfg.TLSKey = c.String("tls-cert"), c.String("tls-key")
 	if c.Int("max-conns") < 1 {
 		return cfg, usageError{fmt.Errorf("%s must be at least 1, got %d", flagOrigin(c, "max-conns"), c.Int("max-conns"))}

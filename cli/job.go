@@ -64,6 +64,7 @@ func jobCommand(jobs []job.Spec) *ucli.Command {
 					&ucli.IntFlag{Name: "max-attempts", Value: scheduler.DefaultMaxAttempts, Usage: "attempts per task before the job fails"},
 					&ucli.IntFlag{Name: "replication", Usage: "replication of the output files (default 3, capped at the cluster size)"},
 					&ucli.DurationFlag{Name: "task-timeout", Value: scheduler.DefaultTaskTimeout, Usage: "fail and retry a task attempt that makes no progress for this long (0: never)"},
+					&ucli.BoolFlag{Name: "no-speculation", Usage: "start no backup attempts of this job's straggling tasks"},
 					&ucli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "print the job ID and return at once"},
 					&ucli.BoolFlag{Name: "local", Usage: "run in this process on local files, sequentially (no cluster)"},
 				),
@@ -184,6 +185,7 @@ func jobRun(c *ucli.Context) error {
 		Name: c.Args().First(), Params: params, Inputs: inputs, Output: c.String("output"),
 		Reducers: c.Int("reducers"), MaxAttempts: c.Int("max-attempts"), Replication: c.Int("replication"),
 		TaskTimeout: c.Duration("task-timeout").String(), Binary: binary,
+		NoSpeculativeMaps: c.Bool("no-speculation"), NoSpeculativeReduces: c.Bool("no-speculation"),
 	})
 	if err != nil {
 		return err

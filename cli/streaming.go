@@ -33,7 +33,8 @@ func streamingCommand() *ucli.Command {
 			&ucli.StringSliceFlag{Name: "cmdenv", Usage: "K=V set in the commands' environment (repeatable)"},
 			&ucli.StringFlag{Name: "partitioner", Usage: "partitioner: hash (default)"},
 			&ucli.IntFlag{Name: "max-attempts", Value: scheduler.DefaultMaxAttempts, Usage: "attempts per task before the job fails"},
-			&ucli.StringSliceFlag{Name: "D", Usage: "job property NAME=VALUE (repeatable); only mapreduce.task.timeout=MS (0: never) is known"},
+			&ucli.StringSliceFlag{Name: "D", Usage: "job property NAME=VALUE (repeatable); known: mapreduce.task.timeout=MS (0: never), mapreduce.map.speculative=true|false, mapreduce.reduce.speculative=true|false"},
+			&ucli.BoolFlag{Name: "no-speculation", Usage: "start no backup attempts of this job's straggling tasks"},
 			&ucli.DurationFlag{Name: "task-timeout", Value: scheduler.DefaultTaskTimeout, Usage: "fail and retry a task attempt that makes no progress for this long (0: never)"},
 			&ucli.BoolFlag{Name: "detach", Usage: "print the job ID and return at once"},
 		),
@@ -56,15 +57,23 @@ func runStreaming(c *ucli.Context) error {
 		return usageError{fmt.Errorf("-numReduceTasks must be at least 1, got %d", c.Int("numReduceTasks"))}
 	}
 	timeout := c.Duration("task-timeout")
+	noSpec := [2]bool{c.Bool("no-speculation"), c.Bool("no-speculation")} // maps, reduces
 	for _, kv := range c.StringSlice("D") {
-		d, err := streamingProperty(kv)
+		p, err := streamingProperty(kv)
 		if err != nil {
 			return usageError{err}
 		}
-		if c.IsSet("task-timeout") && d != timeout {
+		switch {
+		case p.speculative != nil:
+			if *p.speculative && c.Bool("no-speculation") {
+				return usageError{fmt.Errorf("-D %s and --no-speculation disagree", kv)}
+			}
+			noSpec[p.kind] = !*p.speculative
+		case c.IsSet("task-timeout") && p.timeout != timeout:
 			return usageError{fmt.Errorf("-D %s and --task-timeout %s disagree", kv, timeout)}
+		default:
+			timeout = p.timeout
 		}
-		timeout = d
 	}
 	for _, kv := range c.StringSlice("cmdenv") {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
@@ -98,7 +107,8 @@ func runStreaming(c *ucli.Context) error {
 	st, err := cl.Submit(c.Context, scheduler.SubmitRequest{
 		Name: "streaming", Params: params, Inputs: c.StringSlice("input"), Output: c.String("output"),
 		Reducers: c.Int("numReduceTasks"), MaxAttempts: c.Int("max-attempts"),
-		TaskTimeout: timeout.String(),
+		TaskTimeout:       timeout.String(),
+		NoSpeculativeMaps: noSpec[0], NoSpeculativeReduces: noSpec[1],
 	})
 	if err != nil {
 		return err
@@ -111,22 +121,42 @@ func runStreaming(c *ucli.Context) error {
 	return waitJob(c, cl, st.ID)
 }
 
+// streamingProp is one -D property Shoal knows: a task timeout, or
+// whether the job's maps (kind 0) or reduces (kind 1) may speculate.
+type streamingProp struct {
+	timeout     time.Duration
+	speculative *bool
+	kind        int
+}
+
 // streamingProperty parses one -D NAME=VALUE of Hadoop Streaming. Shoal
-// knows only mapreduce.task.timeout (milliseconds, 0 for none); any other
-// name is an error rather than silently ignored.
-func streamingProperty(kv string) (time.Duration, error) {
+// knows mapreduce.task.timeout (milliseconds, 0 for none),
+// mapreduce.map.speculative and mapreduce.reduce.speculative (true or
+// false); any other name is an error rather than silently ignored.
+func streamingProperty(kv string) (streamingProp, error) {
 	name, v, ok := strings.Cut(kv, "=")
 	if !ok || name == "" {
-		return 0, fmt.Errorf("-D %q: want NAME=VALUE", kv)
+		return streamingProp{}, fmt.Errorf("-D %q: want NAME=VALUE", kv)
 	}
-	if name != "mapreduce.task.timeout" {
-		return 0, fmt.Errorf("-D %s: unknown property; Shoal knows only mapreduce.task.timeout", name)
+	switch name {
+	case "mapreduce.task.timeout":
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || ms < 0 || ms > int64(scheduler.MaxTaskTimeout/time.Millisecond) {
+			return streamingProp{}, fmt.Errorf("-D mapreduce.task.timeout=%s: want milliseconds, 0 (never) to %d", v, scheduler.MaxTaskTimeout/time.Millisecond)
+		}
+		return streamingProp{timeout: time.Duration(ms) * time.Millisecond}, nil
+	case "mapreduce.map.speculative", "mapreduce.reduce.speculative":
+		b, err := strconv.ParseBool(v)
+		if err != nil || v != "true" && v != "false" {
+			return streamingProp{}, fmt.Errorf("-D %s=%s: want true or false", name, v)
+		}
+		p := streamingProp{speculative: &b}
+		if name == "mapreduce.reduce.speculative" {
+			p.kind = 1
+		}
+		return p, nil
 	}
-	ms, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || ms < 0 || ms > int64(scheduler.MaxTaskTimeout/time.Millisecond) {
-		return 0, fmt.Errorf("-D mapreduce.task.timeout=%s: want milliseconds, 0 (never) to %d", v, scheduler.MaxTaskTimeout/time.Millisecond)
-	}
-	return time.Duration(ms) * time.Millisecond, nil
+	return streamingProp{}, fmt.Errorf("-D %s: unknown property; Shoal knows mapreduce.task.timeout, mapreduce.map.speculative and mapreduce.reduce.speculative", name)
 }
 
 // shipFile stores a local file in the cluster under a name derived from its

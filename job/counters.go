@@ -41,6 +41,18 @@ const (
 	NUM_FAILED_MAPS = "NUM_FAILED_MAPS"
 	// NUM_FAILED_REDUCES counts failed reduce task attempts.
 	NUM_FAILED_REDUCES = "NUM_FAILED_REDUCES"
+	// NUM_KILLED_MAPS counts map task attempts stopped because another
+	// attempt of the same task finished first (speculation's losers).
+	NUM_KILLED_MAPS = "NUM_KILLED_MAPS"
+	// NUM_KILLED_REDUCES counts reduce task attempts stopped because
+	// another attempt of the same task committed first.
+	NUM_KILLED_REDUCES = "NUM_KILLED_REDUCES"
+	// NUM_SPECULATIVE_MAPS counts backup (speculative) map attempts
+	// started; TOTAL_LAUNCHED_MAPS includes them once they computed.
+	NUM_SPECULATIVE_MAPS = "NUM_SPECULATIVE_MAPS"
+	// NUM_SPECULATIVE_REDUCES counts backup (speculative) reduce attempts
+	// started; TOTAL_LAUNCHED_REDUCES includes them.
+	NUM_SPECULATIVE_REDUCES = "NUM_SPECULATIVE_REDUCES"
 )
 
 // Counters maps counter names to values. It is a plain map, so it marshals

@@ -24,6 +24,7 @@ import (
 	"shoal.dev/shoal/job"
 	"shoal.dev/shoal/job/builtin"
 	"shoal.dev/shoal/job/streaming"
+	"shoal.dev/shoal/scheduler"
 	"shoal.dev/shoal/secret"
 )
 
@@ -135,6 +136,10 @@ type Config struct {
 	Slots int
 	// SortBuffer is each map task's sort buffer in bytes. Default 64 MiB.
 	SortBuffer int
+	// Speculation is the straggler rule of this node's scheduler: zero
+	// takes the defaults; Off (--no-speculation) starts no backup attempts
+	// here.
+	Speculation scheduler.Speculation
 	// JobHistory is how many ended jobs the cluster remembers (their
 	// summaries); older ones are deleted. Default scheduler.DefaultJobHistory.
 	JobHistory int

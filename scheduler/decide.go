@@ -15,6 +15,7 @@ const (
 	actForget                        // drop this node's failure entry of a task that is done
 	actEnd                           // end the job (succeeded or failed)
 	actWait                          // nothing to do until more records arrive (says why)
+	actKill                          // stop this node's attempt of a task another node finished
 )
 
 // action is one decision of decide.
@@ -23,6 +24,7 @@ type action struct {
 	task    taskKind
 	index   int
 	attempt int
+	backup  bool   // actRun: a speculative attempt
 	state   string // actEnd
 	msg     string // actEnd: the job's error; actWait: why
 }
@@ -30,7 +32,12 @@ type action struct {
 func (a action) String() string {
 	switch a.kind {
 	case actRun:
+		if a.backup {
+			return fmt.Sprintf("run %s %d attempt %d backup", a.task, a.index, a.attempt)
+		}
 		return fmt.Sprintf("run %s %d attempt %d", a.task, a.index, a.attempt)
+	case actKill:
+		return fmt.Sprintf("kill %s %d", a.task, a.index)
 	case actCount:
 		return fmt.Sprintf("count %s %d", a.task, a.index)
 	case actUncount:
@@ -60,6 +67,18 @@ type decideInput struct {
 	reducers []string
 	// running reports whether this node runs the task already.
 	running func(k taskKind, i int) bool
+
+	// now is the time of this step, Unix milliseconds.
+	now int64
+	// spec is the speculation rule's settings.
+	spec Speculation
+	// idle is how many of this node's compute slots no task holds or
+	// waits for.
+	idle int
+	// backups lists, in order of preference, the nodes that may run a
+	// backup attempt of a task (for a map, the holders of its input block
+	// first). Nil: the participants in order.
+	backups func(k taskKind, i int) []string
 }
 
 // decide is the scheduler's decision step: a pure function of the view.
@@ -81,6 +100,10 @@ type decideInput struct {
 //     valid record covers and it does not already run: a split with no
 //     map output on a live node (map-only: no output at all), a partition
 //     with no commit. The attempt number is this node's failed attempts + 1.
+//  6. This node kills its attempts of tasks another node finished first
+//     (a map output on a live node, a commit). They are not failures.
+//  7. Speculation (see speculate): this node starts a backup attempt of a
+//     straggler when it is the task's backup node and has an idle slot.
 func decide(in decideInput) []action {
 	v := in.v
 	if v.state != nil {
@@ -157,8 +180,10 @@ func decide(in decideInput) []action {
 		if len(acts) == 0 && v.countsSettled(in.live) {
 			return []action{{kind: actEnd, state: StateSucceeded}}
 		}
+		acts = append(acts, kills(in, own)...)
 		return append(acts, action{kind: actWait, msg: "every task is done; counts are settling"})
 	}
+	acts = append(acts, kills(in, own)...)
 
 	// 5. Tasks to start.
 	attempt := func(k taskKind, i int) int {
@@ -181,7 +206,170 @@ func decide(in decideInput) []action {
 			acts = append(acts, action{kind: actRun, task: kindReduce, index: p, attempt: attempt(kindReduce, p)})
 		}
 	}
+	idle := in.idle
+	for _, a := range acts {
+		if a.kind == actRun {
+			idle--
+		}
+	}
+	for _, a := range speculate(in, idle) {
+		a.attempt = attempt(a.task, a.index)
+		acts = append(acts, a)
+	}
 	return acts
+}
+
+// finishedElsewhere reports whether a node other than self finished task
+// i of kind k in a way that stands: a map output on a live node (a
+// map-only job's part on any node), a commit on any.
+func finishedElsewhere(in decideInput, k taskKind, i int) bool {
+	v := in.v
+	onlyLive := k == kindMap && !v.rec.MapOnly
+	for _, n := range v.claimants(k, i, in.live, onlyLive) {
+		if n != in.self {
+			return true
+		}
+	}
+	return false
+}
+
+// kills lists this node's running attempts of tasks another node has
+// finished: the first attempt to finish wins, the others are stopped and
+// their output discarded.
+func kills(in decideInput, own *NodeTasks) []action {
+	var out []action
+	for _, r := range own.Running {
+		if finishedElsewhere(in, r.Kind, r.Index) {
+			out = append(out, action{kind: actKill, task: r.Kind, index: r.Index})
+		}
+	}
+	return out
+}
+
+// attemptAt is one running attempt of a task, as a record lists it.
+type attemptAt struct {
+	node   string
+	start  int64
+	backup bool
+}
+
+// speculate is the straggler rule. For each kind of task the job lets
+// speculate (maps; reduces once every map is done), when at least MinDone
+// of the kind's tasks are done and at least one is not, the threshold is
+// Slowdown times the mean wall time of the finished attempts (as the
+// records' sums give it), and at least MinRuntime. A task that is not done,
+// that some live node runs, whose oldest attempt has run longer than the
+// threshold and that has no backup yet, is a straggler. Its backup node is
+// the first node of in.backups that is live and runs no attempt of it; when
+// that is this node and it has an idle slot, it starts the backup. Oldest
+// stragglers first; at most idle backups per step.
+func speculate(in decideInput, idle int) []action {
+	v := in.v
+	if in.spec.Off || idle <= 0 {
+		return nil
+	}
+	var out []action
+	for _, k := range []taskKind{kindMap, kindReduce} {
+		n := v.rec.NumSplits
+		if k == kindReduce {
+			if v.rec.MapOnly || v.rec.NoSpeculativeReduces {
+				continue
+			}
+			n = v.rec.Reducers
+			if !v.mapsDone(in.live) {
+				continue
+			}
+		} else if v.rec.NoSpeculativeMaps {
+			continue
+		}
+		done := 0
+		for i := 0; i < n; i++ {
+			if v.finished(k, i, in.live) {
+				done++
+			}
+		}
+		if done == n || float64(done) < in.spec.MinDone*float64(n) {
+			continue
+		}
+		var total int64
+		var timed int
+		running := map[int][]attemptAt{}
+		for _, p := range in.live {
+			t, ok := v.nodes[p]
+			if !ok {
+				continue
+			}
+			if k == kindReduce {
+				total, timed = total+t.RedTime, timed+t.RedTimed
+			} else {
+				total, timed = total+t.MapTime, timed+t.MapTimed
+			}
+			for _, r := range t.Running {
+				if r.Kind == k {
+					running[r.Index] = append(running[r.Index], attemptAt{node: p, start: r.Start, backup: r.Backup})
+				}
+			}
+		}
+		if timed == 0 {
+			continue
+		}
+		threshold := max(in.spec.MinRuntime, int64(in.spec.Slowdown*float64(total)/float64(timed)))
+		type straggler struct {
+			i     int
+			start int64
+		}
+		var cands []straggler
+		for i, as := range running {
+			if v.finished(k, i, in.live) {
+				continue
+			}
+			oldest, backedUp := as[0].start, false
+			for _, a := range as {
+				oldest = min(oldest, a.start)
+				backedUp = backedUp || a.backup
+			}
+			if backedUp || len(as) > 1 || in.now-oldest <= threshold {
+				continue
+			}
+			cands = append(cands, straggler{i, oldest})
+		}
+		slices.SortFunc(cands, func(a, b straggler) int {
+			if a.start != b.start {
+				if a.start < b.start {
+					return -1
+				}
+				return 1
+			}
+			return a.i - b.i
+		})
+		for _, c := range cands {
+			if idle <= 0 {
+				return out
+			}
+			if backupNode(in, k, c.i, running[c.i]) != in.self || in.running(k, c.i) {
+				continue
+			}
+			out = append(out, action{kind: actRun, task: k, index: c.i, backup: true})
+			idle--
+		}
+	}
+	return out
+}
+
+// backupNode is the node that should run a backup of task i: the first of
+// its backup candidates that is live and runs no attempt of it.
+func backupNode(in decideInput, k taskKind, i int, running []attemptAt) string {
+	cands := in.v.rec.Participants
+	if in.backups != nil {
+		cands = in.backups(k, i)
+	}
+	for _, c := range cands {
+		if !slices.Contains(in.live, c) || slices.ContainsFunc(running, func(a attemptAt) bool { return a.node == c }) {
+			continue
+		}
+		return c
+	}
+	return ""
 }
 
 func taskName(k taskKind, i int) string {

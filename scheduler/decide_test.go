@@ -28,6 +28,14 @@ import (
 //	reducers a b         (the reducer of each partition)
 //	running map 1        (a task already running on self)
 //	tasks NODE maps=0-2,5 mapcounted=… commits=… redcounted=… fail=map:3:2:msg …
+//	      running=map:3:START[:backup] maptime=MS/N redtime=MS/N
+//	                     (an attempt NODE runs since START ms; the summed wall
+//	                     time of its N finished attempts; self's running
+//	                     attempts also count as running on self)
+//	now MS               (the step's time; default 0)
+//	idle N               (idle compute slots on self; default 2)
+//	spec off|slowdown=F mindone=F minruntime=MS (default: the defaults)
+//	backups map 3 c b    (backup candidates of a task; default participants)
 //	----
 //	run map 3 attempt 1
 func TestDecideScenarios(t *testing.T) {
@@ -75,10 +83,28 @@ func readScenarios(t *testing.T, file string) []scenario {
 		t.Helper()
 		t.Fatalf("%s:%d: %s", file, n, fmt.Sprintf(format, args...))
 	}
+	var backups map[itemKey][]string
 	finish := func() {
 		if cur != nil {
 			rs := slices.Clone(running)
+			if own, ok := cur.in.v.nodes[cur.in.self]; ok {
+				for _, r := range own.Running {
+					rs = append(rs, itemKey{r.Kind, r.Index})
+				}
+			}
 			cur.in.running = func(k taskKind, i int) bool { return slices.Contains(rs, itemKey{k, i}) }
+			if err := cur.in.spec.validate(); err != nil {
+				fail("%v", err)
+			}
+			if bs := backups; len(bs) > 0 {
+				parts := cur.in.v.rec.Participants
+				cur.in.backups = func(k taskKind, i int) []string {
+					if b, ok := bs[itemKey{k, i}]; ok {
+						return b
+					}
+					return parts
+				}
+			}
 			out = append(out, *cur)
 		}
 	}
@@ -93,7 +119,8 @@ func readScenarios(t *testing.T, file string) []scenario {
 			finish()
 			cur = &scenario{name: strings.Join(f[1:], "_"), line: n, in: decideInput{v: &view{nodes: map[string]*NodeTasks{}}}}
 			cur.in.v.rec.MaxAttempts = 4
-			running, expect = nil, false
+			cur.in.idle = 2
+			running, expect, backups = nil, false, map[itemKey][]string{}
 			continue
 		}
 		if cur == nil {
@@ -119,6 +146,10 @@ func readScenarios(t *testing.T, file string) []scenario {
 					v.rec.MaxAttempts = atoi(t, val)
 				case "maponly":
 					v.rec.MapOnly = true
+				case "nospecmaps":
+					v.rec.NoSpeculativeMaps = true
+				case "nospecreduces":
+					v.rec.NoSpeculativeReduces = true
 				case "ended":
 					v.state = &StateRecord{State: val}
 				default:
@@ -136,11 +167,33 @@ func readScenarios(t *testing.T, file string) []scenario {
 		case "reducers":
 			cur.in.reducers = f[1:]
 		case "running":
-			k := kindMap
-			if f[1] == "reduce" {
-				k = kindReduce
+			running = append(running, itemKey{parseKind(f[1]), atoi(t, f[2])})
+		case "now":
+			cur.in.now = int64(atoi(t, f[1]))
+		case "idle":
+			cur.in.idle = atoi(t, f[1])
+		case "backups":
+			backups[itemKey{parseKind(f[1]), atoi(t, f[2])}] = f[3:]
+		case "spec":
+			for _, kv := range f[1:] {
+				k, val, _ := strings.Cut(kv, "=")
+				var err error
+				switch k {
+				case "off":
+					cur.in.spec.Off = true
+				case "slowdown":
+					cur.in.spec.Slowdown, err = strconv.ParseFloat(val, 64)
+				case "mindone":
+					cur.in.spec.MinDone, err = strconv.ParseFloat(val, 64)
+				case "minruntime":
+					cur.in.spec.MinRuntime = int64(atoi(t, val))
+				default:
+					fail("spec: unknown %q", kv)
+				}
+				if err != nil {
+					fail("spec: %v", err)
+				}
 			}
-			running = append(running, itemKey{k, atoi(t, f[2])})
 		case "tasks":
 			nt := &NodeTasks{Node: f[1]}
 			for _, kv := range f[2:] {
@@ -164,6 +217,22 @@ func readScenarios(t *testing.T, file string) []scenario {
 						kind = kindReduce
 					}
 					nt.Fails = append(nt.Fails, taskFails{Kind: kind, Index: atoi(t, parts[1]), N: atoi(t, parts[2]), Last: parts[3]})
+				case "running":
+					parts := strings.Split(val, ":")
+					if len(parts) < 3 || len(parts) > 4 || len(parts) == 4 && parts[3] != "backup" {
+						fail("running=KIND:INDEX:START[:backup], got %q", val)
+					}
+					nt.Running = append(nt.Running, runningTask{Kind: parseKind(parts[0]), Index: atoi(t, parts[1]), Start: int64(atoi(t, parts[2])), Backup: len(parts) == 4})
+				case "maptime", "redtime":
+					ms, n, ok := strings.Cut(val, "/")
+					if !ok {
+						fail("%s=MS/N, got %q", k, val)
+					}
+					if k == "maptime" {
+						nt.MapTime, nt.MapTimed = int64(atoi(t, ms)), atoi(t, n)
+					} else {
+						nt.RedTime, nt.RedTimed = int64(atoi(t, ms)), atoi(t, n)
+					}
 				default:
 					fail("tasks: unknown %q", kv)
 				}
@@ -175,6 +244,13 @@ func readScenarios(t *testing.T, file string) []scenario {
 	}
 	finish()
 	return out
+}
+
+func parseKind(s string) taskKind {
+	if s == "reduce" {
+		return kindReduce
+	}
+	return kindMap
 }
 
 func atoi(t *testing.T, s string) int {
@@ -254,7 +330,7 @@ func TestCountsExactlyOnce(t *testing.T) {
 	own := map[string]*ownTasks{}
 	for _, n := range []string{"a", "b"} {
 		o := &ownTasks{t: &NodeTasks{Node: n}, items: map[itemKey]job.Counters{}, dir: t.TempDir()}
-		if err := o.finished(itemKey{kindMap, 0}, job.Counters{job.MAP_INPUT_RECORDS: 7}); err != nil {
+		if err := o.finished(itemKey{kindMap, 0}, job.Counters{job.MAP_INPUT_RECORDS: 7}, 0); err != nil {
 			t.Fatal(err)
 		}
 		own[n] = o

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -58,6 +59,11 @@ func (s *Scheduler) ownOf(id string) *ownTasks {
 		return o
 	}
 	o.t = &t
+	if len(t.Running) > 0 {
+		// Attempts of a previous run of this node: nothing runs them now.
+		o.t.Running = nil
+		o.dirty = true
+	}
 	if validJobID(id) {
 		o.readLog()
 	}
@@ -125,14 +131,75 @@ func (o *ownTasks) close() {
 	}
 }
 
-// finished records a finished attempt of item k with its counters: the
-// item is done here and, until the counting rule says another record wins
-// it, counted here.
-func (o *ownTasks) finished(k itemKey, c job.Counters) error {
+// started records that this node took an attempt of item k at now (Unix
+// ms); backup marks a speculative attempt.
+func (o *ownTasks) started(k itemKey, now int64, backup bool) {
+	t := o.t
+	if r := t.runningOf(k.k, k.i); r != nil {
+		r.Start, r.Backup = now, backup
+	} else {
+		t.Running = append(t.Running, runningTask{Kind: k.k, Index: k.i, Start: now, Backup: backup})
+	}
+	if backup {
+		if k.k == kindReduce {
+			t.SpecReduces++
+		} else {
+			t.SpecMaps++
+		}
+	}
+	o.dirty = true
+}
+
+// ended drops item k's running attempt and returns when it started (0 if
+// it was not running).
+func (o *ownTasks) ended(k itemKey) int64 {
+	t := o.t
+	for n, r := range t.Running {
+		if r.Kind == k.k && r.Index == k.i {
+			t.Running = append(t.Running[:n], t.Running[n+1:]...)
+			o.dirty = true
+			return r.Start
+		}
+	}
+	return 0
+}
+
+// killed records an attempt stopped because another node's attempt of the
+// same task finished first; launched says whether it had begun to compute
+// (an attempt still waiting for a slot was never launched).
+func (o *ownTasks) killed(k itemKey, launched bool) {
+	o.ended(k)
+	if !launched {
+		return
+	}
+	t := o.t
+	if k.k == kindReduce {
+		t.LaunchedReduces++
+		t.KilledReduces++
+	} else {
+		t.LaunchedMaps++
+		t.KilledMaps++
+	}
+	o.dirty = true
+}
+
+// finished records a finished attempt of item k with its counters, ending
+// at now (Unix ms): the item is done here and, until the counting rule
+// says another record wins it, counted here.
+func (o *ownTasks) finished(k itemKey, c job.Counters, now int64) error {
 	if err := o.appendLog(k, c); err != nil {
 		return fmt.Errorf("item log: %w", err)
 	}
 	t := o.t
+	if start := o.ended(k); start > 0 && now >= start {
+		if k.k == kindReduce {
+			t.RedTime += now - start
+			t.RedTimed++
+		} else {
+			t.MapTime += now - start
+			t.MapTimed++
+		}
+	}
 	if k.k == kindReduce {
 		t.LaunchedReduces++
 	} else {
@@ -151,6 +218,7 @@ func (o *ownTasks) finished(k itemKey, c job.Counters) error {
 
 // failed records a failed attempt of the given kind.
 func (o *ownTasks) failed(k itemKey, kind failKind, msg string) {
+	o.ended(k)
 	t := o.t
 	if k.k == kindReduce {
 		t.LaunchedReduces++
@@ -246,6 +314,33 @@ func (s *Scheduler) flushOwn(id string) {
 	}
 }
 
+// taskStarted records that this node took an attempt of a task.
+func (s *Scheduler) taskStarted(id string, k itemKey, backup bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cleaned[id] {
+		return
+	}
+	s.ownOf(id).started(k, time.Now().UnixMilli(), backup)
+}
+
+// taskStopped is called by a task goroutine whose attempt was stopped
+// before it ended: killed because another node finished the task first, or
+// interrupted (the job ended, the node is stopping), which counts nothing.
+func (s *Scheduler) taskStopped(id string, k itemKey, killed, launched bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cleaned[id] {
+		return
+	}
+	o := s.ownOf(id)
+	if killed {
+		o.killed(k, launched)
+	} else {
+		o.ended(k)
+	}
+}
+
 // taskDone is called by a task goroutine when an attempt ends: it folds the
 // result into this node's record of the job, which the loop publishes.
 func (s *Scheduler) taskDone(id string, k itemKey, c job.Counters, err error) {
@@ -261,7 +356,7 @@ func (s *Scheduler) taskDone(id string, k itemKey, c job.Counters, err error) {
 	o := s.ownOf(id)
 	if err != nil {
 		o.failed(k, kind, err.Error())
-	} else if lerr := o.finished(k, c); lerr != nil {
+	} else if lerr := o.finished(k, c, time.Now().UnixMilli()); lerr != nil {
 		// Without its counters on disk the item could not be counted
 		// safely after a restart: the attempt fails, outside the code.
 		o.failed(k, failInfra, taskName(k.k, k.i)+": record the finished task: "+lerr.Error())

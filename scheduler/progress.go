@@ -222,6 +222,14 @@ const maxFailError = 512
 //     TOTAL_LAUNCHED_* and NUM_FAILED_* count every attempt).
 //   - Fails: failed attempts of tasks nobody has finished yet, as counts
 //     with the last error; dropped once the task is done anywhere.
+//   - Running: the attempts this node has taken and not ended, with when
+//     it took them (queued for a slot or computing); MapTime/RedTime and
+//     MapTimed/RedTimed: the summed wall time in milliseconds, and the
+//     number, of its attempts that finished. Speculation judges stragglers
+//     by them (speculate).
+//   - SpecMaps/SpecReduces: backup attempts it started; KilledMaps/
+//     KilledReduces: attempts it stopped because another node's attempt of
+//     the same task finished first.
 type NodeTasks struct {
 	Node            string
 	Maps            itemSet
@@ -235,24 +243,53 @@ type NodeTasks struct {
 	FailedMaps      int
 	FailedReduces   int
 	Fails           []taskFails
+	Running         []runningTask
+	MapTime         int64
+	MapTimed        int
+	RedTime         int64
+	RedTimed        int
+	SpecMaps        int
+	SpecReduces     int
+	KilledMaps      int
+	KilledReduces   int
+}
+
+// runningTask is one attempt a node has taken and not yet ended.
+type runningTask struct {
+	Kind  taskKind `msgpack:"k"`
+	Index int      `msgpack:"i"`
+	// Start is when the node took the attempt, in Unix milliseconds of its
+	// clock.
+	Start int64 `msgpack:"t"`
+	// Backup marks a speculative attempt.
+	Backup bool `msgpack:"b,omitempty"`
 }
 
 // nodeTasksWire is NodeTasks as stored: the counted sets as the items done
 // but not counted here, which is almost always empty, so the record holds
 // one item set per kind.
 type nodeTasksWire struct {
-	Node            string       `msgpack:"n"`
-	Maps            itemSet      `msgpack:"m"`
-	Commits         itemSet      `msgpack:"c"`
-	MapNotCounted   itemSet      `msgpack:"mx"`
-	RedNotCounted   itemSet      `msgpack:"cx"`
-	MapSum          job.Counters `msgpack:"ms,omitempty"`
-	RedSum          job.Counters `msgpack:"rs,omitempty"`
-	LaunchedMaps    int          `msgpack:"lm"`
-	LaunchedReduces int          `msgpack:"lr"`
-	FailedMaps      int          `msgpack:"fm"`
-	FailedReduces   int          `msgpack:"fr"`
-	Fails           []taskFails  `msgpack:"f,omitempty"`
+	Node            string        `msgpack:"n"`
+	Maps            itemSet       `msgpack:"m"`
+	Commits         itemSet       `msgpack:"c"`
+	MapNotCounted   itemSet       `msgpack:"mx"`
+	RedNotCounted   itemSet       `msgpack:"cx"`
+	MapSum          job.Counters  `msgpack:"ms,omitempty"`
+	RedSum          job.Counters  `msgpack:"rs,omitempty"`
+	LaunchedMaps    int           `msgpack:"lm"`
+	LaunchedReduces int           `msgpack:"lr"`
+	FailedMaps      int           `msgpack:"fm"`
+	FailedReduces   int           `msgpack:"fr"`
+	Fails           []taskFails   `msgpack:"f,omitempty"`
+	Running         []runningTask `msgpack:"ru,omitempty"`
+	MapTime         int64         `msgpack:"mt,omitempty"`
+	MapTimed        int           `msgpack:"mn,omitempty"`
+	RedTime         int64         `msgpack:"rt,omitempty"`
+	RedTimed        int           `msgpack:"rn,omitempty"`
+	SpecMaps        int           `msgpack:"sm,omitempty"`
+	SpecReduces     int           `msgpack:"sr,omitempty"`
+	KilledMaps      int           `msgpack:"km,omitempty"`
+	KilledReduces   int           `msgpack:"kr,omitempty"`
 }
 
 var (
@@ -263,7 +300,9 @@ var (
 // EncodeMsgpack writes the wire form.
 func (t *NodeTasks) EncodeMsgpack(enc *msgpack.Encoder) error {
 	w := nodeTasksWire{Node: t.Node, Maps: t.Maps, Commits: t.Commits, MapSum: t.MapSum, RedSum: t.RedSum,
-		LaunchedMaps: t.LaunchedMaps, LaunchedReduces: t.LaunchedReduces, FailedMaps: t.FailedMaps, FailedReduces: t.FailedReduces, Fails: t.Fails}
+		LaunchedMaps: t.LaunchedMaps, LaunchedReduces: t.LaunchedReduces, FailedMaps: t.FailedMaps, FailedReduces: t.FailedReduces, Fails: t.Fails,
+		Running: t.Running, MapTime: t.MapTime, MapTimed: t.MapTimed, RedTime: t.RedTime, RedTimed: t.RedTimed,
+		SpecMaps: t.SpecMaps, SpecReduces: t.SpecReduces, KilledMaps: t.KilledMaps, KilledReduces: t.KilledReduces}
 	t.Maps.Each(func(i int) {
 		if !t.MapCounted.Has(i) {
 			w.MapNotCounted.Add(i)
@@ -284,7 +323,9 @@ func (t *NodeTasks) DecodeMsgpack(dec *msgpack.Decoder) error {
 		return err
 	}
 	*t = NodeTasks{Node: w.Node, Maps: w.Maps, Commits: w.Commits, MapSum: w.MapSum, RedSum: w.RedSum,
-		LaunchedMaps: w.LaunchedMaps, LaunchedReduces: w.LaunchedReduces, FailedMaps: w.FailedMaps, FailedReduces: w.FailedReduces, Fails: w.Fails}
+		LaunchedMaps: w.LaunchedMaps, LaunchedReduces: w.LaunchedReduces, FailedMaps: w.FailedMaps, FailedReduces: w.FailedReduces, Fails: w.Fails,
+		Running: w.Running, MapTime: w.MapTime, MapTimed: w.MapTimed, RedTime: w.RedTime, RedTimed: w.RedTimed,
+		SpecMaps: w.SpecMaps, SpecReduces: w.SpecReduces, KilledMaps: w.KilledMaps, KilledReduces: w.KilledReduces}
 	t.Maps.Each(func(i int) {
 		if !w.MapNotCounted.Has(i) {
 			t.MapCounted.Add(i)
@@ -319,6 +360,16 @@ func (t *NodeTasks) sum(k taskKind) *job.Counters {
 	return &t.MapSum
 }
 
+// runningOf returns this node's running attempt of a task, or nil.
+func (t *NodeTasks) runningOf(k taskKind, i int) *runningTask {
+	for n := range t.Running {
+		if t.Running[n].Kind == k && t.Running[n].Index == i {
+			return &t.Running[n]
+		}
+	}
+	return nil
+}
+
 // failsOf returns this node's failure entry for a task, or nil.
 func (t *NodeTasks) failsOf(k taskKind, i int) *taskFails {
 	for n := range t.Fails {
@@ -335,6 +386,7 @@ func (t *NodeTasks) clone() *NodeTasks {
 	c.MapCounted, c.RedCounted = t.MapCounted.clone(), t.RedCounted.clone()
 	c.MapSum, c.RedSum = cloneCounters(t.MapSum), cloneCounters(t.RedSum)
 	c.Fails = slices.Clone(t.Fails)
+	c.Running = slices.Clone(t.Running)
 	return &c
 }
 

@@ -86,6 +86,10 @@ type JobRecord struct {
 	// holds the job's code, stored at BinaryPath(Binary); its tasks run in
 	// worker processes of it. Empty for a job the agents have built in.
 	Binary string `msgpack:"bin,omitempty" json:"binary,omitempty"`
+	// NoSpeculativeMaps and NoSpeculativeReduces turn speculation (backup
+	// attempts of stragglers) off for the job's maps or reduces.
+	NoSpeculativeMaps    bool `msgpack:"nsm,omitempty" json:"no_speculative_maps,omitempty"`
+	NoSpeculativeReduces bool `msgpack:"nsr,omitempty" json:"no_speculative_reduces,omitempty"`
 
 	// Params and Inputs come from the spec block once a node has loaded
 	// it; they are never part of the record.

@@ -95,6 +95,9 @@ type Config struct {
 	Workers *worker.Pool
 	// BinDir caches shipped programs, by SHA-256. Required with Workers.
 	BinDir string
+	// Speculation sets the straggler rule; the zero value is on, with the
+	// defaults.
+	Speculation Speculation
 	// Outputs reserves output directories at submission. Nil writes job
 	// records without a reservation: two jobs submitted at once with one
 	// output may then both be accepted, so only a scheduler of one node may
@@ -127,7 +130,7 @@ func (c *Config) validate() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	return nil
+	return c.Speculation.validate()
 }
 
 // Scheduler is one node's part of every job.
@@ -138,13 +141,14 @@ type Scheduler struct {
 	kick  chan struct{}
 
 	mu      sync.Mutex
-	tasks   map[string]context.CancelFunc // running tasks by job/kind/index
-	specs   map[string]*loadedSpec        // spec blocks by job ID
-	jobs    map[string]*job.Job           // resolved jobs by ID
-	cleaned map[string]bool               // finished jobs whose local files are gone
-	checked map[string]bool               // jobs whose own map outputs were checked against disk
-	own     map[string]*ownTasks          // this node's tasks record by job ID
-	wake    chan struct{}                 // closed and replaced on every change
+	tasks   map[string]context.CancelCauseFunc // running tasks by job/kind/index
+	waiting int                                // tasks waiting for a compute slot
+	specs   map[string]*loadedSpec             // spec blocks by job ID
+	jobs    map[string]*job.Job                // resolved jobs by ID
+	cleaned map[string]bool                    // finished jobs whose local files are gone
+	checked map[string]bool                    // jobs whose own map outputs were checked against disk
+	own     map[string]*ownTasks               // this node's tasks record by job ID
+	wake    chan struct{}                      // closed and replaced on every change
 
 	lastRetain time.Time // owned by the Run goroutine
 	started    time.Time
@@ -167,7 +171,7 @@ func New(cfg Config) (*Scheduler, error) {
 		log:     cfg.Logger,
 		slots:   make(chan struct{}, cfg.Slots),
 		kick:    make(chan struct{}, 1),
-		tasks:   map[string]context.CancelFunc{},
+		tasks:   map[string]context.CancelCauseFunc{},
 		specs:   map[string]*loadedSpec{},
 		jobs:    map[string]*job.Job{},
 		cleaned: map[string]bool{},
@@ -215,7 +219,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 		case <-ctx.Done():
 			s.mu.Lock()
 			for _, c := range s.tasks {
-				c()
+				c(nil)
 			}
 			s.mu.Unlock()
 			s.wg.Wait()
@@ -338,6 +342,7 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 			running[k] = true
 		}
 	}
+	idle := s.cfg.Slots - len(s.slots) - s.waiting
 	s.mu.Unlock()
 	if tooLarge > 0 {
 		return s.endJob(ctx, v, StateFailed, fmt.Sprintf("this job's progress on %s (its counters and tasks) needs a record of %d bytes, more than the metadata's limit of %d", s.cfg.Self, tooLarge, gossip.MaxValueLen))
@@ -348,6 +353,15 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 		mappers:  make([]string, len(splits)),
 		reducers: make([]string, v.rec.Reducers),
 		running:  func(k taskKind, i int) bool { return running[taskKey(id, k, i)] },
+		now:      time.Now().UnixMilli(),
+		spec:     s.cfg.Speculation,
+		idle:     idle,
+		backups: func(k taskKind, i int) []string {
+			if k == kindReduce {
+				return liveRing.Owners(id+"/"+strconv.Itoa(i), len(live))
+			}
+			return backupsOf(id, splits[i], len(splits), blocks, live, liveRing)
+		},
 	}
 	for i, sp := range splits {
 		in.mappers[i] = mapperOf(id, sp, len(splits), blocks, live, liveRing)
@@ -360,11 +374,20 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 		k := itemKey{a.task, a.index}
 		switch a.kind {
 		case actRun:
-			if a.task == kindMap {
-				s.startMap(v, j, splits[a.index], a.attempt)
-			} else {
-				s.startReduce(v, j, a.index, len(splits), a.attempt)
+			if a.backup {
+				s.log.Info("starting a backup attempt of a straggler", "job", id, "task", taskName(a.task, a.index))
 			}
+			if a.task == kindMap {
+				s.startMap(v, j, splits[a.index], a.attempt, a.backup)
+			} else {
+				s.startReduce(v, j, a.index, len(splits), a.attempt, a.backup)
+			}
+		case actKill:
+			s.mu.Lock()
+			if c, ok := s.tasks[taskKey(id, a.task, a.index)]; ok {
+				c(errSuperseded)
+			}
+			s.mu.Unlock()
 		case actCount, actUncount, actForget:
 			s.mu.Lock()
 			o := s.ownOf(id)
@@ -570,7 +593,7 @@ func (s *Scheduler) finishLocal(id string, st *StateRecord) {
 	if s.cfg.OnJobEnd != nil && st != nil && st.At >= s.started.UnixNano() {
 		s.cfg.OnJobEnd(st.State)
 	}
-	var cancels []context.CancelFunc
+	var cancels []context.CancelCauseFunc
 	for k, c := range s.tasks {
 		if strings.HasPrefix(k, id+"/") {
 			cancels = append(cancels, c)
@@ -587,7 +610,7 @@ func (s *Scheduler) finishLocal(id string, st *StateRecord) {
 	}
 	s.mu.Unlock()
 	for _, c := range cancels {
-		c()
+		c(nil)
 	}
 	// The job's summary holds what this record said.
 	if _, ok := s.cfg.Records.Get(keyJoin(tasksPrefix+id, s.cfg.Self)); ok {
@@ -642,24 +665,33 @@ func (s *Scheduler) cleanupOrphans() {
 	}
 }
 
-// register records a task as running unless it already is; it returns the
-// task's context.
-func (s *Scheduler) register(key string) (context.Context, bool) {
+// register records an attempt of task k of job id as running here unless
+// one already is, in the loop's view and in this node's tasks record; it
+// returns the attempt's context, which a kill cancels with errSuperseded.
+func (s *Scheduler) register(id string, k itemKey, backup bool) (context.Context, bool) {
+	key := taskKey(id, k.k, k.i)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.tasks[key]; ok || s.cleaned[strings.SplitN(key, "/", 2)[0]] {
+	if _, ok := s.tasks[key]; ok || s.cleaned[id] {
 		return nil, false
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	s.tasks[key] = cancel
+	s.ownOf(id).started(k, time.Now().UnixMilli(), backup)
 	s.wg.Add(1)
 	return ctx, true
+}
+
+// stopped settles an attempt whose context ended before it did: killed
+// (another attempt won) or interrupted (job ended, node stopping).
+func (s *Scheduler) stopped(ctx context.Context, id string, k itemKey, launched bool) {
+	s.taskStopped(id, k, errors.Is(context.Cause(ctx), errSuperseded), launched)
 }
 
 func (s *Scheduler) unregister(key string) {
 	s.mu.Lock()
 	if c, ok := s.tasks[key]; ok {
-		c()
+		c(nil)
 		delete(s.tasks, key)
 	}
 	s.mu.Unlock()
@@ -670,6 +702,14 @@ func (s *Scheduler) unregister(key string) {
 
 // acquire takes a compute slot, or fails when ctx ends first.
 func (s *Scheduler) acquire(ctx context.Context) error {
+	s.mu.Lock()
+	s.waiting++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.waiting--
+		s.mu.Unlock()
+	}()
 	select {
 	case s.slots <- struct{}{}:
 		return nil

@@ -41,6 +41,11 @@ type SubmitRequest struct {
 	// agents run Name from it, in worker processes, whether or not they
 	// have a job of that name built in.
 	Binary string `json:"binary,omitempty"`
+	// NoSpeculativeMaps and NoSpeculativeReduces turn off backup attempts
+	// of straggling maps or reduces for this job (Hadoop's
+	// mapreduce.map.speculative=false, mapreduce.reduce.speculative=false).
+	NoSpeculativeMaps    bool `json:"no_speculative_maps,omitempty"`
+	NoSpeculativeReduces bool `json:"no_speculative_reduces,omitempty"`
 }
 
 // Task timeout bounds (SubmitRequest.TaskTimeout).
@@ -165,22 +170,24 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 	}
 	repl = min(repl, len(members))
 	rec := JobRecord{
-		ID:           newJobID(time.Now()),
-		Name:         req.Name,
-		Output:       out,
-		Reducers:     reducers,
-		MapOnly:      j.MapOnly,
-		Generate:     j.Generate,
-		MaxAttempts:  attempts,
-		Replication:  repl,
-		Participants: members,
-		SubmittedBy:  s.cfg.Self,
-		SubmittedAt:  time.Now().UnixNano(),
-		InputFiles:   len(inputs),
-		TaskTimeout:  int64(timeout),
-		Params:       params,
-		Inputs:       inputs,
-		Binary:       req.Binary,
+		ID:                   newJobID(time.Now()),
+		Name:                 req.Name,
+		Output:               out,
+		Reducers:             reducers,
+		MapOnly:              j.MapOnly,
+		Generate:             j.Generate,
+		MaxAttempts:          attempts,
+		Replication:          repl,
+		Participants:         members,
+		SubmittedBy:          s.cfg.Self,
+		SubmittedAt:          time.Now().UnixNano(),
+		InputFiles:           len(inputs),
+		TaskTimeout:          int64(timeout),
+		NoSpeculativeMaps:    req.NoSpeculativeMaps,
+		NoSpeculativeReduces: req.NoSpeculativeReduces,
+		Params:               params,
+		Inputs:               inputs,
+		Binary:               req.Binary,
 	}
 	ss, err := specSplits(ctx, s.cfg.FS, inputs)
 	if err != nil {

@@ -23,9 +23,10 @@ import (
 // reconcile loop may start it again.
 const retryPause = time.Second
 
-func (s *Scheduler) startMap(v *view, j *job.Job, sp split, attempt int) {
+func (s *Scheduler) startMap(v *view, j *job.Job, sp split, attempt int, backup bool) {
 	key := taskKey(v.rec.ID, kindMap, sp.index)
-	ctx, ok := s.register(key)
+	k := itemKey{kindMap, sp.index}
+	ctx, ok := s.register(v.rec.ID, k, backup)
 	if !ok {
 		return
 	}
@@ -33,13 +34,15 @@ func (s *Scheduler) startMap(v *view, j *job.Job, sp split, attempt int) {
 	go func() {
 		defer s.unregister(key)
 		if err := s.acquire(ctx); err != nil {
+			s.stopped(ctx, rec.ID, k, false)
 			return
 		}
 		start := time.Now()
 		mr, err := s.runMap(ctx, &rec, j, sp, attempt)
 		s.release()
-		s.attemptEnded(rec.ID, itemKey{kindMap, sp.index}, attempt, start, err, ctx.Err() != nil)
-		if ctx.Err() != nil {
+		s.attemptEnded(rec.ID, itemKey{kindMap, sp.index}, attempt, start, err, ctx.Err() != nil || errors.Is(err, errSuperseded))
+		if ctx.Err() != nil || errors.Is(err, errSuperseded) {
+			s.stopped(ctx, rec.ID, k, true)
 			return
 		}
 		if err != nil {
@@ -103,8 +106,14 @@ func (s *Scheduler) runMap(ctx context.Context, rec *JobRecord, j *job.Job, sp s
 	var abort func()
 	if rec.MapOnly {
 		w := s.createOutput(ctx, rec, j.Output, mapPartName(sp.index))
-		out, finish, abort = job.EmitterFunc(w.emit), func() (job.Counters, error) { return nil, w.close() },
-			func() { w.abort(errors.New("map task stopped")) }
+		out, abort = job.EmitterFunc(w.emit), func() { w.abort(errors.New("map task stopped")) }
+		finish = func() (job.Counters, error) {
+			if s.finishedElsewhere(rec.ID, itemKey{kindMap, sp.index}) {
+				w.abort(errSuperseded)
+				return nil, errSuperseded
+			}
+			return nil, w.close()
+		}
 	} else if rec.Binary != "" {
 		// The worker writes the shuffle output itself.
 		out = job.EmitterFunc(func([]byte, []byte) error {
@@ -136,6 +145,9 @@ func (s *Scheduler) runMap(ctx context.Context, rec *JobRecord, j *job.Job, sp s
 		return MapRecord{}, fmt.Errorf("%s: %w", name, err)
 	}
 	more, err := finish()
+	if errors.Is(err, errSuperseded) {
+		return MapRecord{}, err
+	}
 	if err != nil {
 		abort()
 		return MapRecord{}, fmt.Errorf("%s: write output: %w", name, err)
@@ -160,9 +172,10 @@ func (s *Scheduler) newMapWriter(rec *JobRecord, task job.Task) (*shuffle.MapWri
 	})
 }
 
-func (s *Scheduler) startReduce(v *view, j *job.Job, part, splits, attempt int) {
+func (s *Scheduler) startReduce(v *view, j *job.Job, part, splits, attempt int, backup bool) {
 	key := taskKey(v.rec.ID, kindReduce, part)
-	ctx, ok := s.register(key)
+	k := itemKey{kindReduce, part}
+	ctx, ok := s.register(v.rec.ID, k, backup)
 	if !ok {
 		return
 	}
@@ -171,8 +184,9 @@ func (s *Scheduler) startReduce(v *view, j *job.Job, part, splits, attempt int) 
 		defer s.unregister(key)
 		start := time.Now()
 		cr, err := s.runReduce(ctx, &rec, j, part, splits, attempt)
-		s.attemptEnded(rec.ID, itemKey{kindReduce, part}, attempt, start, err, ctx.Err() != nil)
-		if ctx.Err() != nil {
+		s.attemptEnded(rec.ID, itemKey{kindReduce, part}, attempt, start, err, ctx.Err() != nil || errors.Is(err, errSuperseded))
+		if ctx.Err() != nil || errors.Is(err, errSuperseded) {
+			s.stopped(ctx, rec.ID, k, true)
 			return
 		}
 		if err != nil {
@@ -267,6 +281,12 @@ func (s *Scheduler) runReduce(ctx context.Context, rec *JobRecord, j *job.Job, p
 		out.abort(err)
 		return CommitRecord{}, fmt.Errorf("%s: %w", name, err)
 	}
+	// The commit: an attempt whose task another node committed meanwhile
+	// writes nothing.
+	if s.finishedElsewhere(rec.ID, itemKey{kindReduce, part}) {
+		out.abort(errSuperseded)
+		return CommitRecord{}, errSuperseded
+	}
 	if err := out.close(); err != nil {
 		return CommitRecord{}, fmt.Errorf("%s: write output: %w", name, err)
 	}
@@ -276,6 +296,16 @@ func (s *Scheduler) runReduce(ctx context.Context, rec *JobRecord, j *job.Job, p
 		return CommitRecord{}, fmt.Errorf("%s: %w", name, err)
 	}
 	return CommitRecord{Node: s.cfg.Self, Attempt: attempt, Counters: c}, nil
+}
+
+// finishedElsewhere reports whether, as this node's records say now,
+// another node finished task k of the job (decide's rule for kills).
+func (s *Scheduler) finishedElsewhere(id string, k itemKey) bool {
+	v, ok := loadView(s.cfg.Records, id)
+	if !ok {
+		return false
+	}
+	return finishedElsewhere(decideInput{v: v, self: s.cfg.Self, live: s.liveOf(v)}, k.k, k.i)
 }
 
 // fetchSegment copies one map output's partition into the spool dir.

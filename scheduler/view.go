@@ -98,6 +98,26 @@ func (v *view) committed(p int) bool {
 	return len(v.claimants(kindReduce, p, nil, false)) > 0
 }
 
+// finished reports whether task i of kind k is done in a way that stands:
+// a map output on a live node (map-only: a part anywhere), a commit.
+func (v *view) finished(k taskKind, i int, live []string) bool {
+	if k == kindReduce {
+		return v.committed(i)
+	}
+	_, ok := v.acceptedMap(i, live)
+	return ok
+}
+
+// mapsDone reports whether every split has an accepted map output.
+func (v *view) mapsDone(live []string) bool {
+	for i := 0; i < v.rec.NumSplits; i++ {
+		if _, ok := v.acceptedMap(i, live); !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // done reports whether every partition (or, map-only, every split) is
 // committed.
 func (v *view) done() bool {
@@ -176,6 +196,7 @@ func (v *view) countsSettled(live []string) bool {
 func (v *view) counters() job.Counters {
 	c := job.Counters{}
 	launchedMaps, failedMaps, launchedReds, failedReds := 0, 0, 0, 0
+	var specMaps, specReds, killedMaps, killedReds int64
 	for _, p := range v.rec.Participants {
 		t, ok := v.nodes[p]
 		if !ok {
@@ -187,6 +208,18 @@ func (v *view) counters() job.Counters {
 		failedMaps += t.FailedMaps
 		launchedReds += t.LaunchedReduces
 		failedReds += t.FailedReduces
+		specMaps += int64(t.SpecMaps)
+		specReds += int64(t.SpecReduces)
+		killedMaps += int64(t.KilledMaps)
+		killedReds += int64(t.KilledReduces)
+	}
+	// Speculation's counters appear only when it did something, as
+	// Hadoop's NUM_KILLED_* do.
+	for name, n := range map[string]int64{job.NUM_SPECULATIVE_MAPS: specMaps, job.NUM_SPECULATIVE_REDUCES: specReds,
+		job.NUM_KILLED_MAPS: killedMaps, job.NUM_KILLED_REDUCES: killedReds} {
+		if n > 0 {
+			c.Add(name, n)
+		}
 	}
 	c.Add(job.TOTAL_LAUNCHED_MAPS, int64(launchedMaps))
 	c.Add(job.NUM_FAILED_MAPS, int64(failedMaps))
@@ -235,6 +268,28 @@ func mapperOf(jobID string, sp split, splits int, blocks *ring.Ring, live []stri
 		}
 	}
 	return liveRing.Owner(sp.block.ID.String())
+}
+
+// backupsOf lists the nodes that may run a backup attempt of a split, in
+// order of preference: the live ring owners of its block (they hold the
+// data), then the live ring from the split's owner on.
+func backupsOf(jobID string, sp split, splits int, blocks *ring.Ring, live []string, liveRing *ring.Ring) []string {
+	var out []string
+	key := jobID + "/gen/" + strconv.Itoa(sp.index/genChunk(splits))
+	if !sp.gen {
+		key = sp.block.ID.String()
+		for _, o := range blocks.Owners(key, max(sp.file.Replication, 1)) {
+			if slices.Contains(live, o) {
+				out = append(out, o)
+			}
+		}
+	}
+	for _, o := range liveRing.Owners(key, len(live)) {
+		if !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // genChunk is how many consecutive generator splits go to one node: a
