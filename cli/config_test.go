@@ -45,6 +45,7 @@ var configSample = map[string]struct{ toml, want, with string }{
 	"reconnect-timeout":     {toml: `"1h"`, want: "1h0m0s"},
 	"job-history":           {toml: `50`, want: "50"},
 	"job-history-age":       {toml: `"72h"`, want: "72h0m0s"},
+	"no-speculation":        {toml: `true`, want: "true"},
 }
 
 // agentOutcome is what an agent command line with a configuration file
