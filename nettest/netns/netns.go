@@ -29,6 +29,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // namePrefix starts the name of every namespace a Lab creates.
@@ -211,18 +212,58 @@ func (h *Host) Command(name string, args ...string) *exec.Cmd {
 	return exec.Command("ip", append([]string{"netns", "exec", h.ns, name}, args...)...)
 }
 
+// SlowLink makes the host's link slow until FastLink: tc netem delays
+// every packet it sends by delay; on a kernel without netem, a token
+// bucket (tbf) holds its eth0 to 1 Mbit/s with up to delay of queueing.
+// Calling it again replaces the first. It needs iproute2's tc
+// (TCAvailable).
+func (h *Host) SlowLink(delay time.Duration) error {
+	us := strconv.FormatInt(delay.Microseconds(), 10) + "us"
+	err := run("ip", "netns", "exec", h.ns, "tc", "qdisc", "replace", "dev", "eth0", "root", "netem", "delay", us)
+	if err != nil && strings.Contains(err.Error(), "qdisc kind is unknown") {
+		err = run("ip", "netns", "exec", h.ns, "tc", "qdisc", "replace", "dev", "eth0", "root", "tbf", "rate", "1mbit", "burst", "32kbit", "latency", us)
+	}
+	return err
+}
+
+// FastLink removes a SlowLink delay; without one it does nothing.
+func (h *Host) FastLink() error {
+	err := run("ip", "netns", "exec", h.ns, "tc", "qdisc", "del", "dev", "eth0", "root")
+	if err != nil && (strings.Contains(err.Error(), "No such file") || strings.Contains(err.Error(), "Cannot delete qdisc with handle of zero")) {
+		return nil
+	}
+	return err
+}
+
+// Qdisc returns what tc shows of the host's eth0 queueing discipline.
+func (h *Host) Qdisc() (string, error) {
+	out, err := exec.Command("ip", "netns", "exec", h.ns, "tc", "qdisc", "show", "dev", "eth0").Output()
+	return string(out), err
+}
+
+// TCAvailable reports why SlowLink cannot work here, or nil if it can.
+func TCAvailable() error {
+	if _, err := exec.LookPath("tc"); err != nil {
+		return errors.New("iproute2's tc is not installed")
+	}
+	return nil
+}
+
 // moveTo attaches the host's switch port to bridge k.
 func (h *Host) moveTo(k int) error {
 	return ip("-n", h.lab.sw, "link", "set", h.port, "master", bridgeName(k))
 }
 
 // ip runs the ip command and returns its error with its stderr.
-func ip(args ...string) error {
+func ip(args ...string) error { return run("ip", args...) }
+
+// run runs a command and returns its error with its stderr.
+func run(name string, args ...string) error {
 	var stderr bytes.Buffer
-	cmd := exec.Command("ip", args...)
+	cmd := exec.Command(name, args...)
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return nil
 }

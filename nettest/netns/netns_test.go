@@ -132,3 +132,35 @@ func TestPartitionAndHeal(t *testing.T) {
 		t.Fatalf("%s left behind", lab.sw)
 	}
 }
+
+// TestSlowLink: SlowLink installs a netem delay on the host's eth0 (or,
+// on a kernel without netem, a 1 Mbit/s token bucket with that latency),
+// as tc shows it; a second call replaces it, FastLink removes it, and a
+// second FastLink is harmless.
+func TestSlowLink(t *testing.T) {
+	if err := TCAvailable(); err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	lab := New(t, Config{Hosts: 1})
+	h := lab.Host(0)
+	for _, d := range []string{"200ms", "50ms"} {
+		delay, _ := time.ParseDuration(d)
+		if err := h.SlowLink(delay); err != nil {
+			t.Fatal(err)
+		}
+		q, err := h.Qdisc()
+		netem := strings.Contains(q, "netem") && strings.Contains(q, "delay "+d)
+		tbf := strings.Contains(q, "tbf") && strings.Contains(q, "lat "+d)
+		if err != nil || !netem && !tbf {
+			t.Fatalf("after SlowLink(%s): %q %v", d, q, err)
+		}
+	}
+	for range 2 {
+		if err := h.FastLink(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if q, err := h.Qdisc(); err != nil || strings.Contains(q, "netem") || strings.Contains(q, "tbf") {
+		t.Fatalf("after FastLink: %q %v", q, err)
+	}
+}
