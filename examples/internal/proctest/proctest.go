@@ -29,7 +29,7 @@ type Result struct {
 
 // repoRoot is the directory of the shoal.dev/shoal module (the replace in
 // the examples' go.mod).
-func repoRoot(t *testing.T) string {
+func repoRoot(t testing.TB) string {
 	t.Helper()
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "shoal.dev/shoal").Output()
 	if err != nil {
@@ -40,7 +40,7 @@ func repoRoot(t *testing.T) string {
 
 // Build builds the main package in dir (relative to the test's directory,
 // "." for its own) into a temporary directory and returns the binary.
-func Build(t *testing.T, dir, name string) string {
+func Build(t testing.TB, dir, name string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), name)
 	cmd := exec.Command("go", "build", "-o", bin, ".")
@@ -53,7 +53,7 @@ func Build(t *testing.T, dir, name string) string {
 
 // Cluster is a running cluster of stock agents.
 type Cluster struct {
-	t       *testing.T
+	t       testing.TB
 	root    string
 	Dir     string
 	Shoal   string            // the stock binary the agents run
@@ -65,7 +65,7 @@ type Cluster struct {
 
 // Start builds the stock shoal binary and starts n agents with a cluster
 // secret; they are stopped at the end of the test.
-func Start(t *testing.T, n int) *Cluster {
+func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
 	root := repoRoot(t)
 	shoal := filepath.Join(t.TempDir(), "shoal")
@@ -177,7 +177,7 @@ func (c *Cluster) Metric(prefix string) float64 {
 }
 
 // Eventually calls cond until it returns nil or the deadline passes.
-func Eventually(t *testing.T, within time.Duration, cond func() error) {
+func Eventually(t testing.TB, within time.Duration, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -194,7 +194,7 @@ func Eventually(t *testing.T, within time.Duration, cond func() error) {
 
 // SameFiles fails unless dir a and dir b hold the same part files, byte
 // for byte.
-func SameFiles(t *testing.T, a, b string) {
+func SameFiles(t testing.TB, a, b string) {
 	t.Helper()
 	pa, _ := filepath.Glob(filepath.Join(a, "part-*"))
 	pb, _ := filepath.Glob(filepath.Join(b, "part-*"))
@@ -213,7 +213,7 @@ func SameFiles(t *testing.T, a, b string) {
 var idRe = regexp.MustCompile(`job-[0-9]{8}-[0-9]{6}-[0-9a-f]+`)
 
 // JobID finds the job ID a `job run` printed.
-func JobID(t *testing.T, r Result) string {
+func JobID(t testing.TB, r Result) string {
 	t.Helper()
 	id := idRe.FindString(r.Stdout + r.Stderr)
 	if id == "" {
@@ -222,7 +222,7 @@ func JobID(t *testing.T, r Result) string {
 	return id
 }
 
-func run(t *testing.T, cmd *exec.Cmd) Result {
+func run(t testing.TB, cmd *exec.Cmd) Result {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
