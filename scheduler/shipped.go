@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/client"
 	"shoal.dev/shoal/job"
 	"shoal.dev/shoal/worker"
 )
@@ -25,10 +26,10 @@ import (
 
 // BinaryDir is the directory of the cluster file system where shipped
 // programs are stored, each under its SHA-256 in hex.
-const BinaryDir = "/.shoal/bin"
+const BinaryDir = client.BinaryDir
 
 // BinaryPath is where the program whose SHA-256 is sum (hex) is stored.
-func BinaryPath(sum string) string { return BinaryDir + "/" + sum }
+func BinaryPath(sum string) string { return client.BinaryPath(sum) }
 
 // validSum reports whether s is a SHA-256 in lower-case hex.
 func validSum(s string) bool {

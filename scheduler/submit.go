@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/client"
 	"shoal.dev/shoal/job"
 	"shoal.dev/shoal/worker"
 )
@@ -18,35 +19,9 @@ import (
 // fails.
 const DefaultMaxAttempts = 4
 
-// SubmitRequest asks for a job.
-type SubmitRequest struct {
-	Name   string            `json:"name"`
-	Params map[string]string `json:"params,omitempty"`
-	// Inputs are files, directories (every file below) or globs.
-	Inputs []string `json:"inputs"`
-	Output string   `json:"output"`
-	// Reducers: 0 takes the job's default; negative is an error.
-	Reducers int `json:"reducers"`
-	// MaxAttempts per task: 0 takes DefaultMaxAttempts.
-	MaxAttempts int `json:"max_attempts"`
-	// Replication of the output files: 0 takes the file system default.
-	Replication int `json:"replication"`
-	// TaskTimeout fails a task attempt that makes no progress for this
-	// long, a Go duration such as "10m" or "90s": "" takes
-	// DefaultTaskTimeout, "0" disables it; otherwise it is between
-	// MinTaskTimeout and MaxTaskTimeout.
-	TaskTimeout string `json:"task_timeout,omitempty"`
-	// Binary, if set, is the SHA-256 (64 hex digits) of a program stored
-	// at BinaryPath(Binary) that holds the job's code (a shipped job): the
-	// agents run Name from it, in worker processes, whether or not they
-	// have a job of that name built in.
-	Binary string `json:"binary,omitempty"`
-	// NoSpeculativeMaps and NoSpeculativeReduces turn off backup attempts
-	// of straggling maps or reduces for this job (Hadoop's
-	// mapreduce.map.speculative=false, mapreduce.reduce.speculative=false).
-	NoSpeculativeMaps    bool `json:"no_speculative_maps,omitempty"`
-	NoSpeculativeReduces bool `json:"no_speculative_reduces,omitempty"`
-}
+// SubmitRequest asks for a job; its one definition is the light client's,
+// which programs import without the engine.
+type SubmitRequest = client.SubmitRequest
 
 // Task timeout bounds (SubmitRequest.TaskTimeout).
 const (

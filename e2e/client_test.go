@@ -1,0 +1,158 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"shoal.dev/shoal/client"
+	"shoal.dev/shoal/clustertest"
+	"shoal.dev/shoal/job"
+	"shoal.dev/shoal/job/builtin"
+	"shoal.dev/shoal/scheduler"
+	"shoal.dev/shoal/secret"
+)
+
+// TestClientLinksNoEngine: a program that imports the light client links
+// neither libp2p, memberlist nor bbolt.
+func TestClientLinksNoEngine(t *testing.T) {
+	cmd := exec.Command("go", "list", "-deps", module+"/client")
+	cmd.Dir = repoRoot
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		for _, heavy := range []string{"libp2p", "memberlist", "bbolt", module + "/peer", module + "/scheduler"} {
+			if strings.Contains(dep, heavy) {
+				t.Errorf("client depends on %s", dep)
+			}
+		}
+	}
+}
+
+// TestClientWireTypes: every field of the client's JobStatus is one the
+// agent's status carries, under the same JSON name and kind.
+func TestClientWireTypes(t *testing.T) {
+	b, err := json.Marshal(scheduler.Status{JobRecord: scheduler.JobRecord{ID: "j", Binary: "b"}, State: "running", Error: "e", EndedAt: 1,
+		Counters: map[string]int64{"X": 1}, TaskStatus: map[string]string{"m": "s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var agent map[string]any
+	json.Unmarshal(b, &agent)
+	ct := reflect.TypeFor[client.JobStatus]()
+	for i := 0; i < ct.NumField(); i++ {
+		name, _, _ := strings.Cut(ct.Field(i).Tag.Get("json"), ",")
+		if _, ok := agent[name]; !ok {
+			t.Errorf("client.JobStatus.%s (%q) is not in the agent's status %s", ct.Field(i).Name, name, b)
+		}
+	}
+	var st client.JobStatus
+	if err := json.Unmarshal(b, &st); err != nil || st.ID != "j" || st.Counters["X"] != 1 || st.Binary != "b" || st.TaskStatus["m"] != "s" {
+		t.Errorf("decoded %+v, %v", st, err)
+	}
+}
+
+// TestClientRunsAJob: the light client puts an input, runs wordcount,
+// waits for it and reads its output, which equals the sequential run's;
+// ShipProgram stores a program once.
+func TestClientRunsAJob(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sec := secret.Generate()
+	c := clustertest.Start(t, 3, clustertest.Options{Secret: sec})
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secretFile, []byte(sec.String()+"\n"), 0o600)
+	token, err := client.TokenFromSecretFile(secretFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := client.New(c.Node(1).HTTPURL(), token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Repeat("the quick brown fox jumps over the lazy dog the end\n", 2000)
+	if _, err := cl.Put(ctx, "/in/text", strings.NewReader(text), int64(len(text)), client.PutOptions{BlockSize: 64 << 10}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := cl.Submit(ctx, client.SubmitRequest{Name: "wordcount", Inputs: []string{"/in"}, Output: "/out", Reducers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err = cl.Wait(ctx, st.ID, 50*time.Millisecond)
+	if err != nil || st.State != client.StateSucceeded {
+		t.Fatalf("wait: %+v %v", st, err)
+	}
+	var got bytes.Buffer
+	for _, part := range []string{"part-r-00000", "part-r-00001"} {
+		r, err := cl.Open(ctx, "/out/"+part)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(&got, r)
+		r.Close()
+	}
+	want := sequentialWordcount(t, text, 2)
+	if got.String() != want {
+		t.Errorf("output %q, want the sequential run's %q", got.String(), want)
+	}
+	if st.Counters["MAP_INPUT_RECORDS"] != 2000 {
+		t.Errorf("counters %v", st.Counters)
+	}
+	_, err = cl.Stat(ctx, "/nope")
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Status != http.StatusNotFound {
+		t.Errorf("stat of a missing file: %v", err)
+	}
+	prog := filepath.Join(t.TempDir(), "prog")
+	os.WriteFile(prog, []byte("#!/bin/sh\n"), 0o755)
+	sum1, up1, err1 := cl.ShipProgram(ctx, prog)
+	sum2, up2, err2 := cl.ShipProgram(ctx, prog)
+	if err1 != nil || err2 != nil || !up1 || up2 || sum1 != sum2 {
+		t.Errorf("ship twice: %s %v %v; %s %v %v", sum1, up1, err1, sum2, up2, err2)
+	}
+	if _, err := cl.Remove(ctx, "/in", true); err != nil {
+		t.Error(err)
+	}
+}
+
+// sequentialWordcount is wordcount's output, its parts in order, run in
+// this process.
+func sequentialWordcount(t *testing.T, text string, reducers int) string {
+	t.Helper()
+	reg := job.NewRegistry()
+	builtin.Register(reg)
+	j, err := reg.Resolve("wordcount", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := map[string]*bytes.Buffer{}
+	in := job.Input{Path: "/in/text", Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(text)), nil }}
+	_, err = job.RunSequential(context.Background(), j, "seq", map[string]string{}, []job.Input{in}, reducers, func(name string) (io.WriteCloser, error) {
+		parts[name] = &bytes.Buffer{}
+		return nopCloser{parts[name]}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	for p := 0; p < reducers; p++ {
+		out.WriteString(parts[job.ReduceOutputName(p)].String())
+	}
+	return out.String()
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
