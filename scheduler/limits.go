@@ -9,6 +9,7 @@ import (
 	"shoal.dev/shoal/blockstore"
 	"shoal.dev/shoal/gossip"
 	"shoal.dev/shoal/job"
+	"shoal.dev/shoal/worker"
 )
 
 // Limits of one job. Each is checked at submission (Submit answers
@@ -154,6 +155,8 @@ func failureKind(err error) failKind {
 	switch {
 	case job.IsPermanent(err):
 		return failPermanent
+	case worker.IsSystemError(err): // a shipped job's worker failed outside the job's code
+		return failInfra
 	case job.IsUserError(err):
 		return failUser
 	}

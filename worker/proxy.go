@@ -161,12 +161,34 @@ func (p *proxy) endErr() error {
 		return p.readErr
 	case p.result.Err != "":
 		err := errors.New(p.result.Err)
-		if p.result.Kind == errPermanent {
+		switch p.result.Kind {
+		case errPermanent:
 			return job.Permanent(err)
+		case errOther:
+			return &SystemError{Err: err}
 		}
 		return err
 	}
 	return nil
+}
+
+// SystemError is a task's failure in its worker outside the job's code:
+// writing the map output (a full disk), entering the task's directory.
+// The agent's driver sees it returned by user code (the stand-in); a
+// runner should count it as the failures of its own machinery, which
+// IsSystemError tells.
+type SystemError struct {
+	Err error
+}
+
+func (e *SystemError) Error() string { return e.Err.Error() }
+
+func (e *SystemError) Unwrap() error { return e.Err }
+
+// IsSystemError reports whether err is or wraps a *SystemError.
+func IsSystemError(err error) bool {
+	var s *SystemError
+	return errors.As(err, &s)
 }
 
 func (p *proxy) add(key, value []byte, sameKey bool) error {

@@ -377,6 +377,17 @@ func TestWorkerFailures(t *testing.T) {
 	if err := run("fine", 0); err != nil {
 		t.Errorf("a task after the failures: %v", err)
 	}
+
+	// A failure outside the job's code (the shuffle dir is a file) is a
+	// SystemError, which runners count as their own.
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o644)
+	info.MapOnly = false
+	j = shippedJob(t, p, info, filepath.Join(file, "sub"))
+	_, err = job.RunMapTask(ctx, job.Task{Job: j, Info: job.TaskInfo{JobID: "j3", TaskID: "m-000001"}}, textInput("a"), &collect{})
+	if !IsSystemError(err) || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("unwritable shuffle dir: %v (system error: %v)", err, IsSystemError(err))
+	}
 }
 
 // TestWorkerDiesWithLifeline: a worker whose agent is gone (its lifeline
