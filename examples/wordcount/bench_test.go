@@ -29,6 +29,7 @@ func BenchmarkShipped(b *testing.B) {
 	}
 	prog := proctest.Build(b, ".", "wordcount")
 	c := proctest.Start(b, 3)
+	c.Timeout = time.Hour
 	dir := b.TempDir()
 	text := filepath.Join(dir, "text")
 	c.MustRun("node1", c.Shoal, "gen", "text", "--bytes", strconv.FormatInt(size, 10), "--seed", "7", "--output", text)

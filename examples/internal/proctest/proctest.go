@@ -61,6 +61,8 @@ type Cluster struct {
 	PIDs    map[string]int
 	env     []string
 	started time.Time
+	// Timeout bounds each command Run runs; default 5 minutes.
+	Timeout time.Duration
 }
 
 // Start builds the stock shoal binary and starts n agents with a cluster
@@ -109,7 +111,11 @@ func (c *Cluster) Env(node string) []string {
 // Run runs bin with args as a client of node's agent.
 func (c *Cluster) Run(node, bin string, args ...string) Result {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Second)
+	timeout := c.Timeout
+	if timeout == 0 {
+		timeout = 5 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(cleanEnv(), c.Env(node)...)
