@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the real WebHDFS clients the e2e tests drive, when missing:
+# Installs the real WebHDFS clients the e2e tests drive, and bzip2 and
+# zstd for the compression tests, when missing:
 # Debian's python3-fsspec, python3-pandas and python3-requests (for
 # /usr/bin/python3), and Node's webhdfs package under
 # e2e/testdata/webhdfs/node_modules (ignored by git). Idempotent: it does
@@ -14,6 +15,9 @@ missing=()
 /usr/bin/python3 -c 'import requests' 2>/dev/null || missing+=(python3-requests)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+# The compression tests compress with the real tools.
+command -v bzip2 >/dev/null || missing+=(bzip2)
+command -v zstd >/dev/null || missing+=(zstd)
 if [ ${#missing[@]} -gt 0 ]; then
 	sudo=""
 	[ "$(id -u)" = 0 ] || sudo="sudo -n"

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -19,6 +20,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"shoal.dev/shoal/codec"
 	"shoal.dev/shoal/job"
 	"shoal.dev/shoal/job/builtin"
 	"shoal.dev/shoal/peer"
@@ -67,6 +69,8 @@ func jobCommand(jobs []job.Spec) *ucli.Command {
 					&ucli.BoolFlag{Name: "no-speculation", Usage: "start no backup attempts of this job's straggling tasks"},
 					&ucli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "print the job ID and return at once"},
 					&ucli.BoolFlag{Name: "local", Usage: "run in this process on local files, sequentially (no cluster)"},
+					&ucli.StringFlag{Name: "output-compression", Usage: "compress the output parts: gzip or zstd (part-r-00000.zst)"},
+					&ucli.Int64Flag{Name: "max-split-bytes", Usage: "largest split packed from small input files (default: 128 MiB; -1: pack none)"},
 				),
 				Action: jobRun,
 			},
@@ -168,8 +172,12 @@ func jobRun(c *ucli.Context) error {
 	if c.Int("max-attempts") < 1 {
 		return usageError{fmt.Errorf("--max-attempts must be at least 1, got %d", c.Int("max-attempts"))}
 	}
+	outCodec, err := codec.Parse(c.String("output-compression"))
+	if err != nil {
+		return usageError{fmt.Errorf("--output-compression: %w", err)}
+	}
 	if c.Bool("local") {
-		return runLocal(c, c.Args().First(), params, inputs, c.String("output"), c.Int("reducers"))
+		return runLocal(c, c.Args().First(), params, inputs, c.String("output"), c.Int("reducers"), outCodec)
 	}
 	cl, err := client(c)
 	if err != nil {
@@ -186,6 +194,7 @@ func jobRun(c *ucli.Context) error {
 		Reducers: c.Int("reducers"), MaxAttempts: c.Int("max-attempts"), Replication: c.Int("replication"),
 		TaskTimeout: c.Duration("task-timeout").String(), Binary: binary,
 		NoSpeculativeMaps: c.Bool("no-speculation"), NoSpeculativeReduces: c.Bool("no-speculation"),
+		OutputCompression: string(outCodec), MaxSplitBytes: c.Int64("max-split-bytes"),
 	})
 	if err != nil {
 		return err
@@ -346,8 +355,75 @@ func counterText(name string, v int64) string {
 	return strconv.FormatInt(v, 10)
 }
 
-// runLocal runs a job with the sequential runner on local files.
-func runLocal(c *ucli.Context, name string, params map[string]string, inputs []string, output string, reducers int) error {
+// openLocalInput opens a local input file, decompressing it by its name's
+// extension.
+func openLocalInput(path string) (io.ReadCloser, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	zr, err := codec.NewReader(codec.ForPath(path), bufio.NewReaderSize(f, 1<<20))
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("input %s: %w", path, err)
+	}
+	return &localInput{r: zr, f: f, path: path}, nil
+}
+
+type localInput struct {
+	r    io.ReadCloser
+	f    *os.File
+	path string
+}
+
+func (l *localInput) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	var ce *codec.CorruptError
+	if errors.As(err, &ce) {
+		err = fmt.Errorf("input %s: %w", l.path, err)
+	}
+	return n, err
+}
+
+func (l *localInput) Close() error {
+	l.r.Close()
+	return l.f.Close()
+}
+
+// createLocalOutput creates a local output part, compressed with c (its
+// name then ends in c's extension).
+func createLocalOutput(path string, c codec.Codec) (io.WriteCloser, error) {
+	f, err := os.Create(path + c.Ext())
+	if err != nil {
+		return nil, err
+	}
+	zw, err := codec.NewWriter(c, f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &localOutput{zw: zw, f: f}, nil
+}
+
+type localOutput struct {
+	zw io.WriteCloser
+	f  *os.File
+}
+
+func (l *localOutput) Write(p []byte) (int, error) { return l.zw.Write(p) }
+
+func (l *localOutput) Close() error {
+	err := l.zw.Close()
+	if cerr := l.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// runLocal runs a job with the sequential runner on local files: inputs
+// named .gz, .bz2 or .zst are decompressed, and output parts compressed
+// with out.
+func runLocal(c *ucli.Context, name string, params map[string]string, inputs []string, output string, reducers int, out codec.Codec) error {
 	reg, err := registry(c)
 	if err != nil {
 		return err
@@ -368,7 +444,7 @@ func runLocal(c *ucli.Context, name string, params map[string]string, inputs []s
 		if fi.IsDir() {
 			return fmt.Errorf("input %s is a directory; name its files", p)
 		}
-		ins = append(ins, job.Input{Path: p, Open: func() (io.ReadCloser, error) { return os.Open(p) }})
+		ins = append(ins, job.Input{Path: p, Open: func() (io.ReadCloser, error) { return openLocalInput(p) }})
 	}
 	if len(ins) == 0 && j0.Generate == 0 {
 		return usageError{errors.New("--input is required")}
@@ -384,7 +460,7 @@ func runLocal(c *ucli.Context, name string, params map[string]string, inputs []s
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
 	counters, err := job.RunSequential(ctx, j, "local", params, ins, reducers, func(name string) (io.WriteCloser, error) {
-		return os.Create(filepath.Join(output, name))
+		return createLocalOutput(filepath.Join(output, name), out)
 	})
 	if err != nil {
 		return err

@@ -65,6 +65,13 @@ type SubmitRequest struct {
 	// mapreduce.map.speculative=false, mapreduce.reduce.speculative=false).
 	NoSpeculativeMaps    bool `json:"no_speculative_maps,omitempty"`
 	NoSpeculativeReduces bool `json:"no_speculative_reduces,omitempty"`
+	// OutputCompression compresses the output parts: "gzip" or "zstd"
+	// (part-r-00000.zst), or "" / "none".
+	OutputCompression string `json:"output_compression,omitempty"`
+	// MaxSplitBytes bounds the splits packed from small input files, for a
+	// job whose code allows it (Hadoop's CombineFileInputFormat): 0 takes
+	// the default, 128 MiB; negative packs nothing.
+	MaxSplitBytes int64 `json:"max_split_bytes,omitempty"`
 }
 
 // Job states.

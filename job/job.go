@@ -241,6 +241,15 @@ type Job struct {
 	// Output is how output pairs are written: TextOutput (the default) or
 	// RawOutput. See AppendOutput.
 	Output OutputFormat
+	// PackInputs lets a distributed runner pack small input files (each
+	// at most the job's max split size, a block by default) into shared
+	// map tasks, Hadoop's CombineFileInputFormat: a job over 10,000 small
+	// files runs a few map tasks, not 10,000. Set it only for a job whose
+	// result does not depend on which records a map task sees: a packed
+	// task's TaskInfo.InputFile names only its first file, and in a
+	// MapOnly job a part file holds several inputs' output. RunSequential
+	// runs one map task per input regardless.
+	PackInputs bool
 	// Generate, if positive, makes a generator job: it reads no input (a
 	// runner refuses to run it on inputs) and has Generate map tasks; map
 	// task n (TaskID MapTaskID(n), no InputFile) calls Map once, with key n

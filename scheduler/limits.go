@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/codec"
 	"shoal.dev/shoal/gossip"
 	"shoal.dev/shoal/job"
 	"shoal.dev/shoal/worker"
@@ -81,7 +82,8 @@ func checkParams(params map[string]string) error {
 
 // checkShape checks what a job will run: its reduce partitions, map tasks,
 // attempts and output path.
-func checkShape(reducers, mapTasks, attempts int, output string) error {
+// ext is the output files' compression extension (".zst"), or "".
+func checkShape(reducers, mapTasks, attempts int, output, ext string) error {
 	switch {
 	case reducers > MaxReducers:
 		return badRequest("%d reducers; a job runs at most %d", reducers, MaxReducers)
@@ -90,7 +92,7 @@ func checkShape(reducers, mapTasks, attempts int, output string) error {
 	case attempts > MaxAttempts:
 		return badRequest("max attempts %d; at most %d", attempts, MaxAttempts)
 	}
-	longest := max(len(partName(max(reducers-1, 0))), len(mapPartName(max(mapTasks-1, 0))))
+	longest := max(len(partName(max(reducers-1, 0))), len(mapPartName(max(mapTasks-1, 0)))) + len(ext)
 	if n := len(blockstore.FileKeyPrefix) + len(output) + 1 + longest; n > gossip.MaxKeyLen {
 		return badRequest("output %.40s…: a path of %d bytes; its files' names would not fit the metadata's key limit (at most %d bytes for the directory)",
 			output, len(output), gossip.MaxKeyLen-len(blockstore.FileKeyPrefix)-1-longest)
@@ -101,7 +103,7 @@ func checkShape(reducers, mapTasks, attempts int, output string) error {
 // checkRecord applies checkShape to a job record, for a job written before
 // the limits were checked at the door.
 func checkRecord(rec *JobRecord) error {
-	return checkShape(rec.Reducers, rec.Splits(), rec.MaxAttempts, rec.Output)
+	return checkShape(rec.Reducers, rec.Splits(), rec.MaxAttempts, rec.Output, codec.Codec(rec.OutputCodec).Ext())
 }
 
 // checkCounters checks the counters one task reports. A task over a limit

@@ -75,10 +75,13 @@ type JobRecord struct {
 	SubmittedBy  string        `msgpack:"by" json:"submitted_by"`
 	SubmittedAt  int64         `msgpack:"at" json:"submitted_at_unix_ns"`
 	Spec         blockstore.ID `msgpack:"sp" json:"spec"`
-	SpecBytes    int           `msgpack:"sb" json:"spec_bytes"`
-	NumSplits    int           `msgpack:"ns" json:"splits"`
-	InputFiles   int           `msgpack:"nf" json:"input_files"`
-	InputBytes   int64         `msgpack:"nb" json:"input_bytes"`
+	// OutputCodec compresses the output parts ("gzip" or "zstd", named
+	// with the codec's extension); "" writes them plain.
+	OutputCodec string `msgpack:"oc,omitempty" json:"output_compression,omitempty"`
+	SpecBytes   int    `msgpack:"sb" json:"spec_bytes"`
+	NumSplits   int    `msgpack:"ns" json:"splits"`
+	InputFiles  int    `msgpack:"nf" json:"input_files"`
+	InputBytes  int64  `msgpack:"nb" json:"input_bytes"`
 	// TaskTimeout, in nanoseconds, fails a task attempt that makes no
 	// progress for that long (job.Task.Timeout); 0 disables it.
 	TaskTimeout int64 `msgpack:"tt,omitempty" json:"task_timeout_ns"`
@@ -118,11 +121,17 @@ type JobSpec struct {
 }
 
 // SpecSplit is one input block of a job: which input file, which block,
-// and where the block starts in its file.
+// and where the block starts in its file. A map task reads a run of spec
+// splits: one that does not Join and those after it that do. Consecutive
+// blocks of one file in a run are read as one range (a compressed file is
+// always one run of all its blocks; packed small files are runs of whole
+// files). Specs written before Join existed decode with none: one map task
+// per block.
 type SpecSplit struct {
 	File   int                 `msgpack:"f"`
 	Block  blockstore.BlockRef `msgpack:"b"`
 	Offset int64               `msgpack:"o"`
+	Join   bool                `msgpack:"j,omitempty"`
 }
 
 // MaxSpecBytes bounds a job's spec block (about 400,000 input files or

@@ -11,6 +11,7 @@ import (
 
 	"shoal.dev/shoal/blockstore"
 	"shoal.dev/shoal/client"
+	"shoal.dev/shoal/codec"
 	"shoal.dev/shoal/job"
 	"shoal.dev/shoal/worker"
 )
@@ -70,7 +71,11 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 	if err != nil {
 		return JobRecord{}, err
 	}
-	if err := checkShape(req.Reducers, 0, req.MaxAttempts, ""); err != nil {
+	outCodec, err := codec.Parse(req.OutputCompression)
+	if err != nil {
+		return JobRecord{}, fmt.Errorf("%w: output compression: %w", ErrBadRequest, err)
+	}
+	if err := checkShape(req.Reducers, 0, req.MaxAttempts, "", ""); err != nil {
 		return JobRecord{}, err
 	}
 	var j0 *job.Job
@@ -116,7 +121,7 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 	for _, f := range inputs {
 		tasks += f.Blocks
 	}
-	if err := checkShape(j0.NumReducers(req.Reducers), tasks, req.MaxAttempts, out); err != nil {
+	if err := checkShape(j0.NumReducers(req.Reducers), tasks, req.MaxAttempts, out, outCodec.Ext()); err != nil {
 		return JobRecord{}, err
 	}
 	// Prepare (terasort's sampling) runs here, once, on the inputs.
@@ -163,12 +168,29 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 		Params:               params,
 		Inputs:               inputs,
 		Binary:               req.Binary,
+		OutputCodec:          string(outCodec),
 	}
-	ss, err := specSplits(ctx, s.cfg.FS, inputs)
+	pk := packing{pack: j.PackInputs && req.MaxSplitBytes >= 0, maxBytes: req.MaxSplitBytes}
+	if pk.maxBytes == 0 {
+		pk.maxBytes = DefaultMaxSplitBytes
+	}
+	if r := s.cfg.Ring(); r != nil {
+		pk.owner = func(id string, repl int) string {
+			if o := r.Owners(id, repl); len(o) > 0 {
+				return o[0]
+			}
+			return ""
+		}
+	}
+	ss, err := specSplits(ctx, s.cfg.FS, inputs, pk)
 	if err != nil {
 		return JobRecord{}, fmt.Errorf("input splits: %w", err)
 	}
-	rec.NumSplits = j.Generate + len(ss)
+	probeSplits, err := splitsOf(&JobRecord{Inputs: inputs}, ss)
+	if err != nil {
+		return JobRecord{}, fmt.Errorf("input splits: %w", err)
+	}
+	rec.NumSplits = j.Generate + len(probeSplits)
 	for _, f := range inputs {
 		rec.InputBytes += f.Size
 	}
@@ -192,13 +214,13 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 // sample reads the keys of the first perSplit records of up to splits
 // input splits spread evenly over the job's input.
 func (s *Scheduler) sample(ctx context.Context, rec *JobRecord, format job.InputFormat, splits, perSplit int) ([][]byte, error) {
-	all, err := computeSplits(ctx, s.cfg.FS, rec)
+	all, err := computeSplits(ctx, s.cfg.FS, rec, packing{})
 	if err != nil {
 		return nil, err
 	}
 	var keys [][]byte
 	for _, i := range job.SampleSplits(len(all), splits) {
-		in, base, _, closeIn, err := openSplit(ctx, s.cfg.FS, all[i])
+		in, base, _, closeIn, err := openSplit(ctx, s.cfg.FS, all[i].parts[0])
 		if err != nil {
 			return nil, fmt.Errorf("sample split %d: %w", i, err)
 		}

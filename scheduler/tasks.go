@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/codec"
 	"shoal.dev/shoal/job"
 	"shoal.dev/shoal/shuffle"
 	"shoal.dev/shoal/worker"
@@ -80,7 +81,10 @@ func (s *Scheduler) taskFailed(ctx context.Context, jobID string, k itemKey, err
 }
 
 func (s *Scheduler) runMap(ctx context.Context, rec *JobRecord, j *job.Job, sp split, attempt int) (MapRecord, error) {
-	info := job.TaskInfo{JobID: rec.ID, TaskID: mapTaskID(sp.index), Attempt: attempt - 1, InputFile: sp.file.Path, Params: maps.Clone(rec.Params)}
+	info := job.TaskInfo{JobID: rec.ID, TaskID: mapTaskID(sp.index), Attempt: attempt - 1, Params: maps.Clone(rec.Params)}
+	if !sp.gen {
+		info.InputFile = sp.parts[0].file.Path
+	}
 	cleanup, err := s.prepareWorkDir(ctx, rec, j, &info)
 	if err != nil {
 		return MapRecord{}, fmt.Errorf("map task %s: %w", info.TaskID, err)
@@ -91,14 +95,11 @@ func (s *Scheduler) runMap(ctx context.Context, rec *JobRecord, j *job.Job, sp s
 	name := "map task " + info.TaskID
 	local := false
 	if !sp.gen {
-		name += " (input " + sp.file.Path + ")"
-		r, base, isLocal, closeIn, err := openSplit(ctx, s.cfg.FS, sp)
-		if err != nil {
-			return MapRecord{}, fmt.Errorf("%s: open input block %s: %w", name, sp.block.ID.Short(), err)
+		name += " (input " + sp.path() + ")"
+		in = func(fn func(key, value []byte) error) (err error) {
+			local, err = readSplit(ctx, s.cfg.FS, sp, j.Input, fn)
+			return err
 		}
-		defer closeIn()
-		local = isLocal
-		in = func(fn func(key, value []byte) error) error { return job.ReadRecords(r, j.Input, base, fn) }
 	}
 
 	var out job.Emitter
@@ -391,6 +392,7 @@ type outputWriter struct {
 	f    job.OutputFormat
 	pw   *io.PipeWriter
 	bw   *bufio.Writer
+	zw   io.WriteCloser // the compressor between bw and pw, if any
 	buf  []byte
 	done chan error // the Create's result, sent once
 	once sync.Once
@@ -399,7 +401,25 @@ type outputWriter struct {
 
 func (s *Scheduler) createOutput(ctx context.Context, rec *JobRecord, f job.OutputFormat, name string) *outputWriter {
 	pr, pw := io.Pipe()
-	w := &outputWriter{f: f, pw: pw, bw: bufio.NewWriterSize(pw, 1<<20), done: make(chan error, 1)}
+	w := &outputWriter{f: f, pw: pw, done: make(chan error, 1)}
+	c := codec.Codec(rec.OutputCodec)
+	name += c.Ext()
+	zw, err := codec.NewWriter(c, pw)
+	if err != nil { // a codec the record names but this binary lacks
+		pw.CloseWithError(err)
+		pr.CloseWithError(err)
+		w.done <- err
+		zw = nil
+	}
+	w.zw = zw
+	var dst io.Writer = pw
+	if zw != nil {
+		dst = zw
+	}
+	w.bw = bufio.NewWriterSize(dst, 1<<20)
+	if err != nil {
+		return w
+	}
 	bs := int64(blockstore.DefaultBlockSize)
 	if len(rec.Inputs) > 0 && rec.Inputs[0].BlockSize > 0 {
 		bs = rec.Inputs[0].BlockSize
@@ -427,7 +447,11 @@ func (w *outputWriter) wait() error {
 }
 
 func (w *outputWriter) close() error {
-	if err := w.bw.Flush(); err != nil {
+	err := w.bw.Flush()
+	if err == nil && w.zw != nil {
+		err = w.zw.Close()
+	}
+	if err != nil {
 		w.pw.CloseWithError(err)
 		w.wait()
 		return err

@@ -253,7 +253,7 @@ func (v *view) failures(k taskKind, i int) failTally {
 }
 
 // mapperOf picks the node that maps a split: the first live participant
-// among the block's ring owners (so it holds the block), else the split's
+// among its first block's ring owners (so it holds the block), else the split's
 // owner on the ring of live participants.
 func mapperOf(jobID string, sp split, splits int, blocks *ring.Ring, live []string, liveRing *ring.Ring) string {
 	if sp.gen {
@@ -261,24 +261,25 @@ func mapperOf(jobID string, sp split, splits int, blocks *ring.Ring, live []stri
 		// record holds a few ranges rather than a scattered bitmap.
 		return liveRing.Owner(jobID + "/gen/" + strconv.Itoa(sp.index/genChunk(splits)))
 	}
-	repl := max(sp.file.Replication, 1)
-	for _, o := range blocks.Owners(sp.block.ID.String(), repl) {
+	repl := max(sp.parts[0].file.Replication, 1)
+	b := sp.first().ID.String()
+	for _, o := range blocks.Owners(b, repl) {
 		if slices.Contains(live, o) {
 			return o
 		}
 	}
-	return liveRing.Owner(sp.block.ID.String())
+	return liveRing.Owner(b)
 }
 
 // backupsOf lists the nodes that may run a backup attempt of a split, in
-// order of preference: the live ring owners of its block (they hold the
+// order of preference: the live ring owners of its first block (they hold the
 // data), then the live ring from the split's owner on.
 func backupsOf(jobID string, sp split, splits int, blocks *ring.Ring, live []string, liveRing *ring.Ring) []string {
 	var out []string
 	key := jobID + "/gen/" + strconv.Itoa(sp.index/genChunk(splits))
 	if !sp.gen {
-		key = sp.block.ID.String()
-		for _, o := range blocks.Owners(key, max(sp.file.Replication, 1)) {
+		key = sp.first().ID.String()
+		for _, o := range blocks.Owners(key, max(sp.parts[0].file.Replication, 1)) {
 			if slices.Contains(live, o) {
 				out = append(out, o)
 			}

@@ -54,7 +54,7 @@ func TestPlacement(t *testing.T) {
 	count := map[string]int{}
 	for i := 0; i < 3000; i++ {
 		id := blockstore.Sum([]byte(fmt.Sprint(i)))
-		sp := split{index: i, block: blockstore.BlockRef{ID: id}, file: InputFile{Replication: 2}}
+		sp := split{index: i, parts: []splitPart{{blocks: []blockstore.BlockRef{{ID: id}}, file: InputFile{Replication: 2}}}}
 		got := mapperOf("job-x", sp, 3000, blocks, live, liveRing)
 		owners := blocks.Owners(id.String(), 2)
 		// The mapper is the first owner that takes part, else the job's ring.

@@ -50,6 +50,7 @@ func wordCountSpec() job.Spec {
 		Build: func(map[string]string) (*job.Job, error) {
 			return &job.Job{
 				Input:       job.TextInput,
+				PackInputs:  true,
 				NewMapper:   func(job.TaskInfo) (job.Mapper, error) { return &wordCountMapper{one: []byte("1")}, nil },
 				NewCombiner: newSumReducer,
 				NewReducer:  newSumReducer,
@@ -198,7 +199,8 @@ func buildGrep(params map[string]string) (*job.Job, error) {
 		return nil, fmt.Errorf("param group: %d is out of range: the pattern has %d groups", group, re.NumSubexp())
 	}
 	return &job.Job{
-		Input: job.TextInput,
+		Input:      job.TextInput,
+		PackInputs: true,
 		NewMapper: func(job.TaskInfo) (job.Mapper, error) {
 			return &grepMapper{re: re, group: group, one: []byte("1")}, nil
 		},
@@ -335,7 +337,8 @@ func distinctSpec() job.Spec {
 				}), nil
 			}
 			return &job.Job{
-				Input: job.TextInput,
+				Input:      job.TextInput,
+				PackInputs: true,
 				NewMapper: func(job.TaskInfo) (job.Mapper, error) {
 					return job.MapperFunc(func(_, line []byte, out job.Emitter) error {
 						return out.Emit(line, nil)
@@ -355,6 +358,7 @@ func sumSpec() job.Spec {
 		Build: func(map[string]string) (*job.Job, error) {
 			return &job.Job{
 				Input:       job.KeyValueInput,
+				PackInputs:  true,
 				NewMapper:   func(job.TaskInfo) (job.Mapper, error) { return &sumMapper{}, nil },
 				NewCombiner: newSumReducer,
 				NewReducer:  newSumReducer,

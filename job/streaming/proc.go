@@ -100,6 +100,9 @@ type procConfig struct {
 	// goroutine calling the proc's methods. They are valid only during the
 	// call.
 	emit func(key, value []byte) error
+	// split cuts each output line into key and value; the zero value is
+	// the default (the first tab).
+	split fieldSplit
 }
 
 // proc is one child process and the goroutines that pump its pipes.
@@ -118,6 +121,7 @@ type proc struct {
 	lifeline      *os.File    // closed once the group is killed: see lifelineScript
 	tracker       ProcTracker // nil: none
 	emit          func(key, value []byte) error
+	split         fieldSplit // cuts output lines into key and value
 	maxLine       int
 	state         *taskState
 
@@ -206,6 +210,7 @@ func startProc(pc procConfig) (*proc, error) {
 		lifeline:    lifeW,
 		tracker:     pc.tracker,
 		emit:        pc.emit,
+		split:       orDefault(pc.split),
 		maxLine:     pc.maxLine,
 		state:       pc.state,
 		stdin:       &pipeEnd{File: ends[1]},
@@ -558,13 +563,23 @@ func (p *proc) lines(data []byte) error {
 	return nil
 }
 
-// line emits an output line: the key before its first tab, the value
-// after; a line with no tab is all key.
-func (p *proc) line(l []byte) error {
-	if i := bytes.IndexByte(l, '\t'); i >= 0 {
-		return p.emit(l[:i:i], l[i+1:])
+func orDefault(f fieldSplit) fieldSplit {
+	if len(f.sep) == 0 {
+		return defaultSplit
 	}
-	return p.emit(l, l[len(l):])
+	return f
+}
+
+// line emits an output line cut by p.split: by default the key before
+// its first tab, the value after; a line with no tab is all key.
+func (p *proc) line(l []byte) error {
+	if p.split.keyFields == 1 && len(p.split.sep) == 1 {
+		if i := bytes.IndexByte(l, p.split.sep[0]); i >= 0 {
+			return p.emit(l[:i:i], l[i+1:])
+		}
+		return p.emit(l, l[len(l):])
+	}
+	return p.emit(p.split.split(l))
 }
 
 func (p *proc) longLine() error {

@@ -206,7 +206,15 @@ func NewSpec(cfg Config) (job.Spec, error) {
 			{Name: "cmdenv", Usage: "NAME=VALUE lines added to the commands' environment"},
 			{Name: "files", Usage: "files to ship into each task's working directory, one path a line"},
 			{Name: "input", Default: "text", Usage: "input format: text (the command reads each line) or kv (key<TAB>value lines)"},
-			{Name: "partitioner", Usage: "how map output keys are split among reducers: hash (the default)"},
+			{Name: "partitioner", Usage: "how map output keys are split among reducers: hash (the default) or keyfield (Hadoop's KeyFieldBasedPartitioner, with partitioner_options)"},
+			{Name: "partitioner_options", Usage: "keyfield partitioner's fields, as -k1,1 (mapreduce.partition.keypartitioner.options)"},
+			{Name: "key_field_separator", Usage: "separator of a key's fields for the keyfield partitioner and the comparator options (mapreduce.map.output.key.field.separator; default tab)"},
+			{Name: "comparator_options", Usage: "key order as -k1,1 -k2,2 (mapreduce.partition.keycomparator.options): only orders that are Shoal's bytewise order are taken"},
+			{Name: "map_output_separator", Usage: "separator between key and value in the mapper's output lines (stream.map.output.field.separator; default tab)"},
+			{Name: "map_output_key_fields", Usage: "fields of a mapper's output line that make the key (stream.num.map.output.key.fields; default 1)"},
+			{Name: "reduce_output_separator", Usage: "the same for the reducer's output lines (stream.reduce.output.field.separator)"},
+			{Name: "reduce_output_key_fields", Usage: "the same for the reducer's output lines (stream.num.reduce.output.key.fields)"},
+			{Name: "pack", Usage: "true packs small input files into shared map tasks (CombineTextInputFormat)"},
 		},
 		Build:        func(params map[string]string) (*job.Job, error) { return build(&cfg, params) },
 		RunsCommands: true,
@@ -219,6 +227,7 @@ type spec struct {
 	cmdenv                    []string
 	files                     []string
 	input                     job.InputFormat
+	mapSplit, reduceSplit     fieldSplit // how output lines become key and value
 }
 
 // build parses and checks params and returns the job.
@@ -242,14 +251,53 @@ func build(cfg *Config, params map[string]string) (*job.Job, error) {
 	if s.input, err = job.ParseInputFormat(strings.TrimSpace(params["input"])); err != nil {
 		return nil, fmt.Errorf("param input: %w", err)
 	}
+	if s.mapSplit, err = parseFieldSplit(params["map_output_separator"], params["map_output_key_fields"]); err != nil {
+		return nil, fmt.Errorf("param map_output_key_fields: %w", err)
+	}
+	if s.reduceSplit, err = parseFieldSplit(params["reduce_output_separator"], params["reduce_output_key_fields"]); err != nil {
+		return nil, fmt.Errorf("param reduce_output_key_fields: %w", err)
+	}
+	keySep := []byte{'\t'}
+	if v := params["key_field_separator"]; v != "" {
+		keySep = []byte(unescape(v))
+	}
+	var part job.Partitioner
 	switch p := strings.TrimSpace(params["partitioner"]); p {
 	case "", "hash":
+		if params["partitioner_options"] != "" {
+			return nil, errors.New("param partitioner_options: only the keyfield partitioner takes options")
+		}
+	case "keyfield":
+		specs, err := parseKeySpecs(params["partitioner_options"])
+		if err != nil {
+			return nil, fmt.Errorf("param partitioner_options: %w", err)
+		}
+		part = &keyFieldPartitioner{sep: keySep, specs: specs}
 	default:
-		return nil, fmt.Errorf("param partitioner: unknown partitioner %q; supported: hash (the default)", p)
+		return nil, fmt.Errorf("param partitioner: unknown partitioner %q; supported: hash (the default), keyfield", p)
+	}
+	if o := params["comparator_options"]; o != "" {
+		specs, err := parseKeySpecs(o)
+		if err == nil {
+			err = checkBytewiseComparator(specs)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("param comparator_options: %w", err)
+		}
+	}
+	pack := false
+	switch v := strings.TrimSpace(params["pack"]); v {
+	case "", "false":
+	case "true":
+		pack = true
+	default:
+		return nil, fmt.Errorf("param pack: %q, want true or false", v)
 	}
 
 	j := &job.Job{
-		Input: s.input,
+		Input:       s.input,
+		Partitioner: part,
+		PackInputs:  pack,
 		NewMapper: func(ti job.TaskInfo) (job.Mapper, error) {
 			return newMapper(cfg, &s, ti), nil
 		},

@@ -28,7 +28,9 @@ func TestRegister(t *testing.T) {
 	for _, p := range s.Params {
 		names = append(names, p.Name)
 	}
-	want := []string{"mapper", "reducer", "combiner", "cmdenv", "files", "input", "partitioner"}
+	want := []string{"mapper", "reducer", "combiner", "cmdenv", "files", "input", "partitioner",
+		"partitioner_options", "key_field_separator", "comparator_options", "map_output_separator",
+		"map_output_key_fields", "reduce_output_separator", "reduce_output_key_fields", "pack"}
 	if !slices.Equal(names, want) {
 		t.Errorf("params %v, want %v", names, want)
 	}
@@ -70,7 +72,11 @@ func TestBuildErrors(t *testing.T) {
 		{map[string]string{"mapper": "cat", "files": "a/m.py\nb/m.py"}, "streaming: param files: a/m.py and b/m.py have the same name m.py in the working directory"},
 		{map[string]string{"mapper": "cat", "files": "a/.."}, `streaming: param files: "a/.." is not a file`},
 		{map[string]string{"mapper": "cat", "input": "csv"}, `streaming: param input: unknown input format "csv" (want text or keyvalue)`},
-		{map[string]string{"mapper": "cat", "reducer": "cat", "partitioner": "total-order"}, `streaming: param partitioner: unknown partitioner "total-order"; supported: hash (the default)`},
+		{map[string]string{"mapper": "cat", "reducer": "cat", "partitioner": "total-order"}, `streaming: param partitioner: unknown partitioner "total-order"; supported: hash (the default), keyfield`},
+		{map[string]string{"mapper": "cat", "reducer": "cat", "partitioner_options": "-k1,1"}, "streaming: param partitioner_options: only the keyfield partitioner takes options"},
+		{map[string]string{"mapper": "cat", "reducer": "cat", "map_output_key_fields": "0"}, `streaming: param map_output_key_fields: key fields "0": want a whole number from 1 to 1000`},
+		{map[string]string{"mapper": "cat", "reducer": "cat", "comparator_options": "-k2,2"}, "streaming: param comparator_options: unsupported key field option: Shoal sorts keys bytewise, which is -k1,1 -k2,2 … (each field in turn, from the first); these options order keys otherwise"},
+		{map[string]string{"mapper": "cat", "pack": "yes"}, `streaming: param pack: "yes", want true or false`},
 	} {
 		_, err := r.Resolve(Name, tc.params)
 		if err == nil || err.Error() != tc.want || !errors.Is(err, job.ErrBadParam) {

@@ -38,6 +38,14 @@ func newTask(cfg *Config, s *spec, info job.TaskInfo, isMap bool) *task {
 	return &task{cfg: cfg, spec: s, info: info, isMap: isMap, state: newTaskState()}
 }
 
+// splitFor is how the output lines of a child in role become pairs.
+func (t *task) splitFor(role string) fieldSplit {
+	if role == "reducer" {
+		return t.spec.reduceSplit
+	}
+	return t.spec.mapSplit
+}
+
 // start starts a child running command, its output lines going to emit.
 func (t *task) start(role, command string, emit func(key, value []byte) error) (*proc, error) {
 	t.mu.Lock()
@@ -69,6 +77,7 @@ func (t *task) start(role, command string, emit func(key, value []byte) error) (
 		maxLine: t.cfg.MaxLineBytes,
 		state:   t.state,
 		emit:    emit,
+		split:   t.splitFor(role),
 	})
 	if err != nil {
 		return nil, err
