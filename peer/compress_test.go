@@ -171,7 +171,8 @@ func TestPackedSmallFiles(t *testing.T) {
 	}{{0, 3}, {500, 300}, {-1, 300}} {
 		t.Run(fmt.Sprint(tc.max), func(t *testing.T) {
 			out := fmt.Sprintf("/pk-out%d", tc.max)
-			rec, err := c.Node(0).Submit(ctx, scheduler.SubmitRequest{Name: "wordcount", Inputs: []string{"/pk"}, Output: out, Reducers: 2, MaxSplitBytes: tc.max})
+			rec, err := c.Node(0).Submit(ctx, scheduler.SubmitRequest{Name: "wordcount", Inputs: []string{"/pk"}, Output: out, Reducers: 2, MaxSplitBytes: tc.max,
+				NoSpeculativeMaps: true}) // every launched map is one split: locality is exact
 			if err != nil {
 				t.Fatal(err)
 			}

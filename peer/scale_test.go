@@ -68,7 +68,7 @@ func TestManyInputFiles(t *testing.T) {
 		return nil
 	})
 	ctx := context.Background()
-	rec, err := c.Node(1).Submit(ctx, scheduler.SubmitRequest{Name: "wordcount", Inputs: []string{"/many"}, Output: "/many-out", Reducers: 3})
+	rec, err := c.Node(1).Submit(ctx, scheduler.SubmitRequest{Name: "wordcount", Inputs: []string{"/many"}, Output: "/many-out", Reducers: 3, NoSpeculativeMaps: true})
 	if err != nil {
 		t.Fatal(err)
 	}
