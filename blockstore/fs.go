@@ -40,6 +40,11 @@ type FSConfig struct {
 	Records Records
 	// Ring returns the current ring of alive members.
 	Ring func() *ring.Ring
+	// Sources, if set, lists alive members outside the ring that may still
+	// hold blocks (a member being drained: it takes no new blocks but
+	// serves the ones it has until they are re-homed). Reads try them after
+	// the ring's members, and Locate asks them too. Default: none.
+	Sources func() []string
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 	// Parallel is how many blocks a put sends at once. Default 4.
@@ -473,7 +478,20 @@ func (fs *FS) candidates(id ID, repl int) []string {
 			out = append(out, o)
 		}
 	}
+	for _, o := range fs.sources() {
+		if !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
 	return out
+}
+
+// sources is cfg.Sources, or none.
+func (fs *FS) sources() []string {
+	if fs.cfg.Sources == nil {
+		return nil
+	}
+	return fs.cfg.Sources()
 }
 
 // readBlock writes block b's bytes to w, trying replicas in turn. A replica
@@ -600,6 +618,11 @@ func (fs *FS) Locate(ctx context.Context, f FileInfo) ([]BlockLocation, error) {
 		locs[0].Size = n
 	}
 	members := rg.Members()
+	for _, o := range fs.sources() {
+		if !slices.Contains(members, o) {
+			members = append(members, o)
+		}
+	}
 	have := make([][]bool, len(members))
 	errs := make([]error, len(members))
 	var wg sync.WaitGroup

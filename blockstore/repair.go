@@ -33,6 +33,22 @@ type RepairConfig struct {
 	// once per pass, before the pass reads the file list. Default: always
 	// true.
 	CanCollect func() bool
+	// OnPass, if set, is called at the end of every pass, from the repair
+	// goroutine, with what the pass found. It must not block.
+	OnPass func(PassResult)
+}
+
+// PassResult is what one repair pass found.
+type PassResult struct {
+	// Started is when the pass began.
+	Started time.Time
+	// Complete is true when every file's manifest was read, so that the
+	// blocks the files need are all known.
+	Complete bool
+	// Unowned counts the blocks that files need, that this node holds but
+	// does not own, and that it kept because their owners did not all
+	// confirm holding them: copies still to be handed over.
+	Unowned int
 }
 
 // BlobRef is a block referenced from outside the file system, with the
@@ -116,8 +132,17 @@ func (r *Repairer) Run(ctx context.Context) {
 }
 
 // Pass runs one repair pass.
-func (r *Repairer) Pass(ctx context.Context) error {
+func (r *Repairer) Pass(ctx context.Context) (err error) {
 	defer r.Stats.Passes.Add(1)
+	res := PassResult{Started: time.Now()}
+	if r.cfg.OnPass != nil {
+		defer func() {
+			if err != nil && !res.Complete && res.Unowned == 0 {
+				res.Unowned = -1 // unknown
+			}
+			r.cfg.OnPass(res)
+		}()
+	}
 	fs := r.fs
 	rg := fs.cfg.Ring()
 	if rg.Len() == 0 {
@@ -159,6 +184,7 @@ func (r *Repairer) Pass(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list local blocks: %w", err)
 	}
+	res.Complete = complete
 	have := make(map[ID]BlockInfo, len(local))
 	for _, b := range local {
 		have[b.ID] = b
@@ -225,6 +251,8 @@ func (r *Repairer) Pass(ctx context.Context) error {
 	if len(byOwner) == 0 {
 		return errors.Join(errs...)
 	}
+	// From here, every needed block held here that this node does not own
+	// is a copy still to hand over, unless it is dropped below.
 	confirmed := map[ID]int{}
 	for owner, ids := range byOwner {
 		got, err := fs.cfg.Client.HaveMany(ctx, owner, ids)
@@ -243,11 +271,17 @@ func (r *Repairer) Pass(ctx context.Context) error {
 			continue
 		}
 		owners := rg.Owners(id.String(), min(n.repl, rg.Len()))
-		if slices.Contains(owners, fs.cfg.Self) || confirmed[id] < len(owners) {
+		if slices.Contains(owners, fs.cfg.Self) {
+			continue
+		}
+		if confirmed[id] < len(owners) {
+			res.Unowned++
 			continue
 		}
 		if err := fs.cfg.Store.Delete(id); err == nil {
 			r.Stats.Dropped.Add(1)
+		} else {
+			res.Unowned++
 		}
 	}
 	return errors.Join(errs...)

@@ -120,7 +120,11 @@ func runAgent(c *ucli.Context) error {
 		}
 		return err
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-node.Drained():
+		log.Info("drained", "node", node.Name())
+	}
 	log.Info("leaving the cluster", "node", node.Name())
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

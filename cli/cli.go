@@ -139,6 +139,7 @@ func newApp(stdout, stderr io.Writer, jobs []job.Spec) *ucli.App {
 		Commands: []*ucli.Command{
 			agentCommand(),
 			membersCommand(),
+			drainCommand(),
 			ringCommand(),
 			p2pCommand(),
 			fsCommand(),

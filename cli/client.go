@@ -39,7 +39,7 @@ func membersCommand() *ucli.Command {
 			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tGOSSIP\tSTATE\tPEER ID\tHTTP\tUNHEALTHY")
 			for _, m := range ms {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Gossip, m.State, orDash(m.PeerID), orDash(m.HTTP), orDash(strings.Join(strings.Fields(m.Unhealthy), " ")))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Gossip, m.State, orDash(m.PeerID), orDash(m.HTTP), orDash(unhealthyText(m)))
 			}
 			return tw.Flush()
 		},
@@ -154,4 +154,14 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// unhealthyText is why a member takes no tasks, for the UNHEALTHY column:
+// its data dir's trouble, or that it is being drained.
+func unhealthyText(m peer.Member) string {
+	why := strings.Join(strings.Fields(m.Unhealthy), " ")
+	if m.Draining {
+		why = strings.TrimPrefix(why+"; draining", "; ")
+	}
+	return why
 }

@@ -24,6 +24,7 @@ import (
 var sampleArgs = map[string][]string{
 	"agent":        nil, // not a client command
 	"members":      {},
+	"drain":        {},
 	"ring owners":  {"k"},
 	"p2p ping":     {"node1"},
 	"fs put":       {"LOCALFILE", "/x"},
@@ -88,6 +89,10 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	if strings.HasSuffix(req.URL.Path, "/members") || strings.HasSuffix(req.URL.Path, "/jobs") || strings.HasSuffix(req.URL.Path, "/glob") || strings.HasSuffix(req.URL.Path, "/list") {
 		w.Write([]byte("[]"))
+		return
+	}
+	if req.URL.Path == "/v1/drain" {
+		w.Write([]byte(`{"node":"n1","draining":true,"blocks_left":0,"done":true}`))
 		return
 	}
 	if req.Method == "GET" && req.URL.Path == "/v1/fs/file" {

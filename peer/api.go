@@ -55,6 +55,8 @@ func (n *Node) apiHandler() http.Handler {
 	mux.Handle("GET /v1/ring/owners", n.auth(n.handleOwners))
 	mux.Handle("POST /v1/p2p/ping", n.auth(n.handlePing))
 	mux.HandleFunc("GET /metrics", n.handleMetrics)
+	mux.Handle("POST /v1/drain", n.auth(n.handleDrainStart))
+	mux.Handle("GET /v1/drain", n.auth(n.handleDrainStatus))
 	n.fsRoutes(mux)
 	n.webhdfsRoutes(mux)
 	n.jobRoutes(mux)

@@ -238,3 +238,21 @@ func rootCause(err error) error {
 		}
 	}
 }
+
+// Drain calls POST /v1/drain: the agent starts handing its blocks to the
+// other members, and leaves when they hold them. force drains even when a
+// file asks for more copies than the members that would remain.
+func (c *Client) Drain(ctx context.Context, force bool) (DrainInfo, error) {
+	var d DrainInfo
+	path := "/v1/drain"
+	if force {
+		path += "?force=1"
+	}
+	return d, c.do(ctx, "POST", path, nil, &d)
+}
+
+// DrainStatus calls GET /v1/drain.
+func (c *Client) DrainStatus(ctx context.Context) (DrainInfo, error) {
+	var d DrainInfo
+	return d, c.do(ctx, "GET", "/v1/drain", nil, &d)
+}

@@ -125,13 +125,13 @@ func (n *Node) watchHealth(ctx context.Context) {
 	}
 }
 
-// usable reports whether node may take tasks: it is healthy, as it says
-// in its gossip meta (this node: as it last checked).
+// usable reports whether node may take tasks: it is healthy and not being
+// drained, as it says in its gossip meta (this node: as it last checked).
 func (n *Node) usable(node string) bool {
 	if node == n.cfg.Name {
-		return n.healthReason() == ""
+		return n.healthReason() == "" && !n.draining()
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.byName[node].Unhealthy == ""
+	return n.byName[node].Unhealthy == "" && !n.byName[node].Draining
 }

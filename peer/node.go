@@ -47,6 +47,9 @@ type nodeMeta struct {
 	// Unhealthy is why the node takes no tasks (its data dir is
 	// unusable); empty when it is healthy.
 	Unhealthy string `msgpack:"u,omitempty"`
+	// Draining is set while the node hands its blocks over before it
+	// leaves: the others leave it out of the ring and give it no tasks.
+	Draining bool `msgpack:"d,omitempty"`
 }
 
 // Member is one member as the API reports it.
@@ -60,6 +63,8 @@ type Member struct {
 	Version  string   `json:"version"`
 	// Unhealthy is why the member takes no tasks; empty when healthy.
 	Unhealthy string `json:"unhealthy,omitempty"`
+	// Draining is true while the member hands its blocks over to leave.
+	Draining bool `json:"draining,omitempty"`
 }
 
 // Node is one running agent.
@@ -82,6 +87,7 @@ type Node struct {
 	// recovering is true from a start on reset or stale metadata until the
 	// metadata is in sync with every alive member: the API answers 503.
 	recovering atomic.Bool
+	drain      drainState
 
 	blocks     *blockstore.Store
 	fs         *blockstore.FS
@@ -118,6 +124,7 @@ func New(cfg Config) (_ *Node, err error) {
 		byPeer: map[string]string{},
 		stop:   make(chan struct{}),
 	}
+	n.drain.reported, n.drain.leave = make(chan struct{}), make(chan struct{})
 	n.ring.Store(ring.New(ring.Config{}))
 	n.metrics = newMetrics(n)
 	var undo []func()
@@ -217,6 +224,7 @@ func New(cfg Config) (_ *Node, err error) {
 		Client:   blockstore.NewClient(mesh.DialerFunc(n.Dial)),
 		Records:  n.gossip.Records(),
 		Ring:     n.Ring,
+		Sources:  n.drainSources,
 		Logger:   n.log,
 		Reserver: creates{n},
 	})
@@ -228,6 +236,7 @@ func New(cfg Config) (_ *Node, err error) {
 		// Safe mode: no block is collected as unreferenced before the
 		// metadata has been in sync with every alive member since start.
 		CanCollect: n.gossip.Synced,
+		OnPass:     n.onRepairPass,
 	})
 	n.Handle(blockstore.Protocol, blockstore.NewServer(n.blocks, n.log).Handle)
 	n.Handle(metaProtocol, n.serveMeta)
@@ -456,6 +465,7 @@ func (n *Node) Members() []Member {
 			HTTP:      meta.HTTP,
 			Version:   meta.Version,
 			Unhealthy: meta.Unhealthy,
+			Draining:  meta.Draining,
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -480,6 +490,9 @@ func (n *Node) watchMembers(events <-chan gossip.MemberEvent) {
 // onMembersChanged rebuilds the peer tables and ring from the alive set.
 func (n *Node) onMembersChanged() {
 	names, byName, byPeer, bad := ringView(n.gossip.Alive())
+	if n.draining() {
+		names = slices.DeleteFunc(names, func(s string) bool { return s == n.cfg.Name })
+	}
 	for name, err := range bad {
 		n.log.Warn("member left out of the ring: its metadata does not decode", "member", name, "err", err)
 	}
@@ -532,7 +545,9 @@ func ringView(alive []gossip.Member) (names []string, byName map[string]nodeMeta
 			bad[m.Name] = err
 			continue
 		}
-		names = append(names, m.Name)
+		if !meta.Draining {
+			names = append(names, m.Name)
+		}
 		byName[m.Name] = meta
 		byPeer[meta.PeerID] = m.Name
 	}
@@ -605,6 +620,11 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		close(n.stop)
 		n.cancel()
+		n.drain.mu.Lock()
+		if n.drain.retry != nil {
+			n.drain.retry.Stop()
+		}
+		n.drain.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		errs := []error{n.http.Shutdown(ctx)}
