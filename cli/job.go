@@ -323,6 +323,9 @@ func jobStatusCmd(c *ucli.Context, cl *peer.Client, id string) error {
 	}
 	fmt.Fprintf(w, "progress:  map %3.0f%% (%d/%d)  reduce %3.0f%% (%d/%d)\n", 100*st.MapProgress(), st.MapsDone, st.Maps, 100*st.ReduceProgress(), st.ReducesDone, st.Reducers)
 	fmt.Fprintf(w, "output:    %s\n", st.Output)
+	if st.Binary != "" {
+		fmt.Fprintf(w, "program:   %s (shipped)\n", scheduler.BinaryPath(st.Binary))
+	}
 	fmt.Fprintf(w, "submitted: %s by %s; nodes %s\n", time.Unix(0, st.SubmittedAt).Local().Format(time.DateTime), st.SubmittedBy, strings.Join(st.Participants, ","))
 	return nil
 }

@@ -97,9 +97,31 @@ func sumReducer(job.TaskInfo) (job.Reducer, error) {
 	}), nil
 }
 
+// countingMapper counts its records in a counter of its own and reports
+// a status line; it passes records through.
+type countingMapper struct{ n int64 }
+
+func (m *countingMapper) Map(k, v []byte, out job.Emitter) error {
+	m.n++
+	if string(v) == "slow" {
+		time.Sleep(3 * statusEvery) // long enough for a status frame
+	}
+	return out.Emit(v, nil)
+}
+
+func (m *countingMapper) Counters() job.Counters { return job.Counters{"LINES_SEEN": m.n} }
+
+func (m *countingMapper) Status() string { return "busy" }
+
 func testRegistry() *job.Registry {
 	r := job.NewRegistry()
-	if err := r.Register(wordSplit()); err != nil {
+	err := r.Register(wordSplit())
+	if err == nil {
+		err = r.Register(job.Spec{Name: "counting", Build: func(map[string]string) (*job.Job, error) {
+			return &job.Job{MapOnly: true, NewMapper: func(job.TaskInfo) (job.Mapper, error) { return &countingMapper{}, nil }}, nil
+		}})
+	}
+	if err != nil {
 		panic(err)
 	}
 	return r
@@ -277,6 +299,36 @@ func TestMapOnly(t *testing.T) {
 	}
 	if c[job.MAP_INPUT_RECORDS] != 2 || c[job.MAP_OUTPUT_RECORDS] != 3 {
 		t.Errorf("counters %v", c)
+	}
+}
+
+// TestUserCountersAndStatus: the counters and status line of the user's
+// code in the worker reach the agent's driver.
+func TestUserCountersAndStatus(t *testing.T) {
+	p := newPool(t, "")
+	info, err := p.Describe(context.Background(), testBinary(t), "counting", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := shippedJob(t, p, info, "")
+	var statuses []string
+	var prx any
+	task := job.Task{Job: j, Info: job.TaskInfo{JobID: "j5", TaskID: "m-000000"}, Watch: func(user any) func() {
+		prx = user
+		return func() { statuses = append(statuses, user.(job.StatusSource).Status()) }
+	}}
+	c, err := job.RunMapTask(context.Background(), task, textInput("a", "slow", "b"), &collect{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c["LINES_SEEN"] != 3 || c[job.MAP_INPUT_RECORDS] != 3 || c[job.MAP_OUTPUT_RECORDS] != 3 {
+		t.Errorf("counters %v", c)
+	}
+	if len(statuses) != 1 || statuses[0] != "busy" {
+		t.Errorf("status %q", statuses)
+	}
+	if ps, ok := prx.(job.ProgressSource); !ok || ps.Progress() == 0 {
+		t.Errorf("no progress from %T", prx)
 	}
 }
 
