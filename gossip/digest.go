@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -78,17 +79,33 @@ func (d *digestState) toggle(r *Record) {
 func (s *Store) setLocked(r Record) {
 	if old, ok := s.recs[r.Key]; ok {
 		s.digest.toggle(&old)
+	} else {
+		s.keys.ReplaceOrInsert(r.Key)
 	}
 	s.recs[r.Key] = r
 	s.digest.toggle(&r)
 }
 
-// removeLocked drops key, keeping the digest in step. s.mu held.
+// removeLocked drops key, keeping the digest and the key index in step.
+// s.mu held.
 func (s *Store) removeLocked(key string) {
 	if old, ok := s.recs[key]; ok {
 		s.digest.toggle(&old)
 		delete(s.recs, key)
+		s.keys.Delete(key)
 	}
+}
+
+// eachLocked calls fn for every record (tombstones included) whose key
+// starts with prefix, in key order, until fn returns false. Its cost is
+// the records it visits, not the records held. s.mu held.
+func (s *Store) eachLocked(prefix string, fn func(r Record) bool) {
+	s.keys.AscendGreaterOrEqual(prefix, func(k string) bool {
+		if !strings.HasPrefix(k, prefix) {
+			return false
+		}
+		return fn(s.recs[k])
+	})
 }
 
 // Root returns the digest's root hash: a cheap first comparison.

@@ -9,12 +9,12 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/google/btree"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -101,8 +101,9 @@ type Store struct {
 
 	mu       sync.Mutex
 	recs     map[string]Record
-	digest   digestState // of recs
-	syncedAt time.Time   // see SetSyncedAt
+	keys     *btree.BTreeG[string] // the keys of recs, in order (prefix scans)
+	digest   digestState           // of recs
+	syncedAt time.Time             // see SetSyncedAt
 	clock    hlc
 	closed   bool
 	inflight sync.WaitGroup // local writes between the version and the apply
@@ -124,6 +125,7 @@ const DefaultMaxClockDrift = time.Minute
 // storeStats are the Store's counters.
 type storeStats struct {
 	rejectedAhead atomic.Int64
+	diskCommits   atomic.Int64
 }
 
 // StoreStats is a snapshot of the Store's counters since it opened.
@@ -131,11 +133,15 @@ type StoreStats struct {
 	// RejectedAhead counts remote records refused because their version's
 	// time was more than the maximum clock drift ahead of the local clock.
 	RejectedAhead int64
+	// DiskCommits counts database transactions committed (each one
+	// fsyncs): one per local write, one per background batch of remote
+	// changes and expiries.
+	DiskCommits int64
 }
 
 // Stats returns the Store's counters.
 func (s *Store) Stats() StoreStats {
-	return StoreStats{RejectedAhead: s.stats.rejectedAhead.Load()}
+	return StoreStats{RejectedAhead: s.stats.rejectedAhead.Load(), DiskCommits: s.stats.diskCommits.Load()}
 }
 
 // diskOp is a pending change to the database: write rec, or (del) remove
@@ -166,6 +172,7 @@ func openStore(cfg storeConfig) (*Store, error) {
 		log:      cfg.Logger,
 		onApply:  cfg.OnApply,
 		recs:     make(map[string]Record),
+		keys:     btree.NewOrderedG[string](32),
 		clock:    hlc{now: cfg.Now},
 		watchers: make(map[*watcher]struct{}),
 		dirty:    make(map[string]diskOp),
@@ -345,6 +352,7 @@ func (s *Store) write(r Record) (Record, error) {
 		if err := s.db.Update(func(tx *bolt.Tx) error { return writeOps(tx, []diskOp{{rec: r}}) }); err != nil {
 			return Record{}, fmt.Errorf("write %q: persist: %w", r.Key, err)
 		}
+		s.stats.diskCommits.Add(1)
 	}
 	s.mu.Lock()
 	s.applyLocked(r, fromLocal)
@@ -364,16 +372,17 @@ func (s *Store) Get(key string) (Record, bool) {
 }
 
 // Scan returns the live records whose key starts with prefix, sorted by key.
+// Its cost is the records under prefix, not the records held.
 func (s *Store) Scan(prefix string) []Record {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	var out []Record
-	for k, r := range s.recs {
-		if !r.Deleted && strings.HasPrefix(k, prefix) {
+	s.eachLocked(prefix, func(r Record) bool {
+		if !r.Deleted {
 			out = append(out, r)
 		}
-	}
-	s.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+		return true
+	})
 	return out
 }
 
@@ -382,15 +391,15 @@ func (s *Store) Scan(prefix string) []Record {
 // to Merge to catch up on that prefix without waiting for gossip.
 func (s *Store) Export(prefix string) []Record {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	now := s.now()
 	var out []Record
-	for k, r := range s.recs {
-		if strings.HasPrefix(k, prefix) && !(r.Deleted && s.expired(r, now)) {
+	s.eachLocked(prefix, func(r Record) bool {
+		if !(r.Deleted && s.expired(r, now)) {
 			out = append(out, r)
 		}
-	}
-	s.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+		return true
+	})
 	return out
 }
 
@@ -615,6 +624,7 @@ func (s *Store) flush() {
 
 	err := s.db.Update(func(tx *bolt.Tx) error { return writeOps(tx, ops) })
 	if err == nil {
+		s.stats.diskCommits.Add(1)
 		return
 	}
 	s.log.Error("gossip: persisting records failed; will retry", "records", len(ops), "err", err)

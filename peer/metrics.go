@@ -175,6 +175,7 @@ var nodeMetrics = []nodeMetric{
 	{"shoal_spill_bytes_total", "Bytes map tasks on this node wrote to spill and output files.", prometheus.CounterValue, nil},
 	{"shoal_jobs_running", "Jobs without a final state at the scheduler's last pass.", prometheus.GaugeValue, nil},
 	{"shoal_meta_rejected_ahead_total", "Remote metadata records rejected: written by a clock more than --max-clock-drift ahead.", prometheus.CounterValue, nil},
+	{"shoal_meta_disk_commits_total", "Metadata database transactions committed, each with an fsync: one per local write or delete, one per batch of remote changes.", prometheus.CounterValue, nil},
 	{"shoal_meta_records", "Metadata records held, tombstones included.", prometheus.GaugeValue, nil},
 	{"shoal_meta_synced", "1 once the metadata has completed an anti-entropy round with every alive member since start (block collection waits for it).", prometheus.GaugeValue, nil},
 	{"shoal_meta_recovering", "1 while the node re-syncs reset or stale metadata (the API answers 503).", prometheus.GaugeValue, nil},
@@ -255,6 +256,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	meta := n.gossip.Records().Stats()
 	ae := n.gossip.SyncStats()
 	emit("shoal_meta_rejected_ahead_total", meta.RejectedAhead)
+	emit("shoal_meta_disk_commits_total", meta.DiskCommits)
 	emit("shoal_meta_records", int64(n.gossip.Records().Len()))
 	emit("shoal_meta_synced", boolInt(n.gossip.Synced()))
 	emit("shoal_meta_recovering", boolInt(n.recovering.Load()))
