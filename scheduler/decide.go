@@ -79,6 +79,9 @@ type decideInput struct {
 	// backup attempt of a task (for a map, the holders of its input block
 	// first). Nil: the participants in order.
 	backups func(k taskKind, i int) []string
+	// ender is the live participant that ends a job that succeeded (the
+	// job's owner on the live ring); "" lets any node end it.
+	ender string
 }
 
 // decide is the scheduler's decision step: a pure function of the view.
@@ -95,11 +98,16 @@ type decideInput struct {
 //  4. When every partition is committed (map-only: every split written)
 //     the job succeeds, but only once the counts are settled — every item
 //     counted by exactly one record as far as the live records go —
-//     otherwise it waits for the records on their way.
+//     otherwise it waits for the records on their way. Only the ender
+//     ends it: it writes _SUCCESS, and a second writer racing it could
+//     bring that file back after the user removed the output.
 //  5. Otherwise this node starts the tasks placement gives it that no
 //     valid record covers and it does not already run: a split with no
 //     map output on a live node (map-only: no output at all), a partition
 //     with no commit. The attempt number is this node's failed attempts + 1.
+//     A task done but counted only by a void record (voidRecords: two
+//     dead nodes counted the same task) runs again to be counted, even
+//     after every partition is committed.
 //  6. This node kills its attempts of tasks another node finished first
 //     (a map output on a live node, a commit). They are not failures.
 //  7. Speculation (see speculate): this node starts a backup attempt of a
@@ -153,10 +161,11 @@ func decide(in decideInput) []action {
 	}
 
 	// 3. Settle this node's counts and failures.
+	void := v.voidRecords(in.live)
 	var acts []action
 	for _, k := range []taskKind{kindMap, kindReduce} {
 		own.done(k).Each(func(i int) {
-			switch w := v.countWinner(k, i, in.live); {
+			switch w := v.countWinnerVoid(k, i, in.live, void); {
 			case w == "":
 				acts = append(acts, action{kind: actCount, task: k, index: i})
 			case w != in.self && own.counted(k).Has(i):
@@ -176,8 +185,13 @@ func decide(in decideInput) []action {
 	}
 
 	// 4. The end.
-	if v.done() {
+	recountMaps, recountReds := v.recounts(in.live, void)
+	done := v.done()
+	if done && len(recountMaps)+len(recountReds) == 0 {
 		if len(acts) == 0 && v.countsSettled(in.live) {
+			if in.ender != "" && in.ender != in.self {
+				return []action{{kind: actWait, msg: "every task is done; " + in.ender + " ends the job"}}
+			}
 			return []action{{kind: actEnd, state: StateSucceeded}}
 		}
 		acts = append(acts, kills(in, own)...)
@@ -185,7 +199,8 @@ func decide(in decideInput) []action {
 	}
 	acts = append(acts, kills(in, own)...)
 
-	// 5. Tasks to start.
+	// 5. Tasks to start: those not done, and those only a void record
+	// counted (a partition's rerun needs every map output on a live node).
 	attempt := func(k taskKind, i int) int {
 		if f := own.failsOf(k, i); f != nil {
 			return f.attempts() + 1
@@ -193,14 +208,15 @@ func decide(in decideInput) []action {
 		return 1
 	}
 	for i := 0; i < v.rec.NumSplits && i < len(in.mappers); i++ {
-		if in.mappers[i] != in.self || taskDone(kindMap, i) || in.running(kindMap, i) {
+		need := !taskDone(kindMap, i) && (!done || len(recountReds) > 0) || recountMaps[i]
+		if in.mappers[i] != in.self || !need || in.running(kindMap, i) {
 			continue
 		}
 		acts = append(acts, action{kind: actRun, task: kindMap, index: i, attempt: attempt(kindMap, i)})
 	}
 	if !v.rec.MapOnly {
 		for p := 0; p < v.rec.Reducers && p < len(in.reducers); p++ {
-			if in.reducers[p] != in.self || v.committed(p) || in.running(kindReduce, p) {
+			if in.reducers[p] != in.self || v.committed(p) && !recountReds[p] || in.running(kindReduce, p) {
 				continue
 			}
 			acts = append(acts, action{kind: actRun, task: kindReduce, index: p, attempt: attempt(kindReduce, p)})

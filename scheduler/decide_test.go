@@ -24,6 +24,7 @@ import (
 //	participants a b c
 //	alive a b
 //	self a
+//	ender b              (who ends a job that succeeded; default: any node)
 //	mappers a a b        (the mapper of each split)
 //	reducers a b         (the reducer of each partition)
 //	running map 1        (a task already running on self)
@@ -162,6 +163,8 @@ func readScenarios(t *testing.T, file string) []scenario {
 			cur.in.live = f[1:]
 		case "self":
 			cur.in.self = f[1]
+		case "ender":
+			cur.in.ender = f[1]
 		case "mappers":
 			cur.in.mappers = f[1:]
 		case "reducers":
@@ -348,11 +351,61 @@ func TestCountsExactlyOnce(t *testing.T) {
 	if !v.countsSettled(live) {
 		t.Fatal("not settled after b withdrew")
 	}
-	if got := v.counters(); got[job.MAP_INPUT_RECORDS] != 7 || got[job.TOTAL_LAUNCHED_MAPS] != 2 {
+	if got := v.counters(live); got[job.MAP_INPUT_RECORDS] != 7 || got[job.TOTAL_LAUNCHED_MAPS] != 2 {
 		t.Fatalf("counters %v", got)
 	}
 	acts = decide(decideInput{v: v, self: "a", live: live, mappers: []string{"a"}, running: func(taskKind, int) bool { return false }})
 	if len(acts) != 1 || acts[0].String() != "end succeeded" {
 		t.Fatalf("a: %v", acts)
+	}
+}
+
+// TestDeadDuplicatesCountOnce: two nodes counted the same partition and
+// died before either saw the other's record. The job's counters count it
+// once: the later record is void, and the partition only it counted runs
+// again on the live node and is counted there.
+func TestDeadDuplicatesCountOnce(t *testing.T) {
+	rec := JobRecord{NumSplits: 1, Reducers: 2, MaxAttempts: 4, Participants: []string{"a", "b", "c"}}
+	set := func(items ...int) itemSet {
+		var s itemSet
+		for _, i := range items {
+			s.Add(i)
+		}
+		return s
+	}
+	v := &view{rec: rec, nodes: map[string]*NodeTasks{
+		// a mapped the split and reduced partition 0.
+		"a": {Node: "a", Maps: set(0), MapCounted: set(0), Commits: set(0), RedCounted: set(0),
+			MapSum: job.Counters{job.MAP_INPUT_RECORDS: 10}, RedSum: job.Counters{job.REDUCE_INPUT_RECORDS: 3},
+			LaunchedMaps: 1, LaunchedReduces: 1},
+		// b reduced both partitions (it thought a had died).
+		"b": {Node: "b", Commits: set(0, 1), RedCounted: set(0, 1),
+			RedSum: job.Counters{job.REDUCE_INPUT_RECORDS: 3 + 4}, LaunchedReduces: 2},
+	}}
+	live := []string{"c"}
+	in := decideInput{v: v, self: "c", live: live, mappers: []string{"c"}, reducers: []string{"c", "c"}, running: func(taskKind, int) bool { return false }}
+	var got []string
+	for _, a := range decide(in) {
+		got = append(got, a.String())
+	}
+	if want := []string{"run map 0 attempt 1", "run reduce 1 attempt 1"}; !slices.Equal(got, want) {
+		t.Fatalf("decide: %q, want %q", got, want)
+	}
+	// c reran them and counted what no standing record counts.
+	v.nodes["c"] = &NodeTasks{Node: "c", Maps: set(0), Commits: set(1), RedCounted: set(1),
+		RedSum: job.Counters{job.REDUCE_INPUT_RECORDS: 4}, LaunchedMaps: 1, LaunchedReduces: 1}
+	got = nil
+	for _, a := range decide(in) {
+		got = append(got, a.String())
+	}
+	if want := []string{"end succeeded"}; !slices.Equal(got, want) {
+		t.Fatalf("decide after the rerun: %q, want %q", got, want)
+	}
+	c := v.counters(live)
+	if c[job.MAP_INPUT_RECORDS] != 10 || c[job.REDUCE_INPUT_RECORDS] != 7 {
+		t.Fatalf("counters %v: want 10 map input and 7 reduce input records", c)
+	}
+	if c[job.TOTAL_LAUNCHED_REDUCES] != 4 || c[job.TOTAL_LAUNCHED_MAPS] != 2 {
+		t.Fatalf("counters %v: every attempt is still launched", c)
 	}
 }

@@ -41,6 +41,16 @@ func (s *itemSet) Remove(i int) {
 	}
 }
 
+// intersects reports whether the sets share an item.
+func (s *itemSet) intersects(o *itemSet) bool {
+	for i := range min(len(s.words), len(o.words)) {
+		if s.words[i]&o.words[i] != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Len is the number of items in the set.
 func (s *itemSet) Len() int {
 	n := 0

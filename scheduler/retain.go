@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"shoal.dev/shoal/gossip"
 	"shoal.dev/shoal/ring"
 )
 
@@ -13,7 +14,7 @@ const DefaultJobHistory = 1000
 
 // summary folds a job's records into its final state record.
 func (v *view) summary(state, msg, by string, now time.Time, live []string) StateRecord {
-	st := StateRecord{State: state, Error: msg, By: by, At: now.UnixNano(), Counters: v.counters(), Nodes: map[string]NodeSummary{}}
+	st := StateRecord{State: state, Error: msg, By: by, At: now.UnixNano(), Counters: v.counters(live), Nodes: map[string]NodeSummary{}}
 	for i := 0; i < v.rec.NumSplits; i++ {
 		if _, ok := v.acceptedMap(i, live); ok {
 			st.MapsDone++
@@ -81,16 +82,24 @@ func retainPlan(ended []endedJob, alive []string, self string, keep int, cutoff 
 func (s *Scheduler) retain(now time.Time) {
 	byJob := map[string]*endedJob{}
 	var ended []*endedJob
+	ats := make(map[string]stateAt, len(s.stateAts))
 	for _, r := range s.cfg.Records.Scan(statePrefix) {
 		id := strings.TrimPrefix(r.Key, statePrefix)
-		var st StateRecord
-		if decode(r.Value, &st) != nil {
-			continue
+		// A summary is decoded once per version, not once per pass.
+		at, ok := s.stateAts[id]
+		if !ok || at.v != r.Version {
+			var st StateRecord
+			if decode(r.Value, &st) != nil {
+				continue
+			}
+			at = stateAt{v: r.Version, at: st.At}
 		}
-		j := &endedJob{id: id, at: st.At, writers: map[string]string{}}
+		ats[id] = at
+		j := &endedJob{id: id, at: at.at, writers: map[string]string{}}
 		byJob[id] = j
 		ended = append(ended, j)
 	}
+	s.stateAts = ats
 	for _, prefix := range []string{tasksPrefix, taskStatusPrefix} {
 		for _, r := range s.cfg.Records.Scan(prefix) {
 			id, rest, ok := strings.Cut(strings.TrimPrefix(r.Key, prefix), "/")
@@ -129,6 +138,12 @@ func (s *Scheduler) retain(now time.Time) {
 		}
 	}
 	s.mu.Unlock()
+}
+
+// stateAt is a job's end time as its summary version says.
+type stateAt struct {
+	v  gossip.Version
+	at int64
 }
 
 // busy reports whether a task of the job is registered. Called with s.mu

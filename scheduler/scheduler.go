@@ -150,13 +150,22 @@ type Scheduler struct {
 	own     map[string]*ownTasks               // this node's tasks record by job ID
 	wake    chan struct{}                      // closed and replaced on every change
 
-	lastRetain time.Time // owned by the Run goroutine
-	started    time.Time
+	started time.Time
 
 	// Stats counts for /metrics.
 	Stats Stats
 
 	binMu sync.Mutex // serializes fetches of shipped programs
+
+	// Owned by the Run goroutine.
+	lastRetain time.Time
+	// active holds the jobs the loop reconciles: every job record's ID
+	// once per Interval, and the job of every job, state or tasks record
+	// that changes; a job leaves it when it has ended here or its record
+	// is gone. So a pass costs the running jobs, not the job history.
+	active   map[string]bool
+	rings    ringCache
+	stateAts map[string]stateAt // retain's decoded end times by job ID
 
 	wg sync.WaitGroup
 }
@@ -179,6 +188,7 @@ func New(cfg Config) (*Scheduler, error) {
 		own:     map[string]*ownTasks{},
 		wake:    make(chan struct{}),
 		started: time.Now(),
+		active:  map[string]bool{},
 	}, nil
 }
 
@@ -213,6 +223,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 	tick := time.NewTicker(s.cfg.Interval)
 	defer tick.Stop()
 	s.cleanupOrphans()
+	s.refreshActive()
 	for {
 		s.reconcileAll(ctx)
 		select {
@@ -229,23 +240,64 @@ func (s *Scheduler) Run(ctx context.Context) {
 				changes = nil
 				continue
 			}
-			if isJobKey(r.Key) {
+			// One pass for every change queued now, not one per change.
+			jobChanged := s.noteChange(r)
+		drain:
+			for {
+				select {
+				case r, ok := <-changes:
+					if !ok {
+						changes = nil
+						break drain
+					}
+					jobChanged = s.noteChange(r) || jobChanged
+				default:
+					break drain
+				}
+			}
+			if jobChanged {
 				s.broadcast()
 			}
 		case <-s.kick:
 			s.broadcast()
 		case <-tick.C:
+			s.refreshActive()
 		}
 	}
 }
 
-func isJobKey(k string) bool {
-	for _, p := range []string{jobPrefix, statePrefix, tasksPrefix} { // not taskstatus: no task waits on it
-		if strings.HasPrefix(k, p) {
-			return true
+// noteChange adds the job of a changed job, state or tasks record to the
+// active set and reports whether r was one.
+func (s *Scheduler) noteChange(r gossip.Record) bool {
+	id, ok := jobOfKey(r.Key)
+	if ok && !r.Deleted {
+		s.active[id] = true
+	}
+	return ok
+}
+
+// jobOfKey returns the job a job, state or tasks key belongs to (not
+// taskstatus: no task waits on it).
+func jobOfKey(k string) (string, bool) {
+	for _, p := range []string{jobPrefix, statePrefix, tasksPrefix} {
+		if rest, ok := strings.CutPrefix(k, p); ok {
+			id, _, _ := strings.Cut(rest, "/")
+			return id, true
 		}
 	}
-	return false
+	return "", false
+}
+
+// refreshActive adds every job the records hold that has not ended here.
+func (s *Scheduler) refreshActive() {
+	ids := s.jobIDs()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		if !s.cleaned[id] {
+			s.active[id] = true
+		}
+	}
 }
 
 // jobIDs lists every job the records know, oldest first.
@@ -270,7 +322,12 @@ func (s *Scheduler) alive() []string {
 
 func (s *Scheduler) reconcileAll(ctx context.Context) {
 	running := 0
-	for _, id := range s.jobIDs() {
+	ids := make([]string, 0, len(s.active))
+	for id := range s.active {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
 		if ctx.Err() != nil {
 			return
 		}
@@ -278,10 +335,13 @@ func (s *Scheduler) reconcileAll(ctx context.Context) {
 			s.log.Warn("reconcile", "job", id, "err", err)
 		}
 		s.mu.Lock()
-		if !s.cleaned[id] {
+		ended := s.cleaned[id]
+		s.mu.Unlock()
+		if _, ok := s.cfg.Records.Get(jobPrefix + id); ended || !ok {
+			delete(s.active, id)
+		} else {
 			running++
 		}
-		s.mu.Unlock()
 	}
 	s.Stats.RunningJobs.Store(int64(running))
 	if now := time.Now(); now.Sub(s.lastRetain) >= s.cfg.Interval {
@@ -323,7 +383,7 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 	if len(live) == 0 {
 		return nil
 	}
-	liveRing := ring.New(ring.Config{}, live...)
+	liveRing := s.rings.of(live)
 	blocks := s.cfg.Ring()
 
 	s.checkOwnMapOutputs(v)
@@ -362,6 +422,7 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 			}
 			return backupsOf(id, splits[i], len(splits), blocks, live, liveRing)
 		},
+		ender: liveRing.Owner(id),
 	}
 	for i, sp := range splits {
 		in.mappers[i] = mapperOf(id, sp, len(splits), blocks, live, liveRing)
@@ -554,7 +615,7 @@ func (s *Scheduler) resolve(v *view) (*job.Job, error) {
 // succeed writes the _SUCCESS marker (the same empty file whoever writes
 // it) and then the job's final state.
 func (s *Scheduler) succeed(ctx context.Context, v *view) error {
-	if err := checkCounters(v.counters()); err != nil {
+	if err := checkCounters(v.counters(s.liveOf(v))); err != nil {
 		return s.endJob(ctx, v, StateFailed, err.Error())
 	}
 	_, err := s.cfg.FS.Create(ctx, v.rec.Output+"/_SUCCESS", strings.NewReader(""), blockstore.CreateOptions{
@@ -722,3 +783,18 @@ func (s *Scheduler) release() { <-s.slots }
 
 // liveOf is v.live for the current membership.
 func (s *Scheduler) liveOf(v *view) []string { return v.live(s.alive()) }
+
+// ringCache keeps the ring of the last member list asked for: building
+// one sorts its virtual nodes, and the loop asks for the same ring on
+// every pass. Owned by the Run goroutine.
+type ringCache struct {
+	members []string
+	r       *ring.Ring
+}
+
+func (c *ringCache) of(members []string) *ring.Ring {
+	if c.r == nil || !slices.Equal(c.members, members) {
+		c.members, c.r = slices.Clone(members), ring.New(ring.Config{}, members...)
+	}
+	return c.r
+}

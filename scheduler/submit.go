@@ -332,7 +332,7 @@ func (s *Scheduler) Status(id string) (Status, error) {
 			st.ReducesDone++
 		}
 	}
-	st.Counters = v.counters()
+	st.Counters = v.counters(live)
 	for _, r := range s.cfg.Records.Scan(taskStatusPrefix + id + "/") {
 		if st.TaskStatus == nil {
 			st.TaskStatus = map[string]string{}

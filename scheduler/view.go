@@ -137,17 +137,59 @@ func (v *view) done() bool {
 	return true
 }
 
+// voidRecords returns the dead nodes whose counts do not stand. Two nodes
+// that counted the same task and died before either saw the other's
+// record left two records that count it for good; a record holds only
+// the sums of its items' counters, so that task's counters cannot be
+// taken out of either. The rule: in participant order, a dead record
+// stands unless it counts an item that a dead record standing before it
+// counts; then it is void, and none of its counts stand (its attempt
+// tallies still do). The standing dead records count disjoint items, so
+// the sums are exact; the items only a void record counted are counted
+// again by a live record, re-running them where no live node has done
+// them (recount).
+func (v *view) voidRecords(live []string) map[string]bool {
+	var void map[string]bool
+	var standing []*NodeTasks
+	for _, p := range v.rec.Participants {
+		t, ok := v.nodes[p]
+		if !ok || slices.Contains(live, p) {
+			continue
+		}
+		overlaps := false
+		for _, s := range standing {
+			if s.MapCounted.intersects(&t.MapCounted) || s.RedCounted.intersects(&t.RedCounted) {
+				overlaps = true
+				break
+			}
+		}
+		if !overlaps {
+			standing = append(standing, t)
+			continue
+		}
+		if void == nil {
+			void = map[string]bool{}
+		}
+		void[p] = true
+	}
+	return void
+}
+
 // countWinner is the counting rule: of the nodes whose record counts item
 // i of kind k, the one whose count stands. A dead node's record can no
 // longer change, so a dead counter wins over live ones (the first dead one
-// in participant order); among live counters the first in participant
-// order wins and the others withdraw their count. It returns "" when no
-// record counts the item.
+// in participant order whose record is not void); among live counters the
+// first in participant order wins and the others withdraw their count. It
+// returns "" when no record counts the item.
 func (v *view) countWinner(k taskKind, i int, live []string) string {
+	return v.countWinnerVoid(k, i, live, v.voidRecords(live))
+}
+
+func (v *view) countWinnerVoid(k taskKind, i int, live []string, void map[string]bool) string {
 	firstLive := ""
 	for _, p := range v.rec.Participants {
 		t, ok := v.nodes[p]
-		if !ok || !t.counted(k).Has(i) {
+		if !ok || void[p] || !t.counted(k).Has(i) {
 			continue
 		}
 		if !slices.Contains(live, p) {
@@ -160,12 +202,54 @@ func (v *view) countWinner(k taskKind, i int, live []string) string {
 	return firstLive
 }
 
+// recount reports whether item i of kind k must run again only to be
+// counted: no record whose count stands counts it, and no live node has
+// done it (so no live node can count it without running it).
+func (v *view) recount(k taskKind, i int, live []string, void map[string]bool) bool {
+	if len(void) == 0 || v.countWinnerVoid(k, i, live, void) != "" {
+		return false
+	}
+	for _, p := range live {
+		if t, ok := v.nodes[p]; ok && t.done(k).Has(i) {
+			return false
+		}
+	}
+	return true
+}
+
+// recounts lists the items that must run again only to be counted (see
+// recount): splits and partitions. Both are nil when no record is void.
+func (v *view) recounts(live []string, void map[string]bool) (maps, reds map[int]bool) {
+	if len(void) == 0 {
+		return nil, nil
+	}
+	for i := 0; i < v.rec.NumSplits; i++ {
+		if v.recount(kindMap, i, live, void) {
+			if maps == nil {
+				maps = map[int]bool{}
+			}
+			maps[i] = true
+		}
+	}
+	if !v.rec.MapOnly {
+		for p := 0; p < v.rec.Reducers; p++ {
+			if v.recount(kindReduce, p, live, void) {
+				if reds == nil {
+					reds = map[int]bool{}
+				}
+				reds[p] = true
+			}
+		}
+	}
+	return maps, reds
+}
+
 // countsSettled reports whether the records' sums are the job's exact
-// counters: every split (and, with reducers, every partition) is counted,
-// and no live record still counts an item another record wins. Only a
-// dead record can count an item twice for good, when two nodes that both
-// counted the same task died before either saw the other's record.
+// counters: every split (and, with reducers, every partition) is counted
+// by a record that is not void, and no live record still counts an item
+// another record wins.
 func (v *view) countsSettled(live []string) bool {
+	void := v.voidRecords(live)
 	kinds := []struct {
 		k taskKind
 		n int
@@ -178,7 +262,7 @@ func (v *view) countsSettled(live []string) bool {
 	}
 	for _, kn := range kinds {
 		for i := 0; i < kn.n; i++ {
-			w := v.countWinner(kn.k, i, live)
+			w := v.countWinnerVoid(kn.k, i, live, void)
 			if w == "" {
 				return false
 			}
@@ -192,9 +276,11 @@ func (v *view) countsSettled(live []string) bool {
 	return true
 }
 
-// counters sums every record's counters and attempt counts.
-func (v *view) counters() job.Counters {
+// counters sums every record's attempt counts, and the counters of every
+// record that is not void (voidRecords) among those not in live.
+func (v *view) counters(live []string) job.Counters {
 	c := job.Counters{}
+	void := v.voidRecords(live)
 	launchedMaps, failedMaps, launchedReds, failedReds := 0, 0, 0, 0
 	var specMaps, specReds, killedMaps, killedReds int64
 	for _, p := range v.rec.Participants {
@@ -202,8 +288,10 @@ func (v *view) counters() job.Counters {
 		if !ok {
 			continue
 		}
-		c.Merge(t.MapSum)
-		c.Merge(t.RedSum)
+		if !void[p] {
+			c.Merge(t.MapSum)
+			c.Merge(t.RedSum)
+		}
 		launchedMaps += t.LaunchedMaps
 		failedMaps += t.FailedMaps
 		launchedReds += t.LaunchedReduces
