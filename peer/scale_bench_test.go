@@ -289,9 +289,18 @@ func BenchmarkSoak(b *testing.B) {
 	want := sequential(b, "wordcount", nil, map[string][]byte{"/soak/in.txt": data}, []string{"/soak/in.txt"}, 1)
 	metaDB := filepath.Join(c.Config(0).DataDir, "meta.db")
 	ctx := context.Background()
+	// commits sums the metadata fsyncs of the three nodes.
+	commits := func() int64 {
+		var n int64
+		for i := 0; i < 3; i++ {
+			n += c.Node(i).Records().Stats().DiskCommits
+		}
+		return n
+	}
 	b.ResetTimer()
 	for round := 0; round < b.N; round++ {
 		var times []time.Duration
+		var fsyncs []int64 // metadata commits of the cluster after each job
 		for i := 0; i < jobs; i++ {
 			out := fmt.Sprintf("/soak/out-%d-%d", round, i)
 			t0 := time.Now()
@@ -301,12 +310,15 @@ func BenchmarkSoak(b *testing.B) {
 			}
 			st := waitJob(b, c.Node(i%3), rec.ID, 60*time.Second)
 			times = append(times, time.Since(t0))
+			fsyncs = append(fsyncs, commits())
 			if st.State != scheduler.StateSucceeded {
 				b.Fatalf("job %d %s: %s", i, st.State, st.Error)
 			}
 			b.StopTimer()
+			// The job's end may reach this node before its output's
+			// file records do.
+			waitFiles(b, c.Node(i%3), out, 2)
 			if i%10 == 0 {
-				waitFiles(b, c.Node(i%3), out, 2)
 				if got, _ := readParts(b, c.Node(i%3), out); !bytes.Equal(got, want) {
 					b.Fatalf("job %d: output %q, want %q", i, got, want)
 				}
@@ -317,19 +329,39 @@ func BenchmarkSoak(b *testing.B) {
 			if step := max(1, jobs/20); i%step == step-1 {
 				fi, _ := os.Stat(metaDB)
 				live, bytes := 0, 0
+				kinds := map[string]int{}
 				for _, r := range c.Node(0).Records().Scan("") {
 					live++
 					bytes += len(r.Key) + len(r.Value)
+					kind, _, _ := strings.Cut(r.Key, "/")
+					kinds[kind]++
 				}
-				report(b, "after %5d jobs: node1 meta.db %7d KiB; %5d live records, %8d bytes; %d job records",
-					i+1, fi.Size()>>10, live, bytes, len(c.Node(0).Records().Scan("job/")))
+				report(b, "after %5d jobs: node1 meta.db %7d KiB; %5d live records, %8d bytes; by kind %v",
+					i+1, fi.Size()>>10, live, bytes, kinds)
 			}
 			b.StartTimer()
 		}
 		first, last := median(times[:window]), median(times[len(times)-window:])
-		report(b, "%d jobs: median end-to-end of the first %d %v, of the last %d %v: ratio %.2f",
-			jobs, window, first.Round(time.Millisecond), window, last.Round(time.Millisecond), float64(last)/float64(first))
+		perJob := func(from, to int) float64 { return float64(fsyncs[to-1]-fsyncs[from]) / float64(to-1-from) }
+		report(b, "%d jobs: median end-to-end of the first %d %v, of the last %d %v: ratio %.2f; metadata fsyncs per job (3 nodes) %.1f first, %.1f last",
+			jobs, window, first.Round(time.Millisecond), window, last.Round(time.Millisecond), float64(last)/float64(first),
+			perJob(0, window), perJob(len(times)-window, len(times)))
 		b.ReportMetric(float64(last)/float64(first), "last/first")
+		// Every output was removed: once the last removal has spread, no
+		// file but the input is left (a job's late writer used to bring
+		// some back).
+		clustertest.Eventually(b, 30*time.Second, func() error {
+			var left []string
+			for _, f := range c.Node(0).FS().Files() {
+				if f.Path != "/soak/in.txt" {
+					left = append(left, f.Path)
+				}
+			}
+			if len(left) > 0 {
+				return fmt.Errorf("%d files left after their directories were removed, e.g. %q", len(left), left[:min(5, len(left))])
+			}
+			return nil
+		})
 	}
 	b.StopTimer()
 	t0 := time.Now()
