@@ -202,12 +202,10 @@ func (s *server) mapToShuffle(ctx context.Context, q taskReq, task job.Task, src
 	return c, nil
 }
 
-// finishInput reads what is left of the task's input (so the worker can
-// serve the next task) and sends the task's 'F' frame.
+// finishInput sends the task's 'F' frame, then reads what is left of the
+// task's input, so that the worker can serve the next task: a failure
+// reaches the agent at once, which may also end the worker instead.
 func (s *server) finishInput(src *pairSource, c job.Counters, err error, kind int) error {
-	if perr := src.drain(); perr != nil {
-		return perr
-	}
 	d := doneMsg{Counters: c, Kind: kind}
 	if err != nil {
 		d.Err = err.Error()
@@ -216,8 +214,12 @@ func (s *server) finishInput(src *pairSource, c job.Counters, err error, kind in
 		}
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return writeMsg(s.w, frameDone, d)
+	werr := writeMsg(s.w, frameDone, d)
+	s.mu.Unlock()
+	if werr != nil {
+		return werr
+	}
+	return src.drain()
 }
 
 func decodeMsg(t byte, p []byte, v any) error {
