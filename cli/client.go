@@ -37,9 +37,9 @@ func membersCommand() *ucli.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tGOSSIP\tSTATE\tPEER ID\tHTTP\tUNHEALTHY")
+			fmt.Fprintln(tw, "NAME\tGOSSIP\tSTATE\tPEER ID\tHTTP\tVERSION\tUNHEALTHY")
 			for _, m := range ms {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Gossip, m.State, orDash(m.PeerID), orDash(m.HTTP), orDash(unhealthyText(m)))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Gossip, m.State, orDash(m.PeerID), orDash(m.HTTP), orDash(m.Version), orDash(unhealthyText(m)))
 			}
 			return tw.Flush()
 		},
@@ -157,9 +157,13 @@ func orDash(s string) string {
 }
 
 // unhealthyText is why a member takes no tasks, for the UNHEALTHY column:
-// its data dir's trouble, or that it is being drained.
+// its data dir's trouble, wire formats this node cannot speak, or that it
+// is being drained.
 func unhealthyText(m peer.Member) string {
 	why := strings.Join(strings.Fields(m.Unhealthy), " ")
+	if m.Incompatible != "" {
+		why = strings.TrimPrefix(why+"; "+m.Incompatible, "; ")
+	}
 	if m.Draining {
 		why = strings.TrimPrefix(why+"; draining", "; ")
 	}

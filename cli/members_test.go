@@ -25,7 +25,8 @@ func TestMembersShowsUnhealthy(t *testing.T) {
 		json.NewEncoder(w).Encode([]peer.Member{
 			{Name: "node1", Gossip: "127.0.0.1:1", State: "alive", PeerID: "p1", HTTP: "http://127.0.0.1:2"},
 			{Name: "node2", Gossip: "127.0.0.1:3", State: "alive", PeerID: "p2", HTTP: "http://127.0.0.1:4", Unhealthy: "data dir /d/node2: no space left\non device"},
-			{Name: "node3", Gossip: "127.0.0.1:5", State: "alive", PeerID: "p3", HTTP: "http://127.0.0.1:6", Draining: true},
+			{Name: "node3", Gossip: "127.0.0.1:5", State: "alive", PeerID: "p3", HTTP: "http://127.0.0.1:6", Version: "v1.2.0", Draining: true},
+			{Name: "node4", Gossip: "127.0.0.1:7", State: "alive", PeerID: "p4", HTTP: "http://127.0.0.1:8", Version: "v9.0.0", Incompatible: "incompatible: speaks wire format 9, this node 1"},
 		})
 	}))
 	defer srv.Close()
@@ -38,7 +39,7 @@ func TestMembersShowsUnhealthy(t *testing.T) {
 		t.Fatalf("members: exit %d: %s", code, errb.String())
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 4 || !strings.HasSuffix(strings.TrimSpace(lines[0]), "UNHEALTHY") {
+	if len(lines) != 5 || !strings.HasSuffix(strings.TrimSpace(lines[0]), "UNHEALTHY") {
 		t.Fatalf("members output:\n%s", out.String())
 	}
 	if !strings.HasSuffix(strings.TrimSpace(lines[1]), " -") || !strings.Contains(lines[1], "node1") {
@@ -47,7 +48,10 @@ func TestMembersShowsUnhealthy(t *testing.T) {
 	if !strings.Contains(lines[2], "node2") || !strings.HasSuffix(lines[2], "data dir /d/node2: no space left on device") {
 		t.Errorf("unhealthy row: %q", lines[2])
 	}
-	if !strings.Contains(lines[3], "node3") || !strings.HasSuffix(lines[3], " draining") {
+	if !strings.Contains(lines[3], "node3") || !strings.Contains(lines[3], " v1.2.0 ") || !strings.HasSuffix(lines[3], " draining") {
 		t.Errorf("draining row: %q", lines[3])
+	}
+	if !strings.Contains(lines[4], "node4") || !strings.HasSuffix(lines[4], " incompatible: speaks wire format 9, this node 1") {
+		t.Errorf("incompatible row: %q", lines[4])
 	}
 }

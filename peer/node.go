@@ -50,6 +50,8 @@ type nodeMeta struct {
 	// Draining is set while the node hands its blocks over before it
 	// leaves: the others leave it out of the ring and give it no tasks.
 	Draining bool `msgpack:"d,omitempty"`
+	// Wire is the node's WireVersion; absent (0) means 1.
+	Wire int `msgpack:"w,omitempty"`
 }
 
 // Member is one member as the API reports it.
@@ -65,6 +67,12 @@ type Member struct {
 	Unhealthy string `json:"unhealthy,omitempty"`
 	// Draining is true while the member hands its blocks over to leave.
 	Draining bool `json:"draining,omitempty"`
+	// Wire is the generation of wire formats the member speaks
+	// (WireVersion); 0 when its metadata does not decode.
+	Wire int `json:"wire"`
+	// Incompatible says why this node cannot speak to the member (its
+	// formats are too far from ours); such a member is out of the ring.
+	Incompatible string `json:"incompatible,omitempty"`
 }
 
 // Node is one running agent.
@@ -104,6 +112,9 @@ type Node struct {
 	mu     sync.Mutex
 	byName map[string]nodeMeta // alive members' meta
 	byPeer map[string]string   // peer ID -> name
+	// badLogged holds, per member left out of the ring, the reason last
+	// logged, so that each is logged once.
+	badLogged map[string]string
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -164,6 +175,7 @@ func New(cfg Config) (_ *Node, err error) {
 		Addrs:   n.host.Addrs(),
 		HTTP:    n.httpLn.Addr().String(),
 		Version: Version,
+		Wire:    WireVersion,
 	}
 	meta, err := msgpack.Marshal(n.meta)
 	if err != nil {
@@ -455,17 +467,25 @@ func (n *Node) Members() []Member {
 	var out []Member
 	for _, m := range n.gossip.Members() {
 		var meta nodeMeta
-		_ = msgpack.Unmarshal(m.Meta, &meta) // a member with bad meta still shows
+		var incompatible string
+		wire := 0
+		if err := msgpack.Unmarshal(m.Meta, &meta); err != nil { // a member with bad meta still shows
+			incompatible = "incompatible: its metadata does not decode (a format this node cannot read)"
+		} else if wire = wireOf(meta); !wireCompatible(WireVersion, wire) {
+			incompatible = wireMismatch(WireVersion, wire)
+		}
 		out = append(out, Member{
-			Name:      m.Name,
-			Gossip:    m.Addr,
-			State:     m.State.String(),
-			PeerID:    meta.PeerID,
-			P2PAddrs:  meta.Addrs,
-			HTTP:      meta.HTTP,
-			Version:   meta.Version,
-			Unhealthy: meta.Unhealthy,
-			Draining:  meta.Draining,
+			Wire:         wire,
+			Incompatible: incompatible,
+			Name:         m.Name,
+			Gossip:       m.Addr,
+			State:        m.State.String(),
+			PeerID:       meta.PeerID,
+			P2PAddrs:     meta.Addrs,
+			HTTP:         meta.HTTP,
+			Version:      meta.Version,
+			Unhealthy:    meta.Unhealthy,
+			Draining:     meta.Draining,
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -489,13 +509,26 @@ func (n *Node) watchMembers(events <-chan gossip.MemberEvent) {
 
 // onMembersChanged rebuilds the peer tables and ring from the alive set.
 func (n *Node) onMembersChanged() {
-	names, byName, byPeer, bad := ringView(n.gossip.Alive())
+	names, byName, byPeer, bad := ringView(n.gossip.Alive(), WireVersion)
 	if n.draining() {
 		names = slices.DeleteFunc(names, func(s string) bool { return s == n.cfg.Name })
 	}
-	for name, err := range bad {
-		n.log.Warn("member left out of the ring: its metadata does not decode", "member", name, "err", err)
+	n.mu.Lock()
+	if n.badLogged == nil {
+		n.badLogged = map[string]string{}
 	}
+	for name, err := range bad {
+		if n.badLogged[name] != err.Error() {
+			n.badLogged[name] = err.Error()
+			n.log.Warn("member left out of the ring: this node cannot speak to it", "member", name, "why", err.Error())
+		}
+	}
+	for name := range n.badLogged {
+		if bad[name] == nil {
+			delete(n.badLogged, name)
+		}
+	}
+	n.mu.Unlock()
 	for name, meta := range byName {
 		if name != n.cfg.Name {
 			if err := n.host.AddPeer(meta.PeerID, meta.Addrs); err != nil {
@@ -528,18 +561,27 @@ func (n *Node) onMembersChanged() {
 }
 
 // ringView decides which alive members take part: those whose gossiped
-// metadata decodes and names a peer ID. A member without usable metadata
-// cannot be reached over the data plane, so it must own no part of the
-// ring; bad says why each one was left out.
-func ringView(alive []gossip.Member) (names []string, byName map[string]nodeMeta, byPeer map[string]string, bad map[string]error) {
+// metadata decodes, names a peer ID and announces wire formats compatible
+// with generation wire (wireCompatible), and that are not draining. A
+// member without usable metadata cannot be reached over the data plane,
+// and one whose formats this node cannot speak must not be sent them, so
+// neither owns any part of the ring; bad says why each one was left out.
+// A draining member stays in the peer tables: its blocks are still read.
+func ringView(alive []gossip.Member, wire int) (names []string, byName map[string]nodeMeta, byPeer map[string]string, bad map[string]error) {
 	byName = make(map[string]nodeMeta, len(alive))
 	byPeer = make(map[string]string, len(alive))
 	bad = map[string]error{}
 	for _, m := range alive {
 		var meta nodeMeta
 		err := msgpack.Unmarshal(m.Meta, &meta)
+		if err != nil {
+			err = fmt.Errorf("its metadata does not decode (a format this node cannot read): %w", err)
+		}
 		if err == nil && meta.PeerID == "" {
 			err = errors.New("no peer ID")
+		}
+		if err == nil && !wireCompatible(wire, wireOf(meta)) {
+			err = errors.New(wireMismatch(wire, wireOf(meta)))
 		}
 		if err != nil {
 			bad[m.Name] = err

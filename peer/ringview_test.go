@@ -20,7 +20,7 @@ func TestRingViewLeavesOutBadMeta(t *testing.T) {
 		{Name: "truncated", State: gossip.StateAlive, Meta: good[:len(good)/2]},
 		{Name: "nopeer", State: gossip.StateAlive, Meta: noPeer},
 	}
-	names, byName, byPeer, bad := ringView(alive)
+	names, byName, byPeer, bad := ringView(alive, 1)
 	if !slices.Equal(names, []string{"a"}) {
 		t.Fatalf("ring members %v, want [a]", names)
 	}
@@ -30,6 +30,41 @@ func TestRingViewLeavesOutBadMeta(t *testing.T) {
 	for _, n := range []string{"garbage", "truncated", "nopeer"} {
 		if bad[n] == nil {
 			t.Errorf("%s not reported", n)
+		}
+	}
+}
+
+// TestRingViewWireVersions: with this node at generation 2, members at 1
+// (or announcing none: releases before the field), 2 and 3 interoperate;
+// members at 4 or 0-and-garbage do not, and are left out with the reason.
+func TestRingViewWireVersions(t *testing.T) {
+	meta := func(peer string, wire int) []byte {
+		b, _ := msgpack.Marshal(nodeMeta{PeerID: peer, Wire: wire})
+		return b
+	}
+	alive := []gossip.Member{
+		{Name: "old", Meta: meta("p-old", 0)},
+		{Name: "n1", Meta: meta("p1", 1)},
+		{Name: "n2", Meta: meta("p2", 2)},
+		{Name: "n3", Meta: meta("p3", 3)},
+		{Name: "n4", Meta: meta("p4", 4)},
+	}
+	names, byName, _, bad := ringView(alive, 2)
+	if want := []string{"old", "n1", "n2", "n3"}; !slices.Equal(names, want) {
+		t.Fatalf("ring members %v, want %v", names, want)
+	}
+	if _, ok := byName["n4"]; ok || bad["n4"] == nil {
+		t.Fatalf("n4 not left out: %v %v", byName, bad)
+	}
+	if got, want := bad["n4"].Error(), "incompatible: speaks wire format 4, this node 2"; len(got) < len(want) || got[:len(want)] != want {
+		t.Errorf("reason %q, want it to start with %q", got, want)
+	}
+	for _, c := range []struct {
+		ours, theirs int
+		ok           bool
+	}{{1, 1, true}, {2, 1, true}, {1, 2, true}, {3, 1, false}, {1, 3, false}, {5, 4, true}} {
+		if got := wireCompatible(c.ours, c.theirs); got != c.ok {
+			t.Errorf("wireCompatible(%d, %d) = %v", c.ours, c.theirs, got)
 		}
 	}
 }
