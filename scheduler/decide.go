@@ -228,11 +228,7 @@ func decide(in decideInput) []action {
 			idle--
 		}
 	}
-	for _, a := range speculate(in, idle) {
-		a.attempt = attempt(a.task, a.index)
-		acts = append(acts, a)
-	}
-	return acts
+	return append(acts, speculate(in, idle)...)
 }
 
 // finishedElsewhere reports whether a node other than self finished task
@@ -264,9 +260,10 @@ func kills(in decideInput, own *NodeTasks) []action {
 
 // attemptAt is one running attempt of a task, as a record lists it.
 type attemptAt struct {
-	node   string
-	start  int64
-	backup bool
+	node    string
+	start   int64
+	attempt int
+	backup  bool
 }
 
 // speculate is the straggler rule. For each kind of task the job lets
@@ -278,7 +275,10 @@ type attemptAt struct {
 // threshold and that has no backup yet, is a straggler. Its backup node is
 // the first node of in.backups that is live and runs no attempt of it; when
 // that is this node and it has an idle slot, it starts the backup. Oldest
-// stragglers first; at most idle backups per step.
+// stragglers first; at most idle backups per step. A backup is numbered
+// after every attempt of the task the records know — the running one and
+// every failed one on any node — so that code which behaves by attempt
+// number (Hadoop's attempt IDs) sees a later attempt, as in Hadoop.
 func speculate(in decideInput, idle int) []action {
 	v := in.v
 	if in.spec.Off || idle <= 0 {
@@ -322,7 +322,7 @@ func speculate(in decideInput, idle int) []action {
 			}
 			for _, r := range t.Running {
 				if r.Kind == k {
-					running[r.Index] = append(running[r.Index], attemptAt{node: p, start: r.Start, backup: r.Backup})
+					running[r.Index] = append(running[r.Index], attemptAt{node: p, start: r.Start, attempt: r.Attempt, backup: r.Backup})
 				}
 			}
 		}
@@ -365,7 +365,12 @@ func speculate(in decideInput, idle int) []action {
 			if backupNode(in, k, c.i, running[c.i]) != in.self || in.running(k, c.i) {
 				continue
 			}
-			out = append(out, action{kind: actRun, task: k, index: c.i, backup: true})
+			n := v.failures(k, c.i)
+			num := n.user + n.infra
+			for _, a := range running[c.i] {
+				num = max(num, a.attempt)
+			}
+			out = append(out, action{kind: actRun, task: k, index: c.i, attempt: num + 1, backup: true})
 			idle--
 		}
 	}

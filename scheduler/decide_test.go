@@ -29,8 +29,8 @@ import (
 //	reducers a b         (the reducer of each partition)
 //	running map 1        (a task already running on self)
 //	tasks NODE maps=0-2,5 mapcounted=… commits=… redcounted=… fail=map:3:2:msg …
-//	      running=map:3:START[:backup] maptime=MS/N redtime=MS/N
-//	                     (an attempt NODE runs since START ms; the summed wall
+//	      running=map:3:START[:aN][:backup] maptime=MS/N redtime=MS/N
+//	                     (attempt N, default 1, that NODE runs since START ms; the summed wall
 //	                     time of its N finished attempts; self's running
 //	                     attempts also count as running on self)
 //	now MS               (the step's time; default 0)
@@ -222,10 +222,21 @@ func readScenarios(t *testing.T, file string) []scenario {
 					nt.Fails = append(nt.Fails, taskFails{Kind: kind, Index: atoi(t, parts[1]), N: atoi(t, parts[2]), Last: parts[3]})
 				case "running":
 					parts := strings.Split(val, ":")
-					if len(parts) < 3 || len(parts) > 4 || len(parts) == 4 && parts[3] != "backup" {
-						fail("running=KIND:INDEX:START[:backup], got %q", val)
+					if len(parts) < 3 {
+						fail("running=KIND:INDEX:START[:aN][:backup], got %q", val)
 					}
-					nt.Running = append(nt.Running, runningTask{Kind: parseKind(parts[0]), Index: atoi(t, parts[1]), Start: int64(atoi(t, parts[2])), Backup: len(parts) == 4})
+					r := runningTask{Kind: parseKind(parts[0]), Index: atoi(t, parts[1]), Start: int64(atoi(t, parts[2])), Attempt: 1}
+					for _, p := range parts[3:] {
+						switch {
+						case p == "backup":
+							r.Backup = true
+						case strings.HasPrefix(p, "a"):
+							r.Attempt = atoi(t, p[1:])
+						default:
+							fail("running=KIND:INDEX:START[:aN][:backup], got %q", val)
+						}
+					}
+					nt.Running = append(nt.Running, r)
 				case "maptime", "redtime":
 					ms, n, ok := strings.Cut(val, "/")
 					if !ok {

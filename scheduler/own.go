@@ -131,14 +131,14 @@ func (o *ownTasks) close() {
 	}
 }
 
-// started records that this node took an attempt of item k at now (Unix
-// ms); backup marks a speculative attempt.
-func (o *ownTasks) started(k itemKey, now int64, backup bool) {
+// started records that this node took attempt number attempt of item k
+// at now (Unix ms); backup marks a speculative attempt.
+func (o *ownTasks) started(k itemKey, now int64, attempt int, backup bool) {
 	t := o.t
 	if r := t.runningOf(k.k, k.i); r != nil {
-		r.Start, r.Backup = now, backup
+		r.Start, r.Attempt, r.Backup = now, attempt, backup
 	} else {
-		t.Running = append(t.Running, runningTask{Kind: k.k, Index: k.i, Start: now, Backup: backup})
+		t.Running = append(t.Running, runningTask{Kind: k.k, Index: k.i, Start: now, Attempt: attempt, Backup: backup})
 	}
 	if backup {
 		if k.k == kindReduce {
@@ -312,16 +312,6 @@ func (s *Scheduler) flushOwn(id string) {
 		o.dirty = true
 		s.mu.Unlock()
 	}
-}
-
-// taskStarted records that this node took an attempt of a task.
-func (s *Scheduler) taskStarted(id string, k itemKey, backup bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cleaned[id] {
-		return
-	}
-	s.ownOf(id).started(k, time.Now().UnixMilli(), backup)
 }
 
 // taskStopped is called by a task goroutine whose attempt was stopped

@@ -271,6 +271,8 @@ type runningTask struct {
 	// Start is when the node took the attempt, in Unix milliseconds of its
 	// clock.
 	Start int64 `msgpack:"t"`
+	// Attempt is the attempt's number (1 for a task's first).
+	Attempt int `msgpack:"a,omitempty"`
 	// Backup marks a speculative attempt.
 	Backup bool `msgpack:"b,omitempty"`
 }

@@ -729,7 +729,7 @@ func (s *Scheduler) cleanupOrphans() {
 // register records an attempt of task k of job id as running here unless
 // one already is, in the loop's view and in this node's tasks record; it
 // returns the attempt's context, which a kill cancels with errSuperseded.
-func (s *Scheduler) register(id string, k itemKey, backup bool) (context.Context, bool) {
+func (s *Scheduler) register(id string, k itemKey, attempt int, backup bool) (context.Context, bool) {
 	key := taskKey(id, k.k, k.i)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -738,7 +738,7 @@ func (s *Scheduler) register(id string, k itemKey, backup bool) (context.Context
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	s.tasks[key] = cancel
-	s.ownOf(id).started(k, time.Now().UnixMilli(), backup)
+	s.ownOf(id).started(k, time.Now().UnixMilli(), attempt, backup)
 	s.wg.Add(1)
 	return ctx, true
 }

@@ -27,7 +27,7 @@ const retryPause = time.Second
 func (s *Scheduler) startMap(v *view, j *job.Job, sp split, attempt int, backup bool) {
 	key := taskKey(v.rec.ID, kindMap, sp.index)
 	k := itemKey{kindMap, sp.index}
-	ctx, ok := s.register(v.rec.ID, k, backup)
+	ctx, ok := s.register(v.rec.ID, k, attempt, backup)
 	if !ok {
 		return
 	}
@@ -176,7 +176,7 @@ func (s *Scheduler) newMapWriter(rec *JobRecord, task job.Task) (*shuffle.MapWri
 func (s *Scheduler) startReduce(v *view, j *job.Job, part, splits, attempt int, backup bool) {
 	key := taskKey(v.rec.ID, kindReduce, part)
 	k := itemKey{kindReduce, part}
-	ctx, ok := s.register(v.rec.ID, k, backup)
+	ctx, ok := s.register(v.rec.ID, k, attempt, backup)
 	if !ok {
 		return
 	}
