@@ -36,6 +36,8 @@ var sampleArgs = map[string][]string{
 	"fs stat":      {"/x"},
 	"fs mv":        {"/x", "/y"},
 	"fs conflicts": {},
+	"fs du":        {"/"},
+	"fs df":        {},
 	"job run":      {"wordcount", "--input", "/in", "--output", "/out"},
 	"job status":   {"j1"},
 	"job wait":     {"j1"},

@@ -25,7 +25,7 @@ func fsCommand() *ucli.Command {
 		Subcommands: []*ucli.Command{
 			{
 				Name:      "put",
-				Usage:     "store a local file (or - for stdin) at PATH",
+				Usage:     "store a local file (or - for stdin) at PATH, or a local directory's files below PATH",
 				ArgsUsage: "LOCAL|- PATH",
 				Flags: append(clientFlags(),
 					&ucli.StringFlag{Name: "block-size", Usage: "block size, e.g. 128MB, 1MB, 64K (at least 64K)", Value: "128MB"},
@@ -36,7 +36,7 @@ func fsCommand() *ucli.Command {
 			},
 			{
 				Name:      "get",
-				Usage:     "copy the file PATH to a local file (or - for stdout)",
+				Usage:     "copy the file PATH to a local file (or - for stdout), or the directory PATH to a new local directory",
 				ArgsUsage: "PATH LOCAL|-",
 				Flags:     clientFlags(),
 				Action:    fsGet,
@@ -78,6 +78,21 @@ func fsCommand() *ucli.Command {
 				Action:    fsStat,
 			},
 			fsConflictsCommand(),
+			{
+				Name:      "du",
+				Usage:     "bytes below PATH (default /), each entry or with -s the total: size, size with replicas, files",
+				ArgsUsage: "[PATH]",
+				Flags: append(clientFlags(),
+					&ucli.BoolFlag{Name: "s", Usage: "one line: the total"},
+					&ucli.BoolFlag{Name: "human", Usage: "sizes in KiB, MiB, …"}),
+				Action: fsDu,
+			},
+			{
+				Name:   "df",
+				Usage:  "each node's disk capacity, block bytes used, free space and blocks held",
+				Flags:  append(clientFlags(), &ucli.BoolFlag{Name: "human", Usage: "sizes in KiB, MiB, …"}),
+				Action: fsDf,
+			},
 		},
 	}
 }
@@ -113,6 +128,9 @@ func fsPut(c *ucli.Context) error {
 		}
 	}
 	opts := peer.PutOptions{BlockSize: bs, Replication: c.Int("replication"), Force: c.Bool("force")}
+	if fi, err := os.Stat(local); local != "-" && err == nil && fi.IsDir() {
+		return putDir(c, cl, local, dst, opts)
+	}
 	var info peer.PutInfo
 	if local == "-" {
 		info, err = putStdin(c, cl, dst, opts)
@@ -210,6 +228,9 @@ func fsGet(c *ucli.Context) error {
 	cl, err := client(c)
 	if err != nil {
 		return err
+	}
+	if local != "-" && isRemoteDir(c.Context, cl, src) {
+		return getDir(c, cl, src, local)
 	}
 	agents := agentList(c, cl)
 	return writeLocal(c, local, func(w io.Writer) error {

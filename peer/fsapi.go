@@ -38,6 +38,7 @@ func (n *Node) fsRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /v1/fs/commit", n.auth(n.handleCommit))
 	mux.Handle("POST /v1/fs/rename", n.auth(n.handleRename))
 	mux.Handle("GET /v1/fs/conflicts", n.auth(n.handleConflicts))
+	mux.Handle("GET /v1/fs/df", n.auth(n.handleDf))
 }
 
 // fileRecordPrefix is the record key prefix covering path and everything
