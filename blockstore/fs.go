@@ -550,7 +550,7 @@ func (fs *FS) readBlockFrom(ctx context.Context, b BlockRef, repl int, start int
 		return nil
 	}
 	if len(errs) == 0 {
-		return fmt.Errorf("%w: block %s is on no alive member", ErrNotFound, b.ID.Short())
+		return fmt.Errorf("%w: block %s is %w", ErrNotFound, b.ID.Short(), ErrUnavailable)
 	}
 	return fmt.Errorf("block %s: no replica could be read: %w", b.ID.Short(), errors.Join(errs...))
 }

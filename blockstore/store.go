@@ -23,6 +23,11 @@ var (
 	// ErrCorrupt: the block's bytes do not hash to its ID. A corrupt local
 	// copy is moved to quarantine when found.
 	ErrCorrupt = errors.New("block corrupt")
+	// ErrUnavailable: every alive member was asked for the block and none
+	// holds it. Its holders are down or on the other side of a network
+	// partition, so a later read may find it. Reads that fail so also
+	// match ErrNotFound.
+	ErrUnavailable = errors.New("on no alive member")
 )
 
 // Store is a node's local block directory:

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"fmt"
 	"slices"
+	"time"
 )
 
 // actionKind is what one step of the reconcile loop may do.
@@ -82,6 +83,27 @@ type decideInput struct {
 	// ender is the live participant that ends a job that succeeded (the
 	// job's owner on the live ring); "" lets any node end it.
 	ender string
+
+	// waits lists this node's tasks whose last attempt here found their
+	// input on no alive member (blockstore.ErrUnavailable). Such an
+	// attempt is not a failure: the task waits for a member that holds
+	// its input, for at most maxWait in all.
+	waits   []taskWait
+	maxWait time.Duration
+}
+
+// taskWait is a task of this node waiting for its input.
+type taskWait struct {
+	k taskKind
+	i int
+	// waited is how long since its first attempt found the input on no
+	// alive member.
+	waited time.Duration
+	// retry: a member came alive since the last attempt, or a recheck is
+	// due; the task may run again.
+	retry bool
+	// err is the last attempt's error.
+	err string
 }
 
 // decide is the scheduler's decision step: a pure function of the view.
@@ -91,6 +113,9 @@ type decideInput struct {
 //  2. A task not yet done whose failed attempts, summed over every node's
 //     record, end the job by failVerdict (a permanent failure, max attempts
 //     of the job's code, or twice that outside it) fails the job.
+//     A task placement gives this node, not done, that has waited for
+//     its input (on no alive member) for maxWait or longer also fails the
+//     job: its input is lost, or away for longer than the job may wait.
 //  3. This node settles its counts: it counts every item it finished that
 //     no record counts, and withdraws its count of an item whose count
 //     another record wins (countWinner); it forgets its failures of tasks
@@ -108,6 +133,8 @@ type decideInput struct {
 //     A task done but counted only by a void record (voidRecords: two
 //     dead nodes counted the same task) runs again to be counted, even
 //     after every partition is committed.
+//     A task waiting for its input starts again only when its wait says
+//     retry (a member came alive, or a recheck is due); else it waits.
 //  6. This node kills its attempts of tasks another node finished first
 //     (a map output on a live node, a commit). They are not failures.
 //  7. Speculation (see speculate): this node starts a backup attempt of a
@@ -160,6 +187,23 @@ func decide(in decideInput) []action {
 		}
 	}
 
+	placedHere := func(k taskKind, i int) bool {
+		if k == kindReduce {
+			return i < len(in.reducers) && in.reducers[i] == in.self
+		}
+		return i < len(in.mappers) && in.mappers[i] == in.self
+	}
+	waiting := map[itemKey]taskWait{}
+	for _, w := range in.waits {
+		if !placedHere(w.k, w.i) || taskDone(w.k, w.i) {
+			continue
+		}
+		if w.waited >= in.maxWait {
+			return []action{{kind: actEnd, state: StateFailed, msg: fmt.Sprintf("%s; waited %s for a member holding it to come back", w.err, in.maxWait)}}
+		}
+		waiting[itemKey{w.k, w.i}] = w
+	}
+
 	// 3. Settle this node's counts and failures.
 	void := v.voidRecords(in.live)
 	var acts []action
@@ -207,19 +251,26 @@ func decide(in decideInput) []action {
 		}
 		return 1
 	}
+	start := func(k taskKind, i int) {
+		if w, ok := waiting[itemKey{k, i}]; ok && !w.retry {
+			acts = append(acts, action{kind: actWait, msg: fmt.Sprintf("%s %d: its input has been on no alive member for %s", k, i, w.waited)})
+			return
+		}
+		acts = append(acts, action{kind: actRun, task: k, index: i, attempt: attempt(k, i)})
+	}
 	for i := 0; i < v.rec.NumSplits && i < len(in.mappers); i++ {
 		need := !taskDone(kindMap, i) && (!done || len(recountReds) > 0) || recountMaps[i]
 		if in.mappers[i] != in.self || !need || in.running(kindMap, i) {
 			continue
 		}
-		acts = append(acts, action{kind: actRun, task: kindMap, index: i, attempt: attempt(kindMap, i)})
+		start(kindMap, i)
 	}
 	if !v.rec.MapOnly {
 		for p := 0; p < v.rec.Reducers && p < len(in.reducers); p++ {
 			if in.reducers[p] != in.self || v.committed(p) && !recountReds[p] || in.running(kindReduce, p) {
 				continue
 			}
-			acts = append(acts, action{kind: actRun, task: kindReduce, index: p, attempt: attempt(kindReduce, p)})
+			start(kindReduce, p)
 		}
 	}
 	idle := in.idle

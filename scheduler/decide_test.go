@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"shoal.dev/shoal/job"
 )
@@ -37,6 +38,8 @@ import (
 //	idle N               (idle compute slots on self; default 2)
 //	spec off|slowdown=F mindone=F minruntime=MS (default: the defaults)
 //	backups map 3 c b    (backup candidates of a task; default participants)
+//	waiting map 1 waited=12s [retry] [err=…]  (a task of self waiting for its input)
+//	maxwait 10m          (how long a task may wait for its input; default 10m)
 //	----
 //	run map 3 attempt 1
 func TestDecideScenarios(t *testing.T) {
@@ -121,6 +124,7 @@ func readScenarios(t *testing.T, file string) []scenario {
 			cur = &scenario{name: strings.Join(f[1:], "_"), line: n, in: decideInput{v: &view{nodes: map[string]*NodeTasks{}}}}
 			cur.in.v.rec.MaxAttempts = 4
 			cur.in.idle = 2
+			cur.in.maxWait = 10 * time.Minute
 			running, expect, backups = nil, false, map[itemKey][]string{}
 			continue
 		}
@@ -197,6 +201,39 @@ func readScenarios(t *testing.T, file string) []scenario {
 					fail("spec: %v", err)
 				}
 			}
+		case "waiting":
+			// err= takes the rest of the line.
+			fields, msg, hasErr := strings.Cut(line, " err=")
+			f := strings.Fields(fields)
+			if len(f) < 3 {
+				fail("waiting KIND INDEX [waited=D] [retry] [err=MSG]")
+			}
+			w := taskWait{k: parseKind(f[1]), i: atoi(t, f[2]), err: "input unavailable"}
+			if hasErr {
+				w.err = msg
+			}
+			for _, kv := range f[3:] {
+				k, val, _ := strings.Cut(kv, "=")
+				switch k {
+				case "waited":
+					d, err := time.ParseDuration(val)
+					if err != nil {
+						fail("waited: %v", err)
+					}
+					w.waited = d
+				case "retry":
+					w.retry = true
+				default:
+					fail("waiting: unknown %q", kv)
+				}
+			}
+			cur.in.waits = append(cur.in.waits, w)
+		case "maxwait":
+			d, err := time.ParseDuration(f[1])
+			if err != nil {
+				fail("maxwait: %v", err)
+			}
+			cur.in.maxWait = d
 		case "tasks":
 			nt := &NodeTasks{Node: f[1]}
 			for _, kv := range f[2:] {

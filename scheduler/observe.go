@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync/atomic"
 	"time"
+
+	"shoal.dev/shoal/blockstore"
 )
 
 // Attempt describes one task attempt that ended on this node, for
@@ -14,8 +16,9 @@ type Attempt struct {
 	Task    string // m-000003, r-00001
 	Kind    string // "map" or "reduce"
 	Attempt int    // from 1
-	// Result is "succeeded", "failed" or "killed" (stopped because its
-	// job ended or the node shut down).
+	// Result is "succeeded", "failed", "killed" (stopped because its
+	// job ended or the node shut down) or "waiting" (its input was on no
+	// alive member: no failure, the task waits for a holder).
 	Result   string
 	Start    time.Time
 	Duration time.Duration
@@ -45,6 +48,8 @@ func (s *Scheduler) attemptEnded(jobID string, k itemKey, attempt int, start tim
 	switch {
 	case killed || errors.Is(err, context.Canceled):
 		a.Result = "killed"
+	case errors.Is(err, blockstore.ErrUnavailable):
+		a.Result, a.Err = "waiting", err
 	case err != nil:
 		a.Result, a.Err = "failed", err
 	}

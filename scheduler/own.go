@@ -334,6 +334,7 @@ func (s *Scheduler) taskStopped(id string, k itemKey, killed, launched bool) {
 // taskDone is called by a task goroutine when an attempt ends: it folds the
 // result into this node's record of the job, which the loop publishes.
 func (s *Scheduler) taskDone(id string, k itemKey, c job.Counters, err error) {
+	s.inputArrived(id, k)
 	kind := failUser
 	if err != nil {
 		kind = failureKind(err)

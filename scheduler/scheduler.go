@@ -148,6 +148,7 @@ type Scheduler struct {
 	cleaned map[string]bool                    // finished jobs whose local files are gone
 	checked map[string]bool                    // jobs whose own map outputs were checked against disk
 	own     map[string]*ownTasks               // this node's tasks record by job ID
+	waits   map[string]*inputWait              // tasks waiting for their input, by task key
 	wake    chan struct{}                      // closed and replaced on every change
 
 	started time.Time
@@ -186,6 +187,7 @@ func New(cfg Config) (*Scheduler, error) {
 		cleaned: map[string]bool{},
 		checked: map[string]bool{},
 		own:     map[string]*ownTasks{},
+		waits:   map[string]*inputWait{},
 		wake:    make(chan struct{}),
 		started: time.Now(),
 		active:  map[string]bool{},
@@ -422,7 +424,8 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 			}
 			return backupsOf(id, splits[i], len(splits), blocks, live, liveRing)
 		},
-		ender: liveRing.Owner(id),
+		ender:   liveRing.Owner(id),
+		maxWait: maxInputWait(&v.rec),
 	}
 	for i, sp := range splits {
 		in.mappers[i] = mapperOf(id, sp, len(splits), blocks, live, liveRing)
@@ -430,6 +433,7 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 	for p := range in.reducers {
 		in.reducers[p] = reducerOf(id, p, liveRing)
 	}
+	in.waits = s.waitsOf(id, in.mappers, in.reducers, alive, time.Now())
 	defer s.flushOwn(id)
 	for _, a := range decide(in) {
 		k := itemKey{a.task, a.index}
@@ -664,6 +668,11 @@ func (s *Scheduler) finishLocal(id string, st *StateRecord) {
 	delete(s.jobs, id)
 	if s.cfg.Workers != nil {
 		s.cfg.Workers.CloseJob(id)
+	}
+	for k := range s.waits {
+		if strings.HasPrefix(k, id+"/") {
+			delete(s.waits, k)
+		}
 	}
 	if o, ok := s.own[id]; ok {
 		o.close()

@@ -66,6 +66,10 @@ func (s *Scheduler) taskFailed(ctx context.Context, jobID string, k itemKey, err
 	if errors.Is(err, context.Canceled) {
 		return
 	}
+	if errors.Is(err, blockstore.ErrUnavailable) {
+		s.inputUnavailable(jobID, k, err)
+		return
+	}
 	kind := failureKind(err)
 	s.log.Warn("task attempt failed", "job", jobID, "task", taskName(k.k, k.i), "kind", kind.String(), "err", err)
 	s.taskDone(jobID, k, nil, err)
