@@ -321,6 +321,9 @@ func jobStatusCmd(c *ucli.Context, cl *peer.Client, id string) error {
 	if st.Error != "" {
 		fmt.Fprintf(w, "error:     %s\n", st.Error)
 	}
+	if st.Note != "" {
+		fmt.Fprintf(w, "note:      %s\n", st.Note)
+	}
 	fmt.Fprintf(w, "progress:  map %3.0f%% (%d/%d)  reduce %3.0f%% (%d/%d)\n", 100*st.MapProgress(), st.MapsDone, st.Maps, 100*st.ReduceProgress(), st.ReducesDone, st.Reducers)
 	fmt.Fprintf(w, "output:    %s\n", st.Output)
 	if st.Binary != "" {

@@ -174,6 +174,10 @@ type StateRecord struct {
 	MapsDone    int                    `msgpack:"md" json:"maps_done"`
 	ReducesDone int                    `msgpack:"rd" json:"reduces_done"`
 	Nodes       map[string]NodeSummary `msgpack:"nd,omitempty" json:"nodes,omitempty"`
+	// Note records another end of the job that this one overrode (see
+	// settleEnds): the job ended succeeded on one side of a network
+	// partition and failed or killed on the other.
+	Note string `msgpack:"nt,omitempty" json:"note,omitempty"`
 }
 
 // NodeSummary is one node's part in an ended job.

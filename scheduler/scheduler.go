@@ -226,6 +226,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 	defer tick.Stop()
 	s.cleanupOrphans()
 	s.refreshActive()
+	ends := s.newStateWatch()
 	for {
 		s.reconcileAll(ctx)
 		select {
@@ -243,7 +244,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 				continue
 			}
 			// One pass for every change queued now, not one per change.
-			jobChanged := s.noteChange(r)
+			jobChanged := s.noteChange(r, ends)
 		drain:
 			for {
 				select {
@@ -252,7 +253,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 						changes = nil
 						break drain
 					}
-					jobChanged = s.noteChange(r) || jobChanged
+					jobChanged = s.noteChange(r, ends) || jobChanged
 				default:
 					break drain
 				}
@@ -269,8 +270,12 @@ func (s *Scheduler) Run(ctx context.Context) {
 }
 
 // noteChange adds the job of a changed job, state or tasks record to the
-// active set and reports whether r was one.
-func (s *Scheduler) noteChange(r gossip.Record) bool {
+// active set and reports whether r was one. A changed state record also
+// goes through the rule for two ends of one job (stateChanged).
+func (s *Scheduler) noteChange(r gossip.Record, ends *stateWatch) bool {
+	if strings.HasPrefix(r.Key, statePrefix) {
+		s.stateChanged(ends, r)
+	}
 	id, ok := jobOfKey(r.Key)
 	if ok && !r.Deleted {
 		s.active[id] = true

@@ -288,6 +288,8 @@ type Status struct {
 	ReducesDone int          `json:"reduces_done"`
 	Counters    job.Counters `json:"counters"`
 	EndedAt     int64        `json:"ended_at_unix_ns,omitempty"`
+	// Note: another end of the job that this one overrode (StateRecord.Note).
+	Note string `json:"note,omitempty"`
 	// TaskStatus holds the status lines tasks' code reported, by task ID.
 	TaskStatus map[string]string `json:"task_status,omitempty"`
 	// Nodes is each node's part, once the job ended.
@@ -340,7 +342,7 @@ func (s *Scheduler) Status(id string) (Status, error) {
 		st.TaskStatus[strings.TrimPrefix(r.Key, taskStatusPrefix+id+"/")] = string(r.Value)
 	}
 	if v.state != nil {
-		st.State, st.Error, st.EndedAt, st.Nodes = v.state.State, v.state.Error, v.state.At, v.state.Nodes
+		st.State, st.Error, st.EndedAt, st.Nodes, st.Note = v.state.State, v.state.Error, v.state.At, v.state.Nodes, v.state.Note
 		if v.state.Counters != nil {
 			st.Counters = v.state.Counters
 		}
