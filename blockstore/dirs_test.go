@@ -92,7 +92,7 @@ func TestRename(t *testing.T) {
 	fs.MakeDir("/src/sub/empty")
 	put("/other", "three\n")
 
-	if dst, err := fs.Rename("/other", "/moved"); err != nil || dst != "/moved" {
+	if dst, err := fs.Rename(context.Background(), "/other", "/moved"); err != nil || dst != "/moved" {
 		t.Fatalf("rename file: %q %v", dst, err)
 	}
 	if _, err := fs.Stat("/other"); !errors.Is(err, ErrNoFile) {
@@ -102,11 +102,11 @@ func TestRename(t *testing.T) {
 		t.Fatalf("moved file reads %q", got)
 	}
 	// Into an existing directory.
-	if dst, err := fs.Rename("/moved", "/src/sub"); err != nil || dst != "/src/sub/moved" {
+	if dst, err := fs.Rename(context.Background(), "/moved", "/src/sub"); err != nil || dst != "/src/sub/moved" {
 		t.Fatalf("rename into a dir: %q %v", dst, err)
 	}
 	// A whole directory, markers and all.
-	if dst, err := fs.Rename("/src", "/dst/here"); err != nil || dst != "/dst/here" {
+	if dst, err := fs.Rename(context.Background(), "/src", "/dst/here"); err != nil || dst != "/dst/here" {
 		t.Fatalf("rename dir: %q %v", dst, err)
 	}
 	var paths []string
@@ -135,11 +135,11 @@ func TestRename(t *testing.T) {
 		{"/", "/x", ErrBadPath},
 		{"/taken", "rel", ErrBadPath},
 	} {
-		if _, err := fs.Rename(tc.src, tc.dst); !errors.Is(err, tc.want) {
+		if _, err := fs.Rename(context.Background(), tc.src, tc.dst); !errors.Is(err, tc.want) {
 			t.Errorf("rename %s %s: %v, want %v", tc.src, tc.dst, err, tc.want)
 		}
 	}
-	if dst, err := fs.Rename("/taken", "/taken"); err != nil || dst != "/taken" {
+	if dst, err := fs.Rename(context.Background(), "/taken", "/taken"); err != nil || dst != "/taken" {
 		t.Fatalf("rename onto itself: %q %v", dst, err)
 	}
 }

@@ -16,10 +16,16 @@ import (
 // names, never neither. A directory moves record by record, files and dir
 // markers alike. It returns the final destination path.
 //
+// A file's new path is created as a put without overwrite creates it:
+// through a reservation of the path (the FS's Reserver, when it has one),
+// so that of two renames (or a rename and a put) racing for one path
+// exactly one writes it; the other fails with ErrExists and its source
+// stays where it was.
+//
 // Errors: ErrNoFile when src does not exist; ErrExists when the
 // destination is taken, or dst is below src; ErrBadPath for the root or a
 // bad path.
-func (fs *FS) Rename(src, dst string) (string, error) {
+func (fs *FS) Rename(ctx context.Context, src, dst string) (string, error) {
 	src, err := CleanPath(src, false)
 	if err != nil {
 		return "", err
@@ -51,11 +57,11 @@ func (fs *FS) Rename(src, dst string) (string, error) {
 		}
 	}
 	if srcIsFile {
-		return dst, fs.moveFile(srcFile, dst)
+		return dst, fs.moveFile(ctx, srcFile, dst)
 	}
 	for _, f := range fs.Files() {
 		if strings.HasPrefix(f.Path, src+"/") {
-			if err := fs.moveFile(f, dst+strings.TrimPrefix(f.Path, src)); err != nil {
+			if err := fs.moveFile(ctx, f, dst+strings.TrimPrefix(f.Path, src)); err != nil {
 				return "", err
 			}
 		}
@@ -75,14 +81,26 @@ func (fs *FS) Rename(src, dst string) (string, error) {
 	return dst, nil
 }
 
-func (fs *FS) moveFile(f FileInfo, dst string) error {
+// moveFile writes f's record at dst, through a reservation of dst when the
+// FS has a Reserver, then deletes it at its old path.
+func (fs *FS) moveFile(ctx context.Context, f FileInfo, dst string) error {
 	src := f.Path
 	f.Path, f.Prev = dst, fs.prevVersion(dst)
 	rec, err := encodeFileInfo(f)
 	if err != nil {
 		return err
 	}
-	if _, err := fs.cfg.Records.Put(fileKey(dst), rec); err != nil {
+	if fs.cfg.Reserver != nil {
+		res, err := fs.cfg.Reserver.Reserve(ctx, dst)
+		if err != nil {
+			return fmt.Errorf("rename %s: %w", src, err)
+		}
+		_, err = res.Commit(ctx, fileKey(dst), rec)
+		res.Release()
+		if err != nil {
+			return fmt.Errorf("rename %s: %w", src, err)
+		}
+	} else if _, err := fs.cfg.Records.Put(fileKey(dst), rec); err != nil {
 		return fmt.Errorf("rename %s: record: %w", src, err)
 	}
 	if err := fs.cfg.Records.Delete(fileKey(src)); err != nil {

@@ -31,7 +31,7 @@ func (n *Node) handleRename(w http.ResponseWriter, r *http.Request) {
 		n.syncRecords(r.Context(), fileRecordPrefix(p))
 		n.syncRecords(r.Context(), blockstore.DirKeyPrefix+p)
 	}
-	dst, err := n.fs.Rename(req.Src, req.Dst)
+	dst, err := n.fs.Rename(r.Context(), req.Src, req.Dst)
 	if err != nil {
 		writeError(w, fsStatus(err), "mv "+req.Src+" "+req.Dst+": "+err.Error())
 		return

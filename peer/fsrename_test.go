@@ -1,8 +1,13 @@
 package peer_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,4 +52,100 @@ func TestRenameAPI(t *testing.T) {
 	if _, err := c.Node(1).FS().Stat("/c/f"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestConcurrentRenamesOneWinner races renames of different files to one
+// path, and a put of it, through every node: the destination is created
+// as a put creates it, so exactly one wins; every other gets "exists" and
+// keeps its source, and every node reads the winner's bytes there. Before
+// renames took the path's reservation, several won and the last record
+// written stood, the others' files lost from the namespace.
+func TestConcurrentRenamesOneWinner(t *testing.T) {
+	rng := rand.New(rand.NewPCG(testSeed(t), 13))
+	c := clustertest.Start(t, 3, clustertest.Options{})
+	cls := clients(t, c)
+	ctx := context.Background()
+	const rounds, racers = 4, 6
+	for r := range rounds {
+		dst := fmt.Sprintf("/mvrace/%d/dst", r)
+		datas := make([][]byte, racers)
+		via := make([]int, racers)
+		errs := make([]error, racers)
+		src := func(i int) string { return fmt.Sprintf("/mvrace/%d/src-%d", r, i) }
+		for i := range datas {
+			via[i] = rng.IntN(c.Len())
+			datas[i] = bytes.Repeat(fmt.Appendf(nil, "racer %d of round %d through node%d\n", i, r, via[i]+1), 1+rng.IntN(2000))
+			if i == racers-1 {
+				continue // this one puts dst itself
+			}
+			if _, err := cls[via[i]].PutFile(ctx, src(i), bytes.NewReader(datas[i]), int64(len(datas[i])), peer.PutOptions{BlockSize: blockstore.MinBlockSize}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range datas {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				if i == racers-1 {
+					_, errs[i] = cls[via[i]].PutFile(ctx, dst, bytes.NewReader(datas[i]), int64(len(datas[i])), peer.PutOptions{BlockSize: blockstore.MinBlockSize})
+					return
+				}
+				_, errs[i] = cls[via[i]].Rename(ctx, src(i), dst)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		winner := -1
+		for i, err := range errs {
+			if err == nil {
+				if winner >= 0 {
+					t.Fatalf("round %d (seed above): racers %d and %d both created %s", r, winner, i, dst)
+				}
+				winner = i
+				continue
+			}
+			if err := conflict(err, "exists"); err != nil {
+				t.Fatalf("round %d: racer %d: %v", r, i, err)
+			}
+		}
+		if winner < 0 {
+			t.Fatalf("round %d: nobody created %s: %v", r, dst, errs)
+		}
+		for n, cl := range cls {
+			clustertest.Eventually(t, 10*time.Second, func() error {
+				if err := readsBack(ctx, cl, dst, datas[winner]); err != nil {
+					return fmt.Errorf("round %d: node%d: %v (racer %d won)", r, n+1, err, winner)
+				}
+				for i := range racers - 1 {
+					if i == winner {
+						continue
+					}
+					if err := readsBack(ctx, cl, src(i), datas[i]); err != nil {
+						return fmt.Errorf("round %d: node%d: a losing rename's source: %v", r, n+1, err)
+					}
+				}
+				return nil
+			})
+		}
+	}
+}
+
+// readsBack checks that p reads back as want through cl.
+func readsBack(ctx context.Context, cl *peer.Client, p string, want []byte) error {
+	rc, _, err := cl.GetFile(ctx, p)
+	if err != nil {
+		return fmt.Errorf("get %s: %w", p, err)
+	}
+	defer rc.Close()
+	got, err := io.ReadAll(rc)
+	if err != nil {
+		return fmt.Errorf("get %s: %w", p, err)
+	}
+	if !bytes.Equal(got, want) {
+		return fmt.Errorf("%s reads %d bytes, want %d", p, len(got), len(want))
+	}
+	return nil
 }

@@ -482,7 +482,7 @@ func (n *Node) hdfsRename(w http.ResponseWriter, r *http.Request, fp string, p h
 		return err
 	}
 	n.syncRecords(r.Context(), fileRecordPrefix(dst))
-	_, err := n.fs.Rename(fp, dst)
+	_, err := n.fs.Rename(r.Context(), fp, dst)
 	switch {
 	case errors.Is(err, blockstore.ErrNoFile), errors.Is(err, blockstore.ErrExists):
 		// Hadoop's rename answers false when the source is missing or the
