@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,25 +28,47 @@ type stuck struct {
 
 // stuckRegistry adds "stuckcount": wordcount, except that where hang is
 // set its mapper and reducer block on their first record until they are
-// aborted, as the tasks of a node that has become very slow.
+// aborted, as the tasks of a node that has become very slow; and
+// "stuckmap", its map-only form (the mapper's pairs are the output).
 func stuckRegistry(t *testing.T, hang *stuck) *job.Registry {
 	reg := job.NewRegistry()
 	builtin.Register(reg)
 	wc, _ := reg.Lookup("wordcount")
-	err := reg.Register(job.Spec{Name: "stuckcount", Usage: "test", Build: func(p map[string]string) (*job.Job, error) {
-		j, err := wc.Build(p)
-		if err != nil || hang == nil {
-			return j, err
-		}
-		newMapper, newReducer := j.NewMapper, j.NewReducer
-		j.NewMapper = func(info job.TaskInfo) (job.Mapper, error) {
-			m, err := newMapper(info)
+	build := func(mapOnly bool) func(p map[string]string) (*job.Job, error) {
+		return func(p map[string]string) (*job.Job, error) {
+			j, err := wc.Build(p)
 			if err != nil {
 				return nil, err
 			}
-			h := &hung{s: hang, stop: make(chan struct{})}
-			return &hungMapper{hung: h, inner: m}, nil
+			if mapOnly {
+				j.MapOnly, j.NewReducer, j.NewCombiner = true, nil, nil
+			}
+			return hangIn(j, hang), nil
 		}
+	}
+	for name, mapOnly := range map[string]bool{"stuckcount": false, "stuckmap": true} {
+		if err := reg.Register(job.Spec{Name: name, Usage: "test", Build: build(mapOnly)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return reg
+}
+
+// hangIn makes j's tasks hang where hang is set.
+func hangIn(j *job.Job, hang *stuck) *job.Job {
+	if hang == nil {
+		return j
+	}
+	newMapper, newReducer := j.NewMapper, j.NewReducer
+	j.NewMapper = func(info job.TaskInfo) (job.Mapper, error) {
+		m, err := newMapper(info)
+		if err != nil {
+			return nil, err
+		}
+		h := &hung{s: hang, stop: make(chan struct{})}
+		return &hungMapper{hung: h, inner: m}, nil
+	}
+	if newReducer != nil {
 		j.NewReducer = func(info job.TaskInfo) (job.Reducer, error) {
 			r, err := newReducer(info)
 			if err != nil {
@@ -53,12 +77,8 @@ func stuckRegistry(t *testing.T, hang *stuck) *job.Registry {
 			h := &hung{s: hang, stop: make(chan struct{})}
 			return &hungReducer{hung: h, inner: r}, nil
 		}
-		return j, nil
-	}})
-	if err != nil {
-		t.Fatal(err)
 	}
-	return reg
+	return j
 }
 
 type hung struct {
@@ -182,4 +202,62 @@ func sequentialCounters(t *testing.T, data []byte, reducers int) job.Counters {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestSpeculationMapOnly: a map-only job whose map attempts hang on node1.
+// The backups write the parts; node1's attempts, killed, write none; the
+// output equals the same job run sequentially, with one part per split and
+// no conflict copy.
+func TestSpeculationMapOnly(t *testing.T) {
+	hang := &stuck{}
+	healthy := stuckRegistry(t, nil)
+	slow := stuckRegistry(t, hang)
+	c := clustertest.Start(t, 4, clustertest.Options{Configure: func(i int, cfg *peer.Config) {
+		cfg.Registry = healthy
+		if i == 0 {
+			cfg.Registry = slow
+		}
+	}})
+	data := corpus(12, 900<<10)
+	put(t, c.Node(1), "/in", data, blockstore.MinBlockSize)
+	rec, err := c.Node(1).Submit(context.Background(), scheduler.SubmitRequest{Name: "stuckmap", Inputs: []string{"/in"}, Output: "/out"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := waitJob(t, c.Node(2), rec.ID, 120*time.Second)
+	if st.State != scheduler.StateSucceeded {
+		t.Fatalf("job %s: %s", st.State, st.Error)
+	}
+	clustertest.Eventually(t, 10*time.Second, func() error {
+		if es, _ := c.Node(3).FS().List("/out"); len(es) != st.Maps+1 {
+			return fmt.Errorf("%d files in /out, want %d parts and _SUCCESS", len(es), st.Maps)
+		}
+		return nil
+	})
+	got, _ := readParts(t, c.Node(3), "/out")
+	j, err := healthy.Resolve("stuckmap", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	in := []job.Input{{Path: "/in", Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }}}
+	parts := map[string]*bytes.Buffer{}
+	if _, err := job.RunSequential(context.Background(), j, "seq", nil, in, 0, func(name string) (io.WriteCloser, error) {
+		parts[name] = &bytes.Buffer{}
+		return nopWriteCloser{parts[name]}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range slices.Sorted(maps.Keys(parts)) {
+		want.Write(parts[name].Bytes())
+	}
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Fatalf("output (%d bytes) differs from the sequential run (%d bytes)", len(got), want.Len())
+	}
+	if cs := st.Counters; hang.entered.Load() == 0 || cs[job.NUM_SPECULATIVE_MAPS] == 0 {
+		t.Fatalf("node1 hung in %d attempts, %d backups: nothing for speculation to outrun", hang.entered.Load(), cs[job.NUM_SPECULATIVE_MAPS])
+	}
+	if cs := c.Node(0).FS().Conflicts(); len(cs) > 0 {
+		t.Fatalf("conflict copies: %v", cs)
+	}
 }
