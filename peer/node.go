@@ -128,6 +128,9 @@ func New(cfg Config) (_ *Node, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	if err := cfg.resolveListenNames(); err != nil {
+		return nil, err
+	}
 	n := &Node{
 		cfg:    cfg,
 		log:    cfg.Logger.With("node", cfg.Name),

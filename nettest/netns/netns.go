@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -190,6 +191,9 @@ func (l *Lab) Close() {
 		if err := ip("netns", "del", h.ns); err != nil {
 			l.tb.Errorf("netns: %v", err)
 		}
+		if err := os.RemoveAll(filepath.Join(etcNetns, h.ns)); err != nil {
+			l.tb.Errorf("netns: %v", err)
+		}
 	}
 	if err := ip("netns", "del", l.sw); err != nil && !strings.Contains(err.Error(), "No such file") {
 		l.tb.Errorf("netns: %v", err)
@@ -249,6 +253,20 @@ func TCAvailable() error {
 	return nil
 }
 
+// SetHosts makes text the host's /etc/hosts: ip netns exec, through which
+// Command runs, mounts /etc/netns/NAMESPACE/hosts over /etc/hosts. Close
+// removes the file.
+func (h *Host) SetHosts(text string) error {
+	dir := filepath.Join(etcNetns, h.ns)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "hosts"), []byte(text), 0o644)
+}
+
+// etcNetns holds the per-namespace files ip netns exec mounts over /etc.
+const etcNetns = "/etc/netns"
+
 // moveTo attaches the host's switch port to bridge k.
 func (h *Host) moveTo(k int) error {
 	return ip("-n", h.lab.sw, "link", "set", h.port, "master", bridgeName(k))
@@ -285,5 +303,14 @@ func removeStale() {
 			continue
 		}
 		_ = ip("netns", "del", name)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(etcNetns, namePrefix+"*"))
+	for _, d := range dirs {
+		name := filepath.Base(d)
+		pid, err := strconv.Atoi(name[strings.LastIndexByte(name, '-')+1:])
+		if err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
+			continue
+		}
+		_ = os.RemoveAll(d)
 	}
 }
