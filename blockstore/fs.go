@@ -51,6 +51,11 @@ type FSConfig struct {
 	Parallel int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Low, if set, reports whether a member says it is low on disk (below
+	// its --reserve): the write pipeline tries such a node only when no
+	// other is left, and the repair loop does not make it fetch copies
+	// (see owners). It is called often and must be cheap.
+	Low func(node string) bool
 	// Reserver serializes puts without overwrite across the cluster. Nil
 	// leaves them to the records alone: two concurrent puts of one path may
 	// then both succeed, so only a file system of one node may omit it.
@@ -595,7 +600,7 @@ type BlockLocation struct {
 	Size     int64    `json:"size"`
 	Manifest bool     `json:"manifest,omitempty"`
 	Holders  []string `json:"holders"` // alive members that store it
-	Owners   []string `json:"owners"`  // members the ring places it on
+	Owners   []string `json:"owners"`  // members the ring places it on, those low on disk last
 }
 
 // Locate reports, for the manifest and every block of f, which alive
@@ -642,7 +647,7 @@ func (fs *FS) Locate(ctx context.Context, f FileInfo) ([]BlockLocation, error) {
 	}
 	wg.Wait()
 	for i := range locs {
-		locs[i].Owners = rg.Owners(locs[i].ID, repl)
+		locs[i].Owners = fs.owners(ids[i], repl) // members low on disk last
 		locs[i].Holders = []string{}
 		for j, node := range members {
 			if errs[j] == nil && have[j][i] {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"shoal.dev/shoal/disk"
 	"shoal.dev/shoal/gossip"
 	"shoal.dev/shoal/mesh/meshtest"
 	"shoal.dev/shoal/ring"
@@ -91,17 +92,23 @@ func (c *testCluster) ring() *ring.Ring {
 }
 
 func (c *testCluster) add(name string) *testNode {
+	return c.addWith(name, c.t.TempDir(), nil, nil)
+}
+
+// addWith adds a node storing its blocks in dir, writing through guard,
+// and seeing members low on disk through low (both may be nil).
+func (c *testCluster) addWith(name, dir string, guard *disk.Guard, low func(string) bool) *testNode {
 	mn, err := c.net.Add(name)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	c.t.Cleanup(mn.Close)
-	st, err := OpenStore(c.t.TempDir())
+	st, err := OpenStore(dir, guard)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	mn.Handle(Protocol, NewServer(st, quietLog()).Handle)
-	fs := NewFS(FSConfig{Self: name, Store: st, Client: NewClient(mn), Records: c.recs, Ring: c.ring, Logger: quietLog()})
+	fs := NewFS(FSConfig{Self: name, Store: st, Client: NewClient(mn), Records: c.recs, Ring: c.ring, Logger: quietLog(), Low: low})
 	tn := &testNode{mesh: mn, fs: fs, rep: NewRepairer(fs, RepairConfig{GCGrace: time.Nanosecond})}
 	c.mu.Lock()
 	c.alive = append(c.alive, name)

@@ -2,12 +2,15 @@ package blockstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"shoal.dev/shoal/disk"
 )
 
 // WriteStats counts what this node's block writers did since start, for
@@ -29,7 +32,7 @@ const suspectFor = 30 * time.Second
 // candidates in ring order (pref: every alive member, its R owners first),
 // how many copies are wanted, the nodes that already hold a copy (done),
 // those being written (busy), those that failed, and the nodes suspected
-// dead (tried only when no one else is left), it returns the nodes to start
+// dead or low on disk (tried only when no one else is left), it returns the nodes to start
 // writing to now — the first candidates not yet used, enough to bring
 // done+busy up to want. An empty answer with nothing busy means the write
 // is over: at want copies, or out of candidates.
@@ -63,6 +66,9 @@ type BlockWriteError struct {
 	ID     ID
 	Index  int // the block's place in its file; -1 for a manifest
 	Failed []string
+	// Full holds, for each failed node that refused the block for want of
+	// space, its reason (a *disk.FullError's text).
+	Full map[string]string
 }
 
 func (e *BlockWriteError) Error() string {
@@ -73,9 +79,27 @@ func (e *BlockWriteError) Error() string {
 	if len(e.Failed) == 0 {
 		return what + " could not be stored: no alive member to store it on; check `shoal members`"
 	}
-	return fmt.Sprintf("%s could not be stored on any member: %s failed (the agents' logs say why); check `shoal members` and put again",
-		what, listNodes(e.Failed))
+	var other, full []string
+	for _, n := range e.Failed {
+		if r, ok := e.Full[n]; ok {
+			full = append(full, r)
+		} else {
+			other = append(other, n)
+		}
+	}
+	if len(other) == 0 {
+		return fmt.Sprintf("%s could not be stored: no member has room for it (%s); free space or add nodes, then put again",
+			what, strings.Join(full, "; "))
+	}
+	msg := fmt.Sprintf("%s could not be stored on any member: %s failed (the agents' logs say why)", what, listNodes(other))
+	if len(full) > 0 {
+		msg += "; " + strings.Join(full, "; ")
+	}
+	return msg + "; check `shoal members` and put again"
 }
+
+// ErrFull is disk.ErrFull: a refusal for want of space wraps it.
+var ErrFull = disk.ErrFull
 
 func listNodes(ns []string) string {
 	if len(ns) <= 1 {
@@ -115,6 +139,7 @@ func (fs *FS) writeBlock(ctx context.Context, b blockWrite, src io.ReaderAt) (in
 	}
 	results := make(chan result)
 	var done, busy, failed []string
+	full := map[string]string{}
 	owners := pref[:min(b.want, len(pref))]
 	substituted := false // a copy went to a node other than an owner
 	start := func(nodes []string) {
@@ -126,7 +151,7 @@ func (fs *FS) writeBlock(ctx context.Context, b blockWrite, src io.ReaderAt) (in
 			}()
 		}
 	}
-	start(nextTargets(pref, b.want, nil, nil, nil, fs.suspect))
+	start(nextTargets(pref, b.want, nil, nil, nil, fs.avoid))
 	for len(busy) > 0 {
 		r := <-results
 		busy = slices.DeleteFunc(busy, func(n string) bool { return n == r.node })
@@ -139,8 +164,15 @@ func (fs *FS) writeBlock(ctx context.Context, b blockWrite, src io.ReaderAt) (in
 			continue // the writer gave up: no substitutes
 		}
 		fs.markSuspect(r.node)
-		next := nextTargets(pref, b.want, done, busy, failed, fs.suspect)
-		if len(next) > 0 {
+		next := nextTargets(pref, b.want, done, busy, failed, fs.avoid)
+		if errors.Is(r.err, disk.ErrFull) {
+			full[r.node] = r.err.Error()
+			where := "no other member to store it on"
+			if len(next) > 0 {
+				where = "storing it on " + listNodes(next) + " instead"
+			}
+			fs.log.Warn(fmt.Sprintf("%s has no room for %s; %s", r.node, b, where), "node", r.node, "block", b.id.String(), "reason", r.err.Error())
+		} else if len(next) > 0 {
 			fs.log.Warn(fmt.Sprintf("%s failed while storing %s; storing it on %s instead", r.node, b, listNodes(next)),
 				"node", r.node, "block", b.id.String(), "err", r.err)
 		} else {
@@ -157,12 +189,16 @@ func (fs *FS) writeBlock(ctx context.Context, b blockWrite, src io.ReaderAt) (in
 	}
 	if len(done) == 0 {
 		fs.Writes.Failed.Add(1)
-		return 0, &BlockWriteError{ID: b.id, Index: b.index, Failed: slices.Sorted(slices.Values(failed))}
+		return 0, &BlockWriteError{ID: b.id, Index: b.index, Failed: slices.Sorted(slices.Values(failed)), Full: full}
 	}
 	fs.Writes.Blocks.Add(1)
 	if len(done) < b.want {
 		fs.Writes.Under.Add(1)
-		fs.log.Warn(fmt.Sprintf("%s stored with %d of %d copies; the repair loop copies it once enough members are alive", b, len(done), b.want),
+		when := "once enough members are alive"
+		if len(full) > 0 {
+			when = "once enough members are alive and have room"
+		}
+		fs.log.Warn(fmt.Sprintf("%s stored with %d of %d copies; the repair loop copies it %s", b, len(done), b.want, when),
 			"block", b.id.String(), "holders", strings.Join(done, ","), "failed", strings.Join(failed, ","))
 	}
 	return len(done), nil
@@ -193,4 +229,34 @@ func (fs *FS) suspect(node string) bool {
 		return false
 	}
 	return ok
+}
+
+// avoid reports whether the pipeline should try node only after every
+// other candidate: a write to it failed lately, or it says it is low on
+// disk.
+func (fs *FS) avoid(node string) bool {
+	return fs.suspect(node) || (fs.cfg.Low != nil && fs.cfg.Low(node))
+}
+
+// owners is where block id with repl copies belongs now: the first repl
+// members in ring order that are not low on disk (FSConfig.Low) — fewer
+// when fewer have room. The write pipeline places new copies in this
+// order, and the repair loop fetches a block on exactly these nodes, so a
+// node low on disk is never made to fetch a copy: a block stays below R
+// until enough members have room.
+func (fs *FS) owners(id ID, repl int) []string {
+	rg := fs.cfg.Ring()
+	if fs.cfg.Low == nil {
+		return rg.Owners(id.String(), repl)
+	}
+	out := make([]string, 0, repl)
+	for _, n := range rg.Owners(id.String(), rg.Len()) {
+		if len(out) == repl {
+			break
+		}
+		if !fs.cfg.Low(n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }

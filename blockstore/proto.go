@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"shoal.dev/shoal/disk"
 	"shoal.dev/shoal/mesh"
 )
 
@@ -35,6 +36,7 @@ const maxHaveIDs = 100000
 const (
 	codeNotFound = "not_found"
 	codeCorrupt  = "corrupt"
+	codeFull     = "full" // Err is the holder's *disk.FullError text
 )
 
 type request struct {
@@ -46,7 +48,7 @@ type request struct {
 }
 
 type response struct {
-	Code string `msgpack:"code,omitempty"` // codeNotFound, codeCorrupt or "" for other errors
+	Code string `msgpack:"code,omitempty"` // codeNotFound, codeCorrupt, codeFull or "" for other errors
 	Err  string `msgpack:"err,omitempty"`
 	Size int64  `msgpack:"size,omitempty"`
 	Has  bool   `msgpack:"has,omitempty"`
@@ -66,6 +68,8 @@ func (r response) err(node string, id ID) error {
 		return fmt.Errorf("%w: %s on %s", ErrNotFound, id.Short(), node)
 	case r.Code == codeCorrupt:
 		return fmt.Errorf("%w: %s on %s", ErrCorrupt, id.Short(), node)
+	case r.Code == codeFull:
+		return disk.Remote(r.Err)
 	case r.Err != "":
 		return fmt.Errorf("%s: %s", node, r.Err)
 	}
@@ -78,6 +82,8 @@ func errResponse(err error) response {
 		return response{Code: codeNotFound, Err: err.Error()}
 	case errors.Is(err, ErrCorrupt):
 		return response{Code: codeCorrupt, Err: err.Error()}
+	case errors.Is(err, disk.ErrFull):
+		return response{Code: codeFull, Err: err.Error()}
 	}
 	return response{Err: err.Error()}
 }
@@ -151,9 +157,16 @@ func (s *Server) Handle(from mesh.NodeName, st mesh.Stream) {
 			return
 		}
 		st.SetDeadline(time.Now().Add(idleTimeout))
-		err := s.store.Write(req.ID, &deadlineReader{r: st, s: st}, req.Size)
+		body := &deadlineReader{r: st, s: st}
+		err := s.store.Write(req.ID, body, req.Size)
 		if err != nil {
 			s.log.Warn("block put refused", "block", req.ID.Short(), "from", from, "err", err)
+			if errors.Is(err, disk.ErrFull) {
+				// Read the rest of the block, so that the writer, which
+				// sends it whole before it reads the answer, gets the
+				// reason rather than a reset stream.
+				io.Copy(io.Discard, io.LimitReader(body, req.Size))
+			}
 			writeFrame(st, errResponse(err))
 			return
 		}

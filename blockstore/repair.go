@@ -197,7 +197,9 @@ func (r *Repairer) Pass(ctx context.Context) (err error) {
 	sem := make(chan struct{}, r.cfg.Parallel)
 	var wg sync.WaitGroup
 	for id, n := range needed {
-		owners := rg.Owners(id.String(), min(n.repl, rg.Len()))
+		// Fetched by the owners that have room: a node low on disk is
+		// skipped and the next member on the ring holds the copy.
+		owners := fs.owners(id, min(n.repl, rg.Len()))
 		if _, ok := have[id]; ok || !slices.Contains(owners, fs.cfg.Self) {
 			continue
 		}
@@ -240,8 +242,11 @@ func (r *Repairer) Pass(ctx context.Context) (err error) {
 			}
 			continue
 		}
+		// Kept while this node is an owner with room, or a plain ring
+		// owner; a substitute copy goes only once every plain owner
+		// holds the block.
 		owners := rg.Owners(id.String(), min(n.repl, rg.Len()))
-		if slices.Contains(owners, fs.cfg.Self) {
+		if slices.Contains(owners, fs.cfg.Self) || slices.Contains(fs.owners(id, min(n.repl, rg.Len())), fs.cfg.Self) {
 			continue
 		}
 		for _, o := range owners {
@@ -271,7 +276,7 @@ func (r *Repairer) Pass(ctx context.Context) (err error) {
 			continue
 		}
 		owners := rg.Owners(id.String(), min(n.repl, rg.Len()))
-		if slices.Contains(owners, fs.cfg.Self) {
+		if slices.Contains(owners, fs.cfg.Self) || slices.Contains(fs.owners(id, min(n.repl, rg.Len())), fs.cfg.Self) {
 			continue
 		}
 		if confirmed[id] < len(owners) {
@@ -287,14 +292,19 @@ func (r *Repairer) Pass(ctx context.Context) (err error) {
 	return errors.Join(errs...)
 }
 
-// fetch copies a block from another replica into the local store.
+// fetch copies a block from another replica into the local store. A copy
+// that would cross the node's reserve is not started (a *disk.FullError);
+// one that meets ENOSPC is removed.
 func (r *Repairer) fetch(ctx context.Context, b BlockRef, repl int) error {
 	st := r.fs.cfg.Store
+	if err := st.Check(max(b.Size, 0)); err != nil {
+		return err
+	}
 	f, err := st.TempFile()
 	if err != nil {
 		return err
 	}
-	if err := r.fs.readBlock(ctx, b, repl, f); err != nil {
+	if err := r.fs.readBlock(ctx, b, repl, st.SpoolWriter(f)); err != nil {
 		f.Close()
 		removeFile(f)
 		return err

@@ -85,6 +85,9 @@ func (fs *FS) PutBlock(ctx context.Context, file string, index int, r io.Reader,
 		return BlockAck{}, errors.New("no alive members to store blocks on")
 	}
 	repl = min(repl, rg.Len())
+	if err := fs.cfg.Store.Check(size); err != nil {
+		return BlockAck{}, fmt.Errorf("block %d of %s: %w", index, file, err)
+	}
 	f, err := fs.cfg.Store.TempFile()
 	if err != nil {
 		return BlockAck{}, err
@@ -94,7 +97,7 @@ func (fs *FS) PutBlock(ctx context.Context, file string, index int, r io.Reader,
 		os.Remove(f.Name())
 	}()
 	h := newHasher()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, size+1))
+	n, err := io.Copy(io.MultiWriter(fs.cfg.Store.SpoolWriter(f), h), io.LimitReader(r, size+1))
 	if err != nil {
 		return BlockAck{}, fmt.Errorf("block %d of %s: receiving: %w", index, file, err)
 	}

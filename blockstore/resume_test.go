@@ -47,7 +47,7 @@ func clientCuts(t *testing.T, data []byte, bs int64) []int64 {
 }
 
 func TestNextBlockLenCutsAsTheSplitter(t *testing.T) {
-	st, err := OpenStore(t.TempDir())
+	st, err := OpenStore(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,8 +83,8 @@ func (s *Splitter) next() (*Chunk, error) {
 			if i := bytes.LastIndexByte(s.buf[:n], '\n'); i >= 0 {
 				lastNL = s.curSize + int64(i)
 			}
-			if _, werr := s.cur.Write(s.buf[:n]); werr != nil {
-				return nil, fmt.Errorf("spool block: %w", werr)
+			if _, werr := s.store.SpoolWriter(s.cur).Write(s.buf[:n]); werr != nil {
+				return nil, werr // the store's words: low on disk, out of space, a failing disk
 			}
 			s.curSize += int64(n)
 		}
@@ -110,10 +110,10 @@ func (s *Splitter) next() (*Chunk, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, err := io.Copy(f, io.NewSectionReader(s.cur, cut, s.curSize-cut)); err != nil {
+		if _, err := io.Copy(s.store.SpoolWriter(f), io.NewSectionReader(s.cur, cut, s.curSize-cut)); err != nil {
 			f.Close()
 			os.Remove(f.Name())
-			return nil, fmt.Errorf("spool block: %w", err)
+			return nil, err
 		}
 		if err := s.cur.Truncate(cut); err != nil {
 			f.Close()

@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"time"
+
+	"shoal.dev/shoal/disk"
 )
 
 // Errors of the local store.
@@ -36,11 +38,14 @@ var (
 //	DIR/tmp/         blocks being written; cleared at open
 //	DIR/quarantine/  copies found corrupt, kept for inspection
 //
-// Block files are written once, by rename, and never modified. A Store is
-// safe for concurrent use.
+// Block files are written once, by rename, and never modified. Every write
+// goes through the node's disk guard: one that would leave less than the
+// reserve free is refused before a byte is written, and an ENOSPC is
+// reported as the same *disk.FullError. A Store is safe for concurrent use.
 type Store struct {
-	dir string
-	seq atomic.Uint64
+	dir   string
+	guard *disk.Guard
+	seq   atomic.Uint64
 
 	// Counters for /metrics.
 	Corrupt  atomic.Int64 // corrupt copies found
@@ -58,8 +63,9 @@ type Store struct {
 // counted since open.
 func (s *Store) Held() (blocks, bytes int64) { return s.held.Load(), s.heldBytes.Load() }
 
-// OpenStore opens (creating) the block directory dir.
-func OpenStore(dir string) (*Store, error) {
+// OpenStore opens (creating) the block directory dir. Writes go through
+// guard, which may be nil (no reserve; ENOSPC is still reported clearly).
+func OpenStore(dir string, guard *disk.Guard) (*Store, error) {
 	for _, d := range []string{dir, filepath.Join(dir, "quarantine")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("block store: %w", err)
@@ -72,7 +78,7 @@ func OpenStore(dir string) (*Store, error) {
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return nil, fmt.Errorf("block store: %w", err)
 	}
-	s := &Store{dir: dir}
+	s := &Store{dir: dir, guard: guard}
 	blocks, err := s.List()
 	if err != nil {
 		return nil, fmt.Errorf("block store: %w", err)
@@ -83,6 +89,14 @@ func OpenStore(dir string) (*Store, error) {
 	}
 	return s, nil
 }
+
+// Check refuses, with a *disk.FullError, a write of need bytes that would
+// leave less than the node's reserve free.
+func (s *Store) Check(need int64) error { return s.guard.Check(s.dir, need) }
+
+// SpoolWriter wraps f, a file of the store, so that every write is checked
+// against the reserve and an ENOSPC reads as a *disk.FullError.
+func (s *Store) SpoolWriter(f *os.File) io.Writer { return s.guard.Writer(f, s.dir) }
 
 // Dir is the store's directory.
 func (s *Store) Dir() string { return s.dir }
@@ -96,7 +110,8 @@ func (s *Store) path(id ID) string {
 // will be adopted with Adopt or removed by the caller.
 func (s *Store) TempFile() (*os.File, error) {
 	name := filepath.Join(s.dir, "tmp", fmt.Sprintf("%d-%d", time.Now().UnixNano(), s.seq.Add(1)))
-	return os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	return f, s.guard.Wrap(err, s.dir)
 }
 
 // Has reports whether the block is stored here (unverified).
@@ -121,14 +136,20 @@ func (s *Store) Size(id ID) (int64, error) {
 // hashing to id; anything else stores nothing and returns an error
 // (ErrCorrupt for a hash mismatch). Writing a block already stored reads
 // and discards r.
+//
+// A write that would cross the reserve is refused before r is read, with a
+// *disk.FullError; so is one that meets ENOSPC, and nothing is kept.
 func (s *Store) Write(id ID, r io.Reader, size int64) error {
+	if err := s.Check(size); err != nil {
+		return err
+	}
 	f, err := s.TempFile()
 	if err != nil {
 		return err
 	}
 	defer os.Remove(f.Name())
 	h := newHasher()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, size+1))
+	n, err := io.Copy(io.MultiWriter(s.SpoolWriter(f), h), io.LimitReader(r, size+1))
 	if err == nil && n != size {
 		err = fmt.Errorf("block %s: got %d bytes, want %d", id.Short(), n, size)
 	}
@@ -152,17 +173,17 @@ func (s *Store) Adopt(id ID, f *os.File) error {
 func (s *Store) adopt(id ID, f *os.File) error {
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return err
+		return s.guard.Wrap(err, s.dir)
 	}
 	if err := f.Close(); err != nil {
-		return err
+		return s.guard.Wrap(err, s.dir)
 	}
 	p := s.path(id)
 	if s.Has(id) {
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return err
+		return s.guard.Wrap(err, s.dir)
 	}
 	fi, err := os.Stat(f.Name())
 	if err != nil {
@@ -175,7 +196,7 @@ func (s *Store) adopt(id ID, f *os.File) error {
 		if errors.Is(err, fs.ErrExist) {
 			return nil
 		}
-		return err
+		return s.guard.Wrap(err, s.dir)
 	}
 	s.Written.Add(1)
 	s.held.Add(1)
