@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/disk"
 	"shoal.dev/shoal/gossip"
 	"shoal.dev/shoal/job"
 	"shoal.dev/shoal/mesh"
@@ -70,6 +71,11 @@ type Config struct {
 	// member whose data dir is unusable may not). It is called often and
 	// must not block. Default: every alive member may.
 	Usable func(node string) bool
+	// Disk admits the node's shuffle writes (spills, merges, fetched
+	// segments) against its reserve and reports ENOSPC clearly; nil admits
+	// all. A refused write fails the attempt as a node fault, not the
+	// job's code.
+	Disk *disk.Guard
 	// Interval is the reconcile period when nothing else wakes the loop,
 	// and of the history clean-up. Default 1s.
 	Interval time.Duration

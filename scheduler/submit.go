@@ -142,6 +142,9 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 	}
 	members := s.alive()
 	if len(members) == 0 {
+		if s.cfg.Ring().Len() > 0 {
+			return JobRecord{}, errors.New("no member can take tasks: every alive member is unhealthy or low on disk (see `shoal members`)")
+		}
 		return JobRecord{}, errors.New("no alive members")
 	}
 	repl := req.Replication

@@ -14,6 +14,7 @@ import (
 
 	"shoal.dev/shoal/blockstore"
 	"shoal.dev/shoal/codec"
+	"shoal.dev/shoal/disk"
 	"shoal.dev/shoal/job"
 	"shoal.dev/shoal/shuffle"
 	"shoal.dev/shoal/worker"
@@ -174,6 +175,7 @@ func (s *Scheduler) newMapWriter(rec *JobRecord, task job.Task) (*shuffle.MapWri
 		Name:        task.Info.TaskID,
 		Partitions:  rec.Reducers,
 		BufferBytes: s.cfg.SortBuffer,
+		Guard:       s.cfg.Disk,
 	})
 }
 
@@ -233,6 +235,11 @@ func (s *Scheduler) runReduce(ctx context.Context, rec *JobRecord, j *job.Job, p
 				if ctx.Err() != nil {
 					return CommitRecord{}, ctx.Err()
 				}
+				if errors.Is(err, disk.ErrFull) {
+					// No room here: the attempt fails as a node fault and
+					// the task goes to a node with room.
+					return CommitRecord{}, fmt.Errorf("reduce task %s: fetch the output of map %s: %w", info.TaskID, mapTaskID(i), err)
+				}
 				s.log.Warn("fetch map output", "job", rec.ID, "task", info.TaskID, "map", mapTaskID(i), "from", e.node, "err", err)
 				continue
 			}
@@ -276,7 +283,7 @@ func (s *Scheduler) runReduce(ctx context.Context, rec *JobRecord, j *job.Job, p
 	var stats shuffle.MergeStats
 	groups := func(fn func(key []byte, values job.Values) error) error {
 		var err error
-		stats, err = shuffle.Merge(inputs, spool, func(key []byte, values shuffle.ValueIter) error { return fn(key, values) })
+		stats, err = shuffle.MergeGuarded(inputs, spool, s.cfg.Disk, func(key []byte, values shuffle.ValueIter) error { return fn(key, values) })
 		return err
 	}
 	out := s.createOutput(ctx, rec, j.Output, partName(part))
@@ -334,11 +341,14 @@ func (s *Scheduler) fetchSegment(ctx context.Context, jobID, node string, split,
 		return "", 0, nil
 	}
 	path := filepath.Join(spool, mapTaskID(split)+".seg")
-	f, err := os.Create(path + ".tmp")
-	if err != nil {
+	if err := s.cfg.Disk.Check(spool, n); err != nil {
 		return "", 0, err
 	}
-	got, err := io.Copy(f, r)
+	f, err := os.Create(path + ".tmp")
+	if err != nil {
+		return "", 0, s.cfg.Disk.Wrap(err, spool)
+	}
+	got, err := io.Copy(s.cfg.Disk.Writer(f, spool), r)
 	if err == nil && got != n {
 		err = fmt.Errorf("segment cut at %d of %d bytes", got, n)
 	}
@@ -478,7 +488,7 @@ func (s *Scheduler) prepareWorkDir(ctx context.Context, rec *JobRecord, j *job.J
 	dir := filepath.Join(s.cfg.WorkDir, rec.ID, fmt.Sprintf("%s-%d", info.TaskID, info.Attempt))
 	os.RemoveAll(dir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
+		return nil, s.cfg.Disk.Wrap(err, s.cfg.WorkDir)
 	}
 	cleanup := func() { os.RemoveAll(dir) }
 	for _, p := range j.Files {
@@ -502,15 +512,18 @@ func (s *Scheduler) fetchFile(ctx context.Context, src, dst string) error {
 	if err != nil {
 		return err
 	}
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
+	if err := s.cfg.Disk.Check(filepath.Dir(dst), f.Size); err != nil {
 		return err
 	}
-	if _, err := s.cfg.FS.WriteTo(ctx, f, out); err != nil {
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return s.cfg.Disk.Wrap(err, filepath.Dir(dst))
+	}
+	if _, err := s.cfg.FS.WriteTo(ctx, f, s.cfg.Disk.Writer(out, filepath.Dir(dst))); err != nil {
 		out.Close()
 		return err
 	}
-	return out.Close()
+	return s.cfg.Disk.Wrap(out.Close(), filepath.Dir(dst))
 }
 
 // statusPeriod is how often a task's own status line is checked.

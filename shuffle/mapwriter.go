@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"unsafe"
+
+	"shoal.dev/shoal/disk"
 )
 
 // Sort buffer sizes.
@@ -50,6 +52,10 @@ type MapConfig struct {
 	// MaxBufferBytes. It is allocated as needed, from 1 MiB growing
 	// fourfold.
 	BufferBytes int
+	// Guard admits every write of spills, merges and the output against
+	// the node's reserve, and reports ENOSPC as a *disk.FullError. Nil
+	// admits all (ENOSPC is still reported so).
+	Guard *disk.Guard
 }
 
 func (c *MapConfig) validate() error {
@@ -166,7 +172,7 @@ func (w *MapWriter) Emit(key, value []byte) error {
 	w.counters.MapOutputBytes += int64(len(key) + len(value))
 	if n > w.alone {
 		if err := w.spillAlone(p, key, value); err != nil {
-			w.err = fmt.Errorf("map writer: spill: %w", err)
+			w.err = diskError(w.cfg.Guard, err, w.cfg.Dir, "map writer: spill")
 			return w.err
 		}
 		return nil
@@ -174,7 +180,7 @@ func (w *MapWriter) Emit(key, value []byte) error {
 	if n <= inlineMax {
 		if w.alen+(w.n+1)*entrySize > len(w.mem) {
 			if err := w.makeRoom(0); err != nil {
-				w.err = fmt.Errorf("map writer: spill: %w", err)
+				w.err = diskError(w.cfg.Guard, err, w.cfg.Dir, "map writer: spill")
 				return w.err
 			}
 		}
@@ -190,7 +196,7 @@ func (w *MapWriter) Emit(key, value []byte) error {
 	}
 	if w.alen+n+(w.n+1)*entrySize > len(w.mem) {
 		if err := w.makeRoom(n); err != nil {
-			w.err = fmt.Errorf("map writer: spill: %w", err)
+			w.err = diskError(w.cfg.Guard, err, w.cfg.Dir, "map writer: spill")
 			return w.err
 		}
 	}
@@ -259,7 +265,7 @@ func (w *MapWriter) newSegWriter(f *os.File) *segWriter {
 	if w.wbuf == nil {
 		w.wbuf = make([]byte, spillBuffer)
 	}
-	return &segWriter{RecordWriter: newRecordWriterBuf(f, w.wbuf, true)}
+	return &segWriter{RecordWriter: newRecordWriterBuf(w.cfg.Guard.Writer(f, w.cfg.Dir), w.wbuf, true)}
 }
 
 // spill writes the sort buffer as a run and empties it.
@@ -418,7 +424,7 @@ func (w *MapWriter) Close() (MapOutput, error) {
 	w.mem, w.wbuf = nil, nil
 	if err != nil {
 		w.removeFiles()
-		w.err = fmt.Errorf("map writer: %w", err)
+		w.err = diskError(w.cfg.Guard, err, w.cfg.Dir, "map writer")
 		return MapOutput{}, w.err
 	}
 	w.committed = true
@@ -685,4 +691,16 @@ type segWriter struct {
 func (w *segWriter) endSegment() {
 	w.segs = append(w.segs, Segment{Offset: w.start, Length: w.n - w.start, Records: w.records - w.recs, CRC: w.takeCRC()})
 	w.start, w.recs = w.n, w.records
+}
+
+// diskError is err from writing under dir: a full or failing disk in the
+// guard's words, which name the node and the path; anything else prefixed
+// with what failed.
+func diskError(g *disk.Guard, err error, dir, what string) error {
+	err = g.Wrap(err, dir)
+	var fault *disk.FaultError
+	if errors.Is(err, disk.ErrFull) || errors.As(err, &fault) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }

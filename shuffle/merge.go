@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"shoal.dev/shoal/disk"
 )
 
 // MaxFanIn is how many sorted runs one merge pass reads at once, on either
@@ -210,11 +212,18 @@ type MergeStats struct {
 // error wrapping ErrCorrupt that names the input ("input 3") and the
 // offset.
 func Merge(inputs []io.Reader, tmpDir string, fn func(key []byte, values ValueIter) error) (MergeStats, error) {
+	return MergeGuarded(inputs, tmpDir, nil, fn)
+}
+
+// MergeGuarded is Merge whose intermediate files are written through g:
+// a write that would cross the node's reserve, or meets ENOSPC, fails the
+// merge with a *disk.FullError (and the files are removed).
+func MergeGuarded(inputs []io.Reader, tmpDir string, g *disk.Guard, fn func(key []byte, values ValueIter) error) (MergeStats, error) {
 	srcs := make([]source, len(inputs))
 	for i, r := range inputs {
 		srcs[i] = source{name: fmt.Sprintf("input %d", i), r: r}
 	}
-	return merge(srcs, tmpDir, fn)
+	return merge(srcs, tmpDir, g, fn)
 }
 
 // MergeFiles is Merge over files, opened when their pass runs and closed
@@ -224,7 +233,7 @@ func MergeFiles(paths []string, tmpDir string, fn func(key []byte, values ValueI
 	for i, p := range paths {
 		srcs[i] = source{name: p, path: p}
 	}
-	return merge(srcs, tmpDir, fn)
+	return merge(srcs, tmpDir, nil, fn)
 }
 
 // source is one input of a merge: a reader, or a file to open.
@@ -248,7 +257,7 @@ func passFactor(n, fanIn int, first bool) int {
 	return fanIn
 }
 
-func merge(srcs []source, tmpDir string, fn func(key []byte, values ValueIter) error) (st MergeStats, err error) {
+func merge(srcs []source, tmpDir string, g *disk.Guard, fn func(key []byte, values ValueIter) error) (st MergeStats, err error) {
 	var temps []string
 	defer func() {
 		for _, p := range temps {
@@ -265,15 +274,15 @@ func merge(srcs []source, tmpDir string, fn func(key []byte, values ValueIter) e
 		}
 		f, err := os.CreateTemp(tmpDir, "shuffle-merge-*.run")
 		if err != nil {
-			return st, fmt.Errorf("merge: %w", err)
+			return st, diskError(g, err, tmpDir, "merge")
 		}
 		temps = append(temps, f.Name())
-		err = mergePass(t, srcs[:k], &bufs, f, wbuf)
+		err = mergePass(t, srcs[:k], &bufs, g.Writer(f, tmpDir), wbuf)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
-			return st, fmt.Errorf("merge: %w", err)
+			return st, diskError(g, err, tmpDir, "merge")
 		}
 		for _, s := range srcs[:k] {
 			if s.temp {

@@ -317,8 +317,8 @@ func TestFetchCorruptAndCancel(t *testing.T) {
 	}
 }
 
-// TestImports keeps shuffle below the scheduler: std, msgpack and mesh
-// only (meshtest in tests).
+// TestImports keeps shuffle below the scheduler: std, msgpack, mesh and
+// disk only (meshtest in tests).
 func TestImports(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").Output()
 	if err != nil {
@@ -326,7 +326,7 @@ func TestImports(t *testing.T) {
 	}
 	for _, p := range strings.Fields(string(out)) {
 		switch {
-		case p == "shoal.dev/shoal/shuffle", p == "shoal.dev/shoal/mesh", strings.HasPrefix(p, "github.com/vmihailenco/"):
+		case p == "shoal.dev/shoal/shuffle", p == "shoal.dev/shoal/mesh", p == "shoal.dev/shoal/disk", strings.HasPrefix(p, "github.com/vmihailenco/"):
 		default:
 			t.Errorf("shuffle depends on %s", p)
 		}
