@@ -12,6 +12,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"shoal.dev/shoal/disk"
 	"shoal.dev/shoal/job"
 	"shoal.dev/shoal/peer"
 	"shoal.dev/shoal/scheduler"
@@ -37,6 +38,7 @@ func agentCommand() *ucli.Command {
 			&ucli.BoolFlag{Name: "insecure", Usage: "allow non-loopback addresses without a cluster secret, and the HTTP API beyond loopback without TLS"},
 			&ucli.StringFlag{Name: "tls-cert", Usage: "PEM certificate of the HTTP API (with --tls-key): clients then use https://"},
 			&ucli.StringFlag{Name: "tls-key", Usage: "PEM private key of --tls-cert"},
+			&ucli.StringFlag{Name: "reserve", Value: "1GiB, at most 5%", Usage: "free space to keep on the data dir's file systems: a size (512MiB, 2GiB) or a percentage of the disk (5%); below it the node takes no new blocks or tasks, and a write that would cross it is refused; 0 keeps none"},
 			&ucli.IntFlag{Name: "max-conns", Value: peer.DefaultMaxConns, Usage: "cap on the HTTP API's open connections; idle ones are closed first"},
 			&ucli.StringFlag{Name: "task-user", Usage: "run the commands of jobs (Hadoop Streaming) as this user, in its primary group (the agent must run as root)"},
 			&ucli.DurationFlag{Name: "max-clock-drift", Value: peer.DefaultClockDrift, Usage: "reject metadata written by a clock more than this far ahead of ours"},
@@ -160,6 +162,13 @@ func agentConfig(c *ucli.Context) (peer.Config, error) {
 		return cfg, usageError{fmt.Errorf("%s must be at least 1, got %d", flagOrigin(c, "max-conns"), c.Int("max-conns"))}
 	}
 	cfg.MaxConns = c.Int("max-conns")
+	if c.IsSet("reserve") {
+		r, err := disk.ParseReserve(c.String("reserve"))
+		if err != nil {
+			return cfg, usageError{fmt.Errorf("%s: %w", flagOrigin(c, "reserve"), err)}
+		}
+		cfg.Reserve = &r
+	}
 	cfg.FastGossip = c.Bool("fast-gossip")
 	for _, f := range []string{"reconnect-interval", "reconnect-timeout"} {
 		if c.Duration(f) <= 0 {

@@ -10,6 +10,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"shoal.dev/shoal/disk"
 	"shoal.dev/shoal/peer"
 )
 
@@ -37,9 +38,9 @@ func membersCommand() *ucli.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tGOSSIP\tSTATE\tPEER ID\tHTTP\tVERSION\tUNHEALTHY")
+			fmt.Fprintln(tw, "NAME\tGOSSIP\tSTATE\tPEER ID\tHTTP\tVERSION\tDISK FREE\tUNHEALTHY")
 			for _, m := range ms {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Gossip, m.State, orDash(m.PeerID), orDash(m.HTTP), orDash(m.Version), orDash(unhealthyText(m)))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Gossip, m.State, orDash(m.PeerID), orDash(m.HTTP), orDash(m.Version), diskColumn(m), orDash(unhealthyText(m)))
 			}
 			return tw.Flush()
 		},
@@ -168,4 +169,16 @@ func unhealthyText(m peer.Member) string {
 		why = strings.TrimPrefix(why+"; draining", "; ")
 	}
 	return why
+}
+
+// diskColumn shows a member's free space, and LOW with its reserve when
+// it takes no new blocks or tasks; "-" before it has said.
+func diskColumn(m peer.Member) string {
+	switch {
+	case m.LowDisk:
+		return fmt.Sprintf("LOW %s (reserve %s)", disk.Size(m.DiskFree), disk.Size(m.DiskReserve))
+	case m.DiskFree == 0 && m.DiskReserve == 0:
+		return "-"
+	}
+	return disk.Size(m.DiskFree)
 }

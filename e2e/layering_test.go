@@ -15,20 +15,20 @@ const module = "shoal.dev/shoal"
 // the test, so a new one must take its place in the order.
 var allowedImports = map[string][]string{
 	"":              {"cli"},
-	"cli":           {"blockstore", "codec", "job", "job/builtin", "job/streaming", "peer", "scheduler", "secret", "worker"},
-	"peer":          {"blockstore", "claim", "gossip", "job", "job/builtin", "job/streaming", "mesh", "p2p", "ring", "scheduler", "secret", "shuffle", "worker"},
-	"scheduler":     {"blockstore", "client", "codec", "gossip", "job", "mesh", "ring", "shuffle", "worker"},
+	"cli":           {"blockstore", "codec", "disk", "job", "job/builtin", "job/streaming", "peer", "scheduler", "secret", "worker"},
+	"peer":          {"blockstore", "claim", "disk", "gossip", "job", "job/builtin", "job/streaming", "mesh", "p2p", "ring", "scheduler", "secret", "shuffle", "worker"},
+	"scheduler":     {"blockstore", "client", "codec", "disk", "gossip", "job", "mesh", "ring", "shuffle", "worker"},
 	"client":        {"job", "secret"},
-	"worker":        {"job", "shuffle"},
-	"shuffle":       {"codec", "mesh", "mesh/meshtest"},
+	"worker":        {"disk", "job", "shuffle"},
+	"shuffle":       {"codec", "disk", "mesh", "mesh/meshtest"},
 	"codec":         {},
 	"job":           {},
 	"job/builtin":   {"job"},
 	"job/streaming": {"job", "job/builtin"},
-	"blockstore":    {"gossip", "mesh", "mesh/meshtest", "ring"},
+	"blockstore":    {"disk", "gossip", "mesh", "mesh/meshtest", "ring"},
 	"mesh/meshtest": {"mesh"},
-	"clustertest":   {"job", "peer", "secret"},
-	"e2e":           {"blockstore", "client", "clustertest", "job", "job/builtin", "nettest/netns", "peer", "scheduler", "secret"},
+	"clustertest":   {"disk", "job", "peer", "secret"},
+	"e2e":           {"blockstore", "client", "clustertest", "disk", "job", "job/builtin", "nettest/netns", "peer", "scheduler", "secret"},
 	"nettest/netns": {},
 	"p2p":           {"mesh"},
 	"gossip":        {},
@@ -36,6 +36,7 @@ var allowedImports = map[string][]string{
 	"claim":         {"gossip", "mesh", "mesh/meshtest", "ring"},
 	"secret":        {},
 	"mesh":          {},
+	"disk":          {},
 }
 
 func TestImportsPointDown(t *testing.T) {

@@ -16,8 +16,16 @@ type HealthInfo struct {
 	Name    string `json:"name"`
 	Version string `json:"version"`
 	Alive   int    `json:"alive"`
-	// Error is why the node is unhealthy (status "unhealthy", HTTP 503).
+	// Error is why the node is unhealthy (status "unhealthy", HTTP 503),
+	// or why it is low on disk (status "low_disk", HTTP 200: it serves
+	// what it holds but takes no new blocks or tasks).
 	Error string `json:"error,omitempty"`
+	// DiskFree is the free space of the node's most constrained data file
+	// system (DiskPath), DiskReserve the --reserve there, in bytes.
+	DiskFree    int64  `json:"disk_free"`
+	DiskReserve int64  `json:"disk_reserve"`
+	DiskPath    string `json:"disk_path,omitempty"`
+	LowDisk     bool   `json:"low_disk,omitempty"`
 }
 
 // OwnersInfo is the body of GET /v1/ring/owners.
@@ -78,11 +86,19 @@ func (n *Node) auth(h http.HandlerFunc) http.Handler {
 	})
 }
 
-// handleHealth checks the data dir now: 200 and status "ok", or 503 with
-// status "unhealthy" and the reason in error.
+// handleHealth checks the data dir now: 200 and status "ok" (or
+// "low_disk", with the reason in error), or 503 with status "unhealthy"
+// and the reason in error.
 func (n *Node) handleHealth(w http.ResponseWriter, r *http.Request) {
 	h := HealthInfo{Status: "ok", Name: n.cfg.Name, Version: Version, Alive: n.Ring().Len()}
-	if reason := n.checkHealth(); reason != "" {
+	reason := n.checkHealth()
+	if ds := n.disk.Load(); ds != nil {
+		h.DiskFree, h.DiskReserve, h.DiskPath, h.LowDisk = ds.Free, ds.Reserve, ds.Path, ds.Low
+		if ds.Low {
+			h.Status, h.Error = "low_disk", ds.Reason
+		}
+	}
+	if reason != "" {
 		h.Status, h.Error = "unhealthy", reason
 		writeJSON(w, http.StatusServiceUnavailable, h)
 		return

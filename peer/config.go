@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"shoal.dev/shoal/disk"
 	"shoal.dev/shoal/gossip"
 	"shoal.dev/shoal/job"
 	"shoal.dev/shoal/job/builtin"
@@ -77,6 +78,16 @@ type Config struct {
 	// usable; an unhealthy node answers /v1/health with 503 and takes no
 	// tasks. Default DefaultHealthInterval.
 	HealthInterval time.Duration
+	// Reserve is the free space the node keeps on each file system it
+	// writes (the data dir, and its blocks, shuffle and work dirs when
+	// they are mounts of their own): a block write, repair copy, spill,
+	// merge or output spool that would leave less is refused at the door,
+	// and below it the node takes no new blocks or tasks. nil means
+	// disk.DefaultReserve (1 GiB, at most 5% of the file system); the
+	// zero Reserve keeps none (only a real ENOSPC stops a write).
+	Reserve *disk.Reserve
+	// Statfs measures a file system; default disk.SysStatfs. For tests.
+	Statfs disk.Statfs
 	// MaxConns caps the HTTP API's open connections (see connLimiter).
 	// Default DefaultMaxConns.
 	MaxConns int
@@ -210,6 +221,13 @@ func (c *Config) validate() error {
 	}
 	if c.HealthInterval <= 0 {
 		c.HealthInterval = DefaultHealthInterval
+	}
+	if c.Reserve == nil {
+		r := disk.DefaultReserve
+		c.Reserve = &r
+	}
+	if c.Reserve.Bytes < 0 || c.Reserve.Percent < 0 || c.Reserve.Percent > disk.MaxPercent {
+		return fmt.Errorf("reserve %v: must be a size of at least 0, or 0%% to %d%%", c.Reserve, disk.MaxPercent)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -56,6 +56,8 @@ func fsStatus(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, blockstore.ErrExists), errors.Is(err, blockstore.ErrIsDir):
 		return http.StatusConflict
+	case errors.Is(err, blockstore.ErrFull):
+		return http.StatusInsufficientStorage
 	}
 	return http.StatusInternalServerError
 }

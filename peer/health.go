@@ -79,17 +79,33 @@ func (n *Node) checkHealth() string {
 	if err := n.checkDataDir(); err != nil {
 		reason = truncateReason(err.Error())
 	}
+	ds := n.measureDisk()
 	n.healthMu.Lock()
 	defer n.healthMu.Unlock()
-	if reason == n.healthReason() {
+	old := n.disk.Swap(&ds)
+	if old == nil || old.Low != ds.Low {
+		switch {
+		case ds.Low:
+			n.log.Error("node low on disk; taking no new blocks or tasks", "reason", ds.Reason, "free", ds.Free, "reserve", ds.Reserve, "path", ds.Path)
+		case old != nil:
+			n.log.Info("node has room on disk again", "free", ds.Free, "reserve", ds.Reserve, "path", ds.Path)
+		}
+	}
+	diskChanged := metaDiskChanged(n.meta, ds)
+	if reason == n.healthReason() && !diskChanged {
 		return reason
 	}
-	n.unhealthy.Store(&reason)
-	if reason != "" {
-		n.log.Error("node unhealthy; taking no tasks", "reason", reason)
-	} else {
-		n.log.Info("node healthy again")
+	if diskChanged {
+		n.meta.DiskFree, n.meta.DiskReserve, n.meta.DiskLow = ds.Free, ds.Reserve, ds.Low
 	}
+	if reason != n.healthReason() {
+		if reason != "" {
+			n.log.Error("node unhealthy; taking no tasks", "reason", reason)
+		} else {
+			n.log.Info("node healthy again")
+		}
+	}
+	n.unhealthy.Store(&reason)
 	n.meta.Unhealthy = reason
 	if b, err := msgpack.Marshal(n.meta); err != nil {
 		n.log.Error("encode node meta", "err", err)
@@ -121,17 +137,20 @@ func (n *Node) watchHealth(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-n.healthKick:
 		}
 	}
 }
 
-// usable reports whether node may take tasks: it is healthy and not being
-// drained, as it says in its gossip meta (this node: as it last checked).
+// usable reports whether node may take tasks: it is healthy, not being
+// drained and not low on disk, as it says in its gossip meta (this node:
+// as it last checked).
 func (n *Node) usable(node string) bool {
 	if node == n.cfg.Name {
-		return n.healthReason() == "" && !n.draining()
+		return n.healthReason() == "" && !n.draining() && !n.lowOnDisk(node)
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.byName[node].Unhealthy == "" && !n.byName[node].Draining
+	m := n.byName[node]
+	return m.Unhealthy == "" && !m.Draining && !m.DiskLow
 }

@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -168,8 +167,12 @@ var nodeMetrics = []nodeMetric{
 	{"shoal_repair_failed_total", "Repair fetches that failed.", prometheus.CounterValue, nil},
 	{"shoal_repair_missing_blocks", "Blocks no alive member could serve at the last repair pass.", prometheus.GaugeValue, nil},
 	{"shoal_blocks_under_replicated", "Blocks this node owns but lacked at the start of the last repair pass.", prometheus.GaugeValue, nil},
-	{"shoal_disk_free_bytes", "Bytes free to this agent on the data dir's file system.", prometheus.GaugeValue, nil},
-	{"shoal_disk_size_bytes", "Size of the data dir's file system.", prometheus.GaugeValue, nil},
+	{"shoal_disk_free_bytes", "Bytes free to this agent on the data dir's most constrained file system (the data dir, or its blocks, shuffle or work dir when mounted apart).", prometheus.GaugeValue, nil},
+	{"shoal_disk_size_bytes", "Size of that file system.", prometheus.GaugeValue, nil},
+	{"shoal_disk_reserve_bytes", "The --reserve on that file system, in bytes.", prometheus.GaugeValue, nil},
+	{"shoal_disk_low", "1 while the node is low on disk (below its reserve, or a write was refused or met ENOSPC): it takes no new blocks or tasks.", prometheus.GaugeValue, nil},
+	{"shoal_disk_refused_total", "Writes refused at the door because they would have crossed the reserve.", prometheus.CounterValue, nil},
+	{"shoal_disk_full_total", "Writes that met ENOSPC or EDQUOT (the disk itself was full).", prometheus.CounterValue, nil},
 	{"shoal_shuffle_served_bytes_total", "Map output bytes this node served to reducers on other nodes.", prometheus.CounterValue, nil},
 	{"shoal_shuffle_fetched_bytes_total", "Map output bytes reducers on this node fetched from other nodes.", prometheus.CounterValue, nil},
 	{"shoal_spill_bytes_total", "Bytes map tasks on this node wrote to spill and output files.", prometheus.CounterValue, nil},
@@ -241,11 +244,15 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	emit("shoal_repair_failed_total", rp.Failed.Load())
 	emit("shoal_repair_missing_blocks", rp.Missing.Load())
 	emit("shoal_blocks_under_replicated", rp.UnderReplicated.Load())
-	var fs syscall.Statfs_t
-	if syscall.Statfs(n.cfg.DataDir, &fs) == nil {
-		emit("shoal_disk_free_bytes", int64(fs.Bavail)*int64(fs.Bsize))
-		emit("shoal_disk_size_bytes", int64(fs.Blocks)*int64(fs.Bsize))
+	ds := n.measureDisk() // statfs only: a scrape walks no directory
+	if ds.Path != "" {
+		emit("shoal_disk_free_bytes", ds.Free)
+		emit("shoal_disk_size_bytes", ds.Total)
+		emit("shoal_disk_reserve_bytes", ds.Reserve)
 	}
+	emit("shoal_disk_low", boolInt(ds.Low))
+	emit("shoal_disk_refused_total", n.space.Refused.Load())
+	emit("shoal_disk_full_total", n.space.NoSpace.Load())
 
 	emit("shoal_shuffle_served_bytes_total", n.shuffleSrv.BytesServed.Load())
 	ss := &n.sched.Stats

@@ -21,6 +21,7 @@ import (
 
 	"shoal.dev/shoal/blockstore"
 	"shoal.dev/shoal/claim"
+	"shoal.dev/shoal/disk"
 	"shoal.dev/shoal/gossip"
 	"shoal.dev/shoal/job/streaming"
 	"shoal.dev/shoal/mesh"
@@ -52,6 +53,13 @@ type nodeMeta struct {
 	Draining bool `msgpack:"d,omitempty"`
 	// Wire is the node's WireVersion; absent (0) means 1.
 	Wire int `msgpack:"w,omitempty"`
+	// DiskFree is the free space of the node's most constrained data
+	// file system, and DiskReserve its --reserve there, in bytes, as last
+	// gossiped (refreshed when the verdict flips or free space moves by a
+	// tenth). DiskLow: the node takes no new blocks or tasks.
+	DiskFree    int64 `msgpack:"df,omitempty"`
+	DiskReserve int64 `msgpack:"dr,omitempty"`
+	DiskLow     bool  `msgpack:"dl,omitempty"`
 }
 
 // Member is one member as the API reports it.
@@ -73,6 +81,12 @@ type Member struct {
 	// Incompatible says why this node cannot speak to the member (its
 	// formats are too far from ours); such a member is out of the ring.
 	Incompatible string `json:"incompatible,omitempty"`
+	// DiskFree and DiskReserve are the member's free space and reserve in
+	// bytes as it last gossiped them; LowDisk: it takes no new blocks or
+	// tasks.
+	DiskFree    int64 `json:"disk_free"`
+	DiskReserve int64 `json:"disk_reserve"`
+	LowDisk     bool  `json:"low_disk,omitempty"`
 }
 
 // Node is one running agent.
@@ -89,9 +103,13 @@ type Node struct {
 
 	ring atomic.Pointer[ring.Ring]
 
-	meta      nodeMeta               // what this node gossips about itself
-	healthMu  sync.Mutex             // serializes health verdict changes
-	unhealthy atomic.Pointer[string] // why the node is unhealthy; nil or "" when healthy
+	meta       nodeMeta                  // what this node gossips about itself
+	healthMu   sync.Mutex                // serializes health verdict changes
+	unhealthy  atomic.Pointer[string]    // why the node is unhealthy; nil or "" when healthy
+	space      *disk.Guard               // every write to the data dir's file systems
+	disk       atomic.Pointer[diskState] // last measured
+	diskWatch  diskWatch
+	healthKick chan struct{} // a health check now, please (never blocks)
 	// recovering is true from a start on reset or stale metadata until the
 	// metadata is in sync with every alive member: the API answers 503.
 	recovering atomic.Bool
@@ -137,8 +155,12 @@ func New(cfg Config) (_ *Node, err error) {
 		byName: map[string]nodeMeta{},
 		byPeer: map[string]string{},
 		stop:   make(chan struct{}),
+
+		healthKick: make(chan struct{}, 1),
+		diskWatch:  diskWatch{need: map[string]diskNeed{}},
 	}
 	n.drain.reported, n.drain.leave = make(chan struct{}), make(chan struct{})
+	n.space = disk.New(disk.Config{Node: cfg.Name, Reserve: *cfg.Reserve, Statfs: cfg.Statfs, OnFull: n.onDiskFull})
 	n.ring.Store(ring.New(ring.Config{}))
 	n.metrics = newMetrics(n)
 	var undo []func()
@@ -211,7 +233,7 @@ func New(cfg Config) (_ *Node, err error) {
 		return n.Dial(ctx, member, syncProtocol)
 	}
 
-	if n.blocks, err = blockstore.OpenStore(filepath.Join(cfg.DataDir, "blocks")); err != nil {
+	if n.blocks, err = blockstore.OpenStore(filepath.Join(cfg.DataDir, "blocks"), n.space); err != nil {
 		return nil, err
 	}
 	if err := n.openMeta(&gcfg); err != nil {
@@ -242,6 +264,7 @@ func New(cfg Config) (_ *Node, err error) {
 		Sources:  n.drainSources,
 		Logger:   n.log,
 		Reserver: creates{n},
+		Low:      n.lowOnDisk,
 	})
 	n.repairer = blockstore.NewRepairer(n.fs, blockstore.RepairConfig{
 		Interval: cfg.RepairInterval, GCGrace: cfg.GCGrace,
@@ -278,6 +301,7 @@ func New(cfg Config) (_ *Node, err error) {
 		JobHistory:  cfg.JobHistory, JobHistoryAge: cfg.JobHistoryAge,
 		WorkDir:     filepath.Join(cfg.DataDir, "work"),
 		Usable:      n.usable,
+		Disk:        n.space,
 		SyncRecords: n.syncRecords,
 		Logger:      n.log,
 		Outputs:     creates{n},
@@ -489,6 +513,9 @@ func (n *Node) Members() []Member {
 			Version:      meta.Version,
 			Unhealthy:    meta.Unhealthy,
 			Draining:     meta.Draining,
+			DiskFree:     meta.DiskFree,
+			DiskReserve:  meta.DiskReserve,
+			LowDisk:      meta.DiskLow,
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

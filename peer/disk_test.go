@@ -1,0 +1,282 @@
+package peer_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/clustertest"
+	"shoal.dev/shoal/disk"
+	"shoal.dev/shoal/job"
+	"shoal.dev/shoal/peer"
+	"shoal.dev/shoal/scheduler"
+)
+
+// smallDisk makes a data dir whose sub (e.g. "blocks") is a tmpfs of size
+// bytes, unmounted when the test ends. It skips the test when not root.
+func smallDisk(t *testing.T, sub string, size int64) (dataDir, mount string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	dataDir = t.TempDir()
+	mount = filepath.Join(dataDir, sub)
+	if err := os.MkdirAll(mount, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), fmt.Sprintf("shoaltest%d", os.Getpid()), mount).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", mount).CombinedOutput(); err != nil {
+			t.Errorf("unmount the test's tmpfs at %s: %v %s", mount, err, out)
+		}
+	})
+	return dataDir, mount
+}
+
+// ballast fills dir's file system until about left bytes are free.
+func ballast(t *testing.T, dir string, left int64) {
+	t.Helper()
+	u, err := disk.SysStatfs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Free <= left {
+		return
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ballast"), make([]byte, u.Free-left), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// metric reads one value from a node's /metrics.
+func metric(t *testing.T, n *peer.Node, name string) int64 {
+	t.Helper()
+	resp, err := http.Get(n.HTTPURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// waitLow waits until node `via` sees member name low on disk.
+func waitLow(t *testing.T, via *peer.Node, name string) peer.Member {
+	t.Helper()
+	var got peer.Member
+	clustertest.Eventually(t, 20*time.Second, func() error {
+		for _, m := range via.Members() {
+			if m.Name == name && m.LowDisk {
+				got = m
+				return nil
+			}
+		}
+		return fmt.Errorf("%s does not see %s low on disk yet", via.Name(), name)
+	})
+	return got
+}
+
+// tmpEmpty asserts a node's block store keeps no half-written file.
+func tmpEmpty(t *testing.T, dataDir string) {
+	t.Helper()
+	des, err := os.ReadDir(filepath.Join(dataDir, "blocks", "tmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(des) != 0 {
+		t.Errorf("%d half-written files in %s/blocks/tmp", len(des), dataDir)
+	}
+}
+
+// copies waits until every block of p has at least want holders, none of
+// them in not.
+func copies(t *testing.T, n *peer.Node, p string, want int, not ...string) {
+	t.Helper()
+	clustertest.Eventually(t, 60*time.Second, func() error {
+		f, err := n.FS().Stat(p)
+		if err != nil {
+			return err
+		}
+		locs, err := n.FS().Locate(context.Background(), f)
+		if err != nil {
+			return err
+		}
+		for _, l := range locs {
+			if len(l.Holders) < want {
+				return fmt.Errorf("block %s of %s on %v, want %d copies", l.ID[:12], p, l.Holders, want)
+			}
+			for _, x := range not {
+				if slices.Contains(l.Holders, x) {
+					return fmt.Errorf("block %s of %s on %v, none should be on %s", l.ID[:12], p, l.Holders, x)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// TestDiskFullOnPutAndRepair: real ENOSPC on two of five real nodes. node4
+// runs out of space during a put at R=3: the put succeeds, every block has
+// 3 copies, node4 keeps nothing half-written and tells the cluster it is
+// low (members, health, metrics); the next put goes around it. node5 runs
+// out during repair after node2 dies: it goes low too, and the copies it
+// could not take land on the nodes with room, so every block of the R=2
+// file is back at R (the R=3 one has only two nodes with room left).
+func TestDiskFullOnPutAndRepair(t *testing.T) {
+	dir4, mnt4 := smallDisk(t, "blocks", 8<<20)
+	dir5, mnt5 := smallDisk(t, "blocks", 8<<20)
+	none := disk.Reserve{}
+	c := clustertest.Start(t, 5, clustertest.Options{Configure: func(i int, cfg *peer.Config) {
+		cfg.RepairInterval = 300 * time.Millisecond
+		switch i {
+		case 3:
+			cfg.DataDir, cfg.Reserve = dir4, &none // only the real ENOSPC stops a write
+		case 4:
+			cfg.DataDir, cfg.Reserve = dir5, &none
+		}
+	}})
+	ctx := context.Background()
+	ballast(t, mnt4, 200<<10) // room for two or three 64 KiB blocks
+	data := corpus(21, 2<<20)
+	if _, err := c.Node(0).FS().Create(ctx, "/a", bytes.NewReader(data), blockstore.CreateOptions{BlockSize: blockstore.MinBlockSize, Replication: 3}); err != nil {
+		t.Fatalf("put with node4 out of space: %v", err)
+	}
+	got, err := readFile(c.Node(0), "/a")
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back: %v (equal %v)", err, bytes.Equal(got, data))
+	}
+	if n := metric(t, c.Node(3), "shoal_disk_full_total"); n == 0 {
+		t.Fatal("node4 never met ENOSPC: the test did not exercise a full disk")
+	}
+	if n := metric(t, c.Node(0), "shoal_block_writes_substituted_total"); n == 0 {
+		t.Fatal("no block write was substituted")
+	}
+	copies(t, c.Node(0), "/a", 3)
+	tmpEmpty(t, dir4)
+	m := waitLow(t, c.Node(0), "node4")
+	t.Logf("node4 as node1 sees it: free %d reserve %d low %v", m.DiskFree, m.DiskReserve, m.LowDisk)
+	h, err := mustClient(t, c.Node(3)).Health(ctx)
+	if err != nil || h.Status != "low_disk" || !h.LowDisk || !strings.Contains(h.Error, "low on disk") || !strings.Contains(h.Error, mnt4) {
+		t.Fatalf("health of node4: %+v, %v", h, err)
+	}
+	if metric(t, c.Node(3), "shoal_disk_low") != 1 || metric(t, c.Node(3), "shoal_disk_free_bytes") > 1<<20 {
+		t.Fatal("node4's metrics do not say it is low on disk")
+	}
+	t.Logf("health: %s", h.Error)
+
+	// /r at R=2 goes around node4, which says it is low.
+	r := corpus(22, 2<<20)
+	if _, err := c.Node(0).FS().Create(ctx, "/r", bytes.NewReader(r), blockstore.CreateOptions{BlockSize: blockstore.MinBlockSize, Replication: 2}); err != nil {
+		t.Fatal(err)
+	}
+	copies(t, c.Node(0), "/r", 2, "node4")
+
+	// node5 fills up; node2 dies: repair must place node2's copies on
+	// nodes with room. node5 fetches what it owns until ENOSPC, then goes
+	// low and node1 and node3 take its share.
+	ballast(t, mnt5, 30<<10)
+	before := metric(t, c.Node(4), "shoal_disk_full_total")
+	c.Kill(1)
+	copies(t, c.Node(0), "/r", 2)
+	copies(t, c.Node(0), "/a", 2)
+	if metric(t, c.Node(4), "shoal_disk_full_total") == before {
+		t.Fatal("node5 met no ENOSPC during repair: the test did not exercise it")
+	}
+	waitLow(t, c.Node(0), "node5")
+	tmpEmpty(t, dir5)
+	for p, want := range map[string][]byte{"/a": data, "/r": r} {
+		got, err = readFile(c.Node(2), p)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("read back %s after repair: %v", p, err)
+		}
+	}
+	// A put through the full node says so in Shoal's words.
+	_, err = c.Node(3).FS().Create(ctx, "/b", bytes.NewReader(data[:1<<20]), blockstore.CreateOptions{BlockSize: blockstore.MinBlockSize})
+	if !errors.Is(err, disk.ErrFull) || !strings.HasPrefix(err.Error(), "put /b: node4 ran out of disk space writing "+mnt4) {
+		t.Fatalf("put through the full node: %v", err)
+	}
+	if _, err := c.Node(0).FS().Stat("/b"); err == nil {
+		t.Fatal("the failed put is visible")
+	}
+	tmpEmpty(t, dir4)
+}
+
+// TestReduceCommitOnFullDisk: node3's block store fills up (real ENOSPC)
+// while a job runs: reducers whose output it spools fail as node faults,
+// are retried on nodes with room, and the job's output equals the
+// sequential run.
+func TestReduceCommitOnFullDisk(t *testing.T) {
+	dir3, mnt3 := smallDisk(t, "blocks", 16<<20)
+	none := disk.Reserve{}
+	c := clustertest.Start(t, 3, clustertest.Options{Configure: func(i int, cfg *peer.Config) {
+		if i == 2 {
+			cfg.DataDir, cfg.Reserve = dir3, &none
+		}
+	}})
+	ctx := context.Background()
+	data := corpus(23, 1<<20)
+	put(t, c.Node(0), "/in", data, blockstore.MinBlockSize)
+	ballast(t, mnt3, 8<<10)
+	rec, err := c.Node(0).Submit(ctx, scheduler.SubmitRequest{Name: "wordcount", Inputs: []string{"/in"}, Output: "/out", Reducers: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := waitJob(t, c.Node(1), rec.ID, 120*time.Second)
+	if st.State != scheduler.StateSucceeded {
+		t.Fatalf("job %s: %s", st.State, st.Error)
+	}
+	waitFiles(t, c.Node(0), "/out", 7)
+	got, _ := readParts(t, c.Node(0), "/out")
+	if want := sequential(t, "wordcount", nil, map[string][]byte{"/in": data}, []string{"/in"}, 6); !bytes.Equal(got, want) {
+		t.Fatal("output differs from the sequential run")
+	}
+	if metric(t, c.Node(2), "shoal_disk_full_total") == 0 {
+		t.Fatal("node3 met no ENOSPC: the test did not exercise a full disk")
+	}
+	waitLow(t, c.Node(0), "node3")
+	tmpEmpty(t, dir3)
+	t.Logf("failed reduces %d, failed maps %d", st.Counters[job.NUM_FAILED_REDUCES], st.Counters[job.NUM_FAILED_MAPS])
+}
+
+func mustClient(t *testing.T, n *peer.Node) *peer.Client {
+	t.Helper()
+	cl, err := peer.NewClient(n.HTTPURL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
+}
+
+func readFile(n *peer.Node, p string) ([]byte, error) {
+	f, err := n.FS().Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	_, err = n.FS().WriteTo(context.Background(), f, &b)
+	return b.Bytes(), err
+}
