@@ -13,7 +13,7 @@ import (
 // quarantine and a reopen.
 func TestHeldCounts(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenStore(dir)
+	s, err := OpenStore(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestHeldCounts(t *testing.T) {
 	}
 	// The garbage had another size than the counted block: recount from
 	// the disk by reopening, which is what the count must match.
-	s2, err := OpenStore(dir)
+	s2, err := OpenStore(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

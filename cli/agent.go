@@ -165,7 +165,7 @@ func agentConfig(c *ucli.Context) (peer.Config, error) {
 	if c.IsSet("reserve") {
 		r, err := disk.ParseReserve(c.String("reserve"))
 		if err != nil {
-			return cfg, usageError{fmt.Errorf("%s: %w", flagOrigin(c, "reserve"), err)}
+			return cfg, usageError{fmt.Errorf("%s %w", flagOrigin(c, "reserve"), err)}
 		}
 		cfg.Reserve = &r
 	}

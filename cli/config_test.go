@@ -46,6 +46,7 @@ var configSample = map[string]struct{ toml, want, with string }{
 	"job-history":           {toml: `50`, want: "50"},
 	"job-history-age":       {toml: `"72h"`, want: "72h0m0s"},
 	"no-speculation":        {toml: `true`, want: "true"},
+	"reserve":               {toml: `"10GiB"`, want: "10GiB"},
 }
 
 // agentOutcome is what an agent command line with a configuration file
@@ -248,6 +249,7 @@ func TestConfigRejects(t *testing.T) {
 		{"\nlog-level = \"loud\"\n", `line 2: log-level: "loud": want debug, info, warn or error`},
 		{"p2p = [\"tcp:7000\"]\n", `line 1: p2p: "tcp:7000": want a multiaddr`},
 		{"tombstone-ttl = \"10ms\"\n", "tombstone-ttl (FILE line 1) 10ms: want at least 1s"},
+		{"reserve = \"12 parsecs\"\n", `reserve (FILE line 1) "12 parsecs": unknown unit "parsecs"`},
 		{"name = \"a\"\nname = \"b\"\n", "line 2:"},
 		{"name = \n", "line 1:"},
 		{"config = \"other.toml\"\n", `line 1: unknown key "config"`},
@@ -282,7 +284,8 @@ func TestDeployConfig(t *testing.T) {
 	if got.err != nil {
 		t.Fatal(got.err)
 	}
-	if got.cfg.DataDir != "/var/lib/shoal" || !got.cfg.RetryJoin || len(got.cfg.Join) == 0 || got.secret != "/etc/shoal/secret" {
+	if got.cfg.DataDir != "/var/lib/shoal" || !got.cfg.RetryJoin || len(got.cfg.Join) == 0 || got.secret != "/etc/shoal/secret" ||
+		got.cfg.Reserve == nil || got.cfg.Reserve.Percent != 5 {
 		t.Errorf("deploy/shoal.toml: %+v, secret %q", got.cfg, got.secret)
 	}
 }

@@ -59,7 +59,8 @@ var DefaultReserve = Reserve{Bytes: 1 << 30, CapPercent: 5}
 // MaxPercent is the largest percentage reserve.
 const MaxPercent = 90
 
-// ParseReserve reads a --reserve value: "0", a size with an optional
+// ParseReserve reads a --reserve value (its errors start with the value
+// quoted, for the caller to prefix with the flag): "0", a size with an optional
 // unit (B, K/KB/KiB, M/MB/MiB, G/GB/GiB, T/TB/TiB; all powers of 1024), or
 // a percentage of the file system's size ("5%").
 func ParseReserve(s string) (Reserve, error) {
@@ -67,7 +68,7 @@ func ParseReserve(s string) (Reserve, error) {
 	if p, ok := strings.CutSuffix(t, "%"); ok {
 		v, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
 		if err != nil || math.IsNaN(v) || v < 0 || v > MaxPercent {
-			return Reserve{}, fmt.Errorf("reserve %q: a percentage must be a number from 0 to %d", s, MaxPercent)
+			return Reserve{}, fmt.Errorf("%q: a percentage must be a number from 0 to %d", s, MaxPercent)
 		}
 		if v == 0 {
 			return Reserve{}, nil
@@ -76,7 +77,7 @@ func ParseReserve(s string) (Reserve, error) {
 	}
 	n, err := ParseSize(t)
 	if err != nil {
-		return Reserve{}, fmt.Errorf("reserve %q: %w", s, err)
+		return Reserve{}, fmt.Errorf("%q: %w", s, err)
 	}
 	return Reserve{Bytes: n}, nil
 }
@@ -97,7 +98,7 @@ func ParseSize(s string) (int64, error) {
 		"T": 1 << 40, "TB": 1 << 40, "TIB": 1 << 40,
 	}[unit]
 	if mult == 0 {
-		return 0, fmt.Errorf("unknown unit %q (want B, KiB, MiB, GiB or TiB)", t[i:])
+		return 0, fmt.Errorf("unknown unit %q (want B, KiB, MiB, GiB or TiB)", strings.TrimSpace(t[i:]))
 	}
 	v, err := strconv.ParseFloat(num, 64)
 	if err != nil || math.IsNaN(v) || v < 0 {
