@@ -182,6 +182,26 @@ func (c *Cluster) Metric(prefix string) float64 {
 	return sum
 }
 
+// CPUSeconds is the CPU time (user and system) the agents have used so
+// far, with that of their children reaped (workers, streaming commands):
+// /proc/PID/stat's utime, stime, cutime and cstime at 100 ticks a second.
+func (c *Cluster) CPUSeconds() float64 {
+	var ticks float64
+	for _, pid := range c.PIDs {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // f[0] is field 3
+		for _, k := range []int{14, 15, 16, 17} {                // utime stime cutime cstime
+			v, _ := strconv.ParseFloat(f[k-3], 64)
+			ticks += v
+		}
+	}
+	return ticks / 100
+}
+
 // Eventually calls cond until it returns nil or the deadline passes.
 func Eventually(t testing.TB, within time.Duration, cond func() error) {
 	t.Helper()
