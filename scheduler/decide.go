@@ -80,6 +80,11 @@ type decideInput struct {
 	// backup attempt of a task (for a map, the holders of its input block
 	// first). Nil: the participants in order.
 	backups func(k taskKind, i int) []string
+	// mapBudget, if positive, is how many map attempts this step may
+	// start (the node's queue of map tasks is short, so a job of 100,000
+	// splits holds a few goroutines, not one per split); negative starts
+	// none; 0 starts all.
+	mapBudget int
 	// ender is the live participant that ends a job that succeeded (the
 	// job's owner on the live ring); "" lets any node end it.
 	ender string
@@ -148,12 +153,12 @@ func decide(in decideInput) []action {
 	if own == nil {
 		own = &NodeTasks{Node: in.self}
 	}
+	mapsDone, commits := v.mapsAccepted(in.live), v.commitsAll()
 	taskDone := func(k taskKind, i int) bool {
 		if k == kindReduce {
-			return v.committed(i)
+			return commits.Has(i)
 		}
-		_, ok := v.acceptedMap(i, in.live)
-		return ok
+		return mapsDone.Has(i)
 	}
 
 	// 2. Failures.
@@ -208,18 +213,41 @@ func decide(in decideInput) []action {
 	void := v.voidRecords(in.live)
 	var acts []action
 	for _, k := range []taskKind{kindMap, kindReduce} {
-		own.done(k).Each(func(i int) {
-			switch w := v.countWinnerVoid(k, i, in.live, void); {
-			case w == "":
+		// By countWinner, as set operations (a job has up to 400,000
+		// items): an item this node did is counted here when no record
+		// that stands counts it (anyone), and withdrawn when a dead
+		// record that stands, or a live one before this node in
+		// participant order, counts it (beats).
+		var anyone, beats itemSet
+		before := true
+		for _, p := range v.rec.Participants {
+			if p == in.self {
+				before = false
+			}
+			t, ok := v.nodes[p]
+			if !ok || void[p] {
+				continue
+			}
+			anyone.or(t.counted(k))
+			if p != in.self && (before || !slices.Contains(in.live, p)) {
+				beats.or(t.counted(k))
+			}
+		}
+		toCount := own.done(k).andNot(&anyone)
+		mine := own.done(k).and(own.counted(k))
+		toUncount := mine.and(&beats)
+		act := toCount.clone()
+		act.or(&toUncount)
+		act.Each(func(i int) {
+			if toCount.Has(i) {
 				acts = append(acts, action{kind: actCount, task: k, index: i})
-			case w != in.self && own.counted(k).Has(i):
+			} else {
 				acts = append(acts, action{kind: actUncount, task: k, index: i})
 			}
 		})
-		own.counted(k).Each(func(i int) {
-			if !own.done(k).Has(i) {
-				acts = append(acts, action{kind: actUncount, task: k, index: i})
-			}
+		stale := own.counted(k).andNot(own.done(k))
+		stale.Each(func(i int) {
+			acts = append(acts, action{kind: actUncount, task: k, index: i})
 		})
 	}
 	for _, f := range own.Fails {
@@ -251,23 +279,32 @@ func decide(in decideInput) []action {
 		}
 		return 1
 	}
-	start := func(k taskKind, i int) {
+	// start runs a task, or says why it waits; it reports whether it ran.
+	start := func(k taskKind, i int) bool {
 		if w, ok := waiting[itemKey{k, i}]; ok && !w.retry {
 			acts = append(acts, action{kind: actWait, msg: fmt.Sprintf("%s %d: its input has been on no alive member for %s", k, i, w.waited)})
-			return
+			return false
 		}
 		acts = append(acts, action{kind: actRun, task: k, index: i, attempt: attempt(k, i)})
+		return true
 	}
+	started := 0
 	for i := 0; i < v.rec.NumSplits && i < len(in.mappers); i++ {
+		if in.mapBudget != 0 && started >= max(in.mapBudget, 0) {
+			acts = append(acts, action{kind: actWait, msg: "this node's map tasks are queued"})
+			break
+		}
 		need := !taskDone(kindMap, i) && (!done || len(recountReds) > 0) || recountMaps[i]
 		if in.mappers[i] != in.self || !need || in.running(kindMap, i) {
 			continue
 		}
-		start(kindMap, i)
+		if start(kindMap, i) {
+			started++
+		}
 	}
 	if !v.rec.MapOnly {
 		for p := 0; p < v.rec.Reducers && p < len(in.reducers); p++ {
-			if in.reducers[p] != in.self || v.committed(p) && !recountReds[p] || in.running(kindReduce, p) {
+			if in.reducers[p] != in.self || commits.Has(p) && !recountReds[p] || in.running(kindReduce, p) {
 				continue
 			}
 			start(kindReduce, p)
@@ -288,10 +325,12 @@ func decide(in decideInput) []action {
 func finishedElsewhere(in decideInput, k taskKind, i int) bool {
 	v := in.v
 	onlyLive := k == kindMap && !v.rec.MapOnly
-	for _, n := range v.claimants(k, i, in.live, onlyLive) {
-		if n != in.self {
-			return true
+	for _, n := range v.rec.Participants {
+		t, ok := v.nodes[n]
+		if n == in.self || !ok || !t.done(k).Has(i) || onlyLive && !slices.Contains(in.live, n) {
+			continue
 		}
+		return true
 	}
 	return false
 }

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"bufio"
 	"fmt"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,6 +27,7 @@ import (
 //	alive a b
 //	self a
 //	ender b              (who ends a job that succeeded; default: any node)
+//	budget 2             (map attempts this step may start; default all)
 //	mappers a a b        (the mapper of each split)
 //	reducers a b         (the reducer of each partition)
 //	running map 1        (a task already running on self)
@@ -169,6 +171,8 @@ func readScenarios(t *testing.T, file string) []scenario {
 			cur.in.self = f[1]
 		case "ender":
 			cur.in.ender = f[1]
+		case "budget":
+			cur.in.mapBudget = atoi(t, f[1])
 		case "mappers":
 			cur.in.mappers = f[1:]
 		case "reducers":
@@ -455,5 +459,61 @@ func TestDeadDuplicatesCountOnce(t *testing.T) {
 	}
 	if c[job.TOTAL_LAUNCHED_REDUCES] != 4 || c[job.TOTAL_LAUNCHED_MAPS] != 2 {
 		t.Fatalf("counters %v: every attempt is still launched", c)
+	}
+}
+
+// TestItemSetOps checks the set operations decide uses against a plain
+// map, on random sets (seeded; the seed is printed).
+func TestItemSetOps(t *testing.T) {
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewSource(seed))
+	for round := 0; round < 200; round++ {
+		n := rng.Intn(300)
+		var a, b itemSet
+		ma, mb := map[int]bool{}, map[int]bool{}
+		if rng.Intn(2) == 0 {
+			from, to := rng.Intn(n+1), rng.Intn(n+1)
+			a.addRange(from, to)
+			for i := from; i < to; i++ {
+				ma[i] = true
+			}
+		}
+		for k := rng.Intn(n + 1); k > 0; k-- {
+			i, j := rng.Intn(n+1), rng.Intn(n+1)
+			a.Add(i)
+			ma[i] = true
+			b.Add(j)
+			mb[j] = true
+		}
+		and, andNot, or := a.and(&b), a.andNot(&b), a.clone()
+		or.or(&b)
+		all := true
+		for i := 0; i < n+70; i++ {
+			if and.Has(i) != (ma[i] && mb[i]) || andNot.Has(i) != (ma[i] && !mb[i]) || or.Has(i) != (ma[i] || mb[i]) {
+				t.Fatalf("round %d item %d: and %v andNot %v or %v; a %v b %v", round, i, and.Has(i), andNot.Has(i), or.Has(i), ma[i], mb[i])
+			}
+			if a.Has(i) != ma[i] {
+				t.Fatalf("round %d item %d: Has %v, want %v", round, i, a.Has(i), ma[i])
+			}
+			below := 0
+			for j := 0; j < i; j++ {
+				if ma[j] {
+					below++
+				}
+			}
+			if got := a.countBelow(i); got != below {
+				t.Fatalf("round %d: countBelow(%d) %d, want %d", round, i, got, below)
+			}
+			if i > 0 && !ma[i-1] {
+				all = false
+			}
+			if got := a.hasAll(i); got != all {
+				t.Fatalf("round %d: hasAll(%d) %v, want %v", round, i, got, all)
+			}
+		}
+		if a.intersects(&b) != (and.Len() > 0) {
+			t.Fatalf("round %d: intersects %v, and has %d", round, a.intersects(&b), and.Len())
+		}
 	}
 }

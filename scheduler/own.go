@@ -27,6 +27,12 @@ type ownTasks struct {
 	tooLarge int
 	log      *os.File // nil until the first item
 	dir      string
+	// big is set for a job of more than bigJob tasks, whose record is
+	// written at most every flushGap: flushed is the last write, pending
+	// says a pass is asked for when the gap ends.
+	big     bool
+	flushed time.Time
+	pending bool
 }
 
 type itemKey struct {
@@ -288,14 +294,35 @@ func (o *ownTasks) forget(k itemKey) {
 	}
 }
 
-// flushOwn writes this node's tasks record of a job if it changed.
-func (s *Scheduler) flushOwn(id string) {
+// bigJob is the number of tasks above which a job's tasks record is
+// published at most every flushGap: each write is an fsync on this node
+// and a record of up to kilobytes for every other node, and a large job's
+// tasks finish faster than that.
+const (
+	bigJob   = 1000
+	flushGap = 250 * time.Millisecond
+)
+
+// flushOwn writes this node's tasks record of a job if it changed; unless
+// forced, a large job's record at most every flushGap (a pass comes
+// back for the rest).
+func (s *Scheduler) flushOwn(id string, force bool) {
 	s.mu.Lock()
 	o, ok := s.own[id]
 	if !ok || !o.dirty {
 		s.mu.Unlock()
 		return
 	}
+	if wait := flushGap - time.Since(o.flushed); !force && o.big && wait > 0 {
+		if !o.pending {
+			o.pending = true
+			time.AfterFunc(wait, s.Kick)
+		}
+		s.mu.Unlock()
+		return
+	}
+	o.pending = false
+	o.flushed = time.Now()
 	b := encode(o.t)
 	o.dirty = false
 	s.mu.Unlock()

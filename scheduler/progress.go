@@ -41,6 +41,86 @@ func (s *itemSet) Remove(i int) {
 	}
 }
 
+// or adds every item of o.
+func (s *itemSet) or(o *itemSet) {
+	for len(s.words) < len(o.words) {
+		s.words = append(s.words, 0)
+	}
+	for i, w := range o.words {
+		s.words[i] |= w
+	}
+}
+
+// and returns the items in both sets.
+func (s *itemSet) and(o *itemSet) itemSet {
+	out := itemSet{words: make([]uint64, min(len(s.words), len(o.words)))}
+	for i := range out.words {
+		out.words[i] = s.words[i] & o.words[i]
+	}
+	return out
+}
+
+// andNot returns the items of s not in o.
+func (s *itemSet) andNot(o *itemSet) itemSet {
+	out := itemSet{words: slices.Clone(s.words)}
+	for i := range min(len(s.words), len(o.words)) {
+		out.words[i] &^= o.words[i]
+	}
+	return out
+}
+
+// hasAll reports whether every item below n is in the set.
+func (s *itemSet) hasAll(n int) bool {
+	full := n >> 6
+	if len(s.words) < (n+63)>>6 {
+		return false
+	}
+	for i := 0; i < full; i++ {
+		if s.words[i] != ^uint64(0) {
+			return false
+		}
+	}
+	if rem := uint(n) & 63; rem != 0 {
+		mask := uint64(1)<<rem - 1
+		return s.words[full]&mask == mask
+	}
+	return true
+}
+
+// addRange adds the items in [from, to).
+func (s *itemSet) addRange(from, to int) {
+	if from >= to {
+		return
+	}
+	for len(s.words) <= (to-1)>>6 {
+		s.words = append(s.words, 0)
+	}
+	for i := from; i < to; {
+		if i&63 == 0 && to-i >= 64 {
+			s.words[i>>6] = ^uint64(0)
+			i += 64
+			continue
+		}
+		s.words[i>>6] |= 1 << (uint(i) & 63)
+		i++
+	}
+}
+
+// countBelow is the number of items below n.
+func (s *itemSet) countBelow(n int) int {
+	c := 0
+	for wi, w := range s.words {
+		if wi<<6 >= n {
+			break
+		}
+		if end := (wi + 1) << 6; end > n {
+			w &= 1<<(uint(n)&63) - 1
+		}
+		c += bits.OnesCount64(w)
+	}
+	return c
+}
+
 // intersects reports whether the sets share an item.
 func (s *itemSet) intersects(o *itemSet) bool {
 	for i := range min(len(s.words), len(o.words)) {
@@ -164,9 +244,7 @@ func (s *itemSet) DecodeMsgpack(dec *msgpack.Decoder) error {
 				return errors.New("item set: index out of range")
 			}
 			pos += int(gap)
-			for i := 0; i < int(length); i++ {
-				s.Add(pos + i)
-			}
+			s.addRange(pos, pos+int(length))
 			pos += int(length)
 		}
 	case setBitmap:

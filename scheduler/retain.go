@@ -15,16 +15,8 @@ const DefaultJobHistory = 1000
 // summary folds a job's records into its final state record.
 func (v *view) summary(state, msg, by string, now time.Time, live []string) StateRecord {
 	st := StateRecord{State: state, Error: msg, By: by, At: now.UnixNano(), Counters: v.counters(live), Nodes: map[string]NodeSummary{}}
-	for i := 0; i < v.rec.NumSplits; i++ {
-		if _, ok := v.acceptedMap(i, live); ok {
-			st.MapsDone++
-		}
-	}
-	for p := 0; p < v.rec.Reducers; p++ {
-		if v.committed(p) {
-			st.ReducesDone++
-		}
-	}
+	maps, commits := v.mapsAccepted(live), v.commitsAll()
+	st.MapsDone, st.ReducesDone = maps.countBelow(v.rec.NumSplits), commits.countBelow(v.rec.Reducers)
 	for n, t := range v.nodes {
 		st.Nodes[n] = NodeSummary{Maps: t.Maps.Len(), Reduces: t.Commits.Len(), Failed: t.FailedMaps + t.FailedReduces}
 	}

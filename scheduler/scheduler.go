@@ -156,6 +156,9 @@ type Scheduler struct {
 	own     map[string]*ownTasks               // this node's tasks record by job ID
 	waits   map[string]*inputWait              // tasks waiting for their input, by task key
 	wake    chan struct{}                      // closed and replaced on every change
+	// placements holds each running job's task placement for the
+	// membership it was computed for.
+	placements map[string]*placement
 
 	started time.Time
 
@@ -197,6 +200,8 @@ func New(cfg Config) (*Scheduler, error) {
 		wake:    make(chan struct{}),
 		started: time.Now(),
 		active:  map[string]bool{},
+
+		placements: map[string]*placement{},
 	}, nil
 }
 
@@ -407,6 +412,7 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 	// snapshot never shows a finished task as neither done nor running.
 	s.mu.Lock()
 	own := s.ownOf(id)
+	own.big = v.rec.NumSplits+v.rec.Reducers > bigJob
 	v.nodes[s.cfg.Self] = own.t.clone()
 	tooLarge := own.tooLarge
 	running := map[string]bool{}
@@ -421,10 +427,17 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 		return s.endJob(ctx, v, StateFailed, fmt.Sprintf("this job's progress on %s (its counters and tasks) needs a record of %d bytes, more than the metadata's limit of %d", s.cfg.Self, tooLarge, gossip.MaxValueLen))
 	}
 
+	runningMaps := 0
+	for k := range running {
+		if strings.HasPrefix(k, id+"/m/") {
+			runningMaps++
+		}
+	}
+	pl := s.placementOf(id, splits, v.rec.Reducers, blocks, live, liveRing)
 	in := decideInput{
 		v: v, self: s.cfg.Self, live: live,
-		mappers:  make([]string, len(splits)),
-		reducers: make([]string, v.rec.Reducers),
+		mappers:  pl.mappers,
+		reducers: pl.reducers,
 		running:  func(k taskKind, i int) bool { return running[taskKey(id, k, i)] },
 		now:      time.Now().UnixMilli(),
 		spec:     s.cfg.Speculation,
@@ -435,17 +448,17 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 			}
 			return backupsOf(id, splits[i], len(splits), blocks, live, liveRing)
 		},
-		ender:   liveRing.Owner(id),
-		maxWait: maxInputWait(&v.rec),
+		// Enough queued map attempts to keep every slot busy between two
+		// passes, never one goroutine per split.
+		mapBudget: max(1, 2*s.cfg.Slots-runningMaps),
+		ender:     liveRing.Owner(id),
+		maxWait:   maxInputWait(&v.rec),
 	}
-	for i, sp := range splits {
-		in.mappers[i] = mapperOf(id, sp, len(splits), blocks, live, liveRing)
-	}
-	for p := range in.reducers {
-		in.reducers[p] = reducerOf(id, p, liveRing)
+	if runningMaps >= 2*s.cfg.Slots {
+		in.mapBudget = -1
 	}
 	in.waits = s.waitsOf(id, in.mappers, in.reducers, alive, time.Now())
-	defer s.flushOwn(id)
+	defer s.flushOwn(id, false)
 	for _, a := range decide(in) {
 		k := itemKey{a.task, a.index}
 		switch a.kind {
@@ -477,7 +490,7 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 			}
 			s.mu.Unlock()
 		case actEnd:
-			s.flushOwn(id)
+			s.flushOwn(id, true)
 			if a.state == StateSucceeded {
 				return s.succeed(ctx, v)
 			}
@@ -677,6 +690,7 @@ func (s *Scheduler) finishLocal(id string, st *StateRecord) {
 	}
 	delete(s.specs, id)
 	delete(s.jobs, id)
+	delete(s.placements, id)
 	if s.cfg.Workers != nil {
 		s.cfg.Workers.CloseJob(id)
 	}
@@ -817,4 +831,35 @@ func (c *ringCache) of(members []string) *ring.Ring {
 		c.members, c.r = slices.Clone(members), ring.New(ring.Config{}, members...)
 	}
 	return c.r
+}
+
+// placement is where a job's tasks run for one membership: mappers[i]
+// maps split i, reducers[p] reduces partition p.
+type placement struct {
+	live, blocks      []string
+	mappers, reducers []string
+}
+
+// placementOf returns the job's placement for the live participants and
+// the block ring, computing it only when either changed: a pass over a
+// job of 100,000 splits would otherwise hash every split each time.
+func (s *Scheduler) placementOf(id string, splits []split, reducers int, blocks *ring.Ring, live []string, liveRing *ring.Ring) *placement {
+	members := blocks.Members()
+	s.mu.Lock()
+	pl, ok := s.placements[id]
+	s.mu.Unlock()
+	if ok && slices.Equal(pl.live, live) && slices.Equal(pl.blocks, members) && len(pl.mappers) == len(splits) && len(pl.reducers) == reducers {
+		return pl
+	}
+	pl = &placement{live: slices.Clone(live), blocks: slices.Clone(members), mappers: make([]string, len(splits)), reducers: make([]string, reducers)}
+	for i, sp := range splits {
+		pl.mappers[i] = mapperOf(id, sp, len(splits), blocks, live, liveRing)
+	}
+	for p := range pl.reducers {
+		pl.reducers[p] = reducerOf(id, p, liveRing)
+	}
+	s.mu.Lock()
+	s.placements[id] = pl
+	s.mu.Unlock()
+	return pl
 }

@@ -327,16 +327,8 @@ func (s *Scheduler) Status(id string) (Status, error) {
 	splits := v.rec.Splits()
 	st := Status{JobRecord: v.rec, State: StateRunning, Maps: splits}
 	live := v.live(s.alive())
-	for i := 0; i < splits; i++ {
-		if _, ok := v.acceptedMap(i, live); ok {
-			st.MapsDone++
-		}
-	}
-	for p := 0; p < v.rec.Reducers; p++ {
-		if v.committed(p) {
-			st.ReducesDone++
-		}
-	}
+	maps, commits := v.mapsAccepted(live), v.commitsAll()
+	st.MapsDone, st.ReducesDone = maps.countBelow(splits), commits.countBelow(v.rec.Reducers)
 	st.Counters = v.counters(live)
 	for _, r := range s.cfg.Records.Scan(taskStatusPrefix + id + "/") {
 		if st.TaskStatus == nil {

@@ -214,6 +214,7 @@ func (s *Scheduler) runReduce(ctx context.Context, rec *JobRecord, j *job.Job, p
 		return CommitRecord{}, err
 	}
 	fetched := map[int]string{} // split -> spool file ("" for an empty segment)
+	var have itemSet            // the keys of fetched
 	var shuffled int64
 	for len(fetched) < splits {
 		wake := s.waitChan()
@@ -222,10 +223,17 @@ func (s *Scheduler) runReduce(ctx context.Context, rec *JobRecord, j *job.Job, p
 			return CommitRecord{}, context.Canceled
 		}
 		live := s.liveOf(v)
-		for i := 0; i < splits; i++ {
-			if _, ok := fetched[i]; ok {
-				continue
+		// Only the outputs not fetched yet: a pass costs the new ones,
+		// not every split of the job.
+		avail := v.mapsAccepted(live)
+		avail = avail.andNot(&have)
+		var todo []int
+		avail.Each(func(i int) {
+			if i < splits {
+				todo = append(todo, i)
 			}
+		})
+		for _, i := range todo {
 			e, ok := v.acceptedMap(i, live)
 			if !ok {
 				continue
@@ -244,6 +252,7 @@ func (s *Scheduler) runReduce(ctx context.Context, rec *JobRecord, j *job.Job, p
 				continue
 			}
 			fetched[i], shuffled = path, shuffled+n
+			have.Add(i)
 		}
 		if len(fetched) == splits {
 			break

@@ -63,39 +63,57 @@ func (v *view) live(alive []string) []string {
 	return out
 }
 
-// claimants lists, in participant order, the nodes whose record lists
-// item i of kind k as done; with onlyLive, only those in live.
-func (v *view) claimants(k taskKind, i int, live []string, onlyLive bool) []string {
-	var out []string
-	for _, p := range v.rec.Participants {
-		t, ok := v.nodes[p]
-		if !ok || !t.done(k).Has(i) {
-			continue
-		}
-		if onlyLive && !slices.Contains(live, p) {
-			continue
-		}
-		out = append(out, p)
-	}
-	return out
-}
-
 // acceptedMap is the map output of a split that reducers read: the first
 // live node, in participant order, that holds it. Map outputs of dead
 // nodes are invalid. A map-only job's outputs are files, durable whoever
 // wrote them, so there any node's record will do.
 func (v *view) acceptedMap(split int, live []string) (entry, bool) {
-	c := v.claimants(kindMap, split, live, !v.rec.MapOnly)
-	if len(c) == 0 {
-		return entry{}, false
+	for _, p := range v.rec.Participants {
+		t, ok := v.nodes[p]
+		if !ok || !t.Maps.Has(split) {
+			continue
+		}
+		if !v.rec.MapOnly && !slices.Contains(live, p) {
+			continue
+		}
+		return entry{node: p}, true
 	}
-	return entry{node: c[0]}, true
+	return entry{}, false
+}
+
+// mapsAccepted is the set of splits with an accepted map output
+// (acceptedMap): the union of the live participants' map outputs (a
+// map-only job: every participant's).
+func (v *view) mapsAccepted(live []string) itemSet {
+	var out itemSet
+	for _, p := range v.rec.Participants {
+		if t, ok := v.nodes[p]; ok && (v.rec.MapOnly || slices.Contains(live, p)) {
+			out.or(&t.Maps)
+		}
+	}
+	return out
+}
+
+// commitsAll is the set of committed partitions (committed).
+func (v *view) commitsAll() itemSet {
+	var out itemSet
+	for _, p := range v.rec.Participants {
+		if t, ok := v.nodes[p]; ok {
+			out.or(&t.Commits)
+		}
+	}
+	return out
 }
 
 // committed reports whether any node wrote partition p's output part
 // (durable, so dead nodes' commits count).
 func (v *view) committed(p int) bool {
-	return len(v.claimants(kindReduce, p, nil, false)) > 0
+	for _, n := range v.rec.Participants {
+		if t, ok := v.nodes[n]; ok && t.Commits.Has(p) {
+			return true
+		}
+	}
+	return false
 }
 
 // finished reports whether task i of kind k is done in a way that stands:
@@ -110,31 +128,19 @@ func (v *view) finished(k taskKind, i int, live []string) bool {
 
 // mapsDone reports whether every split has an accepted map output.
 func (v *view) mapsDone(live []string) bool {
-	for i := 0; i < v.rec.NumSplits; i++ {
-		if _, ok := v.acceptedMap(i, live); !ok {
-			return false
-		}
-	}
-	return true
+	all := v.mapsAccepted(live)
+	return all.hasAll(v.rec.NumSplits)
 }
 
 // done reports whether every partition (or, map-only, every split) is
 // committed.
 func (v *view) done() bool {
 	if v.rec.MapOnly {
-		for i := 0; i < v.rec.NumSplits; i++ {
-			if _, ok := v.acceptedMap(i, nil); !ok {
-				return false
-			}
-		}
-		return true
+		all := v.mapsAccepted(nil)
+		return all.hasAll(v.rec.NumSplits)
 	}
-	for p := 0; p < v.rec.Reducers; p++ {
-		if !v.committed(p) {
-			return false
-		}
-	}
-	return true
+	all := v.commitsAll()
+	return all.hasAll(v.rec.Reducers)
 }
 
 // voidRecords returns the dead nodes whose counts do not stand. Two nodes
