@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -192,7 +193,10 @@ func BenchmarkGeneratorSplits(b *testing.B) {
 	if err := reg.Register(genWords(n)); err != nil {
 		b.Fatal(err)
 	}
-	c := clustertest.Start(b, 3, clustertest.Options{Registry: reg})
+	// SHOAL_BENCH_SLOTS sets each node's task slots (default: the CPU
+	// count). Tiny tasks wait on their output's fsyncs, not the CPU.
+	slots := envInt(b, "SHOAL_BENCH_SLOTS", runtime.NumCPU())
+	c := clustertest.Start(b, 3, clustertest.Options{Registry: reg, Configure: func(_ int, cfg *peer.Config) { cfg.Slots = slots }})
 	j, err := reg.Resolve("genwords", nil)
 	if err != nil {
 		b.Fatal(err)
@@ -223,10 +227,17 @@ func BenchmarkGeneratorSplits(b *testing.B) {
 			b.Fatal(err)
 		}
 		var peak int
+		lastReport := time.Now()
 		st := waitJobWatching(b, c, rec.ID, 60*time.Minute, func() {
 			for _, nd := range c.Running() {
 				for _, r := range nd.Records().Scan("tasks/" + rec.ID + "/") {
 					peak = max(peak, len(r.Value))
+				}
+			}
+			if time.Since(lastReport) >= time.Minute {
+				lastReport = time.Now()
+				if st, err := c.Node(1).Scheduler().Status(rec.ID); err == nil {
+					report(b, "after %v: map %d/%d reduce %d/%d", time.Since(t0).Round(time.Second), st.MapsDone, st.Maps, st.ReducesDone, st.Reducers)
 				}
 			}
 		})
@@ -240,8 +251,8 @@ func BenchmarkGeneratorSplits(b *testing.B) {
 			b.Fatalf("distributed output (%d bytes) differs from sequential (%d bytes)", len(got), len(want))
 		}
 		recs, size := settledMeta(b, c, rec.ID)
-		report(b, "%d splits: job took %v; largest tasks record seen while it ran: %d bytes; after it ended: %d records, %d bytes of metadata per node; counters %d launched maps, %d map input records",
-			n, took.Round(time.Millisecond), peak, recs, size, st.Counters[job.TOTAL_LAUNCHED_MAPS], st.Counters[job.MAP_INPUT_RECORDS])
+		report(b, "%d splits, %d slots per node: job took %v (%v per split); largest tasks record seen while it ran: %d bytes; after it ended: %d records, %d bytes of metadata per node; counters %d launched maps, %d map input records",
+			n, slots, took.Round(time.Millisecond), (took / time.Duration(n)).Round(10*time.Microsecond), peak, recs, size, st.Counters[job.TOTAL_LAUNCHED_MAPS], st.Counters[job.MAP_INPUT_RECORDS])
 		b.ReportMetric(float64(size), "meta-bytes/job")
 		b.ReportMetric(float64(peak), "max-tasks-record-bytes")
 		b.StartTimer()
