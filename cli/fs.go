@@ -166,9 +166,7 @@ func putLocal(c *ucli.Context, cl *peer.Client, local, dst string, opts peer.Put
 	defer p.finish()
 	return peer.PutLocal(c.Context, agentList(c, cl), dst, f, fi.Size(), opts,
 		func(n int64) { p.add(int(n)) },
-		func(from, to *peer.Client, block int64) {
-			fmt.Fprintf(c.App.ErrWriter, "\nshoal: %s stopped answering during the put of %s; going on through %s from block %d\n", from, dst, to, block)
-		})
+		putFailover(c.App.ErrWriter, dst))
 }
 
 // putStdin streams stdin to one agent. Stdin cannot be read twice, so if
@@ -242,7 +240,7 @@ func fsGet(c *ucli.Context) error {
 // not the terminal itself. If the agent dies mid-file, the copy goes on
 // from the byte it had reached through another member.
 func copyFile(c *ucli.Context, agents []*peer.Client, src string, w io.Writer) error {
-	r, err := peer.OpenFile(c.Context, agents, src, func(from, to *peer.Client, off int64) {
+	r, err := peer.OpenFile(c.Context, agents, src, func(from, to *peer.Client, off int64, _ error) {
 		fmt.Fprintf(c.App.ErrWriter, "\nshoal: %s stopped answering at byte %d of %s; going on through %s\n", from, off, src, to)
 	})
 	if err != nil {
@@ -450,4 +448,16 @@ func sameSet(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
+}
+
+// putFailover tells, on w, each move of a put of dst to another agent: the
+// last one stopped answering, or had no room to take a block.
+func putFailover(w io.Writer, dst string) peer.Failover {
+	return func(from, to *peer.Client, block int64, why error) {
+		if errors.Is(why, peer.ErrUnreachable) {
+			fmt.Fprintf(w, "\nshoal: %s stopped answering during the put of %s; going on through %s from block %d\n", from, dst, to, block)
+			return
+		}
+		fmt.Fprintf(w, "\nshoal: %s has no room for block %d of %s (%v); going on through %s\n", from, block, dst, why, to)
+	}
 }

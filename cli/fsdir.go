@@ -106,9 +106,7 @@ func putDir(c *ucli.Context, cl *peer.Client, dir, dst string, opts peer.PutOpti
 		defer lf.Close()
 		info, err := peer.PutLocal(ctx, agents, f.dst, lf, f.size, opts,
 			func(n int64) { p.add(int(n)) },
-			func(from, to *peer.Client, block int64) {
-				fmt.Fprintf(c.App.ErrWriter, "\nshoal: %s stopped answering during the put of %s; going on through %s from block %d\n", from, f.dst, to, block)
-			})
+			putFailover(c.App.ErrWriter, f.dst))
 		if err != nil {
 			return fmt.Errorf("put %s: %w", f.local, err)
 		}
@@ -234,7 +232,7 @@ func getDir(c *ucli.Context, cl *peer.Client, src, local string) error {
 		if err != nil {
 			return err
 		}
-		r, err := peer.OpenFile(ctx, agents, f.Path, func(from, to *peer.Client, off int64) {
+		r, err := peer.OpenFile(ctx, agents, f.Path, func(from, to *peer.Client, off int64, _ error) {
 			fmt.Fprintf(c.App.ErrWriter, "\nshoal: %s stopped answering at byte %d of %s; going on through %s\n", from, off, f.Path, to)
 		})
 		if err != nil {

@@ -51,6 +51,9 @@ type apiError struct {
 	Error string `json:"error"`
 	// Missing answers a commit: the blocks no alive member holds.
 	Missing []int `json:"missing,omitempty"`
+	// LowDisk answers a block of a put (507) that this agent had no room
+	// to take: another agent may.
+	LowDisk bool `json:"low_disk,omitempty"`
 }
 
 // maxBody bounds request bodies of control calls.

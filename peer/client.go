@@ -121,6 +121,8 @@ type APIError struct {
 	Message string
 	// Missing lists, for a refused commit, the blocks to send again.
 	Missing []int
+	// LowDisk: the agent had no room to take a block of a put (507).
+	LowDisk bool
 }
 
 func (e *APIError) Error() string { return e.Message }
@@ -173,7 +175,7 @@ func (c *Client) roundTrip(req *http.Request) (*http.Response, error) {
 		if json.Unmarshal(b, &e) != nil || e.Error == "" {
 			e.Error = fmt.Sprintf("agent at %s answered %s", c.base, resp.Status)
 		}
-		return nil, &APIError{Status: resp.StatusCode, Message: e.Error, Missing: e.Missing}
+		return nil, &APIError{Status: resp.StatusCode, Message: e.Error, Missing: e.Missing, LowDisk: e.LowDisk}
 	}
 	return resp, nil
 }

@@ -280,3 +280,60 @@ func readFile(n *peer.Node, p string) ([]byte, error) {
 	_, err = n.FS().WriteTo(context.Background(), f, &b)
 	return b.Bytes(), err
 }
+
+// TestPutGoesAroundALowAgent: the agent a client puts through is below its
+// reserve (an injected statfs: 10 MiB free, 64 MiB reserve), so it cannot
+// spool a block; the resumable put says so and goes on through the next
+// member, and the file reads back identical with no copy on the low node.
+// With only low agents the put fails in their words and stores nothing.
+func TestPutGoesAroundALowAgent(t *testing.T) {
+	reserve := disk.Reserve{Bytes: 64 << 20}
+	c := clustertest.Start(t, 3, clustertest.Options{Configure: func(i int, cfg *peer.Config) {
+		if i == 0 {
+			cfg.Reserve = &reserve
+			cfg.Statfs = func(string) (disk.Usage, error) { return disk.Usage{Free: 10 << 20, Total: 100 << 30}, nil }
+		}
+	}})
+	ctx := context.Background()
+	tok := c.Config(0).Secret.APIToken()
+	var clients []*peer.Client
+	for i := 0; i < 3; i++ {
+		cl, err := peer.NewClient(c.Node(i).HTTPURL(), tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, cl)
+	}
+	waitLow(t, c.Node(1), "node1")
+	data := corpus(31, 1<<20)
+	var whys []error
+	info, err := peer.PutLocal(ctx, clients, "/around", bytes.NewReader(data), int64(len(data)),
+		peer.PutOptions{BlockSize: 64 << 10, Replication: 2}, nil,
+		func(from, to *peer.Client, at int64, why error) { whys = append(whys, why) })
+	if err != nil {
+		t.Fatalf("put through a low agent: %v", err)
+	}
+	var ae *peer.APIError
+	if len(whys) != 1 || !errors.As(whys[0], &ae) || !ae.LowDisk || ae.Status != http.StatusInsufficientStorage ||
+		!strings.Contains(ae.Message, "node1 is low on disk: 10 MiB free at ") {
+		t.Fatalf("failovers: %v", whys)
+	}
+	if info.File.Size != int64(len(data)) {
+		t.Fatalf("put %+v", info.File)
+	}
+	got, err := readFile(c.Node(1), "/around")
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back: %v", err)
+	}
+	copies(t, c.Node(1), "/around", 2, "node1")
+
+	// Only the low agent: the put fails in its words, nothing is stored.
+	_, err = peer.PutLocal(ctx, clients[:1], "/nowhere", bytes.NewReader(data), int64(len(data)),
+		peer.PutOptions{BlockSize: 64 << 10, Replication: 2}, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "put /nowhere: no agent had room to take block 0 (the last said: block 0 of /nowhere: node1 is low on disk") {
+		t.Fatalf("put through only a low agent: %v", err)
+	}
+	if _, err := c.Node(1).FS().Stat("/nowhere"); err == nil {
+		t.Fatal("the refused put is visible")
+	}
+}

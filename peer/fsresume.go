@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/disk"
 )
 
 // The resumable put (see blockstore.NextBlockLen): the client cuts a local
@@ -46,7 +47,18 @@ func (n *Node) handlePutBlock(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ack, err := n.fs.PutBlock(r.Context(), p, index, r.Body, r.ContentLength, repl)
-	if err != nil {
+	var full *disk.FullError
+	switch {
+	case errors.As(err, &full):
+		// This agent could not spool the block: the client tries another.
+		n.log.Warn("block of a put refused: no room to spool it here", "path", p, "index", index, "err", err)
+		writeJSON(w, http.StatusInsufficientStorage, apiError{Error: err.Error(), LowDisk: true})
+		return
+	case errors.Is(err, disk.ErrFull):
+		n.log.Warn("block of a put refused: no member has room", "path", p, "index", index, "err", err)
+		writeError(w, http.StatusInsufficientStorage, err.Error())
+		return
+	case err != nil:
 		n.log.Warn("block of a put refused", "path", p, "index", index, "err", err)
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return

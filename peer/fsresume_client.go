@@ -59,10 +59,12 @@ func (c *Client) GetFileAt(ctx context.Context, p string, offset int64, manifest
 }
 
 // Failover is told when a client moves from one agent to the next: the one
-// that stopped answering, the next, and where it goes on (a block index
-// for a put, a byte offset for a read). It may be called from several
+// it leaves, the next, where it goes on (a block index for a put, a byte
+// offset for a read), and why: an error wrapping ErrUnreachable when the
+// agent stopped answering, or the agent's own *APIError with LowDisk when
+// it had no room to take a block of a put. It may be called from several
 // goroutines, one at a time.
-type Failover func(from, to *Client, at int64)
+type Failover func(from, to *Client, at int64, why error)
 
 // agents is the list of agents a client may use, in order, and the one in
 // use; safe for concurrent use.
@@ -86,7 +88,7 @@ func (a *agents) get() (*Client, int) {
 
 // failed moves past the agent at place i, unless another caller did
 // already.
-func (a *agents) failed(i int, at int64) {
+func (a *agents) failed(i int, at int64, why error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.cur != i {
@@ -94,7 +96,7 @@ func (a *agents) failed(i int, at int64) {
 	}
 	a.cur++
 	if a.cur < len(a.list) && a.on != nil {
-		a.on(a.list[i], a.list[a.cur], at)
+		a.on(a.list[i], a.list[a.cur], at, why)
 	}
 }
 
@@ -126,20 +128,37 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 	defer cancel(nil)
 
 	var (
-		mu   sync.Mutex
-		refs []blockstore.BlockRef
-		offs []int64
-		repl = o.Replication
+		mu     sync.Mutex
+		lowErr error // the last agent that had no room for a block
+		refs   []blockstore.BlockRef
+		offs   []int64
+		repl   = o.Replication
 	)
 	send := func(i int, off, n int64) error {
 		for {
 			c, place := ag.get()
 			if c == nil {
+				mu.Lock()
+				low := lowErr
+				mu.Unlock()
+				if low != nil {
+					return fmt.Errorf("put %s: no agent had room to take block %d (the last said: %w); nothing was stored visibly", p, i, low)
+				}
 				return fmt.Errorf("put %s: every member stopped answering (the last was %s) before block %d was stored; nothing was stored visibly: put again once the cluster is back", p, ag.last(), i)
 			}
 			ack, err := c.PutBlock(ctx, p, i, io.NewSectionReader(f, off, n), n, o.Replication)
 			if errors.Is(err, ErrUnreachable) && ctx.Err() == nil {
-				ag.failed(place, int64(i))
+				ag.failed(place, int64(i), err)
+				continue
+			}
+			var ae *APIError
+			if errors.As(err, &ae) && ae.LowDisk && ctx.Err() == nil {
+				// The agent has no room to spool the block: the next
+				// member may. If none has, the last one's words stand.
+				mu.Lock()
+				lowErr = err
+				mu.Unlock()
+				ag.failed(place, int64(i), err)
 				continue
 			}
 			if err != nil {
@@ -201,7 +220,7 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 		}
 		info, err := c.Commit(ctx, req)
 		if errors.Is(err, ErrUnreachable) && ctx.Err() == nil {
-			ag.failed(place, int64(len(refs)))
+			ag.failed(place, int64(len(refs)), err)
 			continue
 		}
 		var ae *APIError
@@ -270,7 +289,7 @@ func (r *FileReader) open() error {
 		}
 		rc, n, m, err := c.GetFileAt(r.ctx, r.path, r.off, r.manifest)
 		if errors.Is(err, ErrUnreachable) && r.ctx.Err() == nil {
-			r.ag.failed(place, r.off)
+			r.ag.failed(place, r.off, err)
 			continue
 		}
 		if err != nil {
@@ -313,10 +332,11 @@ func (r *FileReader) Read(p []byte) (int, error) {
 			return 0, r.ctx.Err()
 		}
 		// The stream was cut short: go on through the next agent.
+		cut := fmt.Errorf("%w: the stream was cut: %v", ErrUnreachable, r.pending)
 		r.pending = nil
 		r.rc.Close()
 		_, place := r.ag.get()
-		r.ag.failed(place, r.off)
+		r.ag.failed(place, r.off, cut)
 		if err := r.open(); err != nil {
 			return 0, err
 		}

@@ -55,7 +55,7 @@ func TestResumablePutAndReadFailOver(t *testing.T) {
 		acked atomic.Int64
 		once  sync.Once
 	)
-	on := func(from, to *peer.Client, at int64) {
+	on := func(from, to *peer.Client, at int64, _ error) {
 		mu.Lock()
 		moves = append(moves, from.String()+" -> "+to.String())
 		mu.Unlock()
@@ -87,7 +87,7 @@ func TestResumablePutAndReadFailOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := peer.OpenFile(ctx, []*peer.Client{goneClient(t), viaProxy, clients[3]}, "/resumed", func(from, to *peer.Client, at int64) {
+	r, err := peer.OpenFile(ctx, []*peer.Client{goneClient(t), viaProxy, clients[3]}, "/resumed", func(from, to *peer.Client, at int64, _ error) {
 		readMoves.Add(1)
 	})
 	if err != nil {
