@@ -31,7 +31,7 @@ import (
 var counterOrder = []string{
 	job.MAP_INPUT_RECORDS, job.MAP_OUTPUT_RECORDS, job.MAP_OUTPUT_BYTES,
 	job.COMBINE_INPUT_RECORDS, job.COMBINE_OUTPUT_RECORDS, job.SPILLED_RECORDS,
-	job.REDUCE_SHUFFLE_BYTES, job.REDUCE_INPUT_GROUPS, job.REDUCE_INPUT_RECORDS,
+	job.REDUCE_SHUFFLE_BYTES, job.REDUCE_SHUFFLE_REMOTE_BYTES, job.REDUCE_SHUFFLE_WIRE_BYTES, job.REDUCE_INPUT_GROUPS, job.REDUCE_INPUT_RECORDS,
 	job.REDUCE_OUTPUT_RECORDS, job.TOTAL_LAUNCHED_MAPS, job.TOTAL_LAUNCHED_REDUCES,
 	job.DATA_LOCAL_MAPS, job.NUM_FAILED_MAPS, job.NUM_FAILED_REDUCES,
 }
@@ -70,6 +70,7 @@ func jobCommand(jobs []job.Spec) *ucli.Command {
 					&ucli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "print the job ID and return at once"},
 					&ucli.BoolFlag{Name: "local", Usage: "run in this process on local files, sequentially (no cluster)"},
 					&ucli.StringFlag{Name: "output-compression", Usage: "compress the output parts: gzip or zstd (part-r-00000.zst)"},
+					&ucli.StringFlag{Name: "map-output-compression", Usage: "compress map output on its way to the reducers: s2, zstd or none (default none)"},
 					&ucli.Int64Flag{Name: "max-split-bytes", Usage: "largest split packed from small input files (default: 128 MiB; -1: pack none)"},
 				),
 				Action: jobRun,
@@ -195,6 +196,7 @@ func jobRun(c *ucli.Context) error {
 		TaskTimeout: c.Duration("task-timeout").String(), Binary: binary,
 		NoSpeculativeMaps: c.Bool("no-speculation"), NoSpeculativeReduces: c.Bool("no-speculation"),
 		OutputCompression: string(outCodec), MaxSplitBytes: c.Int64("max-split-bytes"),
+		MapOutputCompression: c.String("map-output-compression"),
 	})
 	if err != nil {
 		return err

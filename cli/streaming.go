@@ -145,7 +145,8 @@ func runStreaming(c *ucli.Context) error {
 		Name: "streaming", Params: params, Inputs: c.StringSlice("input"), Output: c.String("output"),
 		Reducers: reducers, MaxAttempts: c.Int("max-attempts"),
 		TaskTimeout: timeout.String(), OutputCompression: props.outputCodec, MaxSplitBytes: props.maxSplit,
-		NoSpeculativeMaps: noSpec[0], NoSpeculativeReduces: noSpec[1],
+		MapOutputCompression: props.mapCodec,
+		NoSpeculativeMaps:    noSpec[0], NoSpeculativeReduces: noSpec[1],
 	})
 	if err != nil {
 		return err
@@ -167,7 +168,9 @@ type streamingProps struct {
 	outputCodec string
 	compress    *bool // mapreduce.output.fileoutputformat.compress
 	maxSplit    int64
-	comparator  bool // KeyFieldBasedComparator named
+	comparator  bool   // KeyFieldBasedComparator named
+	mapCompress *bool  // mapreduce.map.output.compress
+	mapCodec    string // mapreduce.map.output.compress.codec, as a shuffle codec
 	// speculative: mapreduce.map.speculative and
 	// mapreduce.reduce.speculative, if given.
 	speculative [2]*bool
@@ -239,6 +242,22 @@ var streamingProperties = []streamingProperty{
 		c, err := codec.Parse(v)
 		p.outputCodec = string(c)
 		return err
+	}},
+	{"mapreduce.map.output.compress", "true compresses map output on its way to the reducers (s2 unless a codec is named)", func(p *streamingProps, v string) error {
+		b, err := parseBool(v)
+		p.mapCompress = &b
+		return err
+	}},
+	{"mapreduce.map.output.compress.codec", "SnappyCodec (S2 on the wire) or ZStandardCodec (class names), or s2, zstd", func(p *streamingProps, v string) error {
+		switch shortClass(v) {
+		case "SnappyCodec", "s2", "snappy":
+			p.mapCodec = "s2"
+		case "ZStandardCodec", "zstd":
+			p.mapCodec = "zstd"
+		default:
+			return errors.New("Shoal compresses map output with SnappyCodec (as S2) or ZStandardCodec")
+		}
+		return nil
 	}},
 	{"mapreduce.input.fileinputformat.split.maxsize", "largest split packed from small files (bytes), with CombineTextInputFormat", func(p *streamingProps, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -319,6 +338,14 @@ func parseStreamingProperties(kvs []string) (streamingProps, error) {
 		}
 	} else if p.outputCodec != "" {
 		return p, errors.New("-D mapreduce.output.fileoutputformat.compress.codec needs -D mapreduce.output.fileoutputformat.compress=true")
+	}
+	switch {
+	case p.mapCompress == nil && p.mapCodec != "":
+		return p, errors.New("-D mapreduce.map.output.compress.codec needs -D mapreduce.map.output.compress=true")
+	case p.mapCompress != nil && !*p.mapCompress:
+		p.mapCodec = "none"
+	case p.mapCompress != nil && p.mapCodec == "":
+		p.mapCodec = "s2"
 	}
 	if p.params["comparator_options"] != "" && !p.comparator {
 		return p, errors.New("-D mapreduce.partition.keycomparator.options needs -D mapreduce.job.output.key.comparator.class=org.apache.hadoop.mapreduce.lib.partition.KeyFieldBasedComparator")

@@ -72,6 +72,10 @@ type SubmitRequest struct {
 	// job whose code allows it (Hadoop's CombineFileInputFormat): 0 takes
 	// the default, 128 MiB; negative packs nothing.
 	MaxSplitBytes int64 `json:"max_split_bytes,omitempty"`
+	// MapOutputCompression compresses map output segments on their way
+	// to the reducers: "s2", "zstd" or "none"; "" takes the agents'
+	// default (none: see README, Shuffle compression).
+	MapOutputCompression string `json:"map_output_compression,omitempty"`
 }
 
 // Job states.

@@ -20,7 +20,7 @@ var allowedImports = map[string][]string{
 	"scheduler":     {"blockstore", "client", "codec", "disk", "gossip", "job", "mesh", "ring", "shuffle", "worker"},
 	"client":        {"job", "secret"},
 	"worker":        {"disk", "job", "shuffle"},
-	"shuffle":       {"codec", "disk", "mesh", "mesh/meshtest"},
+	"shuffle":       {"disk", "mesh", "mesh/meshtest"},
 	"codec":         {},
 	"job":           {},
 	"job/builtin":   {"job"},

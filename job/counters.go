@@ -23,6 +23,15 @@ const (
 	SPILLED_RECORDS = "SPILLED_RECORDS"
 	// REDUCE_SHUFFLE_BYTES counts map output bytes fetched by reducers.
 	REDUCE_SHUFFLE_BYTES = "REDUCE_SHUFFLE_BYTES"
+	// REDUCE_SHUFFLE_WIRE_BYTES counts the bytes reducers read from other
+	// nodes' streams for those segments: compressed when the job's map
+	// output compression is on (REDUCE_SHUFFLE_BYTES counts them plain,
+	// and also the segments read on the node itself).
+	REDUCE_SHUFFLE_WIRE_BYTES = "REDUCE_SHUFFLE_WIRE_BYTES"
+	// REDUCE_SHUFFLE_REMOTE_BYTES counts the plain bytes of the segments
+	// reducers fetched from other nodes: WIRE / REMOTE is the shuffle's
+	// compression ratio.
+	REDUCE_SHUFFLE_REMOTE_BYTES = "REDUCE_SHUFFLE_REMOTE_BYTES"
 	// REDUCE_INPUT_GROUPS counts key groups fed to reducers.
 	REDUCE_INPUT_GROUPS = "REDUCE_INPUT_GROUPS"
 	// REDUCE_INPUT_RECORDS counts values fed to reducers, whether or not

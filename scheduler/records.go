@@ -78,10 +78,13 @@ type JobRecord struct {
 	// OutputCodec compresses the output parts ("gzip" or "zstd", named
 	// with the codec's extension); "" writes them plain.
 	OutputCodec string `msgpack:"oc,omitempty" json:"output_compression,omitempty"`
-	SpecBytes   int    `msgpack:"sb" json:"spec_bytes"`
-	NumSplits   int    `msgpack:"ns" json:"splits"`
-	InputFiles  int    `msgpack:"nf" json:"input_files"`
-	InputBytes  int64  `msgpack:"nb" json:"input_bytes"`
+	// ShuffleCodec compresses map output segments on the wire
+	// (shuffle.CodecS2, shuffle.CodecZstd); "" sends them plain.
+	ShuffleCodec string `msgpack:"shc,omitempty" json:"map_output_compression,omitempty"`
+	SpecBytes    int    `msgpack:"sb" json:"spec_bytes"`
+	NumSplits    int    `msgpack:"ns" json:"splits"`
+	InputFiles   int    `msgpack:"nf" json:"input_files"`
+	InputBytes   int64  `msgpack:"nb" json:"input_bytes"`
 	// TaskTimeout, in nanoseconds, fails a task attempt that makes no
 	// progress for that long (job.Task.Timeout); 0 disables it.
 	TaskTimeout int64 `msgpack:"tt,omitempty" json:"task_timeout_ns"`

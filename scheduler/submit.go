@@ -13,6 +13,7 @@ import (
 	"shoal.dev/shoal/client"
 	"shoal.dev/shoal/codec"
 	"shoal.dev/shoal/job"
+	"shoal.dev/shoal/shuffle"
 	"shoal.dev/shoal/worker"
 )
 
@@ -74,6 +75,10 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 	outCodec, err := codec.Parse(req.OutputCompression)
 	if err != nil {
 		return JobRecord{}, fmt.Errorf("%w: output compression: %w", ErrBadRequest, err)
+	}
+	shuffleCodec, err := parseShuffleCodec(req.MapOutputCompression)
+	if err != nil {
+		return JobRecord{}, err
 	}
 	if err := checkShape(req.Reducers, 0, req.MaxAttempts, "", ""); err != nil {
 		return JobRecord{}, err
@@ -172,6 +177,7 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 		Inputs:               inputs,
 		Binary:               req.Binary,
 		OutputCodec:          string(outCodec),
+		ShuffleCodec:         shuffleCodec,
 	}
 	pk := packing{pack: j.PackInputs && req.MaxSplitBytes >= 0, maxBytes: req.MaxSplitBytes}
 	if pk.maxBytes == 0 {
@@ -375,4 +381,23 @@ func (s *Scheduler) Kill(id string) (Status, error) {
 	}
 	s.Kick()
 	return s.Status(id)
+}
+
+// DefaultShuffleCodec is the map output compression of a job that names
+// none: none, because on the benchmark (README, Shuffle compression) both
+// codecs made jobs slower on one machine, where the network is loopback.
+const DefaultShuffleCodec = ""
+
+// parseShuffleCodec checks a SubmitRequest.MapOutputCompression and
+// returns the job record's ShuffleCodec.
+func parseShuffleCodec(s string) (string, error) {
+	switch s {
+	case "":
+		return DefaultShuffleCodec, nil
+	case "none":
+		return "", nil
+	case shuffle.CodecS2, shuffle.CodecZstd:
+		return s, nil
+	}
+	return "", badRequest("map output compression %q: want s2, zstd or none", s)
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"shoal.dev/shoal/blockstore"
@@ -216,6 +217,7 @@ func (s *Scheduler) runReduce(ctx context.Context, rec *JobRecord, j *job.Job, p
 	fetched := map[int]string{} // split -> spool file ("" for an empty segment)
 	var have itemSet            // the keys of fetched
 	var shuffled int64
+	var wire, remote atomic.Int64 // bytes read from other nodes' streams; their segments' plain bytes
 	for len(fetched) < splits {
 		wake := s.waitChan()
 		v, ok := loadView(s.cfg.Records, rec.ID)
@@ -238,7 +240,10 @@ func (s *Scheduler) runReduce(ctx context.Context, rec *JobRecord, j *job.Job, p
 			if !ok {
 				continue
 			}
-			path, n, err := s.fetchSegment(ctx, rec.ID, e.node, i, part, spool)
+			path, n, err := s.fetchSegment(ctx, rec.ID, e.node, i, part, spool, rec.ShuffleCodec, &wire)
+			if err == nil && e.node != s.cfg.Self {
+				remote.Add(n)
+			}
 			if err != nil {
 				if ctx.Err() != nil {
 					return CommitRecord{}, ctx.Err()
@@ -312,6 +317,8 @@ func (s *Scheduler) runReduce(ctx context.Context, rec *JobRecord, j *job.Job, p
 		return CommitRecord{}, fmt.Errorf("%s: write output: %w", name, err)
 	}
 	c.Add(job.REDUCE_SHUFFLE_BYTES, shuffled)
+	c.Add(job.REDUCE_SHUFFLE_WIRE_BYTES, wire.Load())
+	c.Add(job.REDUCE_SHUFFLE_REMOTE_BYTES, remote.Load())
 	c.Add(job.REDUCE_INPUT_RECORDS, stats.Records)
 	if err := checkCounters(c); err != nil {
 		return CommitRecord{}, fmt.Errorf("%s: %w", name, err)
@@ -330,14 +337,16 @@ func (s *Scheduler) finishedElsewhere(id string, k itemKey) bool {
 }
 
 // fetchSegment copies one map output's partition into the spool dir.
-func (s *Scheduler) fetchSegment(ctx context.Context, jobID, node string, split, part int, spool string) (string, int64, error) {
+// From another node it asks for the segment compressed with codec (""
+// for plain) and adds the bytes read from the stream to wire.
+func (s *Scheduler) fetchSegment(ctx context.Context, jobID, node string, split, part int, spool, codec string, wire *atomic.Int64) (string, int64, error) {
 	var r io.ReadCloser
 	var n int64
 	var err error
 	if node == s.cfg.Self {
 		r, n, err = s.cfg.Shuffle.Open(jobID, mapTaskID(split), part)
 	} else {
-		r, n, err = shuffle.Fetch(ctx, s.cfg.Dialer, node, jobID, mapTaskID(split), part)
+		r, n, err = shuffle.FetchWith(ctx, s.cfg.Dialer, node, jobID, mapTaskID(split), part, shuffle.FetchOptions{Codec: codec, Wire: wire})
 		if err == nil {
 			defer func() { s.Stats.ShuffleFetchedBytes.Add(n) }()
 		}

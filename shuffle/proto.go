@@ -10,6 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
+
 	"shoal.dev/shoal/mesh"
 )
 
@@ -25,6 +28,9 @@ type request struct {
 	Job       string `msgpack:"job"`
 	Task      string `msgpack:"task"`
 	Partition int    `msgpack:"part"`
+	// Codec asks for the segment compressed (CodecS2, CodecZstd); a
+	// server that does not know it, or an older one, sends it plain.
+	Codec string `msgpack:"codec,omitempty"`
 }
 
 type response struct {
@@ -33,7 +39,23 @@ type response struct {
 	Length  int64  `msgpack:"len,omitempty"`
 	Records int64  `msgpack:"recs,omitempty"`
 	CRC     uint32 `msgpack:"crc,omitempty"`
+	// Codec is how the segment's bytes follow: "" plain, else compressed
+	// with it as one stream. Length, Records and CRC are of the plain
+	// bytes either way.
+	Codec string `msgpack:"codec,omitempty"`
 }
+
+// The codecs the transport may compress a segment with, on request.
+const (
+	// CodecS2 is klauspost's S2 (Snappy's successor): fast, modest ratio.
+	CodecS2 = "s2"
+	// CodecZstd is Zstandard at its fastest level.
+	CodecZstd = "zstd"
+)
+
+// ValidCodec reports whether c is "" (plain) or a codec the transport
+// knows.
+func ValidCodec(c string) bool { return c == "" || c == CodecS2 || c == CodecZstd }
 
 // Error codes of responses, mapped back to sentinels.
 const (
@@ -130,13 +152,29 @@ func (s *Server) Handle(from mesh.NodeName, st mesh.Stream) {
 		return
 	}
 	defer f.Close()
-	if err := mesh.WriteMsg(st, response{Length: seg.Length, Records: seg.Records, CRC: seg.CRC}); err != nil {
+	resp := response{Length: seg.Length, Records: seg.Records, CRC: seg.CRC}
+	if req.Codec != "" && ValidCodec(req.Codec) {
+		resp.Codec = req.Codec
+	}
+	if err := mesh.WriteMsg(st, resp); err != nil {
 		st.Reset()
 		return
 	}
 	bp := s.bufs.Get().(*[]byte)
 	defer s.bufs.Put(bp)
-	n, err := io.CopyBuffer(&deadlineWriter{st: st}, io.NewSectionReader(f, seg.Offset, seg.Length), *bp)
+	var dst io.Writer = &deadlineWriter{st: st}
+	zw, err := compressor(resp.Codec, dst)
+	if err != nil {
+		st.Reset()
+		return
+	}
+	if zw != nil {
+		dst = zw
+	}
+	n, err := io.CopyBuffer(dst, io.NewSectionReader(f, seg.Offset, seg.Length), *bp)
+	if err == nil && zw != nil {
+		err = zw.Close()
+	}
 	s.BytesServed.Add(n)
 	if err != nil {
 		s.log.Debug("segment send aborted", "job", req.Job, "task", req.Task, "partition", req.Partition, "to", from, "err", err)
@@ -155,12 +193,79 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 	return d.st.Write(p)
 }
 
-type deadlineReader struct{ st mesh.Stream }
+type deadlineReader struct {
+	st   mesh.Stream
+	wire *atomic.Int64 // if set, counts the bytes read
+	err  error         // the first error other than EOF
+}
 
 func (d *deadlineReader) Read(p []byte) (int, error) {
 	d.st.SetDeadline(time.Now().Add(idleTimeout))
-	return d.st.Read(p)
+	n, err := d.st.Read(p)
+	if d.wire != nil {
+		d.wire.Add(int64(n))
+	}
+	if err != nil && err != io.EOF && d.err == nil {
+		d.err = err
+	}
+	return n, err
 }
+
+// compressor returns a writer compressing into w with codec, or nil for
+// "" (plain).
+func compressor(codec string, w io.Writer) (io.WriteCloser, error) {
+	switch codec {
+	case "":
+		return nil, nil
+	case CodecS2:
+		return s2.NewWriter(w, s2.WriterConcurrency(1)), nil
+	case CodecZstd:
+		return zstd.NewWriter(w, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest))
+	}
+	return nil, fmt.Errorf("unknown shuffle codec %q", codec)
+}
+
+// decompressor returns a reader of r's bytes decompressed with codec, or
+// nil for "" (plain). A stream that does not decode is reported as
+// corrupt.
+func decompressor(codec string, r *deadlineReader) (io.ReadCloser, error) {
+	switch codec {
+	case "":
+		return nil, nil
+	case CodecS2:
+		return &corruptOnError{r: s2.NewReader(r), src: r, close: func() {}}, nil
+	case CodecZstd:
+		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, err
+		}
+		return &corruptOnError{r: zr, src: r, close: zr.Close}, nil
+	}
+	return nil, fmt.Errorf("the server sent codec %q: %w", codec, ErrCorrupt)
+}
+
+// corruptOnError marks a decoder's errors as ErrCorrupt, unless the
+// stream under it failed (that error is passed on as it is); its Close
+// releases the decoder.
+type corruptOnError struct {
+	r     io.Reader
+	src   *deadlineReader
+	close func()
+}
+
+func (c *corruptOnError) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	switch {
+	case err == nil || err == io.EOF:
+	case c.src.err != nil:
+		err = c.src.err
+	case !errors.Is(err, ErrCorrupt):
+		err = fmt.Errorf("compressed segment: %w (%w)", ErrCorrupt, err)
+	}
+	return n, err
+}
+
+func (c *corruptOnError) Close() error { c.close(); return nil }
 
 // Fetch opens one partition's segment of a map output on node, and returns
 // its length. Reads wait at most a minute for data; ending ctx aborts the
@@ -169,6 +274,22 @@ func (d *deadlineReader) Read(p []byte) (int, error) {
 // answers ErrNotFound when it does not have the output (any more); bad
 // names are ErrInvalidName, refused before dialing.
 func Fetch(ctx context.Context, d mesh.Dialer, node, job, task string, partition int) (io.ReadCloser, int64, error) {
+	return FetchWith(ctx, d, node, job, task, partition, FetchOptions{})
+}
+
+// FetchOptions tune FetchWith.
+type FetchOptions struct {
+	// Codec asks the server to compress the segment on the wire
+	// (CodecS2, CodecZstd; "" for none). The reader returns the plain
+	// bytes whatever the server did.
+	Codec string
+	// Wire, if set, is added the bytes read from the stream (compressed
+	// or not), as they are read.
+	Wire *atomic.Int64
+}
+
+// FetchWith is Fetch with options.
+func FetchWith(ctx context.Context, d mesh.Dialer, node, job, task string, partition int, o FetchOptions) (io.ReadCloser, int64, error) {
 	what := fmt.Sprintf("fetch %s/%s partition %d from %s", job, task, partition, node)
 	if err := checkName("job", job); err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", what, err)
@@ -190,7 +311,10 @@ func Fetch(ctx context.Context, d mesh.Dialer, node, job, task string, partition
 		return nil, 0, fmt.Errorf("%s: %w", what, ctxErr(ctx, err))
 	}
 	st.SetDeadline(time.Now().Add(headerTimeout))
-	if err := mesh.WriteMsg(st, request{Job: job, Task: task, Partition: partition}); err != nil {
+	if !ValidCodec(o.Codec) {
+		return fail(fmt.Errorf("unknown shuffle codec %q", o.Codec))
+	}
+	if err := mesh.WriteMsg(st, request{Job: job, Task: task, Partition: partition, Codec: o.Codec}); err != nil {
 		return fail(err)
 	}
 	if err := st.CloseWrite(); err != nil {
@@ -205,11 +329,21 @@ func Fetch(ctx context.Context, d mesh.Dialer, node, job, task string, partition
 		st.Close()
 		return nil, 0, fmt.Errorf("%s: %w", what, err)
 	}
+	dr := &deadlineReader{st: st, wire: o.Wire}
+	var src io.Reader = dr
+	zr, err := decompressor(resp.Codec, dr)
+	if err != nil {
+		return fail(err)
+	}
+	if zr != nil {
+		src = zr
+	}
 	return &fetchReader{
-		segReader: segReader{r: &deadlineReader{st: st}, name: what, left: resp.Length, total: resp.Length, want: resp.CRC},
+		segReader: segReader{r: src, name: what, left: resp.Length, total: resp.Length, want: resp.CRC},
 		ctx:       ctx,
 		st:        st,
 		stop:      stop,
+		zr:        zr,
 	}, resp.Length, nil
 }
 
@@ -219,6 +353,7 @@ type fetchReader struct {
 	ctx  context.Context
 	st   mesh.Stream
 	stop func() bool
+	zr   io.ReadCloser // the decompressor, if the segment came compressed
 }
 
 func (f *fetchReader) Read(p []byte) (int, error) {
@@ -234,6 +369,9 @@ func (f *fetchReader) Read(p []byte) (int, error) {
 // reset.
 func (f *fetchReader) Close() error {
 	f.stop()
+	if f.zr != nil {
+		f.zr.Close()
+	}
 	if f.left == 0 && f.err == nil {
 		return f.st.Close()
 	}

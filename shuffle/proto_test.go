@@ -317,8 +317,9 @@ func TestFetchCorruptAndCancel(t *testing.T) {
 	}
 }
 
-// TestImports keeps shuffle below the scheduler: std, msgpack, mesh and
-// disk only (meshtest in tests).
+// TestImports keeps shuffle below the scheduler: std, msgpack, mesh,
+// disk and klauspost's compression (the transport's codecs) only
+// (meshtest in tests).
 func TestImports(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").Output()
 	if err != nil {
@@ -326,7 +327,8 @@ func TestImports(t *testing.T) {
 	}
 	for _, p := range strings.Fields(string(out)) {
 		switch {
-		case p == "shoal.dev/shoal/shuffle", p == "shoal.dev/shoal/mesh", p == "shoal.dev/shoal/disk", strings.HasPrefix(p, "github.com/vmihailenco/"):
+		case p == "shoal.dev/shoal/shuffle", p == "shoal.dev/shoal/mesh", p == "shoal.dev/shoal/disk", strings.HasPrefix(p, "github.com/vmihailenco/"),
+			strings.HasPrefix(p, "github.com/klauspost/compress"):
 		default:
 			t.Errorf("shuffle depends on %s", p)
 		}
