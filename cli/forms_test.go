@@ -43,6 +43,7 @@ var sampleArgs = map[string][]string{
 	"job wait":     {"j1"},
 	"job kill":     {"j1"},
 	"job counters": {"j1"},
+	"job logs":     {"j1"},
 	"job list":     {},
 	"streaming":    {"-input", "/in", "-output", "/out", "-mapper", "cat"},
 	"gen text":     nil, // local

@@ -87,6 +87,17 @@ func jobCommand(jobs []job.Spec) *ucli.Command {
 				fmt.Fprintf(c.App.Writer, "%s %s\n", st.ID, st.State)
 				return nil
 			}),
+			{
+				Name:      "logs",
+				Usage:     "list a job's task attempts and their logs, or print one attempt's log (--task)",
+				ArgsUsage: "ID",
+				Flags: append(clientFlags(),
+					&ucli.StringFlag{Name: "task", Aliases: []string{"t"}, Usage: "print this task's log (m-000003, r-00001)"},
+					&ucli.IntFlag{Name: "attempt", Aliases: []string{"n"}, Usage: "with --task: this attempt (from 1, in the order they started; default the last)"},
+					&ucli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "with --task: go on printing as the log grows, until the attempt ends"},
+				),
+				Action: jobLogs,
+			},
 			idCmd("counters", "print a job's counters", func(c *ucli.Context, cl *peer.Client, id string) error {
 				st, err := cl.Job(c.Context, id)
 				if err != nil {
@@ -512,4 +523,52 @@ func genCommand() *ucli.Command {
 			},
 		}},
 	}
+}
+
+// jobLogs is `shoal job logs`.
+func jobLogs(c *ucli.Context) error {
+	if err := exactArgs(c, 1, "ID"); err != nil {
+		return err
+	}
+	task := c.String("task")
+	if task == "" && (c.IsSet("attempt") || c.Bool("follow")) {
+		return usageError{errors.New("--attempt and --follow need --task")}
+	}
+	if c.IsSet("attempt") && c.Int("attempt") < 1 {
+		return usageError{fmt.Errorf("--attempt counts from 1, got %d", c.Int("attempt"))}
+	}
+	cl, err := client(c)
+	if err != nil {
+		return err
+	}
+	id := c.Args().First()
+	if task != "" {
+		return cl.TaskLog(c.Context, id, task, c.Int("attempt"), c.Bool("follow"), c.App.Writer)
+	}
+	ls, err := cl.TaskLogs(c.Context, id, "")
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TASK\tATTEMPT\tNODE\tRESULT\tSTART\tDURATION\tLOG")
+	for _, a := range ls.Attempts {
+		dur := "-"
+		if !a.End.IsZero() {
+			dur = a.End.Sub(a.Start).Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d B\n", a.Task, a.Attempt, a.Node, a.Result, a.Start.Local().Format(time.DateTime), dur, a.Size)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(ls.Missing) > 0 {
+		fmt.Fprintf(c.App.ErrWriter, "shoal: %s did not answer; their attempts are not listed\n", strings.Join(ls.Missing, ", "))
+	}
+	if ls.Cut {
+		fmt.Fprintf(c.App.ErrWriter, "shoal: a node listed only its first %d attempts; use --task to see a task's\n", 10000)
+	}
+	if len(ls.Attempts) > 0 {
+		fmt.Fprintf(c.App.ErrWriter, "print one with: shoal job logs %s --task TASK [--attempt N]\n", id)
+	}
+	return nil
 }

@@ -49,6 +49,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 )
 
 // Emitter receives output pairs. Implementations copy key and value before
@@ -172,6 +173,12 @@ type TaskInfo struct {
 	// every file in Job.Files (mode 0755); the runner removes it after the
 	// task. Empty when the job ships no files.
 	WorkDir string
+	// Log, if not nil, is the attempt's log: what a task writes to it is
+	// kept on the node that ran the attempt, bounded, and read with
+	// `shoal job logs`. A streaming task copies its children's standard
+	// error here. It may be written from several goroutines at once and
+	// never returns an error. Nil in a sequential run.
+	Log io.Writer
 }
 
 // Aborter is implemented by a Mapper or Reducer that holds outside

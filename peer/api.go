@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -59,8 +60,27 @@ type apiError struct {
 // maxBody bounds request bodies of control calls.
 const maxBody = 1 << 20
 
+// routes is the API's ServeMux, remembering the patterns registered (for
+// Node.Routes and the access table test).
+type routes struct {
+	mux      *http.ServeMux
+	patterns []string
+}
+
+func (r *routes) Handle(pattern string, h http.Handler) {
+	r.mux.Handle(pattern, h)
+	r.patterns = append(r.patterns, pattern)
+}
+
+func (r *routes) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	r.Handle(pattern, http.HandlerFunc(h))
+}
+
+// Routes lists the patterns of every route the HTTP API serves.
+func (n *Node) Routes() []string { return slices.Clone(n.routes) }
+
 func (n *Node) apiHandler() http.Handler {
-	mux := http.NewServeMux()
+	mux := &routes{mux: http.NewServeMux()}
 	mux.HandleFunc("GET /v1/health", n.handleHealth)
 	mux.Handle("GET /v1/members", n.auth(n.handleMembers))
 	mux.Handle("GET /v1/ring/owners", n.auth(n.handleOwners))
@@ -74,7 +94,8 @@ func (n *Node) apiHandler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
-	return n.gateRecovery(mux)
+	n.routes = mux.patterns
+	return n.gateRecovery(mux.mux)
 }
 
 // auth requires the cluster's API token when the node has a secret.

@@ -27,7 +27,7 @@ type RemoveInfo struct {
 	Removed []string `json:"removed"`
 }
 
-func (n *Node) fsRoutes(mux *http.ServeMux) {
+func (n *Node) fsRoutes(mux *routes) {
 	mux.Handle("PUT /v1/fs/file", n.auth(n.handlePut))
 	mux.Handle("GET /v1/fs/file", n.auth(n.handleGet))
 	mux.Handle("DELETE /v1/fs/file", n.auth(n.handleRemove))

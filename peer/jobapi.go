@@ -11,11 +11,13 @@ import (
 	"shoal.dev/shoal/scheduler"
 )
 
-func (n *Node) jobRoutes(mux *http.ServeMux) {
+func (n *Node) jobRoutes(mux *routes) {
 	mux.Handle("POST /v1/jobs", n.auth(n.handleSubmit))
 	mux.Handle("GET /v1/jobs", n.auth(n.handleJobs))
 	mux.Handle("GET /v1/jobs/{id}", n.auth(n.handleJob))
 	mux.Handle("POST /v1/jobs/{id}/kill", n.auth(n.handleKill))
+	mux.Handle("GET /v1/jobs/{id}/logs", n.auth(n.handleTaskLogs))
+	mux.Handle("GET /v1/jobs/{id}/logs/{task}", n.auth(n.handleTaskLog))
 }
 
 func jobStatus(err error) int {

@@ -29,6 +29,7 @@ import (
 	"shoal.dev/shoal/ring"
 	"shoal.dev/shoal/scheduler"
 	"shoal.dev/shoal/shuffle"
+	"shoal.dev/shoal/tasklog"
 	"shoal.dev/shoal/worker"
 )
 
@@ -122,6 +123,8 @@ type Node struct {
 	shuffle    *shuffle.Store
 	shuffleSrv *shuffle.Server
 	workers    *worker.Pool
+	logs       *tasklog.Store
+	routes     []string // the HTTP API's patterns, set before it serves
 	sched      *scheduler.Scheduler
 	metrics    *metrics
 	cancel     context.CancelFunc // stops background loops
@@ -284,6 +287,10 @@ func New(cfg Config) (_ *Node, err error) {
 		n.log.Warn("killed task processes a previous run of this agent left behind", "pids", killed)
 	}
 	n.shuffle = shuffle.NewStore(filepath.Join(cfg.DataDir, "shuffle"))
+	if n.logs, err = tasklog.Open(filepath.Join(cfg.DataDir, "logs")); err != nil {
+		return nil, err
+	}
+	n.Handle(taskLogProtocol, n.serveTaskLog)
 	n.shuffleSrv = shuffle.NewServer(n.shuffle, n.log)
 	n.Handle(shuffle.Protocol, n.shuffleSrv.Handle)
 	n.workers = worker.NewPool(worker.PoolConfig{Marker: cfg.taskMarker(), Logger: n.log})
@@ -305,6 +312,7 @@ func New(cfg Config) (_ *Node, err error) {
 		SyncRecords: n.syncRecords,
 		Logger:      n.log,
 		Outputs:     creates{n},
+		Logs:        n.logs,
 		OnAttempt:   n.metrics.attemptEnded,
 		OnJobEnd:    n.metrics.jobEnded,
 		Workers:     n.workers,

@@ -143,6 +143,29 @@ func TestJobHistory(t *testing.T) {
 			return nil
 		})
 	}
+	// The task attempts' logs go with the history: the kept jobs' are
+	// there (one succeeded attempt per task), the others' are gone.
+	clustertest.Eventually(t, 30*time.Second, func() error {
+		for i, id := range ids {
+			ls := c.Node(1).TaskLogs(ctx, id, "")
+			if len(ls.Missing) > 0 {
+				return fmt.Errorf("%v did not list their logs", ls.Missing)
+			}
+			st, _ := c.Node(1).Scheduler().Status(id)
+			switch kept := i >= len(ids)-keep; {
+			case kept && len(ls.Attempts) != st.Maps+st.Reducers:
+				return fmt.Errorf("job %s: %d attempt logs, want %d", id, len(ls.Attempts), st.Maps+st.Reducers)
+			case !kept && len(ls.Attempts) != 0:
+				return fmt.Errorf("job %s beyond the history: %d attempt logs left", id, len(ls.Attempts))
+			}
+			for _, a := range ls.Attempts {
+				if a.Result != "succeeded" || a.Attempt != 1 || a.Size == 0 {
+					return fmt.Errorf("job %s: attempt %+v", id, a)
+				}
+			}
+		}
+		return nil
+	})
 	list := c.Node(2).Scheduler().List()
 	if len(list) != keep {
 		t.Fatalf("list has %d jobs, want %d", len(list), keep)

@@ -249,7 +249,7 @@ var webhdfsOps = map[string]string{
 	"DELETE":            http.MethodDelete,
 }
 
-func (n *Node) webhdfsRoutes(mux *http.ServeMux) {
+func (n *Node) webhdfsRoutes(mux *routes) {
 	mux.HandleFunc(webhdfsPrefix+"/", n.handleWebHDFS)
 	mux.HandleFunc(webhdfsPrefix, n.handleWebHDFS)
 }

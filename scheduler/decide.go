@@ -187,7 +187,7 @@ func decide(in decideInput) []action {
 		if taskDone(r.k, r.i) {
 			continue
 		}
-		if msg, failed := failVerdict(fmt.Sprintf("%s task %s", r.k, taskName(r.k, r.i)), v.failures(r.k, r.i), v.rec.MaxAttempts); failed {
+		if msg, failed := failVerdict(fmt.Sprintf("%s task %s", r.k, taskName(r.k, r.i)), logHint(v.rec.ID, r.k, r.i), v.failures(r.k, r.i), v.rec.MaxAttempts); failed {
 			return []action{{kind: actEnd, state: StateFailed, msg: msg}}
 		}
 	}

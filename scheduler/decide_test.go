@@ -151,6 +151,8 @@ func readScenarios(t *testing.T, file string) []scenario {
 					v.rec.Reducers = atoi(t, val)
 				case "attempts":
 					v.rec.MaxAttempts = atoi(t, val)
+				case "id":
+					v.rec.ID = val
 				case "maponly":
 					v.rec.MapOnly = true
 				case "nospecmaps":

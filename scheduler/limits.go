@@ -183,17 +183,24 @@ type failTally struct {
 // job, and with what message: at once for a permanent failure, after
 // maxAttempts failures of the job's code, or after infraAttempts failures
 // outside it.
-func failVerdict(task string, t failTally, maxAttempts int) (string, bool) {
+func failVerdict(task, logHint string, t failTally, maxAttempts int) (string, bool) {
 	if t.permanent != "" {
-		return t.permanent, true // it names the task
+		// It names the task; the hint goes first so a cut keeps it.
+		return fmt.Sprintf("%s (%s)", t.permanent, logHint), true
 	}
 	if t.user >= maxAttempts {
-		return fmt.Sprintf("%s failed %d times; last error: %s", task, t.user, t.last), true
+		return fmt.Sprintf("%s failed %d times (%s); last error: %s", task, t.user, logHint, t.last), true
 	}
 	if n := infraAttempts(maxAttempts); t.infra >= n {
-		return fmt.Sprintf("%s failed %d times outside the job's code; last error (on %s): %s", task, t.infra, t.lastNode, t.last), true
+		return fmt.Sprintf("%s failed %d times outside the job's code (%s); last error (on %s): %s", task, t.infra, logHint, t.lastNode, t.last), true
 	}
 	return "", false
+}
+
+// logHint is the command that shows a task's last attempt's log, for the
+// error of a job that the task failed.
+func logHint(jobID string, k taskKind, i int) string {
+	return "its last attempt's log: shoal job logs " + jobID + " --task " + taskName(k, i)
 }
 
 // fitState makes a state record fit the metadata's value limit, whatever

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/tasklog"
 )
 
 // Attempt describes one task attempt that ended on this node, for
@@ -36,11 +37,23 @@ type Stats struct {
 	RunningJobs atomic.Int64
 }
 
-// attemptEnded reports an attempt to OnAttempt.
-func (s *Scheduler) attemptEnded(jobID string, k itemKey, attempt int, start time.Time, err error, killed bool) {
-	if s.cfg.OnAttempt == nil {
-		return
+// openLog starts an attempt's log; nil when logs are not kept or it
+// cannot be created (the attempt runs without one).
+func (s *Scheduler) openLog(jobID string, k itemKey, attempt int, start time.Time) *tasklog.Writer {
+	if s.cfg.Logs == nil {
+		return nil
 	}
+	w, err := s.cfg.Logs.Create(jobID, taskName(k.k, k.i), start)
+	if err != nil {
+		s.log.Warn("task log", "job", jobID, "task", taskName(k.k, k.i), "attempt", attempt, "err", err)
+		return nil
+	}
+	return w
+}
+
+// attemptEnded finishes the attempt's log and reports the attempt to
+// OnAttempt.
+func (s *Scheduler) attemptEnded(jobID string, k itemKey, attempt int, start time.Time, err error, killed bool, tl *tasklog.Writer) {
 	a := Attempt{Job: jobID, Task: taskName(k.k, k.i), Kind: "map", Attempt: attempt, Result: "succeeded", Start: start, Duration: time.Since(start)}
 	if k.k == kindReduce {
 		a.Kind = "reduce"
@@ -53,5 +66,10 @@ func (s *Scheduler) attemptEnded(jobID string, k itemKey, attempt int, start tim
 	case err != nil:
 		a.Result, a.Err = "failed", err
 	}
-	s.cfg.OnAttempt(a)
+	if tl != nil {
+		tl.Finish(a.Result, a.Err)
+	}
+	if s.cfg.OnAttempt != nil {
+		s.cfg.OnAttempt(a)
+	}
 }

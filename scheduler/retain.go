@@ -130,6 +130,20 @@ func (s *Scheduler) retain(now time.Time) {
 		}
 	}
 	s.mu.Unlock()
+	// Task logs go with the job's history.
+	if s.cfg.Logs != nil {
+		ids, err := s.cfg.Logs.Jobs()
+		if err != nil {
+			s.log.Warn("task logs", "err", err)
+		}
+		for _, id := range ids {
+			if !known[id] && byJob[id] == nil {
+				if err := s.cfg.Logs.RemoveJob(id); err != nil {
+					s.log.Warn("remove task logs", "job", id, "err", err)
+				}
+			}
+		}
+	}
 }
 
 // stateAt is a job's end time as its summary version says.

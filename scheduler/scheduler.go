@@ -22,6 +22,7 @@ import (
 	"shoal.dev/shoal/mesh"
 	"shoal.dev/shoal/ring"
 	"shoal.dev/shoal/shuffle"
+	"shoal.dev/shoal/tasklog"
 	"shoal.dev/shoal/worker"
 )
 
@@ -87,6 +88,9 @@ type Config struct {
 	JobHistoryAge time.Duration
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// Logs, if set, keeps each attempt's log (tasklog); the scheduler
+	// removes a job's logs when its history is deleted.
+	Logs *tasklog.Store
 	// OnAttempt, if set, is told of every task attempt that ends on this
 	// node, from the task's goroutine, concurrently; it must not block.
 	OnAttempt func(Attempt)

@@ -18,6 +18,7 @@ import (
 	"shoal.dev/shoal/disk"
 	"shoal.dev/shoal/job"
 	"shoal.dev/shoal/shuffle"
+	"shoal.dev/shoal/tasklog"
 	"shoal.dev/shoal/worker"
 )
 
@@ -41,9 +42,10 @@ func (s *Scheduler) startMap(v *view, j *job.Job, sp split, attempt int, backup 
 			return
 		}
 		start := time.Now()
-		mr, err := s.runMap(ctx, &rec, j, sp, attempt)
+		tl := s.openLog(rec.ID, itemKey{kindMap, sp.index}, attempt, start)
+		mr, err := s.runMap(ctx, &rec, j, sp, attempt, tl)
 		s.release()
-		s.attemptEnded(rec.ID, itemKey{kindMap, sp.index}, attempt, start, err, ctx.Err() != nil || errors.Is(err, errSuperseded))
+		s.attemptEnded(rec.ID, itemKey{kindMap, sp.index}, attempt, start, err, ctx.Err() != nil || errors.Is(err, errSuperseded), tl)
 		if ctx.Err() != nil || errors.Is(err, errSuperseded) {
 			s.stopped(ctx, rec.ID, k, true)
 			return
@@ -86,10 +88,18 @@ func (s *Scheduler) taskFailed(ctx context.Context, jobID string, k itemKey, err
 	}
 }
 
-func (s *Scheduler) runMap(ctx context.Context, rec *JobRecord, j *job.Job, sp split, attempt int) (MapRecord, error) {
+func (s *Scheduler) runMap(ctx context.Context, rec *JobRecord, j *job.Job, sp split, attempt int, tl *tasklog.Writer) (MapRecord, error) {
 	info := job.TaskInfo{JobID: rec.ID, TaskID: mapTaskID(sp.index), Attempt: attempt - 1, Params: maps.Clone(rec.Params)}
 	if !sp.gen {
 		info.InputFile = sp.parts[0].file.Path
+	}
+	if tl != nil {
+		info.Log = tl
+		if sp.gen {
+			tl.Logf("map task %s of job %s (%s), attempt %d on %s: generator split %d", info.TaskID, rec.ID, rec.Name, attempt, s.cfg.Self, sp.index)
+		} else {
+			tl.Logf("map task %s of job %s (%s), attempt %d on %s: input %s", info.TaskID, rec.ID, rec.Name, attempt, s.cfg.Self, sp.path())
+		}
 	}
 	cleanup, err := s.prepareWorkDir(ctx, rec, j, &info)
 	if err != nil {
@@ -191,8 +201,9 @@ func (s *Scheduler) startReduce(v *view, j *job.Job, part, splits, attempt int, 
 	go func() {
 		defer s.unregister(key)
 		start := time.Now()
-		cr, err := s.runReduce(ctx, &rec, j, part, splits, attempt)
-		s.attemptEnded(rec.ID, itemKey{kindReduce, part}, attempt, start, err, ctx.Err() != nil || errors.Is(err, errSuperseded))
+		tl := s.openLog(rec.ID, itemKey{kindReduce, part}, attempt, start)
+		cr, err := s.runReduce(ctx, &rec, j, part, splits, attempt, tl)
+		s.attemptEnded(rec.ID, itemKey{kindReduce, part}, attempt, start, err, ctx.Err() != nil || errors.Is(err, errSuperseded), tl)
 		if ctx.Err() != nil || errors.Is(err, errSuperseded) {
 			s.stopped(ctx, rec.ID, k, true)
 			return
@@ -208,8 +219,12 @@ func (s *Scheduler) startReduce(v *view, j *job.Job, part, splits, attempt int, 
 // runReduce fetches partition part of every accepted map output into local
 // spool files as the maps finish, then merges them, reduces, and writes the
 // output part.
-func (s *Scheduler) runReduce(ctx context.Context, rec *JobRecord, j *job.Job, part, splits, attempt int) (CommitRecord, error) {
+func (s *Scheduler) runReduce(ctx context.Context, rec *JobRecord, j *job.Job, part, splits, attempt int, tl *tasklog.Writer) (CommitRecord, error) {
 	info := job.TaskInfo{JobID: rec.ID, TaskID: reduceTaskID(part), Attempt: attempt - 1, Partition: part, Params: maps.Clone(rec.Params)}
+	if tl != nil {
+		info.Log = tl
+		tl.Logf("reduce task %s of job %s (%s), attempt %d on %s: fetching partition %d of %d map outputs", info.TaskID, rec.ID, rec.Name, attempt, s.cfg.Self, part, splits)
+	}
 	spool := filepath.Join(s.cfg.Shuffle.Dir(rec.ID), info.TaskID)
 	if err := os.MkdirAll(spool, 0o700); err != nil {
 		return CommitRecord{}, err
@@ -258,6 +273,9 @@ func (s *Scheduler) runReduce(ctx context.Context, rec *JobRecord, j *job.Job, p
 			}
 			fetched[i], shuffled = path, shuffled+n
 			have.Add(i)
+		}
+		if tl != nil && len(fetched) == splits {
+			tl.Logf("fetched %d map outputs, %d bytes; reducing", splits, shuffled)
 		}
 		if len(fetched) == splits {
 			break

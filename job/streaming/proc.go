@@ -103,6 +103,9 @@ type procConfig struct {
 	// split cuts each output line into key and value; the zero value is
 	// the default (the first tab).
 	split fieldSplit
+	// log, if not nil, receives a copy of everything the child writes to
+	// its standard error (TaskInfo.Log), from the stderr reader.
+	log io.Writer
 }
 
 // proc is one child process and the goroutines that pump its pipes.
@@ -124,6 +127,7 @@ type proc struct {
 	split         fieldSplit // cuts output lines into key and value
 	maxLine       int
 	state         *taskState
+	log           io.Writer // a copy of stderr goes here; nil: none
 
 	stdin, stdout, stderr *pipeEnd
 
@@ -213,6 +217,7 @@ func startProc(pc procConfig) (*proc, error) {
 		split:       orDefault(pc.split),
 		maxLine:     pc.maxLine,
 		state:       pc.state,
+		log:         pc.log,
 		stdin:       &pipeEnd{File: ends[1]},
 		stdout:      &pipeEnd{File: ends[2]},
 		stderr:      &pipeEnd{File: ends[4]},
@@ -302,7 +307,11 @@ func (p *proc) readStderr() {
 	defer p.wg.Done()
 	defer close(p.stderrDone)
 	defer p.stderr.close()
-	readStderr(p.stderr, p.state, &p.tail)
+	var r io.Reader = p.stderr
+	if p.log != nil {
+		r = io.TeeReader(r, p.log)
+	}
+	readStderr(r, p.state, &p.tail)
 }
 
 // reap waits for the child to exit, kills what it left running in its

@@ -78,6 +78,7 @@ func (t *task) start(role, command string, emit func(key, value []byte) error) (
 		state:   t.state,
 		emit:    emit,
 		split:   t.splitFor(role),
+		log:     t.info.Log,
 	})
 	if err != nil {
 		return nil, err
