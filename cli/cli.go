@@ -140,6 +140,7 @@ func newApp(stdout, stderr io.Writer, jobs []job.Spec) *ucli.App {
 			agentCommand(),
 			membersCommand(),
 			drainCommand(),
+			uiCommand(),
 			ringCommand(),
 			p2pCommand(),
 			fsCommand(),

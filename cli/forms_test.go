@@ -44,6 +44,7 @@ var sampleArgs = map[string][]string{
 	"job kill":     {"j1"},
 	"job counters": {"j1"},
 	"job logs":     {"j1"},
+	"ui":           {},
 	"job list":     {},
 	"streaming":    {"-input", "/in", "-output", "/out", "-mapper", "cat"},
 	"gen text":     nil, // local

@@ -91,6 +91,7 @@ func (n *Node) apiHandler() http.Handler {
 	n.fsRoutes(mux)
 	n.webhdfsRoutes(mux)
 	n.jobRoutes(mux)
+	n.consoleRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

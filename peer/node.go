@@ -125,6 +125,8 @@ type Node struct {
 	workers    *worker.Pool
 	logs       *tasklog.Store
 	routes     []string // the HTTP API's patterns, set before it serves
+	console    *console
+	started    time.Time
 	sched      *scheduler.Scheduler
 	metrics    *metrics
 	cancel     context.CancelFunc // stops background loops
@@ -166,6 +168,8 @@ func New(cfg Config) (_ *Node, err error) {
 	n.space = disk.New(disk.Config{Node: cfg.Name, Reserve: *cfg.Reserve, Statfs: cfg.Statfs, OnFull: n.onDiskFull})
 	n.ring.Store(ring.New(ring.Config{}))
 	n.metrics = newMetrics(n)
+	n.console = newConsole()
+	n.started = time.Now()
 	var undo []func()
 	defer func() {
 		if err != nil {
@@ -291,6 +295,7 @@ func New(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n.Handle(taskLogProtocol, n.serveTaskLog)
+	n.Handle(nodeStatsProtocol, n.serveNodeStats)
 	n.shuffleSrv = shuffle.NewServer(n.shuffle, n.log)
 	n.Handle(shuffle.Protocol, n.shuffleSrv.Handle)
 	n.workers = worker.NewPool(worker.PoolConfig{Marker: cfg.taskMarker(), Logger: n.log})
@@ -536,10 +541,11 @@ func (n *Node) watchMembers(events <-chan gossip.MemberEvent) {
 		select {
 		case <-n.stop:
 			return
-		case _, ok := <-events:
+		case ev, ok := <-events:
 			if !ok {
 				return
 			}
+			n.console.event(time.Now(), ev.String())
 			n.onMembersChanged()
 		}
 	}

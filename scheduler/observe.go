@@ -73,3 +73,11 @@ func (s *Scheduler) attemptEnded(jobID string, k itemKey, attempt int, start tim
 		s.cfg.OnAttempt(a)
 	}
 }
+
+// RunningTasks is the number of this node's tasks registered now (waiting
+// for a slot or for map outputs, or computing).
+func (s *Scheduler) RunningTasks() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.tasks)
+}

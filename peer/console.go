@@ -1,0 +1,525 @@
+package peer
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"embed"
+	"encoding/hex"
+	"io/fs"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The web console: static pages embedded in the binary (ui/), served under
+// /ui/ by every agent, reading the JSON under /ui/api/. Access:
+//
+//   - `shoal ui` asks POST /v1/ui/link (with the API token) for a one-time
+//     code and prints the URL /ui/login?code=CODE.
+//   - GET /ui/login?code=CODE, once, within consoleCodeTTL, sets the
+//     session cookie (HttpOnly, SameSite=Strict, Path=/ui/, Secure over TLS)
+//     and redirects to /ui/.
+//   - Everything else under /ui/ needs the cookie; without it the answer is
+//     401 and the login page, nothing more.
+//   - Actions (kill) are POSTs that also need the session's CSRF token in
+//     the X-Shoal-CSRF header (the page reads it from /ui/api/session).
+//
+// Sessions live in the agent's memory: a restart logs everyone out, and a
+// session is good on the agent that made it only.
+
+//go:embed ui
+var uiFiles embed.FS
+
+const (
+	consoleCookie     = "shoal_session"
+	consoleCodeTTL    = 5 * time.Minute
+	consoleSessionTTL = 12 * time.Hour
+	// consoleMaxSessions bounds the codes and sessions kept; past it the
+	// oldest go.
+	consoleMaxSessions = 1000
+	consoleEvents      = 50
+)
+
+type consoleSession struct {
+	csrf    string
+	expires time.Time
+}
+
+// console holds the one-time codes, the sessions and the recent
+// membership events.
+type console struct {
+	mu       sync.Mutex
+	codes    map[string]time.Time // code -> expiry
+	sessions map[string]consoleSession
+	events   []ConsoleEvent // newest last, at most consoleEvents
+}
+
+// ConsoleEvent is a membership event the cluster page lists.
+type ConsoleEvent struct {
+	At   time.Time `json:"at"`
+	What string    `json:"what"`
+}
+
+func newConsole() *console {
+	return &console{codes: map[string]time.Time{}, sessions: map[string]consoleSession{}}
+}
+
+func (c *console) event(at time.Time, what string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.events = append(c.events, ConsoleEvent{At: at, What: what})
+	if len(c.events) > consoleEvents {
+		c.events = slices.Delete(c.events, 0, len(c.events)-consoleEvents)
+	}
+}
+
+func (c *console) recentEvents() []ConsoleEvent {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := slices.Clone(c.events)
+	slices.Reverse(out)
+	return out
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// prune drops expired entries, then the oldest past the bound. Called
+// with c.mu held.
+func (c *console) prune(now time.Time) {
+	for k, exp := range c.codes {
+		if now.After(exp) {
+			delete(c.codes, k)
+		}
+	}
+	for k, s := range c.sessions {
+		if now.After(s.expires) {
+			delete(c.sessions, k)
+		}
+	}
+	for len(c.codes) > consoleMaxSessions {
+		oldest := ""
+		for k, exp := range c.codes {
+			if oldest == "" || exp.Before(c.codes[oldest]) {
+				oldest = k
+			}
+		}
+		delete(c.codes, oldest)
+	}
+	for len(c.sessions) > consoleMaxSessions {
+		oldest := ""
+		for k, s := range c.sessions {
+			if oldest == "" || s.expires.Before(c.sessions[oldest].expires) {
+				oldest = k
+			}
+		}
+		delete(c.sessions, oldest)
+	}
+}
+
+// newCode makes a one-time login code.
+func (c *console) newCode(now time.Time) string {
+	code := randomToken()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.codes[code] = now.Add(consoleCodeTTL)
+	c.prune(now)
+	return code
+}
+
+// login consumes a code and returns a new session's token, or "".
+func (c *console) login(code string, now time.Time) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	exp, ok := c.codes[code]
+	if !ok || len(code) != 64 {
+		return ""
+	}
+	delete(c.codes, code)
+	if now.After(exp) {
+		return ""
+	}
+	tok := randomToken()
+	c.sessions[tok] = consoleSession{csrf: randomToken(), expires: now.Add(consoleSessionTTL)}
+	c.prune(now)
+	return tok
+}
+
+// session returns the request's session.
+func (c *console) session(r *http.Request, now time.Time) (consoleSession, bool) {
+	ck, err := r.Cookie(consoleCookie)
+	if err != nil || len(ck.Value) != 64 {
+		return consoleSession{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.sessions[ck.Value]
+	if !ok || now.After(s.expires) {
+		return consoleSession{}, false
+	}
+	return s, true
+}
+
+// ConsoleLink is the answer of POST /v1/ui/link.
+type ConsoleLink struct {
+	// Path is the one-time login path to append to the agent's address.
+	Path    string    `json:"path"`
+	Expires time.Time `json:"expires"`
+}
+
+func (n *Node) consoleRoutes(mux *routes) {
+	mux.Handle("POST /v1/ui/link", n.auth(n.handleConsoleLink))
+	mux.HandleFunc("GET /ui/login", n.handleConsoleLogin)
+	mux.HandleFunc("GET /ui/", n.session(n.handleConsoleFile))
+	mux.HandleFunc("GET /ui/api/session", n.session(n.handleConsoleSession))
+	mux.HandleFunc("GET /ui/api/cluster", n.session(n.handleConsoleCluster))
+	mux.HandleFunc("GET /ui/api/files", n.session(n.handleConsoleFiles))
+	mux.HandleFunc("GET /ui/api/file", n.session(n.handleConsoleFile1))
+	mux.HandleFunc("GET /ui/api/jobs", n.session(n.handleConsoleJobs))
+	mux.HandleFunc("GET /ui/api/jobs/{id}", n.session(n.handleConsoleJob))
+	mux.HandleFunc("GET /ui/api/jobs/{id}/logs/{task}", n.session(n.handleTaskLog))
+	mux.HandleFunc("POST /ui/api/jobs/{id}/kill", n.session(n.csrf(n.handleKill)))
+}
+
+func (n *Node) handleConsoleLink(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	code := n.console.newCode(now)
+	writeJSON(w, http.StatusOK, ConsoleLink{Path: "/ui/login?code=" + code, Expires: now.Add(consoleCodeTTL)})
+}
+
+func (n *Node) handleConsoleLogin(w http.ResponseWriter, r *http.Request) {
+	tok := n.console.login(r.URL.Query().Get("code"), time.Now())
+	if tok == "" {
+		consoleLoginPage(w, "This login link is not valid: it was used already, has expired (links last 5 minutes), or belongs to another agent. Run `shoal ui` for a new one.")
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: consoleCookie, Value: tok, Path: "/ui/",
+		MaxAge: int(consoleSessionTTL / time.Second), HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+	})
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
+}
+
+// consoleLoginPage answers 401 with the login page: the only thing the
+// console shows without a session.
+func consoleLoginPage(w http.ResponseWriter, msg string) {
+	b, _ := uiFiles.ReadFile("ui/login.html")
+	page := strings.Replace(string(b), "{{message}}", htmlEscaper.Replace(msg), 1)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusUnauthorized)
+	w.Write([]byte(page))
+}
+
+var htmlEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;")
+
+// session requires a console session; without one, the login page (or,
+// for the JSON API, a 401 error).
+func (n *Node) session(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := n.console.session(r, time.Now()); !ok {
+			if strings.HasPrefix(r.URL.Path, "/ui/api/") {
+				writeError(w, http.StatusUnauthorized, "no console session: run `shoal ui` and open the link it prints")
+				return
+			}
+			consoleLoginPage(w, "Run `shoal ui` (with the cluster secret) and open the link it prints.")
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Frame-Options", "DENY")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
+		h(w, r)
+	}
+}
+
+// csrf requires the session's CSRF token in X-Shoal-CSRF.
+func (n *Node) csrf(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s, _ := n.console.session(r, time.Now())
+		got := r.Header.Get("X-Shoal-CSRF")
+		if s.csrf == "" || subtle.ConstantTimeCompare([]byte(got), []byte(s.csrf)) != 1 {
+			writeError(w, http.StatusForbidden, "missing or wrong CSRF token: reload the console")
+			return
+		}
+		h(w, r)
+	}
+}
+
+// handleConsoleFile serves the embedded pages.
+func (n *Node) handleConsoleFile(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimPrefix(r.URL.Path, "/ui/")
+	if name == "" {
+		name = "index.html"
+	}
+	if name == "login.html" || strings.Contains(name, "/") {
+		writeError(w, http.StatusNotFound, "no such console page: "+r.URL.Path)
+		return
+	}
+	sub, _ := fs.Sub(uiFiles, "ui")
+	b, err := fs.ReadFile(sub, name)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "no such console page: "+r.URL.Path)
+		return
+	}
+	switch {
+	case strings.HasSuffix(name, ".html"):
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	case strings.HasSuffix(name, ".js"):
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	case strings.HasSuffix(name, ".css"):
+		w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	}
+	w.Write(b)
+}
+
+func (n *Node) handleConsoleSession(w http.ResponseWriter, r *http.Request) {
+	s, _ := n.console.session(r, time.Now())
+	writeJSON(w, http.StatusOK, map[string]string{"csrf": s.csrf, "node": n.cfg.Name, "version": Version})
+}
+
+// ConsoleMember is one member on the cluster page.
+type ConsoleMember struct {
+	Member
+	// RingShare is the fraction of the ring this member is primary for.
+	RingShare float64 `json:"ring_share"`
+	// Stats are the member's own figures; nil when it did not answer.
+	Stats *NodeStats `json:"stats,omitempty"`
+}
+
+// ConsoleCluster is the cluster page's data.
+type ConsoleCluster struct {
+	Node    string          `json:"node"`
+	Members []ConsoleMember `json:"members"`
+	// UnderReplicated and Missing sum the members' figures at their last
+	// repair pass.
+	UnderReplicated int64          `json:"under_replicated"`
+	Missing         int64          `json:"missing"`
+	Events          []ConsoleEvent `json:"events"`
+}
+
+func (n *Node) handleConsoleCluster(w http.ResponseWriter, r *http.Request) {
+	members := n.Members()
+	share := ringShares(n)
+	stats := n.memberStats(r.Context())
+	out := ConsoleCluster{Node: n.cfg.Name, Events: n.console.recentEvents()}
+	for _, m := range members {
+		cm := ConsoleMember{Member: m, RingShare: share[m.Name]}
+		if st, ok := stats[m.Name]; ok {
+			cm.Stats = &st
+			out.UnderReplicated += st.UnderReplicated
+			out.Missing = max(out.Missing, st.Missing)
+		}
+		out.Members = append(out.Members, cm)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// ringShares samples the ring at 4096 evenly spaced points and returns each
+// member's share of primaries.
+func ringShares(n *Node) map[string]float64 {
+	rg := n.Ring()
+	out := map[string]float64{}
+	if rg.Len() == 0 {
+		return out
+	}
+	const points = 4096
+	step := ^uint64(0) / points
+	for i := uint64(0); i < points; i++ {
+		if o := rg.OwnersOf(i*step, 1); len(o) > 0 {
+			out[o[0]] += 1.0 / points
+		}
+	}
+	return out
+}
+
+// ConsoleFiles is a directory on the files page.
+type ConsoleFiles struct {
+	Path    string         `json:"path"`
+	Entries []ConsoleEntry `json:"entries"`
+}
+
+// ConsoleEntry is one directory entry.
+type ConsoleEntry struct {
+	Name        string `json:"name"`
+	Path        string `json:"path"`
+	Dir         bool   `json:"dir"`
+	Size        int64  `json:"size"`
+	Files       int    `json:"files,omitempty"`
+	Blocks      int    `json:"blocks,omitempty"`
+	Replication int    `json:"replication,omitempty"`
+	ModTime     int64  `json:"mtime_unix_ns,omitempty"`
+}
+
+// consoleMaxEntries bounds a directory listing on the files page.
+const consoleMaxEntries = 5000
+
+func (n *Node) handleConsoleFiles(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Query().Get("path")
+	if p == "" {
+		p = "/"
+	}
+	ents, err := n.fs.List(p)
+	if err != nil {
+		writeError(w, fsStatus(err), err.Error())
+		return
+	}
+	out := ConsoleFiles{Path: p, Entries: []ConsoleEntry{}}
+	sort.Slice(ents, func(i, j int) bool { return ents[i].Name < ents[j].Name })
+	for i, e := range ents {
+		if i == consoleMaxEntries {
+			break
+		}
+		ce := ConsoleEntry{Name: e.Name, Path: e.Path, Dir: e.Dir, Size: e.Size, Files: e.Files}
+		if e.File != nil {
+			ce.Blocks, ce.Replication, ce.ModTime = e.File.Blocks, e.File.Replication, e.File.ModTime
+		}
+		out.Entries = append(out.Entries, ce)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// ConsoleBlock is one block of a file on the files page.
+type ConsoleBlock struct {
+	ID   string `json:"id"`
+	Size int64  `json:"size"`
+	// Owners are the members the ring places the block on; Holders the
+	// alive members that hold a copy.
+	Owners  []string `json:"owners"`
+	Holders []string `json:"holders"`
+	// Health: "ok" (a copy on every owner), "under-replicated" (fewer
+	// copies than the replication), "missing" (no copy on an alive member).
+	Health string `json:"health"`
+}
+
+// ConsoleFile is a file with its blocks.
+type ConsoleFile struct {
+	Path        string         `json:"path"`
+	Size        int64          `json:"size"`
+	Replication int            `json:"replication"`
+	ModTime     int64          `json:"mtime_unix_ns"`
+	Blocks      []ConsoleBlock `json:"blocks"`
+	Cut         bool           `json:"cut,omitempty"` // more blocks than shown
+}
+
+func (n *Node) handleConsoleFile1(w http.ResponseWriter, r *http.Request) {
+	f, err := n.fs.Stat(r.URL.Query().Get("path"))
+	if err != nil {
+		writeError(w, fsStatus(err), err.Error())
+		return
+	}
+	m, err := n.fs.Manifest(r.Context(), f)
+	if err != nil {
+		writeError(w, http.StatusBadGateway, err.Error())
+		return
+	}
+	out := ConsoleFile{Path: f.Path, Size: f.Size, Replication: f.Replication, ModTime: f.ModTime, Blocks: []ConsoleBlock{}}
+	blocks := m.Blocks
+	if len(blocks) > 1000 {
+		blocks, out.Cut = blocks[:1000], true
+	}
+	ids := make([]string, len(blocks))
+	for i, b := range blocks {
+		ids[i] = b.ID.String()
+	}
+	holders := n.blockHolders(r.Context(), blocks)
+	rg := n.Ring()
+	for i, b := range blocks {
+		cb := ConsoleBlock{ID: ids[i], Size: b.Size, Owners: rg.Owners(ids[i], min(f.Replication, rg.Len())), Holders: holders[b.ID]}
+		sort.Strings(cb.Holders)
+		switch {
+		case len(cb.Holders) == 0:
+			cb.Health = "missing"
+		case len(cb.Holders) < min(f.Replication, rg.Len()):
+			cb.Health = "under-replicated"
+		default:
+			cb.Health = "ok"
+		}
+		out.Blocks = append(out.Blocks, cb)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// ConsoleJob is the job page's data.
+type ConsoleJob struct {
+	Status   any          `json:"status"`
+	Attempts []AttemptLog `json:"attempts"`
+	Missing  []string     `json:"missing,omitempty"`
+	// Phases: median and max duration of the ended attempts, by kind.
+	Phases map[string]PhaseStats `json:"phases"`
+}
+
+// PhaseStats summarises the ended attempts of one kind of task.
+type PhaseStats struct {
+	Attempts  int     `json:"attempts"`
+	Failed    int     `json:"failed"`
+	MedianSec float64 `json:"median_s"`
+	MaxSec    float64 `json:"max_s"`
+}
+
+func (n *Node) handleConsoleJobs(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, n.sched.List())
+}
+
+func (n *Node) handleConsoleJob(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !n.knownJob(r.Context(), id) {
+		writeError(w, http.StatusNotFound, "no such job "+id)
+		return
+	}
+	st, err := n.sched.Status(id)
+	if err != nil {
+		writeError(w, jobStatus(err), err.Error())
+		return
+	}
+	ls := n.TaskLogs(r.Context(), id, "")
+	writeJSON(w, http.StatusOK, ConsoleJob{Status: st, Attempts: ls.Attempts, Missing: ls.Missing, Phases: phaseStats(ls.Attempts)})
+}
+
+// phaseStats computes the median and max durations of ended attempts by
+// kind ("map" for m- tasks, "reduce" for r- tasks).
+func phaseStats(as []AttemptLog) map[string]PhaseStats {
+	durs := map[string][]float64{}
+	out := map[string]PhaseStats{}
+	for _, a := range as {
+		kind := "map"
+		if strings.HasPrefix(a.Task, "r-") {
+			kind = "reduce"
+		}
+		ps := out[kind]
+		if a.Result == "failed" {
+			ps.Failed++
+		}
+		if !a.End.IsZero() {
+			ps.Attempts++
+			durs[kind] = append(durs[kind], a.End.Sub(a.Start).Seconds())
+		}
+		out[kind] = ps
+	}
+	for kind, d := range durs {
+		sort.Float64s(d)
+		ps := out[kind]
+		ps.MaxSec = d[len(d)-1]
+		if len(d)%2 == 1 {
+			ps.MedianSec = d[len(d)/2]
+		} else {
+			ps.MedianSec = (d[len(d)/2-1] + d[len(d)/2]) / 2
+		}
+		out[kind] = ps
+	}
+	return out
+}
+
+// ConsoleLink asks the agent for a one-time console login link.
+func (c *Client) ConsoleLink(ctx context.Context) (ConsoleLink, error) {
+	var l ConsoleLink
+	return l, c.do(ctx, "POST", "/v1/ui/link", nil, &l)
+}
