@@ -21,6 +21,8 @@ var accessTable = map[string][3]int{
 	"GET /v1/members":                   {401, 401, 403},
 	"GET /v1/ring/owners":               {401, 401, 403},
 	"POST /v1/p2p/ping":                 {401, 401, 403},
+	"POST /v1/drain":                    {401, 401, 403},
+	"GET /v1/drain":                     {401, 401, 403},
 	"PUT /v1/fs/file":                   {401, 401, 403},
 	"GET /v1/fs/file":                   {401, 401, 403},
 	"DELETE /v1/fs/file":                {401, 401, 403},
