@@ -33,6 +33,7 @@ var accessTable = map[string][3]int{
 	"POST /v1/fs/commit":                {401, 401, 403},
 	"POST /v1/fs/rename":                {401, 401, 403},
 	"GET /v1/fs/conflicts":              {401, 401, 403},
+	"GET /v1/fs/df":                     {401, 401, 403},
 	"/webhdfs/v1/":                      {401, 401, 403},
 	"/webhdfs/v1":                       {401, 401, 403},
 	"POST /v1/jobs":                     {401, 401, 403},
