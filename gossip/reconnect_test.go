@@ -264,15 +264,18 @@ func TestPartitionHeals(t *testing.T) {
 	for _, o := range nodes {
 		eventually(t, healBound, func() bool { return o.view.numAlive() == 4 }, "%s sees %s alive after the heal", o.Name(), memberNames(o.Alive()))
 	}
-	var successes, merges int64
-	for _, n := range nodes {
-		s := n.ReconnectStats()
-		successes += s.Successes
-		merges += s.Merges
-	}
-	if successes == 0 || merges == 0 {
-		t.Fatalf("healed without a reconnect (successes %d) or without a merge logged (merges %d)", successes, merges)
-	}
+	// The join that healed is counted when it returns and the merge when
+	// its node marks the other half alive, which may come after a member
+	// already shows all four: wait for both, within the same bound.
+	eventually(t, healBound, func() bool {
+		var successes, merges int64
+		for _, n := range nodes {
+			s := n.ReconnectStats()
+			successes += s.Successes
+			merges += s.Merges
+		}
+		return successes > 0 && merges > 0
+	}, "healed without a reconnect or without a merge logged (reconnect stats summed over the nodes)")
 }
 
 // TestPeersFileRestart: a node keeps its members in the peers file; after
