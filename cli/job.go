@@ -70,7 +70,7 @@ func jobCommand(jobs []job.Spec) *ucli.Command {
 					&ucli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "print the job ID and return at once"},
 					&ucli.BoolFlag{Name: "local", Usage: "run in this process on local files, sequentially (no cluster)"},
 					&ucli.StringFlag{Name: "output-compression", Usage: "compress the output parts: gzip or zstd (part-r-00000.zst)"},
-					&ucli.StringFlag{Name: "map-output-compression", Usage: "compress map output on its way to the reducers: s2, zstd or none (default none)"},
+					&ucli.StringFlag{Name: "map-output-compression", Usage: "compress map output on its way to the reducers: s2 (the default), zstd or none"},
 					&ucli.Int64Flag{Name: "max-split-bytes", Usage: "largest split packed from small input files (default: 128 MiB; -1: pack none)"},
 				),
 				Action: jobRun,

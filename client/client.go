@@ -74,7 +74,7 @@ type SubmitRequest struct {
 	MaxSplitBytes int64 `json:"max_split_bytes,omitempty"`
 	// MapOutputCompression compresses map output segments on their way
 	// to the reducers: "s2", "zstd" or "none"; "" takes the agents'
-	// default (none: see README, Shuffle compression).
+	// default (s2: see README, Shuffle compression).
 	MapOutputCompression string `json:"map_output_compression,omitempty"`
 }
 
