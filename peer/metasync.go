@@ -131,6 +131,7 @@ func (n *Node) openMeta(gcfg *gossip.Config) error {
 			}
 			if g.StaleAtStart() {
 				n.recovering.Store(true)
+				n.startedRecovering = true
 			}
 			return nil
 		}
@@ -159,6 +160,7 @@ func (n *Node) openMeta(gcfg *gossip.Config) error {
 	}
 	n.gossip = g
 	n.recovering.Store(true)
+	n.startedRecovering = true
 	return nil
 }
 
@@ -179,6 +181,11 @@ func (n *Node) awaitRecovery(ctx context.Context) {
 // Recovering reports whether the node is re-syncing reset or stale
 // metadata and so answers its API with 503.
 func (n *Node) Recovering() bool { return n.recovering.Load() }
+
+// StartedRecovering reports whether the node started on reset or stale
+// metadata, and so served nothing but health, metrics and members until
+// it was re-synced. It stays true after the recovery ends.
+func (n *Node) StartedRecovering() bool { return n.startedRecovering }
 
 // gateRecovery answers 503 "recovering metadata" on every API call but
 // health, metrics and members while the node is recovering.

@@ -114,7 +114,10 @@ type Node struct {
 	// recovering is true from a start on reset or stale metadata until the
 	// metadata is in sync with every alive member: the API answers 503.
 	recovering atomic.Bool
-	drain      drainState
+	// startedRecovering is set once, before the node serves: it started
+	// recovering.
+	startedRecovering bool
+	drain             drainState
 
 	blocks     *blockstore.Store
 	fs         *blockstore.FS
