@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"shoal.dev/shoal/childproc"
 )
 
 // helloTimeout bounds how long a new worker may take to answer its hello.
@@ -73,7 +75,7 @@ func start(ctx context.Context, bin string, env []string) (*proc, error) {
 	cmd.Stdout, cmd.Stderr = logW, logW
 	cmd.ExtraFiles = []*os.File{lifeR, inR, outW} // descriptors 3, 4, 5
 	cmd.SysProcAttr = sysProcAttr()
-	err = startLocked(cmd)
+	err = childproc.Start(cmd)
 	_, _, _, _ = lifeR.Close(), inR.Close(), outW.Close(), logW.Close() // the worker's now
 	if err != nil {
 		_, _, _, _ = lifeW.Close(), inW.Close(), outR.Close(), logR.Close()
@@ -274,33 +276,4 @@ func (t *outputTail) lines() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return append([]string(nil), t.buf...)
-}
-
-// startLocked starts cmd from a goroutine locked to its OS thread for the
-// life of the process: Linux sends a child's parent-death signal when the
-// thread that forked it exits, and Go may end a thread that ran a locked
-// goroutine (package streaming does the same for its children).
-func startLocked(cmd *exec.Cmd) error {
-	starter.once.Do(func() {
-		starter.reqs = make(chan startReq)
-		go func() {
-			runtime.LockOSThread() // never unlocked: the thread lives as long as the process
-			for r := range starter.reqs {
-				r.done <- r.cmd.Start()
-			}
-		}()
-	})
-	done := make(chan error, 1)
-	starter.reqs <- startReq{cmd: cmd, done: done}
-	return <-done
-}
-
-var starter struct {
-	once sync.Once
-	reqs chan startReq
-}
-
-type startReq struct {
-	cmd  *exec.Cmd
-	done chan error
 }

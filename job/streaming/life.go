@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,37 +29,6 @@ import (
 const lifelineScript = `{ read x <&3; kill -9 0; } </dev/null >/dev/null 2>&1 &
 exec 3<&-
 exec "$1" -c "$2"`
-
-// startLocked starts cmd from a goroutine locked to its OS thread for the
-// life of the process. Linux sends a child's parent-death signal when the
-// thread that forked it exits, not the process; Go may end a thread that
-// ran a locked goroutine, so children are forked from one thread that
-// never ends. It is the one process-wide helper of the package: a thread
-// is a process resource.
-func startLocked(cmd *exec.Cmd) error {
-	starter.once.Do(func() {
-		starter.reqs = make(chan startReq)
-		go func() {
-			runtime.LockOSThread() // never unlocked: the thread lives as long as the process
-			for r := range starter.reqs {
-				r.done <- r.cmd.Start()
-			}
-		}()
-	})
-	done := make(chan error, 1)
-	starter.reqs <- startReq{cmd: cmd, done: done}
-	return <-done
-}
-
-var starter struct {
-	once sync.Once
-	reqs chan startReq
-}
-
-type startReq struct {
-	cmd  *exec.Cmd
-	done chan error
-}
 
 // ProcTracker learns of every child's process group as it starts and after
 // it is killed, so that an agent can find the groups a crashed run of it

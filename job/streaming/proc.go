@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 
+	"shoal.dev/shoal/childproc"
 	"shoal.dev/shoal/job"
 )
 
@@ -195,7 +196,7 @@ func startProc(pc procConfig) (*proc, error) {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = ends[0], ends[3], ends[5]
 	cmd.ExtraFiles = []*os.File{lifeR} // descriptor 3: see lifelineScript
 	cmd.SysProcAttr = sysProcAttr(pc.cred)
-	err = startLocked(cmd)
+	err = childproc.Start(cmd)
 	// The child's ends are the child's now.
 	_, _, _, _ = ends[0].Close(), ends[3].Close(), ends[5].Close(), lifeR.Close()
 	if err != nil {
