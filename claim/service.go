@@ -128,6 +128,10 @@ type Service struct {
 	start   time.Time
 	history []RingChange
 	table   map[string]*Entry
+
+	// after is the renewal loop's timer; tests replace it to drive the
+	// loop with their clock.
+	after func(time.Duration) <-chan time.Time
 }
 
 // New returns a service. Register its Handle for Protocol, and call
@@ -143,6 +147,7 @@ func New(cfg Config) (*Service, error) {
 		start:   now,
 		history: []RingChange{{At: now, Ring: cfg.Ring()}},
 		table:   map[string]*Entry{},
+		after:   time.After,
 	}, nil
 }
 
@@ -212,7 +217,11 @@ func (s *Service) serve(ctx context.Context, from string, req request) answer {
 	if in.Primary {
 		in.SettledAt = SettledAt(s.start, s.history, s.cfg.Self, key, s.cfg.TTL)
 	}
-	if req.Op != OpRelease {
+	// A renewal of the token's own live reservation is decided without the
+	// records; Check may scan many of them, under the lock every other
+	// request of this primary waits on.
+	ownRenewal := req.Op == OpRenew && in.Entry != nil && in.Entry.Token == req.Token && !in.OwnerGone
+	if req.Op != OpRelease && !ownRenewal {
 		in.Exists = s.cfg.Check(req.Kind, req.Path)
 	}
 	var written gossip.Record
@@ -429,19 +438,19 @@ func (r *Reservation) lapsed() error {
 	return fmt.Errorf("%w: the reservation of %s lapsed (its primary could not be reached to renew it)", ErrLost, r.req.Path)
 }
 
-// renewLoop renews the lease every third of a TTL (sooner after a failed
-// attempt) until stopped, lost, or lapsed.
+// renewLoop renews the lease once a third of it, as the writer counts it,
+// has passed (at once when the grant's answer was slow to come, which ate
+// into it), and again after a tenth of a TTL when an attempt fails, until
+// stopped, lost, or lapsed.
 func (r *Reservation) renewLoop() {
 	defer close(r.done)
 	ttl := r.s.cfg.TTL
-	every := ttl / 3
-	t := time.NewTimer(every)
-	defer t.Stop()
+	wait := r.untilDue()
 	for {
 		select {
 		case <-r.stop:
 			return
-		case <-t.C:
+		case <-r.s.after(wait):
 		}
 		ok, err := r.renew()
 		if err != nil {
@@ -452,15 +461,26 @@ func (r *Reservation) renewLoop() {
 			return
 		}
 		if ok {
-			t.Reset(every)
+			wait = r.untilDue()
 		} else {
-			t.Reset(ttl / 10)
+			wait = ttl / 10
 		}
 	}
 }
 
+// untilDue is how long until the next renewal is due: when two thirds of
+// a TTL are left of the lease.
+func (r *Reservation) untilDue() time.Duration {
+	r.mu.Lock()
+	lapse := r.lapse
+	r.mu.Unlock()
+	return max(lapse.Add(-2*r.s.cfg.TTL/3).Sub(r.s.cfg.Now()), 0)
+}
+
 // renew asks for another TTL. It returns false when the primary could not
-// be asked (try again soon) and an error when the reservation is gone.
+// be asked (try again soon) and an error when the reservation is gone. One
+// attempt waits at most a third of a TTL, so that a stalled one leaves
+// time for another before the lease lapses.
 func (r *Reservation) renew() (bool, error) {
 	r.mu.Lock()
 	lapse := r.lapse
@@ -469,7 +489,7 @@ func (r *Reservation) renew() (bool, error) {
 	if !now.Before(lapse) {
 		return false, r.lapsed()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), lapse.Sub(now))
+	ctx, cancel := context.WithTimeout(context.Background(), min(lapse.Sub(now), r.s.cfg.TTL/3))
 	defer cancel()
 	req := r.req
 	req.Op = OpRenew

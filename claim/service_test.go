@@ -271,3 +271,77 @@ func TestBadRequestsOnTheWire(t *testing.T) {
 		t.Fatalf("a good request after the bad ones: %v", err)
 	}
 }
+
+// TestSlowGrantIsRenewedInTime: the primary's answer to a reservation is
+// slow (its pull of the path's records from every member takes most of a
+// TTL), so the writer, which counts the lease from when it asked, gets the
+// reservation with little of it left. The first renewal must come before
+// that little runs out, not a third of a TTL after the answer; the check
+// of the records is not repeated for a renewal of a live reservation.
+func TestSlowGrantIsRenewedInTime(t *testing.T) {
+	const ttl = 10 * time.Second
+	clock := &fakeClock{}
+	net := meshtest.New()
+	mn, err := net.Add("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(mn.Close)
+	recs := &memRecords{self: "a", recs: map[string]gossip.Record{}}
+	var checks atomic.Int32
+	svc, err := New(Config{
+		Self:    "a",
+		Ring:    func() *ring.Ring { return ring.New(ring.Config{}, "a") },
+		Dialer:  mn,
+		Records: recs,
+		Check:   func(Kind, string) error { checks.Add(1); return nil },
+		// The pull before a new reservation takes 8 of the TTL's 10 s.
+		Sync:           func(context.Context, Kind, string) { clock.Advance(8 * time.Second) },
+		TTL:            ttl,
+		ReserveTimeout: ttl,
+		Now:            clock.Now,
+		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type wait struct {
+		d    time.Duration
+		fire chan time.Time
+	}
+	waits := make(chan wait)
+	svc.after = func(d time.Duration) <-chan time.Time {
+		w := wait{d: d, fire: make(chan time.Time, 1)}
+		waits <- w
+		return w.fire
+	}
+	clock.Advance(ttl) // settled
+	res, err := svc.Reserve(context.Background(), KindOutput, "/many-out-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Release()
+	checked := checks.Load()
+	// Let the renewal loop's waits pass on the test's clock, twice.
+	// The loop waits a third time once the second renewal was answered.
+	for i := range 3 {
+		var w wait
+		select {
+		case w = <-waits:
+		case <-res.done:
+			t.Fatalf("the renewal loop ended: %v", res.lost)
+		}
+		if i == 2 {
+			break // the loop now waits on this timer or for Commit
+		}
+		t.Logf("renewal %d due in %v", i+1, w.d)
+		clock.Advance(w.d)
+		w.fire <- clock.Now()
+	}
+	if n := checks.Load() - checked; n != 0 {
+		t.Errorf("the primary checked the records %d times for renewals of a live reservation", n)
+	}
+	if _, err := res.Commit(context.Background(), "job/x", []byte("job")); err != nil {
+		t.Fatalf("commit after renewals: %v", err)
+	}
+}
