@@ -146,7 +146,7 @@ func TestTaskTimeoutFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"streaming", "-input", "/in/small.txt", "-output", "/o1", "-mapper", "cat", "-D", "mapreduce.job.reduces=3"}, "unknown property"},
+		{[]string{"streaming", "-input", "/in/small.txt", "-output", "/o1", "-mapper", "cat", "-D", "mapreduce.no.such.property=3"}, "unknown property"},
 		{[]string{"streaming", "-input", "/in/small.txt", "-output", "/o2", "-mapper", "cat", "-D", "mapreduce.task.timeout=soon"}, "want milliseconds"},
 		{[]string{"streaming", "-input", "/in/small.txt", "-output", "/o3", "-mapper", "cat", "-D", "mapreduce.task.timeout=500"}, "between 1s and"},
 		{[]string{"job", "run", "wordcount", "--input", "/in/small.txt", "--output", "/o4", "--task-timeout", "-3s"}, "task timeout"},
