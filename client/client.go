@@ -136,6 +136,22 @@ type PutOptions struct {
 	Force       bool  // replace an existing file
 }
 
+// Query is the query string of a put of path with these options
+// (PUT /v1/fs/file): what the agent's API reads them from.
+func (o PutOptions) Query(path string) url.Values {
+	q := url.Values{"path": {path}}
+	if o.BlockSize > 0 {
+		q.Set("block_size", strconv.FormatInt(o.BlockSize, 10))
+	}
+	if o.Replication > 0 {
+		q.Set("replication", strconv.Itoa(o.Replication))
+	}
+	if o.Force {
+		q.Set("force", "1")
+	}
+	return q
+}
+
 // BinaryDir is the directory where shipped programs are stored, each
 // under its SHA-256 in hex.
 const BinaryDir = "/.shoal/bin"
@@ -231,17 +247,7 @@ func (c *Client) Wait(ctx context.Context, id string, interval time.Duration) (J
 // Put stores r as the file path. size is r's length if known, else -1.
 // Without o.Force an existing file is an *Error with status 409.
 func (c *Client) Put(ctx context.Context, path string, r io.Reader, size int64, o PutOptions) (FileInfo, error) {
-	q := url.Values{"path": {path}}
-	if o.BlockSize > 0 {
-		q.Set("block_size", strconv.FormatInt(o.BlockSize, 10))
-	}
-	if o.Replication > 0 {
-		q.Set("replication", strconv.Itoa(o.Replication))
-	}
-	if o.Force {
-		q.Set("force", "1")
-	}
-	req, err := c.request(ctx, "PUT", "/v1/fs/file?"+q.Encode(), io.NopCloser(r))
+	req, err := c.request(ctx, "PUT", "/v1/fs/file?"+o.Query(path).Encode(), io.NopCloser(r))
 	if err != nil {
 		return FileInfo{}, err
 	}

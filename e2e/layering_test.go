@@ -16,7 +16,7 @@ const module = "shoal.dev/shoal"
 var allowedImports = map[string][]string{
 	"":              {"cli"},
 	"cli":           {"blockstore", "codec", "disk", "job", "job/builtin", "job/streaming", "peer", "scheduler", "secret", "worker"},
-	"peer":          {"blockstore", "claim", "disk", "gossip", "job", "job/builtin", "job/streaming", "mesh", "p2p", "ring", "scheduler", "secret", "shuffle", "tasklog", "worker"},
+	"peer":          {"blockstore", "claim", "client", "disk", "gossip", "job", "job/builtin", "job/streaming", "mesh", "p2p", "ring", "scheduler", "secret", "shuffle", "tasklog", "worker"},
 	"scheduler":     {"blockstore", "client", "codec", "disk", "gossip", "job", "mesh", "ring", "shuffle", "tasklog", "worker"},
 	"client":        {"job", "secret"},
 	"worker":        {"childproc", "disk", "job", "shuffle"},

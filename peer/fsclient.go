@@ -7,32 +7,19 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 
 	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/client"
 	"shoal.dev/shoal/scheduler"
 )
 
-// PutOptions shape a client put.
-type PutOptions struct {
-	BlockSize   int64 // 0: the default
-	Replication int   // 0: the default
-	Force       bool
-}
+// PutOptions shape a client put; the light client's, so that both send
+// a put's options the same way.
+type PutOptions = client.PutOptions
 
 // PutFile streams r to the file p. size is r's length if known, else -1.
 func (c *Client) PutFile(ctx context.Context, p string, r io.Reader, size int64, o PutOptions) (PutInfo, error) {
-	q := url.Values{"path": {p}}
-	if o.BlockSize > 0 {
-		q.Set("block_size", strconv.FormatInt(o.BlockSize, 10))
-	}
-	if o.Replication > 0 {
-		q.Set("replication", strconv.Itoa(o.Replication))
-	}
-	if o.Force {
-		q.Set("force", "1")
-	}
-	req, err := c.newRequest(ctx, "PUT", "/v1/fs/file?"+q.Encode(), io.NopCloser(r))
+	req, err := c.newRequest(ctx, "PUT", "/v1/fs/file?"+o.Query(p).Encode(), io.NopCloser(r))
 	if err != nil {
 		return PutInfo{}, err
 	}
