@@ -95,22 +95,7 @@ func TestConcurrentPutsOneWinner(t *testing.T) {
 		}
 		close(start)
 		wg.Wait()
-		winner := -1
-		for i, err := range errs {
-			if err == nil {
-				if winner >= 0 {
-					t.Fatalf("round %d: racers %d and %d both created %s", r, winner, i, p)
-				}
-				winner = i
-				continue
-			}
-			if err := conflict(err, "exists"); err != nil {
-				t.Fatalf("round %d: racer %d: %v", r, i, err)
-			}
-		}
-		if winner < 0 {
-			t.Fatalf("round %d: nobody created %s: %v", r, p, errs)
-		}
+		winner := oneWinner(t, r, p, errs)
 		for n, cl := range cls {
 			rc, _, err := cl.GetFile(ctx, p)
 			if err != nil {
@@ -238,4 +223,28 @@ func TestLongPutHoldsItsPath(t *testing.T) {
 			t.Fatalf("node%d reads %q", n+1, got)
 		}
 	}
+}
+
+// oneWinner checks that exactly one of a round's racers to create path
+// succeeded and that every other was refused because it exists, and
+// returns the winner.
+func oneWinner(t *testing.T, round int, path string, errs []error) int {
+	t.Helper()
+	winner := -1
+	for i, err := range errs {
+		if err == nil {
+			if winner >= 0 {
+				t.Fatalf("round %d (seed above): racers %d and %d both created %s", round, winner, i, path)
+			}
+			winner = i
+			continue
+		}
+		if err := conflict(err, "exists"); err != nil {
+			t.Fatalf("round %d: racer %d: %v", round, i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("round %d: nobody created %s: %v", round, path, errs)
+	}
+	return winner
 }

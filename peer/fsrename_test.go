@@ -98,22 +98,7 @@ func TestConcurrentRenamesOneWinner(t *testing.T) {
 		}
 		close(start)
 		wg.Wait()
-		winner := -1
-		for i, err := range errs {
-			if err == nil {
-				if winner >= 0 {
-					t.Fatalf("round %d (seed above): racers %d and %d both created %s", r, winner, i, dst)
-				}
-				winner = i
-				continue
-			}
-			if err := conflict(err, "exists"); err != nil {
-				t.Fatalf("round %d: racer %d: %v", r, i, err)
-			}
-		}
-		if winner < 0 {
-			t.Fatalf("round %d: nobody created %s: %v", r, dst, errs)
-		}
+		winner := oneWinner(t, r, dst, errs)
 		for n, cl := range cls {
 			clustertest.Eventually(t, 10*time.Second, func() error {
 				if err := readsBack(ctx, cl, dst, datas[winner]); err != nil {
