@@ -271,12 +271,7 @@ func fsDu(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
-	size := func(n int64) string {
-		if c.Bool("human") {
-			return humanBytes(n)
-		}
-		return fmt.Sprint(n)
-	}
+	size := func(n int64) string { return sizeText(c, n) }
 	type row struct {
 		path        string
 		bytes, disk int64
@@ -335,12 +330,7 @@ func fsDf(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
-	size := func(n int64) string {
-		if c.Bool("human") {
-			return humanBytes(n)
-		}
-		return fmt.Sprint(n)
-	}
+	size := func(n int64) string { return sizeText(c, n) }
 	agents := agentList(c, cl)
 	type res struct {
 		d   peer.DiskInfo
@@ -378,4 +368,13 @@ func fsDf(c *ucli.Context) error {
 	}
 	fmt.Fprintf(tw, "total\t%s\t%s\t%s\t\t%d\n", size(sum.Capacity), size(sum.Used), size(sum.Free), sum.Blocks)
 	return tw.Flush()
+}
+
+// sizeText is n bytes as fs du and fs df print it: exact, or with --human
+// in units.
+func sizeText(c *ucli.Context, n int64) string {
+	if c.Bool("human") {
+		return humanBytes(n)
+	}
+	return fmt.Sprint(n)
 }
