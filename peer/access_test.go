@@ -53,6 +53,7 @@ var accessTable = map[string][3]int{
 	"GET /ui/api/jobs/{id}":             {401, 401, 403},
 	"GET /ui/api/jobs/{id}/logs/{task}": {401, 401, 403},
 	"POST /ui/api/jobs/{id}/kill":       {401, 401, 403},
+	"GET /debug/pprof/":                 {401, 401, 403},
 	"/":                                 {404, 404, 403},
 }
 
@@ -147,6 +148,33 @@ func TestRouteAccess(t *testing.T) {
 			if resp.StatusCode != http.StatusForbidden {
 				t.Errorf("open cluster: %s %s with Origin %q Host %q: %d, want 403", method, path, req.Header.Get("Origin"), req.Host, resp.StatusCode)
 			}
+		}
+	}
+}
+
+// TestPprofWithToken: the runtime profiles answer the cluster token (the
+// access table checks they refuse everyone else).
+func TestPprofWithToken(t *testing.T) {
+	c := clustertest.Start(t, 1, clustertest.Options{})
+	n := c.Node(0)
+	token := c.Config(0).Secret.APIToken()
+	for path, want := range map[string]string{
+		"/debug/pprof/":                  "goroutine",
+		"/debug/pprof/goroutine?debug=1": "goroutine profile:",
+		"/debug/pprof/profile?seconds=1": "",
+		"/debug/pprof/allocs":            "",
+		"/debug/pprof/cmdline":           "peer",
+	} {
+		req, _ := http.NewRequest("GET", n.HTTPURL()+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || len(body) == 0 || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s with the token: %d, %d bytes, want 200 with %q", path, resp.StatusCode, len(body), want)
 		}
 	}
 }

@@ -92,6 +92,7 @@ func (n *Node) apiHandler() http.Handler {
 	n.webhdfsRoutes(mux)
 	n.jobRoutes(mux)
 	n.consoleRoutes(mux)
+	mux.Handle("GET /debug/pprof/", n.auth(n.handlePprof))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
