@@ -323,3 +323,54 @@ func TestFSErrors(t *testing.T) {
 		t.Fatalf("R=5 on 3 nodes: %+v %v", f, err)
 	}
 }
+
+// TestRepairReadsEachManifestOnce: a repair pass reads only the manifests
+// of files new since the last pass (it re-read every one every pass, half
+// an agent's CPU at 10,000 files), and a removed file's blocks are still
+// collected.
+func TestRepairReadsEachManifestOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := newTestCluster(t, 3)
+	put := func(p string) FileInfo {
+		f, err := c.nodes["n1"].fs.Create(ctx, p, bytes.NewReader([]byte(p+"\n")), CreateOptions{BlockSize: MinBlockSize})
+		if err != nil {
+			t.Fatalf("put %s: %v", p, err)
+		}
+		return f
+	}
+	for i := range 5 {
+		put(fmt.Sprintf("/f%d", i))
+	}
+	reads := func(want int64) {
+		t.Helper()
+		for _, name := range c.ring().Members() {
+			if got := c.nodes[name].rep.Stats.ManifestReads.Load(); got != want {
+				t.Fatalf("%s: %d manifests read, want %d", name, got, want)
+			}
+		}
+	}
+	c.repairAll(ctx)
+	reads(5)
+	c.repairAll(ctx)
+	reads(5)
+	gone, _ := c.nodes["n1"].fs.Stat("/f0")
+	m, err := c.nodes["n1"].fs.Manifest(ctx, gone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.nodes["n1"].fs.Remove("/f0", false); err != nil {
+		t.Fatal(err)
+	}
+	put("/f5")
+	c.repairAll(ctx)
+	reads(6)
+	c.checkReplicas(ctx, "n2")
+	for _, name := range c.ring().Members() {
+		for _, id := range []ID{gone.Manifest, m.Blocks[0].ID} {
+			if c.nodes[name].fs.Store().Has(id) {
+				t.Fatalf("%s still holds block %s of the removed file", name, id.Short())
+			}
+		}
+	}
+}

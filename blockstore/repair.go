@@ -81,6 +81,9 @@ type RepairStats struct {
 	Collected atomic.Int64 // unreferenced blocks removed after the grace period
 	Failed    atomic.Int64 // fetches that failed (retried next pass)
 	Missing   atomic.Int64 // blocks no alive member could serve, at the last pass
+	// ManifestReads counts the manifests passes read; a pass reads only
+	// those of files new since the last pass.
+	ManifestReads atomic.Int64
 	// UnderReplicated: blocks this node owns but lacked at the start of
 	// the last pass (copies short of their replication, as this owner
 	// sees them).
@@ -98,6 +101,16 @@ type Repairer struct {
 	started time.Time
 	kick    chan struct{}
 	Stats   RepairStats
+
+	// known holds the block lists of the manifests the last pass read,
+	// by manifest ID (a manifest never changes). A pass reads only the
+	// manifests of files new since, so a pass over many small files
+	// costs no disk reads for the files it saw before: re-reading every
+	// manifest every 10 s was half an agent's CPU at 10,000 files. It is
+	// replaced by each pass's, so a removed file's entry goes with it;
+	// it holds no more than the pass's needed set already does.
+	mu    sync.Mutex
+	known map[ID][]BlockRef
 }
 
 // NewRepairer returns a repair loop for fs; call Run.
@@ -159,15 +172,28 @@ func (r *Repairer) Pass(ctx context.Context) (err error) {
 	needed := map[ID]need{}
 	complete := true // every manifest was read, so "unreferenced" is known
 	var errs []error
+	r.mu.Lock()
+	known := r.known
+	r.mu.Unlock()
+	read := make(map[ID][]BlockRef, len(known))
 	for _, f := range fs.Files() {
 		needed[f.Manifest] = need{size: -1, repl: f.Replication}
-		m, err := fs.Manifest(ctx, f)
-		if err != nil {
-			complete = false
-			errs = append(errs, err)
-			continue
+		blocks, ok := read[f.Manifest]
+		if !ok {
+			blocks, ok = known[f.Manifest]
 		}
-		for _, b := range m.Blocks {
+		if !ok {
+			r.Stats.ManifestReads.Add(1)
+			m, err := fs.Manifest(ctx, f)
+			if err != nil {
+				complete = false
+				errs = append(errs, err)
+				continue
+			}
+			blocks = m.Blocks
+		}
+		read[f.Manifest] = blocks
+		for _, b := range blocks {
 			if n, ok := needed[b.ID]; !ok || n.repl < f.Replication {
 				needed[b.ID] = need{size: b.Size, repl: f.Replication}
 			}
@@ -180,6 +206,9 @@ func (r *Repairer) Pass(ctx context.Context) (err error) {
 			}
 		}
 	}
+	r.mu.Lock()
+	r.known = read
+	r.mu.Unlock()
 	local, err := fs.cfg.Store.List()
 	if err != nil {
 		return fmt.Errorf("list local blocks: %w", err)
