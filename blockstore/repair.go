@@ -209,14 +209,14 @@ func (r *Repairer) Pass(ctx context.Context) (err error) {
 	r.mu.Lock()
 	r.known = read
 	r.mu.Unlock()
-	local, err := fs.cfg.Store.List()
+	local, err := fs.cfg.Store.IDs()
 	if err != nil {
 		return fmt.Errorf("list local blocks: %w", err)
 	}
 	res.Complete = complete
-	have := make(map[ID]BlockInfo, len(local))
-	for _, b := range local {
-		have[b.ID] = b
+	have := make(map[ID]bool, len(local))
+	for _, id := range local {
+		have[id] = true
 	}
 
 	// Fetch what we own and lack.
@@ -264,9 +264,11 @@ func (r *Repairer) Pass(ctx context.Context) (err error) {
 	for id := range have {
 		n, ok := needed[id]
 		if !ok {
-			if collect && time.Since(r.started) > r.cfg.GCGrace && time.Since(have[id].ModTime) > r.cfg.GCGrace {
-				if err := fs.cfg.Store.Delete(id); err == nil {
-					r.Stats.Collected.Add(1)
+			if collect && time.Since(r.started) > r.cfg.GCGrace {
+				if t, err := fs.cfg.Store.ModTime(id); err == nil && time.Since(t) > r.cfg.GCGrace {
+					if err := fs.cfg.Store.Delete(id); err == nil {
+						r.Stats.Collected.Add(1)
+					}
 				}
 			}
 			continue

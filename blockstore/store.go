@@ -312,9 +312,41 @@ type BlockInfo struct {
 // List returns every stored block, unverified.
 func (s *Store) List() ([]BlockInfo, error) {
 	var out []BlockInfo
+	err := s.each(func(id ID, e os.DirEntry) {
+		fi, err := e.Info()
+		if err != nil {
+			return // deleted meanwhile
+		}
+		out = append(out, BlockInfo{ID: id, Size: fi.Size(), ModTime: fi.ModTime()})
+	})
+	return out, err
+}
+
+// IDs returns the IDs of every stored block: List without a stat of each
+// (the repair pass needs the times of unreferenced blocks only).
+func (s *Store) IDs() ([]ID, error) {
+	var out []ID
+	err := s.each(func(id ID, _ os.DirEntry) { out = append(out, id) })
+	return out, err
+}
+
+// ModTime returns when the block id was stored.
+func (s *Store) ModTime(id ID) (time.Time, error) {
+	fi, err := os.Stat(s.path(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return time.Time{}, fmt.Errorf("%w: %s", ErrNotFound, id.Short())
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	return fi.ModTime(), nil
+}
+
+// each calls fn with every stored block's ID and directory entry.
+func (s *Store) each(fn func(ID, os.DirEntry)) error {
 	dirs, err := os.ReadDir(s.dir)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, d := range dirs {
 		if !d.IsDir() || len(d.Name()) != 2 {
@@ -322,21 +354,15 @@ func (s *Store) List() ([]BlockInfo, error) {
 		}
 		files, err := os.ReadDir(filepath.Join(s.dir, d.Name()))
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, f := range files {
-			id, err := ParseID(f.Name())
-			if err != nil {
-				continue
+			if id, err := ParseID(f.Name()); err == nil {
+				fn(id, f)
 			}
-			fi, err := f.Info()
-			if err != nil {
-				continue // deleted meanwhile
-			}
-			out = append(out, BlockInfo{ID: id, Size: fi.Size(), ModTime: fi.ModTime()})
 		}
 	}
-	return out, nil
+	return nil
 }
 
 func removeFile(f *os.File) { os.Remove(f.Name()) }
