@@ -202,3 +202,65 @@ func TestAppendReusesBlocks(t *testing.T) {
 		t.Fatalf("append to a missing file: %v", err)
 	}
 }
+
+// TestListPage: paging through a directory with every page size gives
+// List's entries once each (marked empty directories included, a
+// directory whose name is a prefix of a file's), at most limit a page,
+// in key order; a file pages as itself, a missing directory is
+// ErrNoFile, and pages past the end are empty.
+func TestListPage(t *testing.T) {
+	ctx := context.Background()
+	c := newTestCluster(t, 1)
+	fs := c.nodes["n1"].fs
+	for _, p := range []string{"/d/a", "/d/a-b", "/d/b/x", "/d/b/y/z", "/d/b-c", "/d/c-1", "/d/zz", "/other/q"} {
+		if _, err := fs.Create(ctx, p, strings.NewReader(p), CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"/d/c", "/d/0", "/d/b/m", "/d/zzz/e"} {
+		if err := fs.MakeDir(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := fs.List("/d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := names(all)
+	slices.SortFunc(want, func(a, b string) int { return strings.Compare(a, b) })
+	for limit := 1; limit <= len(want)+1; limit++ {
+		var got []string
+		from := ""
+		for pages := 0; ; pages++ {
+			es, next, err := fs.ListPage("/d", from, limit)
+			if err != nil || len(es) > limit || pages > len(want) {
+				t.Fatalf("limit %d, from %q: %d entries, %v", limit, from, len(es), err)
+			}
+			for _, e := range es {
+				if !e.Dir && (e.File == nil || e.Size != int64(len(e.Path))) {
+					t.Fatalf("limit %d: file entry %+v", limit, e)
+				}
+			}
+			got = append(got, names(es)...)
+			if next == "" {
+				break
+			}
+			from = next
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("limit %d: pages %v, want %v", limit, got, want)
+		}
+	}
+	if es, next, err := fs.ListPage("/d/a-b", "", 10); err != nil || next != "" || len(es) != 1 || es[0].Path != "/d/a-b" {
+		t.Fatalf("a file's page: %v %q %v", es, next, err)
+	}
+	if _, _, err := fs.ListPage("/nope", "", 10); !errors.Is(err, ErrNoFile) {
+		t.Fatalf("a missing directory: %v", err)
+	}
+	if es, next, err := fs.ListPage("/d", "zzzz", 10); err != nil || len(es) != 0 || next != "" {
+		t.Fatalf("past the end: %v %q %v", es, next, err)
+	}
+	if es, _, err := fs.ListPage("/", "", 10); err != nil || !slices.Equal(names(es), []string{"d/", "other/"}) {
+		t.Fatalf("the root: %v %v", names(es), err)
+	}
+}

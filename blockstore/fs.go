@@ -25,6 +25,9 @@ type Records interface {
 	Get(key string) (gossip.Record, bool)
 	Delete(key string) error
 	Scan(prefix string) []gossip.Record
+	// First returns the live record with the smallest key at or after
+	// from that starts with prefix (gossip.Store.First).
+	First(prefix, from string) (gossip.Record, bool)
 }
 
 // FSConfig wires a file system. Every field is required but Logger and
@@ -341,6 +344,99 @@ func (fs *FS) List(dir string) ([]Entry, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// ListPage returns at most limit entries directly under dir, starting at
+// the cursor from ("" for the first page), and the cursor of the next
+// page ("" when this one is the last). When dir names a file, the page is
+// the file itself. Unlike List it reads only the page's records: a file
+// on the page is one record decoded, a directory on the page is skipped
+// over in the ordered keys, so a directory's entry carries neither its
+// size nor its count of files. A page of a directory of a million files
+// costs what a page of a small one does.
+//
+// Entries come in the order of their records' keys: by name, except that
+// a directory sorts as its name followed by '/' ("a-b" before "a/").
+func (fs *FS) ListPage(dir, from string, limit int) ([]Entry, string, error) {
+	dir, err := CleanPath(dir, true)
+	if err != nil {
+		return nil, "", err
+	}
+	if limit < 1 {
+		return nil, "", fmt.Errorf("list %s: a page of %d entries", dir, limit)
+	}
+	if dir != "/" {
+		if f, err := fs.Stat(dir); err == nil {
+			return []Entry{{Name: f.Path[strings.LastIndexByte(f.Path, '/')+1:], Path: f.Path, File: &f, Size: f.Size}}, "", nil
+		}
+	}
+	base := strings.TrimSuffix(dir, "/") + "/"
+	prefix := fileKey(base)
+	// An entry's position: its name, and a directory's name with '/'.
+	pos := func(e Entry) string {
+		if e.Dir {
+			return e.Name + "/"
+		}
+		return e.Name
+	}
+	var out []Entry
+	next := ""
+	at := from
+	for {
+		r, ok := fs.cfg.Records.First(prefix, prefix+at)
+		if !ok {
+			break
+		}
+		rest := r.Key[len(prefix):]
+		if len(out) == limit {
+			next = rest
+			if i := strings.IndexByte(rest, '/'); i >= 0 {
+				next = rest[:i+1] // the directory's position
+			}
+			break
+		}
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			name := rest[:i]
+			out = append(out, Entry{Name: name, Path: base + name, Dir: true})
+			at = name + "0" // '0' follows '/': past every key below name/
+			continue
+		}
+		f, err := decodeFileInfo(r.Value)
+		if err != nil {
+			fs.log.Warn("skipping malformed file record", "key", r.Key, "err", err)
+		} else {
+			out = append(out, Entry{Name: rest, Path: f.Path, File: &f, Size: f.Size})
+		}
+		at = rest + "\x00"
+	}
+	// Directories that only a marker makes (empty ones) whose position
+	// falls in this page's range.
+	have := map[string]bool{}
+	for _, e := range out {
+		have[pos(e)] = true
+	}
+	added := false
+	for _, m := range fs.DirMarkersBelow(dir) {
+		name, ok := childOf(dir, m)
+		p := name + "/"
+		if !ok || have[p] || p < from || next != "" && p >= next {
+			continue
+		}
+		have[p] = true
+		out = append(out, Entry{Name: name, Path: base + name, Dir: true})
+		added = true
+	}
+	if added {
+		sort.Slice(out, func(i, j int) bool { return pos(out[i]) < pos(out[j]) })
+		if len(out) > limit {
+			next = pos(out[limit])
+			out = out[:limit]
+		}
+	}
+	if len(out) == 0 && from == "" && dir != "/" && !fs.isMarkedDir(dir) {
+		return nil, "", fmt.Errorf("%w: %s", ErrNoFile, dir)
+	}
+	return out, next, nil
 }
 
 // Glob returns the files matching pattern (path.Match syntax), sorted; a

@@ -61,6 +61,18 @@ func (m *memRecords) Scan(prefix string) []gossip.Record {
 	return out
 }
 
+func (m *memRecords) First(prefix, from string) (gossip.Record, bool) {
+	from = max(from, prefix)
+	var best gossip.Record
+	found := false
+	for _, r := range m.Scan(prefix) {
+		if r.Key >= from && (!found || r.Key < best.Key) {
+			best, found = r, true
+		}
+	}
+	return best, found
+}
+
 // testCluster is N file systems over meshtest with one shared ring.
 type testCluster struct {
 	t     *testing.T

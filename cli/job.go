@@ -21,6 +21,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"shoal.dev/shoal/codec"
+	"shoal.dev/shoal/disk"
 	"shoal.dev/shoal/job"
 	"shoal.dev/shoal/job/builtin"
 	"shoal.dev/shoal/peer"
@@ -550,13 +551,20 @@ func jobLogs(c *ucli.Context) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TASK\tATTEMPT\tNODE\tRESULT\tSTART\tDURATION\tLOG")
+	fmt.Fprintln(tw, "TASK\tATTEMPT\tNODE\tRESULT\tSTART\tDURATION\tLOG\tIN\tOUT\tINPUT")
 	for _, a := range ls.Attempts {
 		dur := "-"
 		if !a.End.IsZero() {
 			dur = a.End.Sub(a.Start).Round(time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d B\n", a.Task, a.Attempt, a.Node, a.Result, a.Start.Local().Format(time.DateTime), dur, a.Size)
+		in, out, locality := "-", "-", "-"
+		if a.IO != nil {
+			in, out = disk.Size(a.IO.In), disk.Size(a.IO.Out)
+			if a.IO.Locality != "" {
+				locality = a.IO.Locality
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d B\t%s\t%s\t%s\n", a.Task, a.Attempt, a.Node, a.Result, a.Start.Local().Format(time.DateTime), dur, a.Size, in, out, locality)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -101,6 +101,20 @@ func TestConsoleInBrowser(t *testing.T) {
 		return v
 	}
 
+	// click clicks the element sel selects in one evaluation: the page is
+	// rebuilt every second, so an element found by one call can be gone by
+	// the next (chromedp.Click finds, then clicks).
+	click := func(sel string) chromedp.Action[chromedp.Void] {
+		js := fmt.Sprintf(`(() => { const el = document.querySelector(%q); if (!el) return "missing"; el.click(); return "ok"; })()`, sel)
+		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			v, err := chromedp.Evaluate[string](js)(ctx, tg)
+			if err == nil && v != "ok" {
+				err = fmt.Errorf("no element %s to click", sel)
+			}
+			return chromedp.Void{}, err
+		}
+	}
+
 	// Without the link: only the login page.
 	step("console without a session", chromedp.Navigate(url+"/ui/"), chromedp.WaitVisible(chromedp.ID("message")))
 	shot("0-login")
@@ -117,7 +131,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	step("files", chromedp.Navigate(url+"/ui/#/files?path=/in"), chromedp.WaitVisible(chromedp.CSS(`#files a`)))
 	eval(`window.shoalNoReload = "yes"; "ok"`) // Navigate loaded the page again
 	shot("2-files")
-	step("a file's blocks", chromedp.Click(chromedp.CSS(`#files a`)), chromedp.WaitVisible(chromedp.CSS(`#blocks td.health-ok`)))
+	step("a file's blocks", click(`#files a`), chromedp.WaitVisible(chromedp.CSS(`#blocks td.health-ok`)))
 	shot("3-file-blocks")
 
 	// A job started from the CLI reaches succeeded on the jobs page, which
@@ -133,9 +147,22 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal("the page was reloaded")
 	}
 	shot("4-jobs")
-	step("job page", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#jobs tr[data-job=%q] a`, id))),
+	step("job page", click(fmt.Sprintf(`#jobs tr[data-job=%q] a`, id)),
 		chromedp.WaitVisible(chromedp.CSS(`#attempts td.state-succeeded`)), chromedp.WaitVisible(chromedp.CSS(`#timeline .att.succeeded`)),
 		chromedp.WaitVisible(chromedp.CSS(`#phases`)))
+	// Every ended attempt shows whether its map read a local copy and its
+	// bytes in and out; the phases their median and max.
+	check := eval(`(() => {
+	  const rows = [...document.querySelectorAll("#attempts tr[data-task]")].filter(r => r.querySelector("td.state-succeeded"));
+	  const bad = rows.filter(r => r.querySelector("td.in").textContent === "-" || r.querySelector("td.out").textContent === "-" ||
+	    (r.dataset.task.startsWith("m-") ? !["yes", "no"].includes(r.querySelector("td.local").textContent) : r.querySelector("td.local").textContent !== "-"));
+	  const maps = rows.filter(r => r.dataset.task.startsWith("m-")).length;
+	  const phase = document.querySelector('#phases tr[data-phase="map"]');
+	  return rows.length + " succeeded, " + maps + " maps, " + bad.length + " without IO; map phase: " + (phase ? phase.textContent : "none");
+	})()`)
+	if !regexp.MustCompile(`^\d+ succeeded, [1-9]\d* maps, 0 without IO; map phase: map.* of `).MatchString(check) {
+		t.Fatalf("attempts table: %s", check)
+	}
 	shot("5-job")
 
 	// A failed streaming attempt's log, opened from the job page.
@@ -147,7 +174,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	step("failed job page", chromedp.Navigate(url+"/ui/#/job/"+fid), chromedp.WaitVisible(chromedp.CSS(`#attempts td.state-failed`)), chromedp.WaitVisible(chromedp.ID("job-error")))
 	shot("6-failed-job")
-	step("open the failed attempt's log", chromedp.Click(chromedp.CSS(`#attempts tr:has(td.state-failed) a.log`)), chromedp.WaitVisible(chromedp.ID("log")))
+	step("open the failed attempt's log", click(`#attempts tr:has(td.state-failed) a.log`), chromedp.WaitVisible(chromedp.ID("log")))
 	if log := eval(`document.getElementById("log").textContent`); !strings.Contains(log, "console stderr line 1\n") || !strings.Contains(log, "attempt failed") {
 		t.Fatalf("log shown:\n%s", log)
 	}
@@ -159,9 +186,9 @@ func TestConsoleInBrowser(t *testing.T) {
 		"-mapper", fmt.Sprintf(`while [ ! -e %s ]; do sleep 0.1; done; cat`, gate))
 	kid := regexp.MustCompile(`job-[a-z0-9-]+`).FindString(out)
 	step("running job page", chromedp.Navigate(url+"/ui/#/job/"+kid), chromedp.WaitVisible(chromedp.CSS(`#attempts td.state-running`)), chromedp.WaitVisible(chromedp.ID("kill")))
-	step("ask to kill", chromedp.Click(chromedp.ID("kill")), chromedp.WaitVisible(chromedp.ID("kill-confirm")))
+	step("ask to kill", click("#kill"), chromedp.WaitVisible(chromedp.ID("kill-confirm")))
 	shot("8-kill-confirm")
-	step("kill", chromedp.Click(chromedp.ID("kill-yes")), chromedp.WaitVisible(chromedp.CSS(`#job-state.state-killed`)))
+	step("kill", click("#kill-yes"), chromedp.WaitVisible(chromedp.CSS(`#job-state.state-killed`)))
 	shot("9-killed")
 	if s := e.mustCLI(url, "job", "status", kid); !strings.Contains(s, "killed") {
 		t.Fatalf("status after the kill:\n%s", s)

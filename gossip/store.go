@@ -386,6 +386,32 @@ func (s *Store) Scan(prefix string) []Record {
 	return out
 }
 
+// First returns the live record with the smallest key at or after from
+// that starts with prefix; false when there is none. Its cost is a
+// lookup in the ordered keys plus the tombstones it skips, not the
+// records under prefix: a caller pages through a prefix, or skips a
+// part of it, by calling First again from past the last key it used.
+func (s *Store) First(prefix, from string) (Record, bool) {
+	if from < prefix {
+		from = prefix
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out Record
+	found := false
+	s.keys.AscendGreaterOrEqual(from, func(k string) bool {
+		if !strings.HasPrefix(k, prefix) {
+			return false
+		}
+		if r := s.recs[k]; !r.Deleted {
+			out, found = r, true
+			return false
+		}
+		return true
+	})
+	return out, found
+}
+
 // Export returns every record whose key starts with prefix, tombstones
 // included (expired ones excepted), sorted by key: what another node needs
 // to Merge to catch up on that prefix without waiting for gossip.

@@ -148,6 +148,20 @@ func TestStoreBasics(t *testing.T) {
 		t.Fatalf("Scan(\"\") has %d records, want 2", n)
 	}
 
+	// First: the least live key at or after from under the prefix,
+	// skipping the tombstone of file/y.
+	mustPut(t, s, "file/z", "5")
+	for _, c := range []struct{ prefix, from, want string }{
+		{"file/", "", "file/x"}, {"file/", "file/x", "file/x"}, {"file/", "file/x\x00", "file/z"},
+		{"file/", "file/y", "file/z"}, {"file/", "file/zz", ""}, {"job/", "a", "job/1"}, {"nope/", "", ""},
+	} {
+		r, ok := s.First(c.prefix, c.from)
+		if ok != (c.want != "") || ok && r.Key != c.want {
+			t.Fatalf("First(%q, %q) = %q %v, want %q", c.prefix, c.from, r.Key, ok, c.want)
+		}
+	}
+	mustDelete(t, s, "file/z")
+
 	// Put copies the value.
 	buf := []byte("abc")
 	mustPut(t, s, "copy", string(buf))

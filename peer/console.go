@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"embed"
 	"encoding/hex"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"slices"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"shoal.dev/shoal/tasklog"
 )
 
 // The web console: static pages embedded in the binary (ui/), served under
@@ -345,40 +348,47 @@ func ringShares(n *Node) map[string]float64 {
 type ConsoleFiles struct {
 	Path    string         `json:"path"`
 	Entries []ConsoleEntry `json:"entries"`
+	// Next is the cursor of the next page (the from parameter); absent
+	// on the last page.
+	Next string `json:"next,omitempty"`
 }
 
-// ConsoleEntry is one directory entry.
+// ConsoleEntry is one directory entry. A directory's entry says nothing of
+// what it holds (a page reads only its own records).
 type ConsoleEntry struct {
 	Name        string `json:"name"`
 	Path        string `json:"path"`
 	Dir         bool   `json:"dir"`
 	Size        int64  `json:"size"`
-	Files       int    `json:"files,omitempty"`
 	Blocks      int    `json:"blocks,omitempty"`
 	Replication int    `json:"replication,omitempty"`
 	ModTime     int64  `json:"mtime_unix_ns,omitempty"`
 }
 
-// consoleMaxEntries bounds a directory listing on the files page.
-const consoleMaxEntries = 5000
+// consolePageEntries is how many entries a page of the files page lists.
+const consolePageEntries = 500
+
+// maxCursor bounds the from parameter of the files page.
+const maxCursor = 4 << 10
 
 func (n *Node) handleConsoleFiles(w http.ResponseWriter, r *http.Request) {
-	p := r.URL.Query().Get("path")
+	q := r.URL.Query()
+	p, from := q.Get("path"), q.Get("from")
 	if p == "" {
 		p = "/"
 	}
-	ents, err := n.fs.List(p)
+	if len(from) > maxCursor {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("from: a cursor of %d bytes; at most %d", len(from), maxCursor))
+		return
+	}
+	ents, next, err := n.fs.ListPage(p, from, consolePageEntries)
 	if err != nil {
 		writeError(w, fsStatus(err), err.Error())
 		return
 	}
-	out := ConsoleFiles{Path: p, Entries: []ConsoleEntry{}}
-	sort.Slice(ents, func(i, j int) bool { return ents[i].Name < ents[j].Name })
-	for i, e := range ents {
-		if i == consoleMaxEntries {
-			break
-		}
-		ce := ConsoleEntry{Name: e.Name, Path: e.Path, Dir: e.Dir, Size: e.Size, Files: e.Files}
+	out := ConsoleFiles{Path: p, Entries: make([]ConsoleEntry, 0, len(ents)), Next: next}
+	for _, e := range ents {
+		ce := ConsoleEntry{Name: e.Name, Path: e.Path, Dir: e.Dir, Size: e.Size}
 		if e.File != nil {
 			ce.Blocks, ce.Replication, ce.ModTime = e.File.Blocks, e.File.Replication, e.File.ModTime
 		}
@@ -463,6 +473,15 @@ type PhaseStats struct {
 	Failed    int     `json:"failed"`
 	MedianSec float64 `json:"median_s"`
 	MaxSec    float64 `json:"max_s"`
+	// Of the ended attempts that recorded their IO: the median and max of
+	// the bytes read and written; for maps, how many read their whole
+	// split from a local copy out of how many read blocks.
+	MedianIn  int64 `json:"median_in_bytes"`
+	MaxIn     int64 `json:"max_in_bytes"`
+	MedianOut int64 `json:"median_out_bytes"`
+	MaxOut    int64 `json:"max_out_bytes"`
+	DataLocal int   `json:"data_local"`
+	ReadInput int   `json:"read_input"`
 }
 
 func (n *Node) handleConsoleJobs(w http.ResponseWriter, r *http.Request) {
@@ -484,10 +503,12 @@ func (n *Node) handleConsoleJob(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ConsoleJob{Status: st, Attempts: ls.Attempts, Missing: ls.Missing, Phases: phaseStats(ls.Attempts)})
 }
 
-// phaseStats computes the median and max durations of ended attempts by
-// kind ("map" for m- tasks, "reduce" for r- tasks).
+// phaseStats computes the median and max durations, bytes in and bytes
+// out of ended attempts by kind ("map" for m- tasks, "reduce" for r-
+// tasks).
 func phaseStats(as []AttemptLog) map[string]PhaseStats {
-	durs := map[string][]float64{}
+	type samples struct{ dur, in, out []float64 }
+	by := map[string]*samples{}
 	out := map[string]PhaseStats{}
 	for _, a := range as {
 		kind := "map"
@@ -495,27 +516,53 @@ func phaseStats(as []AttemptLog) map[string]PhaseStats {
 			kind = "reduce"
 		}
 		ps := out[kind]
+		sm := by[kind]
+		if sm == nil {
+			sm = &samples{}
+			by[kind] = sm
+		}
 		if a.Result == "failed" {
 			ps.Failed++
 		}
 		if !a.End.IsZero() {
 			ps.Attempts++
-			durs[kind] = append(durs[kind], a.End.Sub(a.Start).Seconds())
+			sm.dur = append(sm.dur, a.End.Sub(a.Start).Seconds())
+		}
+		if a.IO != nil {
+			sm.in = append(sm.in, float64(a.IO.In))
+			sm.out = append(sm.out, float64(a.IO.Out))
+			if a.IO.Locality != "" {
+				ps.ReadInput++
+			}
+			if a.IO.Locality == tasklog.Local {
+				ps.DataLocal++
+			}
 		}
 		out[kind] = ps
 	}
-	for kind, d := range durs {
-		sort.Float64s(d)
+	for kind, sm := range by {
 		ps := out[kind]
-		ps.MaxSec = d[len(d)-1]
-		if len(d)%2 == 1 {
-			ps.MedianSec = d[len(d)/2]
-		} else {
-			ps.MedianSec = (d[len(d)/2-1] + d[len(d)/2]) / 2
-		}
+		ps.MedianSec, ps.MaxSec = medianMax(sm.dur)
+		mi, xi := medianMax(sm.in)
+		mo, xo := medianMax(sm.out)
+		ps.MedianIn, ps.MaxIn, ps.MedianOut, ps.MaxOut = int64(mi), int64(xi), int64(mo), int64(xo)
 		out[kind] = ps
 	}
 	return out
+}
+
+// medianMax returns the median and the max of d (zeros when empty); it
+// sorts d.
+func medianMax(d []float64) (median, maximum float64) {
+	if len(d) == 0 {
+		return 0, 0
+	}
+	sort.Float64s(d)
+	maximum = d[len(d)-1]
+	if len(d)%2 == 1 {
+		return d[len(d)/2], maximum
+	}
+	return (d[len(d)/2-1] + d[len(d)/2]) / 2, maximum
 }
 
 // ConsoleLink asks the agent for a one-time console login link.

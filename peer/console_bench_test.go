@@ -90,6 +90,8 @@ func BenchmarkConsolePages(b *testing.B) {
 		{"index", "/ui/"},
 		{"cluster", "/ui/api/cluster"},
 		{"files", "/ui/api/files?path=/bench"},
+		{"files-last-page", fmt.Sprintf("/ui/api/files?path=/bench&from=f%05d.txt", max(files-100, 0))},
+		{"files-root", "/ui/api/files?path=/"},
 		{"file", "/ui/api/file?path=/bench/f00042.txt"},
 		{"jobs", "/ui/api/jobs"},
 		{"job", "/ui/api/jobs/" + ids[jobs/2]},

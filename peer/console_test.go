@@ -1,15 +1,23 @@
 package peer_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"shoal.dev/shoal/blockstore"
 	"shoal.dev/shoal/clustertest"
+	"shoal.dev/shoal/job"
+	"shoal.dev/shoal/job/builtin"
 	"shoal.dev/shoal/peer"
+	"shoal.dev/shoal/scheduler"
+	"shoal.dev/shoal/tasklog"
 )
 
 // TestConsoleSession: a one-time link logs a browser in with an HttpOnly,
@@ -94,5 +102,172 @@ func TestConsoleSession(t *testing.T) {
 	forged := &http.Cookie{Name: "shoal_session", Value: strings.Repeat("a", 64)}
 	if resp, _ := get("/ui/api/jobs", forged, nil, "GET"); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("a made-up session: %d", resp.StatusCode)
+	}
+}
+
+// TestAttemptIO: every ended attempt lists what it read and wrote, through
+// the API as the console shows it. A map's input bytes add up to its
+// split, its locality agrees with DATA_LOCAL_MAPS, the maps' output bytes
+// are what the reduces fetched (REDUCE_SHUFFLE_BYTES), and the reduces'
+// output bytes are the output's size; a generator's maps read nothing and
+// write the output.
+func TestAttemptIO(t *testing.T) {
+	c := clustertest.Start(t, 3, clustertest.Options{})
+	ctx := context.Background()
+	input := corpus(11, 300<<10)
+	put(t, c.Node(0), "/in/io.txt", input, blockstore.MinBlockSize)
+	cl, err := peer.NewClient(c.Node(2).HTTPURL(), c.Config(2).Secret.APIToken())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// succeeded returns the API's attempts of a job, the first succeeded
+	// attempt of each task, after checking every ended attempt has IO.
+	succeeded := func(id string) (map[string]peer.AttemptLog, peer.AttemptLogs) {
+		t.Helper()
+		ls, err := cl.TaskLogs(ctx, id, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		won := map[string]peer.AttemptLog{}
+		for _, a := range ls.Attempts {
+			if a.Result == "running" || a.Result == "lost" {
+				continue
+			}
+			if a.IO == nil {
+				t.Fatalf("%s attempt %d (%s) lists no IO", a.Task, a.Attempt, a.Result)
+			}
+			if _, ok := won[a.Task]; !ok && a.Result == "succeeded" {
+				won[a.Task] = a
+			}
+		}
+		return won, ls
+	}
+	size := func(dir string) int64 {
+		t.Helper()
+		es, err := c.Node(2).FS().List(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, e := range es {
+			n += e.Size
+		}
+		return n
+	}
+
+	rec, err := c.Node(1).Submit(ctx, scheduler.SubmitRequest{Name: "wordcount", Inputs: []string{"/in/io.txt"}, Output: "/out/io", Reducers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := waitJob(t, c.Node(1), rec.ID, 60*time.Second)
+	if st.State != scheduler.StateSucceeded {
+		t.Fatalf("job %s: %s", st.State, st.Error)
+	}
+	clustertest.Eventually(t, 10*time.Second, func() error {
+		if es, _ := c.Node(2).FS().List("/out/io"); len(es) != 3 {
+			return fmt.Errorf("%d files in /out/io", len(es))
+		}
+		return nil
+	})
+	if got, _ := readParts(t, c.Node(2), "/out/io"); !bytes.Equal(got, sequential(t, "wordcount", nil, map[string][]byte{"/in/io.txt": input}, []string{"/in/io.txt"}, 2)) {
+		t.Fatal("distributed output differs from sequential")
+	}
+	won, ls := succeeded(rec.ID)
+	var mapIn, mapOut, redIn, redOut, local int64
+	for task, a := range won {
+		if task[0] == 'm' {
+			mapIn, mapOut = mapIn+a.IO.In, mapOut+a.IO.Out
+			switch a.IO.Locality {
+			case tasklog.Local:
+				local++
+			case tasklog.Remote:
+			default:
+				t.Errorf("%s: locality %q", task, a.IO.Locality)
+			}
+		} else {
+			redIn, redOut = redIn+a.IO.In, redOut+a.IO.Out
+		}
+	}
+	if len(won) != st.Maps+st.Reducers {
+		t.Fatalf("%d tasks succeeded in the logs, want %d", len(won), st.Maps+st.Reducers)
+	}
+	cs := st.Counters
+	if mapIn != int64(len(input)) {
+		t.Errorf("maps read %d bytes, the input has %d", mapIn, len(input))
+	}
+	if mapOut != cs[job.REDUCE_SHUFFLE_BYTES] || redIn != mapOut || mapOut <= 0 {
+		t.Errorf("maps wrote %d bytes, reduces fetched %d, REDUCE_SHUFFLE_BYTES %d", mapOut, redIn, cs[job.REDUCE_SHUFFLE_BYTES])
+	}
+	if want := size("/out/io"); redOut != want {
+		t.Errorf("reduces wrote %d bytes, the output has %d", redOut, want)
+	}
+	if cs[job.NUM_SPECULATIVE_MAPS] == 0 && cs[job.NUM_KILLED_MAPS] == 0 && local != cs[job.DATA_LOCAL_MAPS] {
+		t.Errorf("%d maps read locally in the logs, DATA_LOCAL_MAPS %d", local, cs[job.DATA_LOCAL_MAPS])
+	}
+	// The console's phases summarise the same attempts.
+	var cj peer.ConsoleJob
+	consoleGet(t, c, 0, "/ui/api/jobs/"+rec.ID, &cj)
+	for kind, ps := range cj.Phases {
+		if ps.MaxIn < ps.MedianIn || ps.MaxOut < ps.MedianOut || ps.MaxOut <= 0 || kind == "map" && (ps.ReadInput < st.Maps || ps.DataLocal > ps.ReadInput) {
+			t.Errorf("%s phase: %+v", kind, ps)
+		}
+	}
+	if len(cj.Attempts) != len(ls.Attempts) {
+		t.Errorf("the console lists %d attempts, the API %d", len(cj.Attempts), len(ls.Attempts))
+	}
+
+	gen, err := c.Node(0).Submit(ctx, scheduler.SubmitRequest{Name: "teragen", Params: map[string]string{"rows": "3000", "tasks": "3"}, Output: "/out/gen"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := waitJob(t, c.Node(0), gen.ID, 60*time.Second); st.State != scheduler.StateSucceeded {
+		t.Fatalf("teragen %s: %s", st.State, st.Error)
+	}
+	won, _ = succeeded(gen.ID)
+	var out int64
+	for task, a := range won {
+		if a.IO.In != 0 || a.IO.Locality != "" {
+			t.Errorf("generator %s read: %+v", task, *a.IO)
+		}
+		out += a.IO.Out
+	}
+	if out != 3000*builtin.TeraRecordLen || len(won) != 3 {
+		t.Errorf("%d generator tasks wrote %d bytes, want 3 and %d", len(won), out, 3000*builtin.TeraRecordLen)
+	}
+}
+
+// consoleGet logs in to node i's console and decodes the JSON of path.
+func consoleGet(t *testing.T, c *clustertest.Cluster, i int, path string, v any) {
+	t.Helper()
+	n := c.Node(i)
+	cl, err := peer.NewClient(n.HTTPURL(), c.Config(i).Secret.APIToken())
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, err := cl.ConsoleLink(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Get(n.HTTPURL() + link.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	req, _ := http.NewRequest("GET", n.HTTPURL()+path, nil)
+	for _, ck := range resp.Cookies() {
+		req.AddCookie(ck)
+	}
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
 }

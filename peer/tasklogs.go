@@ -59,6 +59,9 @@ type AttemptLog struct {
 	End     time.Time `json:"end,omitzero"`
 	Result  string    `json:"result"` // running, succeeded, failed, killed, lost
 	Size    int64     `json:"size"`
+	// IO is what the attempt read and wrote (tasklog.IO): absent while it
+	// runs.
+	IO *tasklog.IO `json:"io,omitempty"`
 }
 
 // AttemptLogs is the body of GET /v1/jobs/ID/logs.
@@ -185,7 +188,7 @@ func (n *Node) TaskLogs(ctx context.Context, job, task string) AttemptLogs {
 			}
 			out.Cut = out.Cut || more
 			for _, e := range ents {
-				out.Attempts = append(out.Attempts, AttemptLog{Task: e.Task, Node: m, Start: e.Start, End: e.End, Result: e.Result, Size: e.Size})
+				out.Attempts = append(out.Attempts, AttemptLog{Task: e.Task, Node: m, Start: e.Start, End: e.End, Result: e.Result, Size: e.Size, IO: e.IO})
 			}
 		}()
 	}

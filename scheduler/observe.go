@@ -51,9 +51,10 @@ func (s *Scheduler) openLog(jobID string, k itemKey, attempt int, start time.Tim
 	return w
 }
 
-// attemptEnded finishes the attempt's log and reports the attempt to
+// attemptEnded finishes the attempt's log, with what it read and wrote,
+// and reports the attempt to
 // OnAttempt.
-func (s *Scheduler) attemptEnded(jobID string, k itemKey, attempt int, start time.Time, err error, killed bool, tl *tasklog.Writer) {
+func (s *Scheduler) attemptEnded(jobID string, k itemKey, attempt int, start time.Time, err error, killed bool, tl *tasklog.Writer, aio tasklog.IO) {
 	a := Attempt{Job: jobID, Task: taskName(k.k, k.i), Kind: "map", Attempt: attempt, Result: "succeeded", Start: start, Duration: time.Since(start)}
 	if k.k == kindReduce {
 		a.Kind = "reduce"
@@ -67,6 +68,7 @@ func (s *Scheduler) attemptEnded(jobID string, k itemKey, attempt int, start tim
 		a.Result, a.Err = "failed", err
 	}
 	if tl != nil {
+		tl.SetIO(aio)
 		tl.Finish(a.Result, a.Err)
 	}
 	if s.cfg.OnAttempt != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"shoal.dev/shoal/blockstore"
 	"shoal.dev/shoal/codec"
@@ -211,13 +212,14 @@ func splitsOf(j *JobRecord, ss []SpecSplit) ([]split, error) {
 // under format: a compressed part decompressed, TextInput keys counting
 // from each part's offset in its (decompressed) file. local reports
 // whether every part's first block was read from this node.
-func readSplit(ctx context.Context, fs *blockstore.FS, sp split, format job.InputFormat, fn func(key, value []byte) error) (local bool, err error) {
+func readSplit(ctx context.Context, fs *blockstore.FS, sp split, format job.InputFormat, read *atomic.Int64, fn func(key, value []byte) error) (local bool, err error) {
 	local = true
 	for _, p := range sp.parts {
 		r, base, l, closeFn, err := openSplit(ctx, fs, p)
 		if err != nil {
 			return false, fmt.Errorf("open input %s block %s: %w", p.file.Path, p.blocks[0].ID.Short(), err)
 		}
+		r = &countingReader{r: r, n: read}
 		local = local && l
 		err = job.ReadRecords(r, format, base, fn)
 		closeFn()
@@ -380,4 +382,16 @@ func (t *tailReader) close() {
 	if t.cur != nil {
 		t.cur.Close()
 	}
+}
+
+// countingReader adds the bytes read through it to n.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n.Add(int64(k))
+	return k, err
 }

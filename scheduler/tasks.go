@@ -43,9 +43,10 @@ func (s *Scheduler) startMap(v *view, j *job.Job, sp split, attempt int, backup 
 		}
 		start := time.Now()
 		tl := s.openLog(rec.ID, itemKey{kindMap, sp.index}, attempt, start)
-		mr, err := s.runMap(ctx, &rec, j, sp, attempt, tl)
+		var aio attemptIO
+		mr, err := s.runMap(ctx, &rec, j, sp, attempt, tl, &aio)
 		s.release()
-		s.attemptEnded(rec.ID, itemKey{kindMap, sp.index}, attempt, start, err, ctx.Err() != nil || errors.Is(err, errSuperseded), tl)
+		s.attemptEnded(rec.ID, itemKey{kindMap, sp.index}, attempt, start, err, ctx.Err() != nil || errors.Is(err, errSuperseded), tl, aio.result())
 		if ctx.Err() != nil || errors.Is(err, errSuperseded) {
 			s.stopped(ctx, rec.ID, k, true)
 			return
@@ -88,7 +89,18 @@ func (s *Scheduler) taskFailed(ctx context.Context, jobID string, k itemKey, err
 	}
 }
 
-func (s *Scheduler) runMap(ctx context.Context, rec *JobRecord, j *job.Job, sp split, attempt int, tl *tasklog.Writer) (MapRecord, error) {
+// attemptIO counts what an attempt reads and writes while it runs, for its
+// log (tasklog.IO).
+type attemptIO struct {
+	in, out  atomic.Int64
+	locality string // set once the input is read
+}
+
+func (a *attemptIO) result() tasklog.IO {
+	return tasklog.IO{In: a.in.Load(), Out: a.out.Load(), Locality: a.locality}
+}
+
+func (s *Scheduler) runMap(ctx context.Context, rec *JobRecord, j *job.Job, sp split, attempt int, tl *tasklog.Writer, aio *attemptIO) (MapRecord, error) {
 	info := job.TaskInfo{JobID: rec.ID, TaskID: mapTaskID(sp.index), Attempt: attempt - 1, Params: maps.Clone(rec.Params)}
 	if !sp.gen {
 		info.InputFile = sp.parts[0].file.Path
@@ -113,7 +125,13 @@ func (s *Scheduler) runMap(ctx context.Context, rec *JobRecord, j *job.Job, sp s
 	if !sp.gen {
 		name += " (input " + sp.path() + ")"
 		in = func(fn func(key, value []byte) error) (err error) {
-			local, err = readSplit(ctx, s.cfg.FS, sp, j.Input, fn)
+			local, err = readSplit(ctx, s.cfg.FS, sp, j.Input, &aio.in, fn)
+			if err == nil {
+				aio.locality = tasklog.Remote
+				if local {
+					aio.locality = tasklog.Local
+				}
+			}
 			return err
 		}
 	}
@@ -122,7 +140,7 @@ func (s *Scheduler) runMap(ctx context.Context, rec *JobRecord, j *job.Job, sp s
 	var finish func() (job.Counters, error)
 	var abort func()
 	if rec.MapOnly {
-		w := s.createOutput(ctx, rec, j.Output, mapPartName(sp.index))
+		w := s.createOutput(ctx, rec, j.Output, mapPartName(sp.index), &aio.out)
 		out, abort = job.EmitterFunc(w.emit), func() { w.abort(errors.New("map task stopped")) }
 		finish = func() (job.Counters, error) {
 			if s.finishedElsewhere(rec.ID, itemKey{kindMap, sp.index}) {
@@ -136,7 +154,13 @@ func (s *Scheduler) runMap(ctx context.Context, rec *JobRecord, j *job.Job, sp s
 		out = job.EmitterFunc(func([]byte, []byte) error {
 			return errors.New("a shipped job's map task emitted on the agent")
 		})
-		finish = func() (job.Counters, error) { return nil, nil }
+		finish = func() (job.Counters, error) {
+			segs, err := s.cfg.Shuffle.Segments(rec.ID, info.TaskID)
+			if err == nil {
+				aio.out.Store(segmentBytes(segs))
+			}
+			return nil, nil
+		}
 		abort = func() { _ = s.cfg.Shuffle.Remove(rec.ID, info.TaskID) }
 	} else {
 		mw, emit, err := s.newMapWriter(rec, task)
@@ -144,9 +168,11 @@ func (s *Scheduler) runMap(ctx context.Context, rec *JobRecord, j *job.Job, sp s
 			return MapRecord{}, fmt.Errorf("%s: %w", name, err)
 		}
 		out, finish, abort = job.EmitterFunc(emit), func() (job.Counters, error) {
-			if _, err := mw.Close(); err != nil {
+			mo, err := mw.Close()
+			if err != nil {
 				return nil, err
 			}
+			aio.out.Store(segmentBytes(mo.Segments))
 			c := mw.Counters()
 			s.Stats.SpilledBytes.Add(c.SpilledBytes)
 			return job.Counters{
@@ -202,8 +228,9 @@ func (s *Scheduler) startReduce(v *view, j *job.Job, part, splits, attempt int, 
 		defer s.unregister(key)
 		start := time.Now()
 		tl := s.openLog(rec.ID, itemKey{kindReduce, part}, attempt, start)
-		cr, err := s.runReduce(ctx, &rec, j, part, splits, attempt, tl)
-		s.attemptEnded(rec.ID, itemKey{kindReduce, part}, attempt, start, err, ctx.Err() != nil || errors.Is(err, errSuperseded), tl)
+		var aio attemptIO
+		cr, err := s.runReduce(ctx, &rec, j, part, splits, attempt, tl, &aio)
+		s.attemptEnded(rec.ID, itemKey{kindReduce, part}, attempt, start, err, ctx.Err() != nil || errors.Is(err, errSuperseded), tl, aio.result())
 		if ctx.Err() != nil || errors.Is(err, errSuperseded) {
 			s.stopped(ctx, rec.ID, k, true)
 			return
@@ -219,7 +246,7 @@ func (s *Scheduler) startReduce(v *view, j *job.Job, part, splits, attempt int, 
 // runReduce fetches partition part of every accepted map output into local
 // spool files as the maps finish, then merges them, reduces, and writes the
 // output part.
-func (s *Scheduler) runReduce(ctx context.Context, rec *JobRecord, j *job.Job, part, splits, attempt int, tl *tasklog.Writer) (CommitRecord, error) {
+func (s *Scheduler) runReduce(ctx context.Context, rec *JobRecord, j *job.Job, part, splits, attempt int, tl *tasklog.Writer, aio *attemptIO) (CommitRecord, error) {
 	info := job.TaskInfo{JobID: rec.ID, TaskID: reduceTaskID(part), Attempt: attempt - 1, Partition: part, Params: maps.Clone(rec.Params)}
 	if tl != nil {
 		info.Log = tl
@@ -272,6 +299,7 @@ func (s *Scheduler) runReduce(ctx context.Context, rec *JobRecord, j *job.Job, p
 				continue
 			}
 			fetched[i], shuffled = path, shuffled+n
+			aio.in.Store(shuffled)
 			have.Add(i)
 		}
 		if tl != nil && len(fetched) == splits {
@@ -318,7 +346,7 @@ func (s *Scheduler) runReduce(ctx context.Context, rec *JobRecord, j *job.Job, p
 		stats, err = shuffle.MergeGuarded(inputs, spool, s.cfg.Disk, func(key []byte, values shuffle.ValueIter) error { return fn(key, values) })
 		return err
 	}
-	out := s.createOutput(ctx, rec, j.Output, partName(part))
+	out := s.createOutput(ctx, rec, j.Output, partName(part), &aio.out)
 	task := job.Task{Job: j, Info: info, Timeout: time.Duration(rec.TaskTimeout), Watch: func(user any) func() { return s.publishStatus(ctx, rec.ID, info.TaskID, user) }}
 	c, err := job.RunReduceTask(ctx, task, groups, job.EmitterFunc(out.emit))
 	if err != nil {
@@ -449,12 +477,13 @@ type outputWriter struct {
 	err  error
 }
 
-func (s *Scheduler) createOutput(ctx context.Context, rec *JobRecord, f job.OutputFormat, name string) *outputWriter {
+func (s *Scheduler) createOutput(ctx context.Context, rec *JobRecord, f job.OutputFormat, name string, written *atomic.Int64) *outputWriter {
 	pr, pw := io.Pipe()
 	w := &outputWriter{f: f, pw: pw, done: make(chan error, 1)}
 	c := codec.Codec(rec.OutputCodec)
 	name += c.Ext()
-	zw, err := codec.NewWriter(c, pw)
+	cw := &countingWriter{w: pw, n: written}
+	zw, err := codec.NewWriter(c, cw)
 	if err != nil { // a codec the record names but this binary lacks
 		pw.CloseWithError(err)
 		pr.CloseWithError(err)
@@ -462,7 +491,7 @@ func (s *Scheduler) createOutput(ctx context.Context, rec *JobRecord, f job.Outp
 		zw = nil
 	}
 	w.zw = zw
-	var dst io.Writer = pw
+	var dst io.Writer = cw
 	if zw != nil {
 		dst = zw
 	}
@@ -606,4 +635,25 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// countingWriter adds the bytes written through it to n.
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	k, err := c.w.Write(p)
+	c.n.Add(int64(k))
+	return k, err
+}
+
+// segmentBytes is the size of a map output: its segments' bytes.
+func segmentBytes(segs []shuffle.Segment) int64 {
+	var n int64
+	for _, sg := range segs {
+		n += sg.Length
+	}
+	return n
 }

@@ -5,8 +5,12 @@
 //
 //	DIR/<job>/<task>.<start>.log            while the attempt runs
 //	DIR/<job>/<task>.<start>.<result>.log   once it ended (succeeded, failed, killed, waiting)
+//	DIR/<job>/<task>.<start>.<result>.<in>-<out>[-local|-remote].log
+//	                                        once it ended, with what it read and wrote (IO)
 //
-// where start is the attempt's start time in Unix nanoseconds. A log is
+// where start is the attempt's start time in Unix nanoseconds. An ended
+// attempt's IO lives in its log's name, so that listing a job's attempts
+// reads one directory and no file. A log is
 // bounded: it keeps the first HeadBytes and the last TailBytes of what was
 // written, with a line saying how much was left out between them; the
 // error is always kept. A job's logs are removed with RemoveJob when the
@@ -58,6 +62,60 @@ type Entry struct {
 	End    time.Time `msgpack:"e" json:"end"` // zero while running
 	Result string    `msgpack:"r" json:"result"`
 	Size   int64     `msgpack:"z" json:"size"`
+	// IO is what the attempt read and wrote; nil while it runs (and for
+	// an attempt that ended without saying).
+	IO *IO `msgpack:"io,omitempty" json:"io,omitempty"`
+
+	name string // the file's name in the job's directory
+}
+
+// Localities of a map attempt's input (IO.Locality).
+const (
+	Local  = "local"  // every block of the split read from this node's copy
+	Remote = "remote" // some block read from another node
+)
+
+// IO is what an attempt read and wrote (Writer.SetIO). Its meaning is the
+// caller's; the scheduler records:
+type IO struct {
+	// In: a map's input bytes read (0 for a generator's split); a
+	// reduce's shuffle bytes fetched.
+	In int64 `msgpack:"i" json:"in_bytes"`
+	// Out: a map's output bytes written (its map output, or its part of a
+	// map-only job's output); a reduce's output part's bytes.
+	Out int64 `msgpack:"o" json:"out_bytes"`
+	// Locality of a map's input: Local, Remote, or "" (no input blocks:
+	// a generator's split, a reduce).
+	Locality string `msgpack:"l,omitempty" json:"locality,omitempty"`
+}
+
+// nameField is v as the last field of a log's name: <in>-<out>[-locality].
+func (v IO) nameField() string {
+	f := strconv.FormatInt(v.In, 10) + "-" + strconv.FormatInt(v.Out, 10)
+	if v.Locality != "" {
+		f += "-" + v.Locality
+	}
+	return f
+}
+
+func parseIO(f string) (*IO, bool) {
+	p := strings.Split(f, "-")
+	if len(p) < 2 || len(p) > 3 {
+		return nil, false
+	}
+	in, err1 := strconv.ParseInt(p[0], 10, 64)
+	out, err2 := strconv.ParseInt(p[1], 10, 64)
+	if err1 != nil || err2 != nil || in < 0 || out < 0 {
+		return nil, false
+	}
+	v := &IO{In: in, Out: out}
+	if len(p) == 3 {
+		if p[2] != Local && p[2] != Remote {
+			return nil, false
+		}
+		v.Locality = p[2]
+	}
+	return v, true
 }
 
 // Store is a node's task log directory. It is safe for concurrent use.
@@ -80,8 +138,8 @@ func Open(dir string) (*Store, error) {
 		ents, _ := s.List(j)
 		for _, e := range ents {
 			if e.Result == Running {
-				p := s.path(e.Job, e.Task, e.Start, Running)
-				os.Rename(p, s.path(e.Job, e.Task, e.Start, Lost))
+				p := s.path(e.Job, e.Task, e.Start, Running, nil)
+				os.Rename(p, s.path(e.Job, e.Task, e.Start, Lost, nil))
 			}
 		}
 	}
@@ -105,10 +163,13 @@ func ValidName(name string) bool {
 	return true
 }
 
-func (s *Store) path(job, task string, start time.Time, result string) string {
+func (s *Store) path(job, task string, start time.Time, result string, v *IO) string {
 	name := task + "." + strconv.FormatInt(start.UnixNano(), 10)
 	if result != Running {
 		name += "." + result
+		if v != nil {
+			name += "." + v.nameField()
+		}
 	}
 	return filepath.Join(s.dir, job, name+".log")
 }
@@ -121,7 +182,7 @@ func (s *Store) Create(job, task string, start time.Time) (*Writer, error) {
 	if err := os.MkdirAll(filepath.Join(s.dir, job), 0o700); err != nil {
 		return nil, fmt.Errorf("task log: %w", err)
 	}
-	p := s.path(job, task, start, Running)
+	p := s.path(job, task, start, Running, nil)
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("task log: %w", err)
@@ -187,15 +248,20 @@ func parseName(job, name string) (Entry, bool) {
 		return Entry{}, false
 	}
 	f := strings.Split(base, ".")
-	if len(f) < 2 || len(f) > 3 || !ValidName(f[0]) {
+	if len(f) < 2 || len(f) > 4 || !ValidName(f[0]) {
 		return Entry{}, false
 	}
 	ns, err := strconv.ParseInt(f[1], 10, 64)
 	if err != nil {
 		return Entry{}, false
 	}
-	e := Entry{Job: job, Task: f[0], Start: time.Unix(0, ns), Result: Running}
-	if len(f) == 3 {
+	e := Entry{Job: job, Task: f[0], Start: time.Unix(0, ns), Result: Running, name: name}
+	if len(f) == 4 {
+		if e.IO, ok = parseIO(f[3]); !ok {
+			return Entry{}, false
+		}
+	}
+	if len(f) >= 3 {
 		switch f[2] {
 		case Succeeded, Failed, Killed, Lost, Waiting:
 			e.Result = f[2]
@@ -222,7 +288,7 @@ func (s *Store) open(job, task string, start time.Time, offset int64, retry bool
 		if e.Task != task || !e.Start.Equal(start) {
 			continue
 		}
-		f, err := os.Open(s.path(job, task, start, e.Result))
+		f, err := os.Open(filepath.Join(s.dir, job, e.name))
 		if errors.Is(err, os.ErrNotExist) && e.Result == Running && retry {
 			// It ended between the listing and the open.
 			return s.open(job, task, start, offset, false)
@@ -255,6 +321,7 @@ func (s *Store) RemoveJob(job string) error {
 // Writer is one attempt's log. Write and Logf may be called concurrently
 // (a streaming task's children write from their own goroutines); Finish
 // once, after the last write.
+
 type Writer struct {
 	s     *Store
 	job   string
@@ -263,6 +330,7 @@ type Writer struct {
 	path  string
 
 	mu      sync.Mutex
+	io      *IO // set by SetIO
 	f       *os.File
 	written int64  // bytes written to the file (the head)
 	tail    []byte // ring of the last TailBytes once the head is full
@@ -271,6 +339,7 @@ type Writer struct {
 	err     error // first write error; later writes are dropped
 	done    bool
 	last    byte // the last byte written, to end a cut line before the error
+
 }
 
 // Write appends p, keeping the head and the tail. It never fails: a
@@ -315,6 +384,14 @@ func (w *Writer) Logf(format string, args ...any) {
 	fmt.Fprintf(w, "%s %s\n", time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), fmt.Sprintf(format, args...))
 }
 
+// SetIO records what the attempt read and wrote; Finish puts it in the
+// log's last line and its name. Call it before Finish.
+func (w *Writer) SetIO(v IO) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.io = &v
+}
+
 // Finish ends the log with its result and the error (nil for none), and
 // closes it. It is safe to call more than once; later calls do nothing.
 func (w *Writer) Finish(result string, err error) {
@@ -334,25 +411,37 @@ func (w *Writer) Finish(result string, err error) {
 	if w.last != 0 && w.last != '\n' {
 		b.WriteByte('\n')
 	}
+	now := time.Now().UTC().Format("2006-01-02T15:04:05.000Z")
+	if w.io != nil {
+		fmt.Fprintf(&b, "%s read %d bytes", now, w.io.In)
+		switch w.io.Locality {
+		case Local:
+			b.WriteString(" from local copies")
+		case Remote:
+			b.WriteString(" (not all from local copies)")
+		}
+		fmt.Fprintf(&b, "; wrote %d bytes\n", w.io.Out)
+	}
+	fmt.Fprintf(&b, "%s attempt %s", now, result)
 	if err != nil {
 		msg := err.Error()
 		if len(msg) > MaxErrorBytes {
 			msg = msg[:MaxErrorBytes] + "…"
 		}
-		fmt.Fprintf(&b, "%s attempt %s: %s\n", time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), result, msg)
-	} else {
-		fmt.Fprintf(&b, "%s attempt %s\n", time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), result)
+		fmt.Fprintf(&b, ": %s", msg)
 	}
+	b.WriteByte('\n')
 	if w.err == nil {
 		_, w.err = io.WriteString(w.f, b.String())
 	}
 	w.f.Close()
 	w.done = true
 	w.tail = nil
+	ended := w.io
 	w.mu.Unlock()
 
 	if result == Running {
 		result = Lost
 	}
-	os.Rename(w.path, w.s.path(w.job, w.task, w.start, result))
+	os.Rename(w.path, w.s.path(w.job, w.task, w.start, result, ended))
 }

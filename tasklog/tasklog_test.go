@@ -3,6 +3,7 @@ package tasklog
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -106,5 +107,52 @@ func TestLostOnReopen(t *testing.T) {
 	}
 	if ents, err := s2.List("../../etc"); err != nil || ents != nil {
 		t.Fatalf("bad job name listed: %v %v", ents, err)
+	}
+}
+
+// TestIOInName: an ended attempt's IO is listed from its log's name alone,
+// survives a reopen, is written in the last line, and the log still opens
+// by task and start; an ended log without IO (an older agent's) lists with
+// none.
+func TestIOInName(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := Open(dir)
+	ios := map[string]*IO{
+		"m-000001": {In: 1 << 20, Out: 4096, Locality: Local},
+		"m-000002": {In: 77, Out: 0, Locality: Remote},
+		"r-00000":  {In: 123456, Out: 789},
+		"r-00001":  nil,
+	}
+	start := time.Unix(0, 1_700_000_000_000_000_000)
+	for task, io := range ios {
+		w, err := s.Create("job-3", task, start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if io != nil {
+			w.SetIO(*io)
+		}
+		w.Finish(Succeeded, nil)
+	}
+	s2, _ := Open(dir)
+	ents, err := s2.List("job-3")
+	if err != nil || len(ents) != len(ios) {
+		t.Fatalf("%v %+v", err, ents)
+	}
+	for _, e := range ents {
+		want := ios[e.Task]
+		if (e.IO == nil) != (want == nil) || want != nil && *e.IO != *want {
+			t.Fatalf("%s: IO %+v, want %+v", e.Task, e.IO, want)
+		}
+		got := read(t, s2, e)
+		if want != nil && !strings.Contains(got, fmt.Sprintf(" read %d bytes", want.In)) {
+			t.Fatalf("%s: log %q", e.Task, got)
+		}
+	}
+	// Names that are not a log's are skipped, not misread.
+	for _, bad := range []string{"m-000001.5.succeeded.1-2-far.log", "m-000001.5.succeeded.1.log", "m-000001.5.succeeded.-1-2.log", "m-000001.5.succeeded.1-2.x.log"} {
+		if _, ok := parseName("job-3", bad); ok {
+			t.Errorf("%s parsed", bad)
+		}
 	}
 }

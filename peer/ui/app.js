@@ -98,18 +98,22 @@ async function clusterPage() {
 async function filesPage(params) {
   const path = params.get("path") || "/";
   const file = params.get("file");
+  const from = params.get("from") || "";
   if (file) return filePage(file);
-  const d = await api("files?path=" + encodeURIComponent(path));
+  const d = await api("files?path=" + encodeURIComponent(path) + (from ? "&from=" + encodeURIComponent(from) : ""));
   const up = path === "/" ? null : path.replace(/\/[^/]*$/, "") || "/";
   const rows = d.entries.map(e => h("tr", {},
     h("td", {}, h("a", { href: e.dir ? "#/files?path=" + encodeURIComponent(e.path) : "#/files?file=" + encodeURIComponent(e.path) }, e.name + (e.dir ? "/" : ""))),
-    h("td", { class: "num" }, bytes(e.size)),
-    h("td", { class: "num" }, e.dir ? e.files + " files" : e.blocks + " blocks"),
+    h("td", { class: "num" }, e.dir ? "" : bytes(e.size)),
+    h("td", { class: "num" }, e.dir ? "directory" : e.blocks + " blocks"),
     h("td", { class: "num" }, e.dir ? "" : e.replication),
     h("td", {}, e.dir ? "" : when(e.mtime_unix_ns))));
+  const here = "#/files?path=" + encodeURIComponent(path);
   show(h("h2", {}, "Files in " + d.path),
     up ? h("p", {}, h("a", { href: "#/files?path=" + encodeURIComponent(up) }, "↑ " + up)) : null,
-    table(["name", "size", "contents", "replication", "modified"], rows, "files"));
+    from ? h("p", {}, h("a", { href: here, id: "first-page" }, "« first page")) : null,
+    table(["name", "size", "contents", "replication", "modified"], rows, "files"),
+    d.next ? h("p", {}, h("a", { href: here + "&from=" + encodeURIComponent(d.next), id: "more" }, "more…")) : null);
 }
 
 async function filePage(path) {
@@ -148,14 +152,20 @@ async function jobPage(id) {
   const j = await api("jobs/" + encodeURIComponent(id));
   const st = j.status;
   const counters = Object.entries(st.counters || {}).sort().map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", { class: "num" }, v)));
-  const phases = Object.entries(j.phases).map(([k, p]) => h("tr", {},
+  const phases = Object.entries(j.phases).sort().map(([k, p]) => h("tr", { "data-phase": k },
     h("td", {}, k), h("td", { class: "num" }, p.attempts), h("td", { class: "num" }, p.failed),
-    h("td", { class: "num" }, dur(p.median_s)), h("td", { class: "num" }, dur(p.max_s))));
+    h("td", { class: "num" }, dur(p.median_s)), h("td", { class: "num" }, dur(p.max_s)),
+    h("td", { class: "num" }, p.read_input ? p.data_local + " of " + p.read_input : "-"),
+    h("td", { class: "num" }, bytes(p.median_in_bytes)), h("td", { class: "num" }, bytes(p.max_in_bytes)),
+    h("td", { class: "num" }, bytes(p.median_out_bytes)), h("td", { class: "num" }, bytes(p.max_out_bytes))));
   const attempts = j.attempts.map(a => h("tr", { "data-task": a.task, "data-attempt": a.attempt },
     h("td", {}, a.task), h("td", { class: "num" }, a.attempt), h("td", {}, a.node),
     h("td", {}, when(a.start)),
     h("td", { class: "num" }, a.end ? dur((new Date(a.end) - new Date(a.start)) / 1000) : "running"),
     h("td", { class: "state-" + a.result }, a.result),
+    h("td", { class: "local" }, a.io && a.io.locality ? (a.io.locality === "local" ? "yes" : "no") : "-"),
+    h("td", { class: "num in" }, a.io ? bytes(a.io.in_bytes) : "-"),
+    h("td", { class: "num out" }, a.io ? bytes(a.io.out_bytes) : "-"),
     h("td", {}, h("a", { class: "log", href: "#/log/" + id + "/" + a.task + "/" + a.attempt }, "log (" + bytes(a.size) + ")"))));
   const kill = st.state === "running" ? (killArmed
     ? h("span", { id: "kill-confirm" }, "Kill job " + id + " on every node? ",
@@ -169,11 +179,11 @@ async function jobPage(id) {
     h("p", {}, "Output ", h("code", {}, st.output), " · submitted " + when(st.submitted_at_unix_ns) + " by " + st.submitted_by +
       (st.ended_at_unix_ns ? " · ended " + when(st.ended_at_unix_ns) : "")),
     h("h2", {}, "Phases"),
-    table(["kind", "ended attempts", "failed", "median", "max"], phases, "phases"),
+    table(["kind", "ended attempts", "failed", "median time", "max time", "data-local", "median in", "max in", "median out", "max out"], phases, "phases"),
     h("h2", {}, "Timeline of attempts by node"),
     timeline(j.attempts),
     h("h2", {}, "Task attempts"),
-    table(["task", "attempt", "node", "start", "duration", "result", "log"], attempts, "attempts"),
+    table(["task", "attempt", "node", "start", "duration", "result", "data-local", "bytes in", "bytes out", "log"], attempts, "attempts"),
     j.missing && j.missing.length ? h("p", { class: "error" }, "Did not answer (attempts not shown): " + j.missing.join(", ")) : null,
     h("h2", {}, "Counters"),
     table(["counter", "value"], counters, "counters"));
