@@ -294,7 +294,7 @@ func New(cfg Config) (_ *Node, err error) {
 		n.log.Warn("killed task processes a previous run of this agent left behind", "pids", killed)
 	}
 	n.shuffle = shuffle.NewStore(filepath.Join(cfg.DataDir, "shuffle"))
-	if n.logs, err = tasklog.Open(filepath.Join(cfg.DataDir, "logs")); err != nil {
+	if n.logs, err = tasklog.Open(filepath.Join(cfg.DataDir, "logs"), tasklog.Options{Admit: n.space.Check}); err != nil {
 		return nil, err
 	}
 	n.Handle(taskLogProtocol, n.serveTaskLog)

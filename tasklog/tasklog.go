@@ -118,18 +118,32 @@ func parseIO(f string) (*IO, bool) {
 	return v, true
 }
 
+// Options configure a Store.
+type Options struct {
+	// Admit, if set, is asked before log bytes are written under dir
+	// (a job's log directory): it returns an error when writing need
+	// more bytes would leave less free space than the node keeps
+	// (disk.Guard.Check). It may be called concurrently and must not
+	// block for long. A refused log stops growing: see Writer.
+	Admit func(dir string, need int64) error
+}
+
+// admitChunk is how many bytes a Writer asks Admit for at a time.
+const admitChunk = 64 << 10
+
 // Store is a node's task log directory. It is safe for concurrent use.
 type Store struct {
-	dir string
+	dir   string
+	admit func(dir string, need int64) error
 }
 
 // Open opens (creating) the log directory dir. Logs of attempts that were
 // running when the agent stopped are marked lost.
-func Open(dir string) (*Store, error) {
+func Open(dir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("task logs: %w", err)
 	}
-	s := &Store{dir: dir}
+	s := &Store{dir: dir, admit: opts.Admit}
 	jobs, err := s.Jobs()
 	if err != nil {
 		return nil, err
@@ -187,7 +201,7 @@ func (s *Store) Create(job, task string, start time.Time) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("task log: %w", err)
 	}
-	return &Writer{s: s, f: f, job: job, task: task, start: start, path: p}, nil
+	return &Writer{s: s, f: f, job: job, task: task, start: start, path: p, dir: filepath.Dir(p)}, nil
 }
 
 // Jobs lists the jobs with logs here.
@@ -321,13 +335,19 @@ func (s *Store) RemoveJob(job string) error {
 // Writer is one attempt's log. Write and Logf may be called concurrently
 // (a streaming task's children write from their own goroutines); Finish
 // once, after the last write.
-
+//
+// With Options.Admit, a Writer asks before it writes (admitChunk bytes at
+// a time). Once refused, the log stops there: it drops what is written
+// after (Write still succeeds), and Finish ends it with a line saying how
+// much was left out and why, then the result and the error cut to
+// MaxCutErrorBytes: at most a few KiB past the refusal.
 type Writer struct {
 	s     *Store
 	job   string
 	task  string
 	start time.Time
 	path  string
+	dir   string
 
 	mu      sync.Mutex
 	io      *IO // set by SetIO
@@ -340,6 +360,33 @@ type Writer struct {
 	done    bool
 	last    byte // the last byte written, to end a cut line before the error
 
+	admitted int64 // bytes Admit allowed that are not written yet
+	full     error // Admit's refusal; nothing more is written but the end
+	refused  int64 // bytes left out because of it
+}
+
+// MaxCutErrorBytes bounds the error line of a log cut by Admit.
+const MaxCutErrorBytes = 1 << 10
+
+// allow asks Admit for room for k more bytes. Called with w.mu held.
+func (w *Writer) allow(k int64) bool {
+	if w.full != nil {
+		return false
+	}
+	if w.s.admit == nil {
+		return true
+	}
+	if w.admitted >= k {
+		w.admitted -= k
+		return true
+	}
+	need := max(k, admitChunk)
+	if err := w.s.admit(w.dir, need); err != nil {
+		w.full = err
+		return false
+	}
+	w.admitted = need - k
+	return true
 }
 
 // Write appends p, keeping the head and the tail. It never fails: a
@@ -351,11 +398,19 @@ func (w *Writer) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	n := len(p)
+	if w.full != nil {
+		w.refused += int64(n)
+		return n, nil
+	}
 	if n > 0 {
 		w.last = p[n-1]
 	}
 	if room := HeadBytes - w.written; room > 0 {
 		k := min(int64(len(p)), room)
+		if !w.allow(k) {
+			w.refused += int64(n)
+			return n, nil
+		}
 		m, err := w.f.Write(p[:k])
 		w.written += int64(m)
 		if err != nil {
@@ -408,8 +463,21 @@ func (w *Writer) Finish(result string, err error) {
 		b.Write(w.tail[w.tpos:])
 		b.Write(w.tail[:w.tpos])
 	}
+	if b.Len() > 0 && !w.allow(int64(b.Len())) {
+		w.refused += w.dropped + int64(len(w.tail))
+		b.Reset()
+	}
 	if w.last != 0 && w.last != '\n' {
 		b.WriteByte('\n')
+	}
+	maxErr := MaxErrorBytes
+	if w.full != nil {
+		maxErr = MaxCutErrorBytes
+		msg := w.full.Error()
+		if len(msg) > MaxCutErrorBytes {
+			msg = msg[:MaxCutErrorBytes] + "…"
+		}
+		fmt.Fprintf(&b, "[… %d bytes of this log left out: %s …]\n", w.refused, msg)
 	}
 	now := time.Now().UTC().Format("2006-01-02T15:04:05.000Z")
 	if w.io != nil {
@@ -425,8 +493,8 @@ func (w *Writer) Finish(result string, err error) {
 	fmt.Fprintf(&b, "%s attempt %s", now, result)
 	if err != nil {
 		msg := err.Error()
-		if len(msg) > MaxErrorBytes {
-			msg = msg[:MaxErrorBytes] + "…"
+		if len(msg) > maxErr {
+			msg = msg[:maxErr] + "…"
 		}
 		fmt.Fprintf(&b, ": %s", msg)
 	}

@@ -28,7 +28,7 @@ func read(t *testing.T, s *Store, e Entry) string {
 // TestBoundedHeadAndTail: a log keeps its first HeadBytes and last
 // TailBytes, says how much it left out, and always ends with the error.
 func TestBoundedHeadAndTail(t *testing.T) {
-	s, err := Open(t.TempDir())
+	s, err := Open(t.TempDir(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,13 +82,13 @@ func TestBoundedHeadAndTail(t *testing.T) {
 // ErrNotFound.
 func TestLostOnReopen(t *testing.T) {
 	dir := t.TempDir()
-	s, _ := Open(dir)
+	s, _ := Open(dir, Options{})
 	w, err := s.Create("job-2", "r-00000", time.Unix(5, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.Logf("fetched %d segments", 3)
-	s2, err := Open(dir)
+	s2, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestLostOnReopen(t *testing.T) {
 // none.
 func TestIOInName(t *testing.T) {
 	dir := t.TempDir()
-	s, _ := Open(dir)
+	s, _ := Open(dir, Options{})
 	ios := map[string]*IO{
 		"m-000001": {In: 1 << 20, Out: 4096, Locality: Local},
 		"m-000002": {In: 77, Out: 0, Locality: Remote},
@@ -134,7 +134,7 @@ func TestIOInName(t *testing.T) {
 		}
 		w.Finish(Succeeded, nil)
 	}
-	s2, _ := Open(dir)
+	s2, _ := Open(dir, Options{})
 	ents, err := s2.List("job-3")
 	if err != nil || len(ents) != len(ios) {
 		t.Fatalf("%v %+v", err, ents)
@@ -154,5 +154,67 @@ func TestIOInName(t *testing.T) {
 		if _, ok := parseName("job-3", bad); ok {
 			t.Errorf("%s parsed", bad)
 		}
+	}
+}
+
+// TestAdmitCutsTheLog: a log whose disk reaches the reserve stops growing
+// (writes still succeed), asks for room a chunk at a time, and ends with
+// how much it left out and why, the result and the error cut short; a
+// refusal at Finish leaves out the tail.
+func TestAdmitCutsTheLog(t *testing.T) {
+	var mu sync.Mutex
+	room := int64(3 * admitChunk) // bytes the fake disk admits
+	asks := 0
+	full := errors.New("node1: disk full: 10 MiB free, 1 GiB kept")
+	admit := func(dir string, need int64) error {
+		mu.Lock()
+		defer mu.Unlock()
+		asks++
+		if !strings.HasSuffix(dir, "job-4") {
+			t.Errorf("admit asked for %s", dir)
+		}
+		if need > room {
+			return full
+		}
+		room -= need
+		return nil
+	}
+	s, err := Open(t.TempDir(), Options{Admit: admit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := s.Create("job-4", "m-000001", time.Unix(1, 0))
+	line := []byte(strings.Repeat("x", 99) + "\n")
+	for range 5000 { // 500,000 bytes; the disk admits 3 chunks, 655 lines each
+		if n, err := w.Write(line); n != len(line) || err != nil {
+			t.Fatalf("write: %d %v", n, err)
+		}
+	}
+	w.SetIO(IO{In: 5, Out: 6})
+	w.Finish(Failed, errors.New(strings.Repeat("e", 5000)))
+	ents, _ := s.List("job-4")
+	got := read(t, s, ents[0])
+	if head := int64(strings.Count(got, string(line))) * 100; head != 3*(admitChunk/100)*100 {
+		t.Errorf("%d bytes of lines kept, want the %d admitted", head, 3*(admitChunk/100)*100)
+	}
+	want := fmt.Sprintf("[… %d bytes of this log left out: %s …]\n", 500000-3*(admitChunk/100)*100, full)
+	if !strings.Contains(got, want) || !strings.Contains(got, "read 5 bytes; wrote 6 bytes\n") || !strings.HasSuffix(got, ": "+strings.Repeat("e", MaxCutErrorBytes)+"…\n") {
+		t.Errorf("end of the cut log: %q", got[max(0, len(got)-1500):])
+	}
+	if asks != 4 || ents[0].Result != Failed || ents[0].IO == nil {
+		t.Errorf("%d asks (want 3 admitted and 1 refused); entry %+v", asks, ents[0])
+	}
+
+	// Room for the head, none for the tail at Finish.
+	room = HeadBytes + admitChunk
+	w, _ = s.Create("job-4", "m-000002", time.Unix(2, 0))
+	w.Write(bytes.Repeat([]byte("h"), HeadBytes))
+	w.Write(bytes.Repeat([]byte("t"), TailBytes+10))
+	room = 0
+	w.Finish(Succeeded, nil)
+	ents, _ = s.List("job-4")
+	got = read(t, s, ents[1])
+	if strings.Contains(got, "t") && strings.Count(got, "t") > 20 || !strings.Contains(got, fmt.Sprintf("[… %d bytes of this log left out: ", TailBytes+10)) || !strings.HasSuffix(got, "attempt succeeded\n") {
+		t.Errorf("a tail refused at Finish: %q", got[HeadBytes:])
 	}
 }
