@@ -85,12 +85,36 @@ func ReadRecords(r io.Reader, f InputFormat, baseOffset int64, fn func(key, valu
 	return readRecords(r, f, baseOffset, MaxLineLength, readBufferSize, fn)
 }
 
+// RecordReader reads records as ReadRecords does, keeping its buffer from
+// one input to the next: a map task over thousands of small files (a
+// packed split) allocates and clears it once, not once per file (a 1 MiB
+// buffer per 1 KB file was most of such a task's time).
+type RecordReader struct {
+	buf []byte
+}
+
+// Read calls fn for each record of r, as ReadRecords does.
+func (rr *RecordReader) Read(r io.Reader, f InputFormat, baseOffset int64, fn func(key, value []byte) error) error {
+	if rr.buf == nil {
+		rr.buf = make([]byte, readBufferSize)
+	}
+	var err error
+	rr.buf, err = scanRecords(r, f, baseOffset, MaxLineLength, rr.buf, fn)
+	return err
+}
+
 func readRecords(r io.Reader, f InputFormat, baseOffset int64, maxLine, bufSize int, fn func(key, value []byte) error) error {
+	_, err := scanRecords(r, f, baseOffset, maxLine, make([]byte, min(bufSize, maxLine+1)), fn)
+	return err
+}
+
+// scanRecords reads through buf, growing it to hold the longest line, and
+// returns it.
+func scanRecords(r io.Reader, f InputFormat, baseOffset int64, maxLine int, buf []byte, fn func(key, value []byte) error) ([]byte, error) {
 	if err := f.validate(); err != nil {
-		return err
+		return buf, err
 	}
 	var (
-		buf     = make([]byte, min(bufSize, maxLine+1))
 		start   int // buf[start:end] is unread
 		end     int
 		scanned int          // buf[start:start+scanned] holds no '\n'
@@ -115,10 +139,10 @@ func readRecords(r io.Reader, f InputFormat, baseOffset int64, maxLine, bufSize 
 		if i := bytes.IndexByte(buf[start+scanned:end], '\n'); i >= 0 {
 			n := scanned + i // line length
 			if n > maxLine {
-				return fmt.Errorf("line at offset %d: %w (more than %d bytes)", off, ErrLineTooLong, maxLine)
+				return buf, fmt.Errorf("line at offset %d: %w (more than %d bytes)", off, ErrLineTooLong, maxLine)
 			}
 			if err := record(buf[start : start+n : start+n]); err != nil {
-				return err
+				return buf, err
 			}
 			start += n + 1
 			off += int64(n + 1)
@@ -127,13 +151,13 @@ func readRecords(r io.Reader, f InputFormat, baseOffset int64, maxLine, bufSize 
 		}
 		scanned = end - start
 		if scanned > maxLine {
-			return fmt.Errorf("line at offset %d: %w (more than %d bytes)", off, ErrLineTooLong, maxLine)
+			return buf, fmt.Errorf("line at offset %d: %w (more than %d bytes)", off, ErrLineTooLong, maxLine)
 		}
 		if eof {
 			if scanned > 0 {
-				return record(buf[start:end:end])
+				return buf, record(buf[start:end:end])
 			}
-			return nil
+			return buf, nil
 		}
 		// Make room: slide the partial line to the front, and grow the
 		// buffer if the line fills it.
@@ -153,10 +177,10 @@ func readRecords(r io.Reader, f InputFormat, baseOffset int64, maxLine, bufSize 
 		case err == io.EOF:
 			eof = true
 		case err != nil:
-			return fmt.Errorf("read input: %w", err)
+			return buf, fmt.Errorf("read input: %w", err)
 		case n == 0:
 			if empty++; empty >= 100 {
-				return fmt.Errorf("read input: %w", io.ErrNoProgress)
+				return buf, fmt.Errorf("read input: %w", io.ErrNoProgress)
 			}
 			continue
 		}

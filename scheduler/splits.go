@@ -214,6 +214,7 @@ func splitsOf(j *JobRecord, ss []SpecSplit) ([]split, error) {
 // whether every part's first block was read from this node.
 func readSplit(ctx context.Context, fs *blockstore.FS, sp split, format job.InputFormat, read *atomic.Int64, fn func(key, value []byte) error) (local bool, err error) {
 	local = true
+	var rr job.RecordReader // one buffer for every part (file) of the split
 	for _, p := range sp.parts {
 		r, base, l, closeFn, err := openSplit(ctx, fs, p)
 		if err != nil {
@@ -221,7 +222,7 @@ func readSplit(ctx context.Context, fs *blockstore.FS, sp split, format job.Inpu
 		}
 		r = &countingReader{r: r, n: read}
 		local = local && l
-		err = job.ReadRecords(r, format, base, fn)
+		err = rr.Read(r, format, base, fn)
 		closeFn()
 		var ce *codec.CorruptError
 		if errors.As(err, &ce) {
