@@ -276,7 +276,13 @@ func openSplit(ctx context.Context, fs *blockstore.FS, sp splitPart) (r io.Reade
 		closeFn = func() { zr.Close(); br.Close(); rest.close() }
 		return bufio.NewReaderSize(zr, 1<<20), 0, local, closeFn, nil
 	}
-	in := bufio.NewReaderSize(io.MultiReader(body, tail), 1<<20)
+	// Sized to the part: a 1 MiB buffer for each 1 KB file of a packed
+	// split was a third of such a map's time.
+	var size int64
+	for _, b := range sp.blocks {
+		size += b.Size
+	}
+	in := bufio.NewReaderSize(io.MultiReader(body, tail), int(min(1<<20, max(4<<10, size))))
 	base = sp.offset
 	if skipHead {
 		for {
