@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -440,6 +441,37 @@ func (l *localOutput) Close() error {
 	return err
 }
 
+// localInputFiles is what a --local input names: the file, or every file
+// below the directory, sorted, leaving out names that start with "_" (a
+// job's _SUCCESS) as a cluster input directory does.
+func localInputFiles(p string) ([]string, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		return []string{p}, nil
+	}
+	var out []string
+	err = filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if q != p && strings.HasPrefix(d.Name(), "_") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.IsDir() {
+			out = append(out, q)
+		}
+		return nil
+	})
+	slices.SortFunc(out, func(a, b string) int { return strings.Compare(filepath.ToSlash(a), filepath.ToSlash(b)) })
+	return out, err
+}
+
 // runLocal runs a job with the sequential runner on local files: inputs
 // named .gz, .bz2 or .zst are decompressed, and output parts compressed
 // with out.
@@ -456,15 +488,18 @@ func runLocal(c *ucli.Context, name string, params map[string]string, inputs []s
 		return fmt.Errorf("output %s already exists", output)
 	}
 	var ins []job.Input
-	for _, p := range inputs {
-		fi, err := os.Stat(p)
+	seen := map[string]bool{}
+	for _, in := range inputs {
+		files, err := localInputFiles(in)
 		if err != nil {
 			return err
 		}
-		if fi.IsDir() {
-			return fmt.Errorf("input %s is a directory; name its files", p)
+		for _, p := range files {
+			if !seen[p] {
+				seen[p] = true
+				ins = append(ins, job.Input{Path: p, Open: func() (io.ReadCloser, error) { return openLocalInput(p) }})
+			}
 		}
-		ins = append(ins, job.Input{Path: p, Open: func() (io.ReadCloser, error) { return openLocalInput(p) }})
 	}
 	if len(ins) == 0 && j0.Generate == 0 {
 		return usageError{errors.New("--input is required")}

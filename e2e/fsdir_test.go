@@ -114,6 +114,16 @@ func TestFSDirectories(t *testing.T) {
 	lout := filepath.Join(e.dir, "lout")
 	shoal(t, nil, "job", "run", "wordcount", "--local", "--input", strings.Join(locals, ","), "--output", lout, "--reducers", "1")
 	wantOut, _ := os.ReadFile(filepath.Join(lout, "part-r-00000"))
+	// --local over the directory reads the same files, leaving out names
+	// starting with "_" as a cluster input directory does.
+	os.WriteFile(filepath.Join(src, "d1", "_SUCCESS"), []byte("not input\n"), 0o644)
+	os.MkdirAll(filepath.Join(src, "_logs"), 0o755)
+	os.WriteFile(filepath.Join(src, "_logs", "x.txt"), []byte("not input\n"), 0o644)
+	dout := filepath.Join(e.dir, "dout")
+	shoal(t, nil, "job", "run", "wordcount", "--local", "--input", src, "--output", dout, "--reducers", "1")
+	if b, _ := os.ReadFile(filepath.Join(dout, "part-r-00000")); len(wantOut) == 0 || !bytes.Equal(b, wantOut) {
+		t.Fatalf("--local over the directory: %d bytes, want %d (the files named)", len(b), len(wantOut))
+	}
 	for _, tc := range []struct {
 		max     string
 		maxMaps int
