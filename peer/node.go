@@ -141,6 +141,9 @@ type Node struct {
 	// badLogged holds, per member left out of the ring, the reason last
 	// logged, so that each is logged once.
 	badLogged map[string]string
+	// unspokenLogged holds the member and protocol pairs already logged
+	// as not spoken by the member (unspoken), so that each is logged once.
+	unspokenLogged map[[2]string]bool
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -649,7 +652,11 @@ func (n *Node) Dial(ctx context.Context, node mesh.NodeName, protocol string) (m
 	if err != nil {
 		return nil, err
 	}
-	return n.host.NewStream(ctx, id, protocol)
+	s, err := n.host.NewStream(ctx, id, protocol)
+	if errors.Is(err, p2p.ErrUnsupportedProtocol) {
+		return nil, n.unspoken(node, protocol)
+	}
+	return s, err
 }
 
 // Handle serves a data-plane protocol; the handler learns the caller's node

@@ -1,6 +1,10 @@
 package peer
 
-import "fmt"
+import (
+	"fmt"
+
+	"shoal.dev/shoal/p2p"
+)
 
 // WireVersion is the generation of Shoal's wire formats as a whole: the
 // libp2p protocols (/shoal/block/1, /shoal/create/1, /shoal/meta/1,
@@ -31,4 +35,28 @@ func wireCompatible(ours, theirs int) bool {
 // wireMismatch says why a member of generation theirs is left out.
 func wireMismatch(ours, theirs int) string {
 	return fmt.Sprintf("incompatible: speaks wire format %d, this node %d; releases more than one apart do not interoperate: upgrade one release at a time", theirs, ours)
+}
+
+// unspoken is the error of a stream to member node refused because node
+// does not serve protocol: a release whose formats this node's cannot meet,
+// though its generation said they would. The first time for each member
+// and protocol, the node says so in one log line.
+func (n *Node) unspoken(node, protocol string) error {
+	release, wire := "unknown", 0
+	n.mu.Lock()
+	if meta, ok := n.byName[node]; ok {
+		release, wire = meta.Version, wireOf(meta)
+	}
+	if n.unspokenLogged == nil {
+		n.unspokenLogged = map[[2]string]bool{}
+	}
+	first := !n.unspokenLogged[[2]string{node, protocol}]
+	n.unspokenLogged[[2]string{node, protocol}] = true
+	n.mu.Unlock()
+	if first {
+		n.log.Warn("member does not speak a protocol this node uses: this node cannot speak to it over it",
+			"member", node, "protocol", protocol, "member_release", release, "member_wire", wire, "release", Version, "wire", WireVersion)
+	}
+	return fmt.Errorf("%s (release %s, wire format %d) does not speak %s, which this node (release %s, wire format %d) uses: upgrade one release at a time: %w",
+		node, release, wire, protocol, Version, WireVersion, p2p.ErrUnsupportedProtocol)
 }
