@@ -172,6 +172,7 @@ func TestRollingUpgrade(t *testing.T) {
 				return nil
 			})
 			c.jobRunning(id, "its reduces wait for their gate")
+			c.attemptsListed(id, 0, 3, 2, 3)
 		case upgradeNodes - 1:
 			c.jobRunning(id, "its reduces still wait for their gate")
 			open("reduce")
@@ -564,6 +565,38 @@ func (c *upgradeCluster) mixCheck(scratch string, newer, older []int) {
 		if got := c.mustCLI(via[1], "fs", "cat", p); got != string(data) {
 			c.t.Fatalf("%s put through %s reads back %d bytes through %s, want %d identical", p, c.nodes[via[0]].name, len(got), c.nodes[via[1]].name, len(data))
 		}
+	}
+}
+
+// attemptsListed checks that the job's attempts, as listed through node
+// newer and through node older (each asks every member over
+// /shoal/tasklog/1), are the same, that every member answered, and that
+// maps run by the old release's nodes (olds) are among them.
+func (c *upgradeCluster) attemptsListed(id string, newer, older int, olds ...int) {
+	c.t.Helper()
+	views := map[int]string{}
+	for _, i := range []int{newer, older} {
+		ls, err := c.client(i).TaskLogs(context.Background(), id, "")
+		if err != nil {
+			c.t.Fatalf("attempts of %s through %s: %v", id, c.nodes[i].name, err)
+		}
+		if len(ls.Missing) > 0 {
+			c.t.Fatalf("attempts of %s through %s: %v did not answer", id, c.nodes[i].name, ls.Missing)
+		}
+		var succeeded []string
+		for _, a := range ls.Attempts {
+			if strings.HasPrefix(a.Task, "m") && a.Result == "succeeded" {
+				succeeded = append(succeeded, fmt.Sprintf("%s/%d@%s", a.Task, a.Attempt, a.Node))
+			}
+		}
+		slices.Sort(succeeded)
+		views[i] = strings.Join(succeeded, " ") + " "
+	}
+	if views[newer] != views[older] {
+		c.t.Fatalf("succeeded map attempts listed through %s:\n%s\nthrough %s:\n%s", c.nodes[newer].name, views[newer], c.nodes[older].name, views[older])
+	}
+	if !slices.ContainsFunc(olds, func(i int) bool { return strings.Contains(views[older], "@"+c.nodes[i].name+" ") }) {
+		c.t.Fatalf("no succeeded map attempt of %s on a node of the old release:\n%s", id, views[older])
 	}
 }
 
