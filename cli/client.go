@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"shoal.dev/shoal/client"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -11,7 +12,6 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"shoal.dev/shoal/disk"
-	"shoal.dev/shoal/peer"
 )
 
 func membersCommand() *ucli.Command {
@@ -29,7 +29,7 @@ func membersCommand() *ucli.Command {
 			if c.Int("wait") < 0 {
 				return usageError{fmt.Errorf("--wait must not be negative")}
 			}
-			cl, err := client(c)
+			cl, err := dial(c)
 			if err != nil {
 				return err
 			}
@@ -48,7 +48,7 @@ func membersCommand() *ucli.Command {
 }
 
 // waitMembers polls the member list until at least want members are alive.
-func waitMembers(ctx context.Context, cl *peer.Client, want int, timeout time.Duration) ([]peer.Member, error) {
+func waitMembers(ctx context.Context, cl *client.Client, want int, timeout time.Duration) ([]client.Member, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -69,7 +69,7 @@ func waitMembers(ctx context.Context, cl *peer.Client, want int, timeout time.Du
 		if err == nil && alive >= want {
 			return ms, nil
 		}
-		var apiErr *peer.APIError
+		var apiErr *client.Error
 		if errors.As(err, &apiErr) || (want == 0 && err != nil) {
 			return nil, err // the agent answered no: waiting will not help
 		}
@@ -105,7 +105,7 @@ func ringCommand() *ucli.Command {
 				if n := c.Int("n"); n < 1 {
 					return usageError{fmt.Errorf("-n must be at least 1, got %d", n)}
 				}
-				cl, err := client(c)
+				cl, err := dial(c)
 				if err != nil {
 					return err
 				}
@@ -135,7 +135,7 @@ func p2pCommand() *ucli.Command {
 				if err := exactArgs(c, 1, "NODE"); err != nil {
 					return err
 				}
-				cl, err := client(c)
+				cl, err := dial(c)
 				if err != nil {
 					return err
 				}
@@ -160,7 +160,7 @@ func orDash(s string) string {
 // unhealthyText is why a member takes no tasks, for the UNHEALTHY column:
 // its data dir's trouble, wire formats this node cannot speak, or that it
 // is being drained.
-func unhealthyText(m peer.Member) string {
+func unhealthyText(m client.Member) string {
 	why := strings.Join(strings.Fields(m.Unhealthy), " ")
 	if m.Incompatible != "" {
 		why = strings.TrimPrefix(why+"; "+m.Incompatible, "; ")
@@ -173,7 +173,7 @@ func unhealthyText(m peer.Member) string {
 
 // diskColumn shows a member's free space, and LOW with its reserve when
 // it takes no new blocks or tasks; "-" before it has said.
-func diskColumn(m peer.Member) string {
+func diskColumn(m client.Member) string {
 	switch {
 	case m.LowDisk:
 		return fmt.Sprintf("LOW %s (reserve %s)", disk.Size(m.DiskFree), disk.Size(m.DiskReserve))

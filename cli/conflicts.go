@@ -21,7 +21,7 @@ func fsConflicts(c *ucli.Context) error {
 	if err := exactArgs(c, 0, ""); err != nil {
 		return err
 	}
-	cl, err := client(c)
+	cl, err := dial(c)
 	if err != nil {
 		return err
 	}

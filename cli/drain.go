@@ -3,11 +3,10 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"shoal.dev/shoal/client"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
-
-	"shoal.dev/shoal/peer"
 )
 
 // drainPoll is how often `shoal drain` asks for the drain's progress.
@@ -33,7 +32,7 @@ func runDrain(c *ucli.Context) error {
 	if c.Duration("timeout") < 0 {
 		return usageError{fmt.Errorf("--timeout %v: must not be negative", c.Duration("timeout"))}
 	}
-	cl, err := client(c)
+	cl, err := dial(c)
 	if err != nil {
 		return err
 	}
@@ -69,7 +68,7 @@ func runDrain(c *ucli.Context) error {
 		case <-tick.C:
 		}
 		next, err := cl.DrainStatus(ctx)
-		if errors.Is(err, peer.ErrUnreachable) {
+		if errors.Is(err, client.ErrUnreachable) {
 			return fmt.Errorf("%s stopped answering during its drain (%s): if it was stopped, its blocks are repaired from the other copies; start it and run shoal drain again", info.Node, left(info))
 		}
 		if err != nil {
@@ -79,7 +78,7 @@ func runDrain(c *ucli.Context) error {
 	}
 }
 
-func left(info peer.DrainInfo) string {
+func left(info client.DrainInfo) string {
 	if info.BlocksLeft < 0 {
 		return "copies not counted yet"
 	}

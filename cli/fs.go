@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"shoal.dev/shoal/client"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -15,7 +16,6 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"shoal.dev/shoal/blockstore"
-	"shoal.dev/shoal/peer"
 )
 
 func fsCommand() *ucli.Command {
@@ -118,7 +118,7 @@ func fsPut(c *ucli.Context) error {
 	if _, err := blockstore.CleanPath(dst, false); err != nil {
 		return err
 	}
-	cl, err := client(c)
+	cl, err := dial(c)
 	if err != nil {
 		return err
 	}
@@ -127,11 +127,11 @@ func fsPut(c *ucli.Context) error {
 			return fmt.Errorf("%s exists (use --force to replace it)", dst)
 		}
 	}
-	opts := peer.PutOptions{BlockSize: bs, Replication: c.Int("replication"), Force: c.Bool("force")}
+	opts := client.PutOptions{BlockSize: bs, Replication: c.Int("replication"), Force: c.Bool("force")}
 	if fi, err := os.Stat(local); local != "-" && err == nil && fi.IsDir() {
 		return putDir(c, cl, local, dst, opts)
 	}
-	var info peer.PutInfo
+	var info client.PutInfo
 	if local == "-" {
 		info, err = putStdin(c, cl, dst, opts)
 	} else {
@@ -149,35 +149,35 @@ func fsPut(c *ucli.Context) error {
 // putLocal puts a local file with the resumable put: the CLI cuts it into
 // blocks and, if its agent dies, goes on through another member from the
 // first block not acknowledged.
-func putLocal(c *ucli.Context, cl *peer.Client, local, dst string, opts peer.PutOptions) (peer.PutInfo, error) {
+func putLocal(c *ucli.Context, cl *client.Client, local, dst string, opts client.PutOptions) (client.PutInfo, error) {
 	f, err := os.Open(local)
 	if err != nil {
-		return peer.PutInfo{}, err
+		return client.PutInfo{}, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return peer.PutInfo{}, err
+		return client.PutInfo{}, err
 	}
 	if fi.IsDir() {
-		return peer.PutInfo{}, fmt.Errorf("%s is a directory", local)
+		return client.PutInfo{}, fmt.Errorf("%s is a directory", local)
 	}
 	p := newProgress(c.App.ErrWriter, "put "+dst, fi.Size())
 	defer p.finish()
-	return peer.PutLocal(c.Context, agentList(c, cl), dst, f, fi.Size(), opts,
+	return client.PutLocal(c.Context, agentList(c, cl), dst, f, fi.Size(), opts,
 		func(n int64) { p.add(int(n)) },
 		putFailover(c.App.ErrWriter, dst))
 }
 
 // putStdin streams stdin to one agent. Stdin cannot be read twice, so if
 // that agent dies the put fails, and says so; nothing becomes visible.
-func putStdin(c *ucli.Context, cl *peer.Client, dst string, opts peer.PutOptions) (peer.PutInfo, error) {
+func putStdin(c *ucli.Context, cl *client.Client, dst string, opts client.PutOptions) (client.PutInfo, error) {
 	me := agentList(c, cl)[0] // its name, for the message should it die
 	p := newProgress(c.App.ErrWriter, "put "+dst, -1)
 	cr := &countReader{r: p.reader(os.Stdin)}
-	info, err := cl.PutFile(c.Context, dst, cr, -1, opts)
+	info, err := cl.Put(c.Context, dst, cr, -1, opts)
 	p.finish()
-	if errors.Is(err, peer.ErrUnreachable) && cr.n > 0 {
+	if errors.Is(err, client.ErrUnreachable) && cr.n > 0 {
 		return info, fmt.Errorf("put %s: %s stopped answering after %d bytes of stdin; stdin cannot be read again, so nothing was stored: save the data to a local file and put that (a local file goes on through another member)", dst, me, cr.n)
 	}
 	return info, err
@@ -197,12 +197,12 @@ func (c *countReader) Read(p []byte) (int, error) {
 // agentList returns cl, named when it can be, then clients for every other
 // alive member's API, for failover. Only cl is asked, once, up front: the
 // list must be known before cl dies.
-func agentList(c *ucli.Context, cl *peer.Client) []*peer.Client {
+func agentList(c *ucli.Context, cl *client.Client) []*client.Client {
 	ms, err := cl.Members(c.Context)
 	if err != nil {
-		return []*peer.Client{cl}
+		return []*client.Client{cl}
 	}
-	out := []*peer.Client{cl}
+	out := []*client.Client{cl}
 	for _, m := range ms {
 		if m.HTTP != "" && strings.HasSuffix(cl.Addr(), m.HTTP) {
 			out[0] = cl.Named(m.Name)
@@ -223,7 +223,7 @@ func fsGet(c *ucli.Context) error {
 		return err
 	}
 	src, local := c.Args().Get(0), c.Args().Get(1)
-	cl, err := client(c)
+	cl, err := dial(c)
 	if err != nil {
 		return err
 	}
@@ -239,8 +239,8 @@ func fsGet(c *ucli.Context) error {
 // copyFile streams one cluster file to w, with a progress bar when w is
 // not the terminal itself. If the agent dies mid-file, the copy goes on
 // from the byte it had reached through another member.
-func copyFile(c *ucli.Context, agents []*peer.Client, src string, w io.Writer) error {
-	r, err := peer.OpenFile(c.Context, agents, src, func(from, to *peer.Client, off int64, _ error) {
+func copyFile(c *ucli.Context, agents []*client.Client, src string, w io.Writer) error {
+	r, err := client.OpenFile(c.Context, agents, src, func(from, to *client.Client, off int64, _ error) {
 		fmt.Fprintf(c.App.ErrWriter, "\nshoal: %s stopped answering at byte %d of %s; going on through %s\n", from, off, src, to)
 	})
 	if err != nil {
@@ -293,7 +293,7 @@ func fsCat(c *ucli.Context) error {
 	if c.NArg() == 0 {
 		return usageError{errors.New("usage: shoal fs cat PATH|GLOB ...")}
 	}
-	cl, err := client(c)
+	cl, err := dial(c)
 	if err != nil {
 		return err
 	}
@@ -317,7 +317,7 @@ func fsGetmerge(c *ucli.Context) error {
 		return err
 	}
 	dir, local := c.Args().Get(0), c.Args().Get(1)
-	cl, err := client(c)
+	cl, err := dial(c)
 	if err != nil {
 		return err
 	}
@@ -351,7 +351,7 @@ func fsLs(c *ucli.Context) error {
 	if p == "" {
 		p = "/"
 	}
-	cl, err := client(c)
+	cl, err := dial(c)
 	if err != nil {
 		return err
 	}
@@ -376,15 +376,15 @@ func fsRm(c *ucli.Context) error {
 	if err := exactArgs(c, 1, "[-r] PATH"); err != nil {
 		return err
 	}
-	cl, err := client(c)
+	cl, err := dial(c)
 	if err != nil {
 		return err
 	}
-	ri, err := cl.Remove(c.Context, c.Args().First(), c.Bool("r"))
+	removed, err := cl.Remove(c.Context, c.Args().First(), c.Bool("r"))
 	if err != nil {
 		return err
 	}
-	for _, p := range ri.Removed {
+	for _, p := range removed {
 		fmt.Fprintf(c.App.Writer, "removed %s\n", p)
 	}
 	return nil
@@ -394,13 +394,13 @@ func fsStat(c *ucli.Context) error {
 	if err := exactArgs(c, 1, "PATH"); err != nil {
 		return err
 	}
-	cl, err := client(c)
+	cl, err := dial(c)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(c.Context, 2*time.Minute)
 	defer cancel()
-	st, err := cl.Stat(ctx, c.Args().First())
+	st, err := cl.StatBlocks(ctx, c.Args().First())
 	if err != nil {
 		return err
 	}
@@ -452,9 +452,9 @@ func sameSet(a, b []string) bool {
 
 // putFailover tells, on w, each move of a put of dst to another agent: the
 // last one stopped answering, or had no room to take a block.
-func putFailover(w io.Writer, dst string) peer.Failover {
-	return func(from, to *peer.Client, block int64, why error) {
-		if errors.Is(why, peer.ErrUnreachable) {
+func putFailover(w io.Writer, dst string) client.Failover {
+	return func(from, to *client.Client, block int64, why error) {
+		if errors.Is(why, client.ErrUnreachable) {
 			fmt.Fprintf(w, "\nshoal: %s stopped answering during the put of %s; going on through %s from block %d\n", from, dst, to, block)
 			return
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"shoal.dev/shoal/client"
 	"sort"
 	"strings"
 	"sync"
@@ -17,7 +18,6 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"shoal.dev/shoal/blockstore"
-	"shoal.dev/shoal/peer"
 )
 
 // dirWorkers is how many files a directory put or get moves at once.
@@ -66,7 +66,7 @@ func walkLocal(dir, dst string) ([]localFile, error) {
 // without --force, one that exists refuses the whole put before anything
 // is stored. If a file fails, the others stop, and the error says how many
 // were stored (they stay: each is complete).
-func putDir(c *ucli.Context, cl *peer.Client, dir, dst string, opts peer.PutOptions) error {
+func putDir(c *ucli.Context, cl *client.Client, dir, dst string, opts client.PutOptions) error {
 	files, err := walkLocal(dir, dst)
 	if err != nil {
 		return err
@@ -90,7 +90,7 @@ func putDir(c *ucli.Context, cl *peer.Client, dir, dst string, opts peer.PutOpti
 				}
 			}
 		} else if st, serr := cl.Stat(c.Context, dst); serr == nil {
-			return fmt.Errorf("%s is a file; nothing was put", st.File.Path)
+			return fmt.Errorf("%s is a file; nothing was put", st.Path)
 		}
 	}
 	agents := agentList(c, cl)
@@ -104,7 +104,7 @@ func putDir(c *ucli.Context, cl *peer.Client, dir, dst string, opts peer.PutOpti
 			return err
 		}
 		defer lf.Close()
-		info, err := peer.PutLocal(ctx, agents, f.dst, lf, f.size, opts,
+		info, err := client.PutLocal(ctx, agents, f.dst, lf, f.size, opts,
 			func(n int64) { p.add(int(n)) },
 			putFailover(c.App.ErrWriter, f.dst))
 		if err != nil {
@@ -163,13 +163,13 @@ func forEach(ctx context.Context, n int, fn func(ctx context.Context, i int) err
 
 // walkRemote lists every file below a cluster directory, sorted by path.
 // It fails when dir is not a directory.
-func walkRemote(ctx context.Context, cl *peer.Client, dir string) ([]blockstore.FileInfo, error) {
+func walkRemote(ctx context.Context, cl *client.Client, dir string) ([]client.FileInfo, error) {
 	es, err := cl.List(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
 	clean, _ := blockstore.CleanPath(dir, true)
-	var out []blockstore.FileInfo
+	var out []client.FileInfo
 	for _, e := range es {
 		switch {
 		case e.Dir:
@@ -189,7 +189,7 @@ func walkRemote(ctx context.Context, cl *peer.Client, dir string) ([]blockstore.
 }
 
 // isRemoteDir reports whether p names a directory in the cluster.
-func isRemoteDir(ctx context.Context, cl *peer.Client, p string) bool {
+func isRemoteDir(ctx context.Context, cl *client.Client, p string) bool {
 	if _, err := cl.Stat(ctx, p); err == nil {
 		return false
 	}
@@ -201,7 +201,7 @@ func isRemoteDir(ctx context.Context, cl *peer.Client, p string) bool {
 // directory, dirWorkers at a time, with one progress bar. It fills a
 // temporary directory beside local and renames it at the end, so a failed
 // get leaves nothing.
-func getDir(c *ucli.Context, cl *peer.Client, src, local string) error {
+func getDir(c *ucli.Context, cl *client.Client, src, local string) error {
 	if _, err := os.Lstat(local); err == nil {
 		return fmt.Errorf("%s exists; give a new local directory", local)
 	}
@@ -232,7 +232,7 @@ func getDir(c *ucli.Context, cl *peer.Client, src, local string) error {
 		if err != nil {
 			return err
 		}
-		r, err := peer.OpenFile(ctx, agents, f.Path, func(from, to *peer.Client, off int64, _ error) {
+		r, err := client.OpenFile(ctx, agents, f.Path, func(from, to *client.Client, off int64, _ error) {
 			fmt.Fprintf(c.App.ErrWriter, "\nshoal: %s stopped answering at byte %d of %s; going on through %s\n", from, off, f.Path, to)
 		})
 		if err != nil {
@@ -267,7 +267,7 @@ func fsDu(c *ucli.Context) error {
 	if c.NArg() == 1 {
 		p = c.Args().First()
 	}
-	cl, err := client(c)
+	cl, err := dial(c)
 	if err != nil {
 		return err
 	}
@@ -278,14 +278,14 @@ func fsDu(c *ucli.Context) error {
 		files       int
 	}
 	var rows []row
-	add := func(r *row, f blockstore.FileInfo) {
+	add := func(r *row, f client.FileInfo) {
 		r.bytes += f.Size
 		r.disk += f.Size * int64(max(f.Replication, 1))
 		r.files++
 	}
 	if st, err := cl.Stat(c.Context, p); err == nil {
-		r := row{path: st.File.Path}
-		add(&r, st.File)
+		r := row{path: st.Path}
+		add(&r, st)
 		rows = append(rows, r)
 	} else {
 		es, err := cl.List(c.Context, p)
@@ -326,14 +326,14 @@ func fsDf(c *ucli.Context) error {
 	if c.NArg() > 0 {
 		return usageError{errors.New("usage: shoal fs df [--human]")}
 	}
-	cl, err := client(c)
+	cl, err := dial(c)
 	if err != nil {
 		return err
 	}
 	size := func(n int64) string { return sizeText(c, n) }
 	agents := agentList(c, cl)
 	type res struct {
-		d   peer.DiskInfo
+		d   client.DiskInfo
 		err error
 	}
 	out := make([]res, len(agents))
@@ -352,7 +352,7 @@ func fsDf(c *ucli.Context) error {
 	sort.Slice(out, func(i, j int) bool { return out[i].d.Name < out[j].d.Name })
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tCAPACITY\tUSED\tFREE\tUSE%\tBLOCKS")
-	var sum peer.DiskInfo
+	var sum client.DiskInfo
 	for _, r := range out {
 		if r.err != nil {
 			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t(%s)\n", r.d.Name, oneLine(r.err))

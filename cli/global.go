@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"shoal.dev/shoal/client"
 	"sort"
 	"syscall"
 
@@ -111,10 +112,10 @@ func loadSecret(c *ucli.Context) (secret.Secret, error) {
 	return secret.Secret{}, nil
 }
 
-// client builds an API client from --addr, --ca-cert and the secret; or,
+// dial builds an API client from --addr, --ca-cert and the secret; or,
 // when neither an address nor a secret is given, for a running local
 // cluster (localCluster).
-func client(c *ucli.Context) (*peer.Client, error) {
+func dial(c *ucli.Context) (*client.Client, error) {
 	addr := globalString(c, "addr")
 	var sec secret.Secret
 	var err error
@@ -141,7 +142,7 @@ func client(c *ucli.Context) (*peer.Client, error) {
 			return nil, fmt.Errorf("--ca-cert %s: no PEM certificate in it", f)
 		}
 	}
-	cl, err := peer.NewClientTLS(addr, sec.APIToken(), roots)
+	cl, err := client.NewTLS(addr, sec.APIToken(), roots)
 	if err != nil {
 		return nil, usageError{err}
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"shoal.dev/shoal/client"
 	"slices"
 	"sort"
 	"strconv"
@@ -25,7 +26,6 @@ import (
 	"shoal.dev/shoal/disk"
 	"shoal.dev/shoal/job"
 	"shoal.dev/shoal/job/builtin"
-	"shoal.dev/shoal/peer"
 	"shoal.dev/shoal/scheduler"
 )
 
@@ -40,12 +40,12 @@ var counterOrder = []string{
 
 func jobCommand(jobs []job.Spec) *ucli.Command {
 	// idCmd is a command on one job ID.
-	idCmd := func(name, usage string, action func(c *ucli.Context, cl *peer.Client, id string) error) *ucli.Command {
+	idCmd := func(name, usage string, action func(c *ucli.Context, cl *client.Client, id string) error) *ucli.Command {
 		return &ucli.Command{Name: name, Usage: usage, ArgsUsage: "ID", Flags: clientFlags(), Action: func(c *ucli.Context) error {
 			if err := exactArgs(c, 1, "ID"); err != nil {
 				return err
 			}
-			cl, err := client(c)
+			cl, err := dial(c)
 			if err != nil {
 				return err
 			}
@@ -78,10 +78,10 @@ func jobCommand(jobs []job.Spec) *ucli.Command {
 				Action: jobRun,
 			},
 			idCmd("status", "show a job's state and progress", jobStatusCmd),
-			idCmd("wait", "wait for a job to end, showing progress", func(c *ucli.Context, cl *peer.Client, id string) error {
+			idCmd("wait", "wait for a job to end, showing progress", func(c *ucli.Context, cl *client.Client, id string) error {
 				return waitJob(c, cl, id)
 			}),
-			idCmd("kill", "stop a job on every node", func(c *ucli.Context, cl *peer.Client, id string) error {
+			idCmd("kill", "stop a job on every node", func(c *ucli.Context, cl *client.Client, id string) error {
 				st, err := cl.Kill(c.Context, id)
 				if err != nil {
 					return err
@@ -100,7 +100,7 @@ func jobCommand(jobs []job.Spec) *ucli.Command {
 				),
 				Action: jobLogs,
 			},
-			idCmd("counters", "print a job's counters", func(c *ucli.Context, cl *peer.Client, id string) error {
+			idCmd("counters", "print a job's counters", func(c *ucli.Context, cl *client.Client, id string) error {
 				st, err := cl.Job(c.Context, id)
 				if err != nil {
 					return err
@@ -116,7 +116,7 @@ func jobCommand(jobs []job.Spec) *ucli.Command {
 					if err := exactArgs(c, 0, ""); err != nil {
 						return err
 					}
-					cl, err := client(c)
+					cl, err := dial(c)
 					if err != nil {
 						return err
 					}
@@ -193,7 +193,7 @@ func jobRun(c *ucli.Context) error {
 	if c.Bool("local") {
 		return runLocal(c, c.Args().First(), params, inputs, c.String("output"), c.Int("reducers"), outCodec)
 	}
-	cl, err := client(c)
+	cl, err := dial(c)
 	if err != nil {
 		return err
 	}
@@ -203,7 +203,7 @@ func jobRun(c *ucli.Context) error {
 			return err
 		}
 	}
-	st, err := cl.Submit(c.Context, scheduler.SubmitRequest{
+	st, err := cl.Submit(c.Context, client.SubmitRequest{
 		Name: c.Args().First(), Params: params, Inputs: inputs, Output: c.String("output"),
 		Reducers: c.Int("reducers"), MaxAttempts: c.Int("max-attempts"), Replication: c.Int("replication"),
 		TaskTimeout: c.Duration("task-timeout").String(), Binary: binary,
@@ -231,7 +231,7 @@ func ownJob(c *ucli.Context, name string) bool {
 
 // shipSelf stores this program in the cluster, under its SHA-256, unless
 // it is stored already, and returns the SHA-256 (hex).
-func shipSelf(c *ucli.Context, cl *peer.Client) (string, error) {
+func shipSelf(c *ucli.Context, cl *client.Client) (string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return "", fmt.Errorf("find this program to ship it: %w", err)
@@ -247,15 +247,15 @@ func shipSelf(c *ucli.Context, cl *peer.Client) (string, error) {
 		return "", fmt.Errorf("read this program to ship it: %w", err)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
-	dst := scheduler.BinaryPath(sum)
+	dst := client.BinaryPath(sum)
 	if _, err := cl.Stat(c.Context, dst); err == nil {
 		fmt.Fprintf(c.App.ErrWriter, "program %s already stored as %s\n", filepath.Base(exe), dst)
 		return sum, nil
-	} else if ae := (*peer.APIError)(nil); !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
+	} else if ae := (*client.Error)(nil); !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
 		return "", err
 	}
-	_, err = putLocal(c, cl, exe, dst, peer.PutOptions{})
-	if ae := (*peer.APIError)(nil); errors.As(err, &ae) && ae.Status == http.StatusConflict {
+	_, err = putLocal(c, cl, exe, dst, client.PutOptions{})
+	if ae := (*client.Error)(nil); errors.As(err, &ae) && ae.Status == http.StatusConflict {
 		err = nil // stored by a submission at the same time: the same bytes
 	}
 	if err != nil {
@@ -267,7 +267,7 @@ func shipSelf(c *ucli.Context, cl *peer.Client) (string, error) {
 
 // waitJob polls a job until it ends, printing progress. When the agent it
 // asks goes away, it asks another member: any node reports any job.
-func waitJob(c *ucli.Context, cl *peer.Client, id string) error {
+func waitJob(c *ucli.Context, cl *client.Client, id string) error {
 	others := otherAgents(c, cl)
 	term := isTerminal(c.App.ErrWriter)
 	last := ""
@@ -275,7 +275,7 @@ func waitJob(c *ucli.Context, cl *peer.Client, id string) error {
 	defer tick.Stop()
 	for {
 		st, err := cl.Job(c.Context, id)
-		if errors.Is(err, peer.ErrUnreachable) && len(others) > 0 {
+		if errors.Is(err, client.ErrUnreachable) && len(others) > 0 {
 			fmt.Fprintf(c.App.ErrWriter, "\nshoal: %s is unreachable; asking %s\n", cl.Addr(), others[0].Addr())
 			cl, others = others[0], others[1:]
 			continue
@@ -292,7 +292,7 @@ func waitJob(c *ucli.Context, cl *peer.Client, id string) error {
 			}
 			last = line
 		}
-		if st.State != scheduler.StateRunning {
+		if st.State != client.StateRunning {
 			if term {
 				fmt.Fprintln(c.App.ErrWriter)
 			}
@@ -307,25 +307,25 @@ func waitJob(c *ucli.Context, cl *peer.Client, id string) error {
 }
 
 // otherAgents returns clients for the other members' APIs, for failover.
-func otherAgents(c *ucli.Context, cl *peer.Client) []*peer.Client {
+func otherAgents(c *ucli.Context, cl *client.Client) []*client.Client {
 	return agentList(c, cl)[1:]
 }
 
-func jobEnded(c *ucli.Context, st scheduler.Status) error {
+func jobEnded(c *ucli.Context, st client.JobStatus) error {
 	w := c.App.Writer
 	fmt.Fprintf(w, "job %s %s in %s\n", st.ID, st.State, time.Duration(st.EndedAt-st.SubmittedAt).Round(time.Millisecond))
 	printCounters(w, st.Counters)
 	switch st.State {
-	case scheduler.StateSucceeded:
+	case client.StateSucceeded:
 		fmt.Fprintf(w, "output: %s (shoal fs cat '%s/part-*')\n", st.Output, st.Output)
 		return nil
-	case scheduler.StateFailed:
+	case client.StateFailed:
 		return fmt.Errorf("job %s failed: %s", st.ID, st.Error)
 	}
 	return fmt.Errorf("job %s %s", st.ID, st.State)
 }
 
-func jobStatusCmd(c *ucli.Context, cl *peer.Client, id string) error {
+func jobStatusCmd(c *ucli.Context, cl *client.Client, id string) error {
 	st, err := cl.Job(c.Context, id)
 	if err != nil {
 		return err
@@ -342,7 +342,7 @@ func jobStatusCmd(c *ucli.Context, cl *peer.Client, id string) error {
 	fmt.Fprintf(w, "progress:  map %3.0f%% (%d/%d)  reduce %3.0f%% (%d/%d)\n", 100*st.MapProgress(), st.MapsDone, st.Maps, 100*st.ReduceProgress(), st.ReducesDone, st.Reducers)
 	fmt.Fprintf(w, "output:    %s\n", st.Output)
 	if st.Binary != "" {
-		fmt.Fprintf(w, "program:   %s (shipped)\n", scheduler.BinaryPath(st.Binary))
+		fmt.Fprintf(w, "program:   %s (shipped)\n", client.BinaryPath(st.Binary))
 	}
 	fmt.Fprintf(w, "submitted: %s by %s; nodes %s\n", time.Unix(0, st.SubmittedAt).Local().Format(time.DateTime), st.SubmittedBy, strings.Join(st.Participants, ","))
 	return nil
@@ -573,7 +573,7 @@ func jobLogs(c *ucli.Context) error {
 	if c.IsSet("attempt") && c.Int("attempt") < 1 {
 		return usageError{fmt.Errorf("--attempt counts from 1, got %d", c.Int("attempt"))}
 	}
-	cl, err := client(c)
+	cl, err := dial(c)
 	if err != nil {
 		return err
 	}

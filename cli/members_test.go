@@ -7,10 +7,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"shoal.dev/shoal/client"
 	"strings"
 	"testing"
-
-	"shoal.dev/shoal/peer"
 )
 
 // TestMembersShowsUnhealthy: `shoal members` shows why a member takes no
@@ -23,7 +22,7 @@ func TestMembersShowsUnhealthy(t *testing.T) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode([]peer.Member{
+		json.NewEncoder(w).Encode([]client.Member{
 			{Name: "node1", Gossip: "127.0.0.1:1", State: "alive", PeerID: "p1", HTTP: "http://127.0.0.1:2", DiskFree: 3 << 30, DiskReserve: 1 << 30},
 			{Name: "node2", Gossip: "127.0.0.1:3", State: "alive", PeerID: "p2", HTTP: "http://127.0.0.1:4", Unhealthy: "data dir /d/node2: no space left\non device"},
 			{Name: "node3", Gossip: "127.0.0.1:5", State: "alive", PeerID: "p3", HTTP: "http://127.0.0.1:6", Version: "v1.2.0", Draining: true},

@@ -8,11 +8,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"shoal.dev/shoal/client"
 	"strings"
 	"sync"
 	"testing"
-
-	"shoal.dev/shoal/scheduler"
 )
 
 // TestSpeculationFlags: job run --no-speculation, streaming's
@@ -21,12 +20,12 @@ import (
 // and submit nothing.
 func TestSpeculationFlags(t *testing.T) {
 	var mu sync.Mutex
-	var got []scheduler.SubmitRequest
+	var got []client.SubmitRequest
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		if r.Method == http.MethodPost && r.URL.Path == "/v1/jobs" {
 			b, _ := io.ReadAll(r.Body)
-			var req scheduler.SubmitRequest
+			var req client.SubmitRequest
 			if err := json.Unmarshal(b, &req); err != nil {
 				t.Errorf("submission %q: %v", b, err)
 			}

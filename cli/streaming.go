@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"shoal.dev/shoal/client"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,7 +19,6 @@ import (
 	"shoal.dev/shoal/codec"
 	"shoal.dev/shoal/job"
 	"shoal.dev/shoal/job/streaming"
-	"shoal.dev/shoal/peer"
 	"shoal.dev/shoal/scheduler"
 )
 
@@ -126,7 +126,7 @@ func runStreaming(c *ucli.Context) error {
 	if _, err := reg.Resolve(streaming.Name, params); err != nil {
 		return usageError{err}
 	}
-	cl, err := client(c)
+	cl, err := dial(c)
 	if err != nil {
 		return err
 	}
@@ -141,7 +141,7 @@ func runStreaming(c *ucli.Context) error {
 	if len(shipped) > 0 {
 		params["files"] = strings.Join(shipped, "\n")
 	}
-	st, err := cl.Submit(c.Context, scheduler.SubmitRequest{
+	st, err := cl.Submit(c.Context, client.SubmitRequest{
 		Name: "streaming", Params: params, Inputs: c.StringSlice("input"), Output: c.String("output"),
 		Reducers: reducers, MaxAttempts: c.Int("max-attempts"),
 		TaskTimeout: timeout.String(), OutputCompression: props.outputCodec, MaxSplitBytes: props.maxSplit,
@@ -402,7 +402,7 @@ func shortClass(name string) string {
 // shipFile stores a local file in the cluster under a name derived from its
 // content, so every task can fetch exactly these bytes, and returns the
 // cluster path.
-func shipFile(c *ucli.Context, cl *peer.Client, local string) (string, error) {
+func shipFile(c *ucli.Context, cl *client.Client, local string) (string, error) {
 	f, err := os.Open(local)
 	if err != nil {
 		return "", fmt.Errorf("-file: %w", err)
@@ -426,7 +426,7 @@ func shipFile(c *ucli.Context, cl *peer.Client, local string) (string, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return "", err
 	}
-	if _, err := cl.PutFile(c.Context, p, f, fi.Size(), peer.PutOptions{Force: true}); err != nil {
+	if _, err := cl.Put(c.Context, p, f, fi.Size(), client.PutOptions{Force: true}); err != nil {
 		return "", fmt.Errorf("-file %s: %w", local, err)
 	}
 	return p, nil

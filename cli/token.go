@@ -39,7 +39,7 @@ func fsMvCommand() *ucli.Command {
 			if err := exactArgs(c, 2, "SRC DST"); err != nil {
 				return err
 			}
-			cl, err := client(c)
+			cl, err := dial(c)
 			if err != nil {
 				return err
 			}

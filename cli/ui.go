@@ -17,7 +17,7 @@ func uiCommand() *ucli.Command {
 			if err := exactArgs(c, 0, ""); err != nil {
 				return err
 			}
-			cl, err := client(c)
+			cl, err := dial(c)
 			if err != nil {
 				return err
 			}

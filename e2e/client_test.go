@@ -3,14 +3,12 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +17,6 @@ import (
 	"shoal.dev/shoal/clustertest"
 	"shoal.dev/shoal/job"
 	"shoal.dev/shoal/job/builtin"
-	"shoal.dev/shoal/scheduler"
 	"shoal.dev/shoal/secret"
 )
 
@@ -38,29 +35,6 @@ func TestClientLinksNoEngine(t *testing.T) {
 				t.Errorf("client depends on %s", dep)
 			}
 		}
-	}
-}
-
-// TestClientWireTypes: every field of the client's JobStatus is one the
-// agent's status carries, under the same JSON name and kind.
-func TestClientWireTypes(t *testing.T) {
-	b, err := json.Marshal(scheduler.Status{JobRecord: scheduler.JobRecord{ID: "j", Binary: "b"}, State: "running", Error: "e", EndedAt: 1,
-		Counters: map[string]int64{"X": 1}, TaskStatus: map[string]string{"m": "s"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var agent map[string]any
-	json.Unmarshal(b, &agent)
-	ct := reflect.TypeFor[client.JobStatus]()
-	for i := 0; i < ct.NumField(); i++ {
-		name, _, _ := strings.Cut(ct.Field(i).Tag.Get("json"), ",")
-		if _, ok := agent[name]; !ok {
-			t.Errorf("client.JobStatus.%s (%q) is not in the agent's status %s", ct.Field(i).Name, name, b)
-		}
-	}
-	var st client.JobStatus
-	if err := json.Unmarshal(b, &st); err != nil || st.ID != "j" || st.Counters["X"] != 1 || st.Binary != "b" || st.TaskStatus["m"] != "s" {
-		t.Errorf("decoded %+v, %v", st, err)
 	}
 }
 

@@ -8,13 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"shoal.dev/shoal/client"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"shoal.dev/shoal/clustertest"
-	"shoal.dev/shoal/peer"
 	"shoal.dev/shoal/secret"
 )
 
@@ -158,7 +158,7 @@ func TestLocalClusterScript(t *testing.T) {
 	ctx := context.Background()
 	peerIDs := map[string]string{}
 	for name, s := range st {
-		cl, err := peer.NewClient(s[1], sec.APIToken())
+		cl, err := client.New(s[1], sec.APIToken())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -202,7 +202,7 @@ func TestLocalClusterScript(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, "secret") {
 		t.Fatalf("intruder: exit %d, stderr:\n%s", r.code, r.stderr)
 	}
-	cl, _ := peer.NewClient(st["node2"][1], sec.APIToken())
+	cl, _ := client.New(st["node2"][1], sec.APIToken())
 	if ms, _ := cl.Members(ctx); len(ms) != 3 {
 		t.Fatalf("intruder is listed: %+v", ms)
 	}
@@ -219,7 +219,7 @@ func TestLocalClusterScript(t *testing.T) {
 	var pid3 int
 	fmt.Sscan(st["node3"][0], &pid3)
 	syscall.Kill(pid3, syscall.SIGTERM)
-	cl1, _ := peer.NewClient(st["node1"][1], sec.APIToken())
+	cl1, _ := client.New(st["node1"][1], sec.APIToken())
 	if err := clustertest.Wait(30*time.Second, func() error {
 		ms, err := cl1.Members(ctx)
 		if err != nil {
@@ -250,7 +250,7 @@ func TestLocalClusterScript(t *testing.T) {
 		t.Fatalf("restart: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	st2 := lc.status()
-	cl, _ = peer.NewClient(st2["node3"][1], sec.APIToken())
+	cl, _ = client.New(st2["node3"][1], sec.APIToken())
 	ms, err := cl.Members(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"shoal.dev/shoal/client"
 	"slices"
 	"strings"
 	"syscall"
@@ -108,7 +109,7 @@ func (e *fsEnv) catEquals(url, p string, want []byte) error {
 // healthy checks through url that every block of p sits on exactly its
 // owners, at full replication.
 func (e *fsEnv) healthy(url, p string, repl int) error {
-	st, err := clientFor(e.t, e.lc, url).Stat(context.Background(), p)
+	st, err := clientFor(e.t, e.lc, url).StatBlocks(context.Background(), p)
 	if err != nil {
 		return err
 	}
@@ -124,12 +125,12 @@ func (e *fsEnv) healthy(url, p string, repl int) error {
 }
 
 // clientFor is an API client for url holding the cluster's secret.
-func clientFor(t testing.TB, lc *localCluster, url string) *peer.Client {
+func clientFor(t testing.TB, lc *localCluster, url string) *client.Client {
 	sec, err := secret.Load(lc.secretFile())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := peer.NewClient(url, sec.APIToken())
+	cl, err := client.New(url, sec.APIToken())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func TestFSProcess(t *testing.T) {
 		t.Fatal("cat of /text/* differs")
 	}
 	// Every block but the last of a text file ends at a newline.
-	stat, err := clientFor(t, lc, url).Stat(context.Background(), "/text/words")
+	stat, err := clientFor(t, lc, url).StatBlocks(context.Background(), "/text/words")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +228,7 @@ func TestFSProcess(t *testing.T) {
 	// are counted on the nodes' disks, which no view of the ring can skew.
 	var ids []string
 	for p := range files {
-		s, err := clientFor(t, lc, url).Stat(context.Background(), p)
+		s, err := clientFor(t, lc, url).StatBlocks(context.Background(), p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -365,7 +366,7 @@ func TestFSLargeFile(t *testing.T) {
 	if a, b := fileSumTB(t, input), fileSumTB(t, out); a != b {
 		t.Fatalf("1 GB read back differs: %s vs %s", a, b)
 	}
-	stat, err := clientFor(t, lc, st["node2"][1]).Stat(context.Background(), "/big.txt")
+	stat, err := clientFor(t, lc, st["node2"][1]).StatBlocks(context.Background(), "/big.txt")
 	if err != nil {
 		t.Fatal(err)
 	}

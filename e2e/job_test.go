@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"shoal.dev/shoal/client"
 	"sort"
 	"strings"
 	"syscall"
@@ -13,7 +14,6 @@ import (
 	"time"
 
 	"shoal.dev/shoal/clustertest"
-	"shoal.dev/shoal/peer"
 	"shoal.dev/shoal/scheduler"
 )
 
@@ -162,9 +162,9 @@ func sameLines(a, b string) bool {
 
 // waitSucceeded waits up to 3 minutes for job id to end and fails the test
 // unless it succeeded.
-func waitSucceeded(t *testing.T, scl *peer.Client, id string) scheduler.Status {
+func waitSucceeded(t *testing.T, scl *client.Client, id string) client.JobStatus {
 	t.Helper()
-	var final scheduler.Status
+	var final client.JobStatus
 	clustertest.Eventually(t, 180*time.Second, func() error {
 		s, err := scl.Job(context.Background(), id)
 		if err != nil {

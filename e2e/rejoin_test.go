@@ -6,13 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"shoal.dev/shoal/client"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"shoal.dev/shoal/clustertest"
-	"shoal.dev/shoal/peer"
 )
 
 // TestRestartFindsClusterThroughPersistedMembers: node3 crashes; then
@@ -84,7 +84,7 @@ func TestRestartFindsClusterThroughPersistedMembers(t *testing.T) {
 	})
 	url := readField(t, filepath.Join(dir, "agent.json"), "http")
 
-	for name, cl := range map[string]*peer.Client{"node2": clientFor(t, lc, st["node2"][1]), "node3": clientFor(t, lc, url)} {
+	for name, cl := range map[string]*client.Client{"node2": clientFor(t, lc, st["node2"][1]), "node3": clientFor(t, lc, url)} {
 		clustertest.Eventually(t, 30*time.Second, func() error {
 			ms, err := cl.Members(context.Background())
 			if err != nil {

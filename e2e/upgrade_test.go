@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"shoal.dev/shoal/client"
 	"slices"
 	"strings"
 	"sync"
@@ -448,12 +449,12 @@ func (c *upgradeCluster) upNode(k int) int {
 	return k % upgradeNodes
 }
 
-func (c *upgradeCluster) client(i int) *peer.Client {
+func (c *upgradeCluster) client(i int) *client.Client {
 	c.t.Helper()
 	c.mu.Lock()
 	u := c.nodes[i].url
 	c.mu.Unlock()
-	cl, err := peer.NewClient(u, c.token)
+	cl, err := client.New(u, c.token)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -551,7 +552,7 @@ func (c *upgradeCluster) mixCheck(scratch string, newer, older []int) {
 		}
 		c.mustCLI(via[0], "fs", "put", local, p, "--block-size", "64K", "--replication", "4")
 		clustertest.Eventually(c.t, time.Minute, func() error {
-			st, err := c.client(via[1]).Stat(context.Background(), p)
+			st, err := c.client(via[1]).StatBlocks(context.Background(), p)
 			if err != nil {
 				return err
 			}
@@ -630,7 +631,7 @@ func (c *upgradeCluster) allAtR(dir string) error {
 			}
 			continue
 		}
-		st, err := cl.Stat(ctx, e.Path)
+		st, err := cl.StatBlocks(ctx, e.Path)
 		if err != nil {
 			return fmt.Errorf("stat %s: %w", e.Path, err)
 		}

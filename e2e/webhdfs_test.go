@@ -70,7 +70,7 @@ func farNode(t *testing.T, e *fsEnv, st map[string][2]string, paths []string, ex
 	cl := clientFor(t, e.lc, any)
 	busy := map[string]bool{}
 	for _, p := range paths {
-		s, err := cl.Stat(context.Background(), p)
+		s, err := cl.StatBlocks(context.Background(), p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +163,7 @@ func TestWebHDFSRealClients(t *testing.T) {
 	if err := e.catEquals(st["node2"][1], "/data/big.bin", big); err != nil {
 		t.Fatal(err)
 	}
-	s, err := clientFor(t, e.lc, any).Stat(ctx, "/data/big.bin")
+	s, err := clientFor(t, e.lc, any).StatBlocks(ctx, "/data/big.bin")
 	if err != nil || s.File.Replication != 1 || s.File.Blocks < 4 {
 		t.Fatalf("fsspec's file: %+v %v", s.File, err)
 	}
@@ -195,7 +195,7 @@ func TestWebHDFSRealClients(t *testing.T) {
 	}
 	// Its block is on another node: the download was redirected or read
 	// from the replica.
-	s, err = clientFor(t, e.lc, any).Stat(ctx, "/node/up.bin")
+	s, err = clientFor(t, e.lc, any).StatBlocks(ctx, "/node/up.bin")
 	if err != nil {
 		t.Fatal(err)
 	}

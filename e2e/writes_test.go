@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"shoal.dev/shoal/client"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,7 +17,6 @@ import (
 	"time"
 
 	"shoal.dev/shoal/clustertest"
-	"shoal.dev/shoal/peer"
 )
 
 // metric reads one counter from a node's /metrics; -1 when the node does
@@ -25,7 +25,7 @@ func (e *fsEnv) metric(url, name string) int64 {
 	return metricOf(clientFor(e.t, e.lc, url), name)
 }
 
-func metricOf(cl *peer.Client, name string) int64 {
+func metricOf(cl *client.Client, name string) int64 {
 	text, err := cl.Metrics(context.Background())
 	if err != nil {
 		return -1

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"shoal.dev/shoal/client"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,50 +13,19 @@ import (
 )
 
 // HealthInfo is the body of GET /v1/health.
-type HealthInfo struct {
-	Status  string `json:"status"`
-	Name    string `json:"name"`
-	Version string `json:"version"`
-	Alive   int    `json:"alive"`
-	// Error is why the node is unhealthy (status "unhealthy", HTTP 503),
-	// or why it is low on disk (status "low_disk", HTTP 200: it serves
-	// what it holds but takes no new blocks or tasks).
-	Error string `json:"error,omitempty"`
-	// DiskFree is the free space of the node's most constrained data file
-	// system (DiskPath), DiskReserve the --reserve there, in bytes.
-	DiskFree    int64  `json:"disk_free"`
-	DiskReserve int64  `json:"disk_reserve"`
-	DiskPath    string `json:"disk_path,omitempty"`
-	LowDisk     bool   `json:"low_disk,omitempty"`
-}
+type HealthInfo = client.HealthInfo
 
 // OwnersInfo is the body of GET /v1/ring/owners.
-type OwnersInfo struct {
-	Key    string   `json:"key"`
-	Owners []string `json:"owners"`
-}
+type OwnersInfo = client.OwnersInfo
 
 // PingRequest is the body of POST /v1/p2p/ping.
-type PingRequest struct {
-	Node string `json:"node"`
-}
+type PingRequest = client.PingRequest
 
 // PingInfo is the answer to a ping.
-type PingInfo struct {
-	Node   string  `json:"node"`
-	PeerID string  `json:"peer_id"`
-	From   string  `json:"from"`
-	RTTMs  float64 `json:"rtt_ms"`
-}
+type PingInfo = client.PingInfo
 
-type apiError struct {
-	Error string `json:"error"`
-	// Missing answers a commit: the blocks no alive member holds.
-	Missing []int `json:"missing,omitempty"`
-	// LowDisk answers a block of a put (507) that this agent had no room
-	// to take: another agent may.
-	LowDisk bool `json:"low_disk,omitempty"`
-}
+// apiError is the body of every refusal.
+type apiError = client.ErrorBody
 
 // maxBody bounds request bodies of control calls.
 const maxBody = 1 << 20

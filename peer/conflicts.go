@@ -24,16 +24,5 @@ func (n *Node) startConflictWatcher(ctx context.Context) {
 
 // handleConflicts answers GET /v1/fs/conflicts: every conflict record.
 func (n *Node) handleConflicts(w http.ResponseWriter, r *http.Request) {
-	cs := n.fs.Conflicts()
-	if cs == nil {
-		cs = []blockstore.Conflict{}
-	}
-	writeJSON(w, http.StatusOK, cs)
-}
-
-// Conflicts lists the writes that lost to another write of the same path
-// made on the other side of a partition, with where each is kept.
-func (c *Client) Conflicts(ctx context.Context) ([]blockstore.Conflict, error) {
-	var cs []blockstore.Conflict
-	return cs, c.do(ctx, "GET", "/v1/fs/conflicts", nil, &cs)
+	writeJSON(w, http.StatusOK, wireConflicts(n.fs.Conflicts()))
 }

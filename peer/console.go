@@ -1,7 +1,6 @@
 package peer
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"embed"
@@ -9,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"shoal.dev/shoal/client"
 	"slices"
 	"sort"
 	"strings"
@@ -171,11 +171,7 @@ func (c *console) session(r *http.Request, now time.Time) (consoleSession, bool)
 }
 
 // ConsoleLink is the answer of POST /v1/ui/link.
-type ConsoleLink struct {
-	// Path is the one-time login path to append to the agent's address.
-	Path    string    `json:"path"`
-	Expires time.Time `json:"expires"`
-}
+type ConsoleLink = client.ConsoleLink
 
 func (n *Node) consoleRoutes(mux *routes) {
 	mux.Handle("POST /v1/ui/link", n.auth(n.handleConsoleLink))
@@ -563,10 +559,4 @@ func medianMax(d []float64) (median, maximum float64) {
 		return d[len(d)/2], maximum
 	}
 	return (d[len(d)/2-1] + d[len(d)/2]) / 2, maximum
-}
-
-// ConsoleLink asks the agent for a one-time console login link.
-func (c *Client) ConsoleLink(ctx context.Context) (ConsoleLink, error) {
-	var l ConsoleLink
-	return l, c.do(ctx, "POST", "/v1/ui/link", nil, &l)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"shoal.dev/shoal/client"
 	"sort"
 	"sync"
 	"testing"
@@ -127,7 +128,7 @@ func BenchmarkConsolePages(b *testing.B) {
 // consoleSession logs into node 0's console and returns the cookie.
 func consoleSession(b *testing.B, c *clustertest.Cluster) *http.Cookie {
 	n := c.Node(0)
-	cl, err := peer.NewClient(n.HTTPURL(), c.Config(0).Secret.APIToken())
+	cl, err := client.New(n.HTTPURL(), c.Config(0).Secret.APIToken())
 	if err != nil {
 		b.Fatal(err)
 	}

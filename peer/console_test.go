@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"shoal.dev/shoal/client"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ import (
 func TestConsoleSession(t *testing.T) {
 	c := clustertest.Start(t, 1, clustertest.Options{})
 	n := c.Node(0)
-	cl, err := peer.NewClient(n.HTTPURL(), c.Config(0).Secret.APIToken())
+	cl, err := client.New(n.HTTPURL(), c.Config(0).Secret.APIToken())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +117,7 @@ func TestAttemptIO(t *testing.T) {
 	ctx := context.Background()
 	input := corpus(11, 300<<10)
 	put(t, c.Node(0), "/in/io.txt", input, blockstore.MinBlockSize)
-	cl, err := peer.NewClient(c.Node(2).HTTPURL(), c.Config(2).Secret.APIToken())
+	cl, err := client.New(c.Node(2).HTTPURL(), c.Config(2).Secret.APIToken())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +241,7 @@ func TestAttemptIO(t *testing.T) {
 func consoleGet(t *testing.T, c *clustertest.Cluster, i int, path string, v any) {
 	t.Helper()
 	n := c.Node(i)
-	cl, err := peer.NewClient(n.HTTPURL(), c.Config(i).Secret.APIToken())
+	cl, err := client.New(n.HTTPURL(), c.Config(i).Secret.APIToken())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"shoal.dev/shoal/client"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,11 +38,11 @@ func testSeed(t *testing.T) uint64 {
 	return seed
 }
 
-func clients(t *testing.T, c *clustertest.Cluster) []*peer.Client {
+func clients(t *testing.T, c *clustertest.Cluster) []*client.Client {
 	t.Helper()
-	var out []*peer.Client
+	var out []*client.Client
 	for i := 0; i < c.Len(); i++ {
-		cl, err := peer.NewClient(c.Node(i).HTTPURL(), c.Config(i).Secret.APIToken())
+		cl, err := client.New(c.Node(i).HTTPURL(), c.Config(i).Secret.APIToken())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,7 +53,7 @@ func clients(t *testing.T, c *clustertest.Cluster) []*peer.Client {
 
 // conflict checks that err is the API's one-line 409 containing want.
 func conflict(err error, want string) error {
-	var ae *peer.APIError
+	var ae *client.Error
 	switch {
 	case !errors.As(err, &ae):
 		return fmt.Errorf("not an API error: %v", err)
@@ -90,14 +91,14 @@ func TestConcurrentPutsOneWinner(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				_, errs[i] = cls[via[i]].PutFile(ctx, p, bytes.NewReader(datas[i]), int64(len(datas[i])), peer.PutOptions{BlockSize: blockstore.MinBlockSize})
+				_, errs[i] = cls[via[i]].Put(ctx, p, bytes.NewReader(datas[i]), int64(len(datas[i])), client.PutOptions{BlockSize: blockstore.MinBlockSize})
 			}()
 		}
 		close(start)
 		wg.Wait()
 		winner := oneWinner(t, r, p, errs)
 		for n, cl := range cls {
-			rc, _, err := cl.GetFile(ctx, p)
+			rc, err := cl.Open(ctx, p)
 			if err != nil {
 				t.Fatalf("round %d: get through node%d: %v", r, n+1, err)
 			}
@@ -112,10 +113,10 @@ func TestConcurrentPutsOneWinner(t *testing.T) {
 		}
 	}
 	// --force still replaces, and a put of an existing path says so at once.
-	if _, err := cls[1].PutFile(ctx, "/race/0/f", strings.NewReader("forced\n"), 7, peer.PutOptions{Force: true}); err != nil {
+	if _, err := cls[1].Put(ctx, "/race/0/f", strings.NewReader("forced\n"), 7, client.PutOptions{Force: true}); err != nil {
 		t.Fatalf("forced put: %v", err)
 	}
-	_, err := cls[2].PutFile(ctx, "/race/0/f", strings.NewReader("again\n"), 6, peer.PutOptions{})
+	_, err := cls[2].Put(ctx, "/race/0/f", strings.NewReader("again\n"), 6, client.PutOptions{})
 	if err := conflict(err, "exists"); err != nil {
 		t.Fatalf("put of an existing path: %v", err)
 	}
@@ -138,7 +139,7 @@ func TestConcurrentSubmitsOneOutput(t *testing.T) {
 	for r := 0; r < rounds; r++ {
 		out := fmt.Sprintf("/out/%d", r)
 		reducers := 1 + rng.IntN(3)
-		sts := make([]scheduler.Status, racers)
+		sts := make([]client.JobStatus, racers)
 		errs := make([]error, racers)
 		via := make([]int, racers)
 		for i := range via {
@@ -209,11 +210,11 @@ func TestLongPutHoldsItsPath(t *testing.T) {
 		}
 		pw.Close()
 	}()
-	if _, err := cls[0].PutFile(context.Background(), p, pr, -1, peer.PutOptions{}); err != nil {
+	if _, err := cls[0].Put(context.Background(), p, pr, -1, client.PutOptions{}); err != nil {
 		t.Fatalf("a put longer than its lease: %v", err)
 	}
 	for n, cl := range cls {
-		rc, _, err := cl.GetFile(context.Background(), p)
+		rc, err := cl.Open(context.Background(), p)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"shoal.dev/shoal/client"
 	"slices"
 	"strconv"
 	"strings"
@@ -263,9 +264,9 @@ func TestReduceCommitOnFullDisk(t *testing.T) {
 	t.Logf("failed reduces %d, failed maps %d", st.Counters[job.NUM_FAILED_REDUCES], st.Counters[job.NUM_FAILED_MAPS])
 }
 
-func mustClient(t *testing.T, n *peer.Node) *peer.Client {
+func mustClient(t *testing.T, n *peer.Node) *client.Client {
 	t.Helper()
-	cl, err := peer.NewClient(n.HTTPURL(), "")
+	cl, err := client.New(n.HTTPURL(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,9 +298,9 @@ func TestPutGoesAroundALowAgent(t *testing.T) {
 	}})
 	ctx := context.Background()
 	tok := c.Config(0).Secret.APIToken()
-	var clients []*peer.Client
+	var clients []*client.Client
 	for i := 0; i < 3; i++ {
-		cl, err := peer.NewClient(c.Node(i).HTTPURL(), tok)
+		cl, err := client.New(c.Node(i).HTTPURL(), tok)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -308,13 +309,13 @@ func TestPutGoesAroundALowAgent(t *testing.T) {
 	waitLow(t, c.Node(1), "node1")
 	data := corpus(31, 1<<20)
 	var whys []error
-	info, err := peer.PutLocal(ctx, clients, "/around", bytes.NewReader(data), int64(len(data)),
-		peer.PutOptions{BlockSize: 64 << 10, Replication: 2}, nil,
-		func(from, to *peer.Client, at int64, why error) { whys = append(whys, why) })
+	info, err := client.PutLocal(ctx, clients, "/around", bytes.NewReader(data), int64(len(data)),
+		client.PutOptions{BlockSize: 64 << 10, Replication: 2}, nil,
+		func(from, to *client.Client, at int64, why error) { whys = append(whys, why) })
 	if err != nil {
 		t.Fatalf("put through a low agent: %v", err)
 	}
-	var ae *peer.APIError
+	var ae *client.Error
 	if len(whys) != 1 || !errors.As(whys[0], &ae) || !ae.LowDisk || ae.Status != http.StatusInsufficientStorage ||
 		!strings.Contains(ae.Message, "node1 is low on disk: 10 MiB free at ") {
 		t.Fatalf("failovers: %v", whys)
@@ -329,8 +330,8 @@ func TestPutGoesAroundALowAgent(t *testing.T) {
 	copies(t, c.Node(1), "/around", 2, "node1")
 
 	// Only the low agent: the put fails in its words, nothing is stored.
-	_, err = peer.PutLocal(ctx, clients[:1], "/nowhere", bytes.NewReader(data), int64(len(data)),
-		peer.PutOptions{BlockSize: 64 << 10, Replication: 2}, nil, nil)
+	_, err = client.PutLocal(ctx, clients[:1], "/nowhere", bytes.NewReader(data), int64(len(data)),
+		client.PutOptions{BlockSize: 64 << 10, Replication: 2}, nil, nil)
 	// Blocks go out several at a time, so the one refused first may be any.
 	if err == nil || !regexp.MustCompile(`^put /nowhere: no agent had room to take block \d+ \(the last said: block \d+ of /nowhere: node1 is low on disk`).MatchString(err.Error()) {
 		t.Fatalf("put through only a low agent: %v", err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"shoal.dev/shoal/client"
 	"slices"
 	"sync"
 	"time"
@@ -28,15 +29,7 @@ import (
 var ErrDrain = errors.New("cannot drain")
 
 // DrainInfo is the body of POST and GET /v1/drain.
-type DrainInfo struct {
-	Node     string `json:"node"`
-	Draining bool   `json:"draining"`
-	// BlocksLeft counts the copies this node still holds that files need
-	// and that no other member holds enough of yet; -1 until a repair pass
-	// since the drain started has counted them.
-	BlocksLeft int  `json:"blocks_left"`
-	Done       bool `json:"done"`
-}
+type DrainInfo = client.DrainInfo
 
 // drainLinger bounds how long a drained node waits for its status to be
 // read (so that the client sees "done") before it leaves.

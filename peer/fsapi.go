@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"shoal.dev/shoal/client"
 	"strconv"
 	"strings"
 
@@ -11,21 +12,13 @@ import (
 )
 
 // PutInfo answers a put.
-type PutInfo struct {
-	File    blockstore.FileInfo `json:"file"`
-	Warning string              `json:"warning,omitempty"`
-}
+type PutInfo = client.PutInfo
 
 // StatInfo answers a stat: the file and where each of its blocks is.
-type StatInfo struct {
-	File   blockstore.FileInfo        `json:"file"`
-	Blocks []blockstore.BlockLocation `json:"blocks"`
-}
+type StatInfo = client.StatInfo
 
 // RemoveInfo answers a remove.
-type RemoveInfo struct {
-	Removed []string `json:"removed"`
-}
+type RemoveInfo = client.RemoveInfo
 
 func (n *Node) fsRoutes(mux *routes) {
 	mux.Handle("PUT /v1/fs/file", n.auth(n.handlePut))
@@ -91,7 +84,7 @@ func (n *Node) handlePut(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fsStatus(err), err.Error())
 		return
 	}
-	info := PutInfo{File: f}
+	info := PutInfo{File: wireFile(f)}
 	if f.Replication < want {
 		info.Warning = fmt.Sprintf("replication %d capped at %d: only %d members are alive", want, f.Replication, f.Replication)
 	}
@@ -161,7 +154,7 @@ func (n *Node) handleStat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, StatInfo{File: f, Blocks: locs})
+	writeJSON(w, http.StatusOK, StatInfo{File: wireFile(f), Blocks: wireLocations(locs)})
 }
 
 func (n *Node) handleList(w http.ResponseWriter, r *http.Request) {
@@ -175,7 +168,7 @@ func (n *Node) handleList(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fsStatus(err), err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, es)
+	writeJSON(w, http.StatusOK, wireEntries(es))
 }
 
 func (n *Node) handleGlob(w http.ResponseWriter, r *http.Request) {
@@ -190,5 +183,5 @@ func (n *Node) handleGlob(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fsStatus(err), err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, fs)
+	writeJSON(w, http.StatusOK, wireFiles(fs))
 }

@@ -1,25 +1,18 @@
 package peer
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
+	"shoal.dev/shoal/client"
 
 	"shoal.dev/shoal/blockstore"
 )
 
 // RenameRequest is the body of POST /v1/fs/rename.
-type RenameRequest struct {
-	Src string `json:"src"`
-	Dst string `json:"dst"`
-}
+type RenameRequest = client.RenameRequest
 
-// RenameInfo answers a rename: where the source went (inside Dst when Dst
-// is a directory).
-type RenameInfo struct {
-	Src string `json:"src"`
-	Dst string `json:"dst"`
-}
+// RenameInfo answers a rename.
+type RenameInfo = client.RenameInfo
 
 func (n *Node) handleRename(w http.ResponseWriter, r *http.Request) {
 	var req RenameRequest
@@ -38,11 +31,4 @@ func (n *Node) handleRename(w http.ResponseWriter, r *http.Request) {
 	}
 	n.log.Info("renamed", "from", req.Src, "to", dst)
 	writeJSON(w, http.StatusOK, RenameInfo{Src: req.Src, Dst: dst})
-}
-
-// Rename moves the file or directory src to dst (into dst when it is a
-// directory).
-func (c *Client) Rename(ctx context.Context, src, dst string) (RenameInfo, error) {
-	var ri RenameInfo
-	return ri, c.do(ctx, "POST", "/v1/fs/rename", RenameRequest{Src: src, Dst: dst}, &ri)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"shoal.dev/shoal/client"
 	"strings"
 	"sync"
 	"testing"
@@ -13,14 +14,13 @@ import (
 
 	"shoal.dev/shoal/blockstore"
 	"shoal.dev/shoal/clustertest"
-	"shoal.dev/shoal/peer"
 )
 
 func TestRenameAPI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c := clustertest.Start(t, 2, clustertest.Options{})
-	cl, err := peer.NewClient(c.Node(1).HTTPURL(), c.Config(0).Secret.APIToken())
+	cl, err := client.New(c.Node(1).HTTPURL(), c.Config(0).Secret.APIToken())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestConcurrentRenamesOneWinner(t *testing.T) {
 			if i == racers-1 {
 				continue // this one puts dst itself
 			}
-			if _, err := cls[via[i]].PutFile(ctx, src(i), bytes.NewReader(datas[i]), int64(len(datas[i])), peer.PutOptions{BlockSize: blockstore.MinBlockSize}); err != nil {
+			if _, err := cls[via[i]].Put(ctx, src(i), bytes.NewReader(datas[i]), int64(len(datas[i])), client.PutOptions{BlockSize: blockstore.MinBlockSize}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -90,7 +90,7 @@ func TestConcurrentRenamesOneWinner(t *testing.T) {
 				defer wg.Done()
 				<-start
 				if i == racers-1 {
-					_, errs[i] = cls[via[i]].PutFile(ctx, dst, bytes.NewReader(datas[i]), int64(len(datas[i])), peer.PutOptions{BlockSize: blockstore.MinBlockSize})
+					_, errs[i] = cls[via[i]].Put(ctx, dst, bytes.NewReader(datas[i]), int64(len(datas[i])), client.PutOptions{BlockSize: blockstore.MinBlockSize})
 					return
 				}
 				_, errs[i] = cls[via[i]].Rename(ctx, src(i), dst)
@@ -119,8 +119,8 @@ func TestConcurrentRenamesOneWinner(t *testing.T) {
 }
 
 // readsBack checks that p reads back as want through cl.
-func readsBack(ctx context.Context, cl *peer.Client, p string, want []byte) error {
-	rc, _, err := cl.GetFile(ctx, p)
+func readsBack(ctx context.Context, cl *client.Client, p string, want []byte) error {
+	rc, err := cl.Open(ctx, p)
 	if err != nil {
 		return fmt.Errorf("get %s: %w", p, err)
 	}

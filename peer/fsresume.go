@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"shoal.dev/shoal/client"
 	"strconv"
 
 	"shoal.dev/shoal/blockstore"
@@ -21,9 +22,8 @@ import (
 // JSON.
 const maxCommitBody = 128 << 20
 
-// ManifestHeader carries a file's manifest ID on a GET of the file, so a
-// reader that resumes from an offset can ask for the same version.
-const ManifestHeader = "Shoal-Manifest"
+// ManifestHeader carries a file's manifest ID on a GET of the file.
+const ManifestHeader = client.ManifestHeader
 
 func (n *Node) handlePutBlock(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
@@ -63,12 +63,17 @@ func (n *Node) handlePutBlock(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, ack)
+	writeJSON(w, http.StatusOK, wireAck(ack))
 }
 
 func (n *Node) handleCommit(w http.ResponseWriter, r *http.Request) {
-	var req blockstore.CommitRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxCommitBody)).Decode(&req); err != nil {
+	var wreq client.CommitRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxCommitBody)).Decode(&wreq); err != nil {
+		writeError(w, http.StatusBadRequest, "bad commit request: "+err.Error())
+		return
+	}
+	req, err := commitRequest(wreq)
+	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad commit request: "+err.Error())
 		return
 	}
@@ -87,7 +92,7 @@ func (n *Node) handleCommit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, err.Error())
 		return
 	}
-	info := PutInfo{File: f}
+	info := PutInfo{File: wireFile(f)}
 	if f.Replication < req.Replication {
 		info.Warning = fmt.Sprintf("replication %d capped at %d: only %d members are alive", req.Replication, f.Replication, f.Replication)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"shoal.dev/shoal/client"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,18 +15,17 @@ import (
 
 	"shoal.dev/shoal/blockstore"
 	"shoal.dev/shoal/clustertest"
-	"shoal.dev/shoal/peer"
 )
 
 // goneClient is a client for an address nothing listens on.
-func goneClient(t *testing.T) *peer.Client {
+func goneClient(t *testing.T) *client.Client {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	cl, err := peer.NewClient(addr, "x")
+	cl, err := client.New(addr, "x")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,9 +37,9 @@ func TestResumablePutAndReadFailOver(t *testing.T) {
 	defer cancel()
 	c := clustertest.Start(t, 4, clustertest.Options{})
 	tok := c.Config(0).Secret.APIToken()
-	clients := make([]*peer.Client, 4)
+	clients := make([]*client.Client, 4)
 	for i := range clients {
-		cl, err := peer.NewClient(c.Node(i).HTTPURL(), tok)
+		cl, err := client.New(c.Node(i).HTTPURL(), tok)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +55,7 @@ func TestResumablePutAndReadFailOver(t *testing.T) {
 		acked atomic.Int64
 		once  sync.Once
 	)
-	on := func(from, to *peer.Client, at int64, _ error) {
+	on := func(from, to *client.Client, at int64, _ error) {
 		mu.Lock()
 		moves = append(moves, from.String()+" -> "+to.String())
 		mu.Unlock()
@@ -65,9 +65,9 @@ func TestResumablePutAndReadFailOver(t *testing.T) {
 			once.Do(func() { go c.Kill(1) })
 		}
 	}
-	list := []*peer.Client{goneClient(t), clients[1], clients[2], clients[3]}
-	info, err := peer.PutLocal(ctx, list, "/resumed", bytes.NewReader(data), int64(len(data)),
-		peer.PutOptions{BlockSize: 64 << 10, Replication: 3}, sent, on)
+	list := []*client.Client{goneClient(t), clients[1], clients[2], clients[3]}
+	info, err := client.PutLocal(ctx, list, "/resumed", bytes.NewReader(data), int64(len(data)),
+		client.PutOptions{BlockSize: 64 << 10, Replication: 3}, sent, on)
 	if err != nil {
 		t.Fatalf("resumable put: %v", err)
 	}
@@ -83,11 +83,11 @@ func TestResumablePutAndReadFailOver(t *testing.T) {
 	// Read back through a dead agent first, then one killed mid-read.
 	var readMoves atomic.Int64
 	px := newCutProxy(t, clients[2].Addr())
-	viaProxy, err := peer.NewClient(px.addr(), tok)
+	viaProxy, err := client.New(px.addr(), tok)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := peer.OpenFile(ctx, []*peer.Client{goneClient(t), viaProxy, clients[3]}, "/resumed", func(from, to *peer.Client, at int64, _ error) {
+	r, err := client.OpenFile(ctx, []*client.Client{goneClient(t), viaProxy, clients[3]}, "/resumed", func(from, to *client.Client, at int64, _ error) {
 		readMoves.Add(1)
 	})
 	if err != nil {
@@ -122,8 +122,8 @@ func TestResumablePutAndReadFailOver(t *testing.T) {
 		off += n
 	}
 	var acks atomic.Int64
-	info, err = peer.PutLocal(ctx, []*peer.Client{clients[3]}, "/r1", bytes.NewReader(data1), int64(len(data1)),
-		peer.PutOptions{BlockSize: 64 << 10, Replication: 1}, func(int64) {
+	info, err = client.PutLocal(ctx, []*client.Client{clients[3]}, "/r1", bytes.NewReader(data1), int64(len(data1)),
+		client.PutOptions{BlockSize: 64 << 10, Replication: 1}, func(int64) {
 			if acks.Add(1) == int64(blocks) {
 				c.Kill(0)
 			}
@@ -135,7 +135,7 @@ func TestResumablePutAndReadFailOver(t *testing.T) {
 		t.Fatalf("%d acknowledgements for %d blocks: nothing was sent again", acks.Load(), blocks)
 	}
 	var back bytes.Buffer
-	rr, err := peer.OpenFile(ctx, []*peer.Client{clients[3]}, "/r1", nil)
+	rr, err := client.OpenFile(ctx, []*client.Client{clients[3]}, "/r1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,8 +146,8 @@ func TestResumablePutAndReadFailOver(t *testing.T) {
 	}
 
 	// Every agent gone: a clear error, nothing stored.
-	_, err = peer.PutLocal(ctx, []*peer.Client{goneClient(t)}, "/never", bytes.NewReader(data), int64(len(data)),
-		peer.PutOptions{BlockSize: 64 << 10}, nil, nil)
+	_, err = client.PutLocal(ctx, []*client.Client{goneClient(t)}, "/never", bytes.NewReader(data), int64(len(data)),
+		client.PutOptions{BlockSize: 64 << 10}, nil, nil)
 	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("every member stopped answering")) {
 		t.Fatalf("put with no agent: %v", err)
 	}
@@ -155,13 +155,13 @@ func TestResumablePutAndReadFailOver(t *testing.T) {
 		t.Fatal("a failed put left a file")
 	}
 	// A file replaced between two reads of a resumed get is refused.
-	if _, _, _, err := clients[3].GetFileAt(ctx, "/resumed", 10, "0000"); !isStatus(err, 409) {
+	if _, _, _, err := clients[3].OpenAt(ctx, "/resumed", 10, "0000"); !isStatus(err, 409) {
 		t.Fatalf("read of another version: %v", err)
 	}
 }
 
 func isStatus(err error, status int) bool {
-	var ae *peer.APIError
+	var ae *client.Error
 	return errors.As(err, &ae) && ae.Status == status
 }
 

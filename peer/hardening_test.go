@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"shoal.dev/shoal/client"
 	"strings"
 	"testing"
 	"time"
@@ -145,7 +146,7 @@ func TestIdleConnectionsCapped(t *testing.T) {
 		}
 		return nil
 	})
-	cl, _ := peer.NewClient(n.HTTPURL(), c.Config(0).Secret.APIToken())
+	cl, _ := client.New(n.HTTPURL(), c.Config(0).Secret.APIToken())
 	ms, err := cl.Members(context.Background())
 	if err != nil || len(ms) != 2 {
 		t.Fatalf("members with %d idle connections open: %v %v", idle, ms, err)
@@ -177,8 +178,8 @@ func TestStalledUploadTimesOut(t *testing.T) {
 		}
 		pw.Close()
 	}()
-	cl, _ := peer.NewClient(n.HTTPURL(), token)
-	if _, err := cl.PutFile(context.Background(), "/slow", pr, -1, peer.PutOptions{}); err != nil {
+	cl, _ := client.New(n.HTTPURL(), token)
+	if _, err := cl.Put(context.Background(), "/slow", pr, -1, client.PutOptions{}); err != nil {
 		t.Fatalf("a slow put that keeps making progress: %v", err)
 	}
 
@@ -216,18 +217,18 @@ func TestTLS(t *testing.T) {
 		t.Fatalf("HTTPURL %s", n.HTTPURL())
 	}
 	token := c.Config(0).Secret.APIToken()
-	cl, err := peer.NewClientTLS(n.HTTPURL(), token, pool)
+	cl, err := client.NewTLS(n.HTTPURL(), token, pool)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ms, err := cl.Members(context.Background()); err != nil || len(ms) != 1 {
 		t.Fatalf("members over TLS: %v %v", ms, err)
 	}
-	untrusting, _ := peer.NewClient(n.HTTPURL(), token)
+	untrusting, _ := client.New(n.HTTPURL(), token)
 	if _, err := untrusting.Members(context.Background()); err == nil {
 		t.Fatal("a client that does not trust the CA was served")
 	}
-	plain, _ := peer.NewClient(strings.Replace(n.HTTPURL(), "https://", "http://", 1), token)
+	plain, _ := client.New(strings.Replace(n.HTTPURL(), "https://", "http://", 1), token)
 	if _, err := plain.Members(context.Background()); err == nil {
 		t.Fatal("plain http was served")
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"shoal.dev/shoal/client"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +16,6 @@ import (
 	"shoal.dev/shoal/blockstore"
 	"shoal.dev/shoal/clustertest"
 	"shoal.dev/shoal/job"
-	"shoal.dev/shoal/peer"
 	"shoal.dev/shoal/scheduler"
 )
 
@@ -32,12 +32,12 @@ func TestDeletedDataDir(t *testing.T) {
 	if err := os.RemoveAll(c.Config(2).DataDir); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := peer.NewClient(sick.HTTPURL(), "")
+	cl, err := client.New(sick.HTTPURL(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = cl.Health(ctx)
-	var apiErr *peer.APIError
+	var apiErr *client.Error
 	if !errors.As(err, &apiErr) || apiErr.Status != 503 || !strings.Contains(apiErr.Message, "meta.db is missing (was the data dir deleted?)") {
 		t.Fatalf("health of a node without its data dir: %v", err)
 	}

@@ -48,7 +48,7 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusCreated, st)
+	writeJSON(w, http.StatusCreated, st.Wire())
 }
 
 // Submit submits a job. Its inputs and output are checked against every
@@ -71,7 +71,7 @@ func (n *Node) Submit(ctx context.Context, req scheduler.SubmitRequest) (schedul
 
 func (n *Node) handleJobs(w http.ResponseWriter, r *http.Request) {
 	n.syncRecords(r.Context(), "job")
-	writeJSON(w, http.StatusOK, n.sched.List())
+	writeJSON(w, http.StatusOK, scheduler.WireList(n.sched.List()))
 }
 
 func (n *Node) handleJob(w http.ResponseWriter, r *http.Request) {
@@ -83,7 +83,7 @@ func (n *Node) handleJob(w http.ResponseWriter, r *http.Request) {
 		writeError(w, jobStatus(err), err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, st.Wire())
 }
 
 func (n *Node) handleKill(w http.ResponseWriter, r *http.Request) {
@@ -95,5 +95,5 @@ func (n *Node) handleKill(w http.ResponseWriter, r *http.Request) {
 		writeError(w, jobStatus(err), err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, st.Wire())
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"shoal.dev/shoal/client"
 	"slices"
 	"sort"
 	"sync"
@@ -64,31 +65,7 @@ type nodeMeta struct {
 }
 
 // Member is one member as the API reports it.
-type Member struct {
-	Name     string   `json:"name"`
-	Gossip   string   `json:"gossip"`
-	State    string   `json:"state"`
-	PeerID   string   `json:"peer_id"`
-	P2PAddrs []string `json:"p2p_addrs"`
-	HTTP     string   `json:"http"`
-	Version  string   `json:"version"`
-	// Unhealthy is why the member takes no tasks; empty when healthy.
-	Unhealthy string `json:"unhealthy,omitempty"`
-	// Draining is true while the member hands its blocks over to leave.
-	Draining bool `json:"draining,omitempty"`
-	// Wire is the generation of wire formats the member speaks
-	// (WireVersion); 0 when its metadata does not decode.
-	Wire int `json:"wire"`
-	// Incompatible says why this node cannot speak to the member (its
-	// formats are too far from ours); such a member is out of the ring.
-	Incompatible string `json:"incompatible,omitempty"`
-	// DiskFree and DiskReserve are the member's free space and reserve in
-	// bytes as it last gossiped them; LowDisk: it takes no new blocks or
-	// tasks.
-	DiskFree    int64 `json:"disk_free"`
-	DiskReserve int64 `json:"disk_reserve"`
-	LowDisk     bool  `json:"low_disk,omitempty"`
-}
+type Member = client.Member
 
 // Node is one running agent.
 type Node struct {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"shoal.dev/shoal/client"
 	"testing"
 	"time"
 
@@ -124,23 +125,23 @@ func TestAPI(t *testing.T) {
 	ctx := context.Background()
 
 	// Without the token the API refuses, except for health.
-	anon, err := peer.NewClient(n.HTTPURL(), "")
+	anon, err := client.New(n.HTTPURL(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := anon.Health(ctx); err != nil {
 		t.Fatalf("health without token: %v", err)
 	}
-	var apiErr *peer.APIError
+	var apiErr *client.Error
 	if _, err := anon.Members(ctx); !errors.As(err, &apiErr) || apiErr.Status != 401 {
 		t.Fatalf("members without token: %v", err)
 	}
-	wrong, _ := peer.NewClient(n.HTTPURL(), secret.Generate().APIToken())
+	wrong, _ := client.New(n.HTTPURL(), secret.Generate().APIToken())
 	if _, err := wrong.Members(ctx); !errors.As(err, &apiErr) || apiErr.Status != 401 {
 		t.Fatalf("members with a wrong token: %v", err)
 	}
 
-	cl, _ := peer.NewClient(n.HTTPURL(), c.Config(0).Secret.APIToken())
+	cl, _ := client.New(n.HTTPURL(), c.Config(0).Secret.APIToken())
 	ms, err := cl.Members(ctx)
 	if err != nil || len(ms) != 2 {
 		t.Fatalf("members: %v %v", ms, err)
@@ -161,11 +162,11 @@ func TestAPI(t *testing.T) {
 	}
 
 	// Unreachable agents and bad addresses are clear errors.
-	if _, err := peer.NewClient("not a url", ""); err == nil {
+	if _, err := client.New("not a url", ""); err == nil {
 		t.Fatal("bad address accepted")
 	}
-	dead, _ := peer.NewClient("http://127.0.0.1:1", "")
-	if _, err := dead.Health(ctx); !errors.Is(err, peer.ErrUnreachable) {
+	dead, _ := client.New("http://127.0.0.1:1", "")
+	if _, err := dead.Health(ctx); !errors.Is(err, client.ErrUnreachable) {
 		t.Fatalf("unreachable agent: %v", err)
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
+	"shoal.dev/shoal/client"
 	"slices"
 	"sort"
 	"strconv"
@@ -49,31 +49,10 @@ type taskLogAnswer struct {
 }
 
 // AttemptLog is one task attempt's log as GET /v1/jobs/ID/logs lists it.
-// Attempts are numbered per task from 1, in the order they started, over
-// every node.
-type AttemptLog struct {
-	Task    string    `json:"task"`
-	Attempt int       `json:"attempt"`
-	Node    string    `json:"node"`
-	Start   time.Time `json:"start"`
-	End     time.Time `json:"end,omitzero"`
-	Result  string    `json:"result"` // running, succeeded, failed, killed, lost
-	Size    int64     `json:"size"`
-	// IO is what the attempt read and wrote (tasklog.IO): absent while it
-	// runs.
-	IO *tasklog.IO `json:"io,omitempty"`
-}
+type AttemptLog = client.AttemptLog
 
 // AttemptLogs is the body of GET /v1/jobs/ID/logs.
-type AttemptLogs struct {
-	Job      string       `json:"job"`
-	Attempts []AttemptLog `json:"attempts"`
-	// Missing names the alive members that did not answer: their
-	// attempts are not listed.
-	Missing []string `json:"missing,omitempty"`
-	// Cut is true when a member listed only its first attempts.
-	Cut bool `json:"cut,omitempty"`
-}
+type AttemptLogs = client.AttemptLogs
 
 // serveTaskLog answers one task log request.
 func (n *Node) serveTaskLog(from mesh.NodeName, s mesh.Stream) {
@@ -188,7 +167,7 @@ func (n *Node) TaskLogs(ctx context.Context, job, task string) AttemptLogs {
 			}
 			out.Cut = out.Cut || more
 			for _, e := range ents {
-				out.Attempts = append(out.Attempts, AttemptLog{Task: e.Task, Node: m, Start: e.Start, End: e.End, Result: e.Result, Size: e.Size, IO: e.IO})
+				out.Attempts = append(out.Attempts, AttemptLog{Task: e.Task, Node: m, Start: e.Start, End: e.End, Result: e.Result, Size: e.Size, IO: wireIO(e.IO)})
 			}
 		}()
 	}
@@ -352,43 +331,4 @@ func (n *Node) handleTaskLog(w http.ResponseWriter, r *http.Request) {
 		case <-t.C:
 		}
 	}
-}
-
-// TaskLogs lists a job's attempt logs over the cluster (task "" for every
-// task).
-func (c *Client) TaskLogs(ctx context.Context, id, task string) (AttemptLogs, error) {
-	var out AttemptLogs
-	q := ""
-	if task != "" {
-		q = "?task=" + url.QueryEscape(task)
-	}
-	return out, c.do(ctx, "GET", "/v1/jobs/"+url.PathEscape(id)+"/logs"+q, nil, &out)
-}
-
-// TaskLog copies one attempt's log to w: attempt 0 for the task's last;
-// with follow, until the attempt ends.
-func (c *Client) TaskLog(ctx context.Context, id, task string, attempt int, follow bool, w io.Writer) error {
-	q := url.Values{}
-	if attempt > 0 {
-		q.Set("attempt", strconv.Itoa(attempt))
-	}
-	if follow {
-		q.Set("follow", "1")
-	}
-	req, err := c.newRequest(ctx, "GET", "/v1/jobs/"+url.PathEscape(id)+"/logs/"+url.PathEscape(task)+"?"+q.Encode(), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.roundTrip(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if _, err := io.Copy(w, resp.Body); err != nil {
-		if cerr := ctx.Err(); cerr != nil {
-			return c.contextError(cerr)
-		}
-		return fmt.Errorf("the agent at %s stopped sending the log: %s", c.base, describeTransport(err))
-	}
-	return nil
 }

@@ -402,3 +402,34 @@ func parseShuffleCodec(s string) (string, error) {
 	}
 	return "", badRequest("map output compression %q: want s2, zstd or none", s)
 }
+
+// Wire is the status as the API answers it (package client's JobStatus).
+func (st Status) Wire() client.JobStatus {
+	w := client.JobStatus{
+		ID: st.ID, Name: st.Name, Output: st.Output, Reducers: st.Reducers, MapOnly: st.MapOnly,
+		Generate: st.Generate, MaxAttempts: st.MaxAttempts, Replication: st.Replication,
+		Participants: st.Participants, SubmittedBy: st.SubmittedBy, SubmittedAt: st.SubmittedAt,
+		Spec: st.Spec.String(), OutputCompression: st.OutputCodec, MapOutputCompression: st.ShuffleCodec,
+		SpecBytes: st.SpecBytes, Splits: st.NumSplits, InputFiles: st.InputFiles, InputBytes: st.InputBytes,
+		TaskTimeout: st.TaskTimeout, Binary: st.Binary,
+		NoSpeculativeMaps: st.NoSpeculativeMaps, NoSpeculativeReduces: st.NoSpeculativeReduces,
+		State: st.State, Error: st.Error, Maps: st.Maps, MapsDone: st.MapsDone, ReducesDone: st.ReducesDone,
+		Counters: st.Counters, EndedAt: st.EndedAt, Note: st.Note, TaskStatus: st.TaskStatus,
+	}
+	if st.Nodes != nil {
+		w.Nodes = make(map[string]client.NodeSummary, len(st.Nodes))
+		for n, s := range st.Nodes {
+			w.Nodes[n] = client.NodeSummary(s)
+		}
+	}
+	return w
+}
+
+// WireList is Wire of each status.
+func WireList(sts []Status) []client.JobStatus {
+	out := make([]client.JobStatus, len(sts))
+	for i, st := range sts {
+		out[i] = st.Wire()
+	}
+	return out
+}

@@ -1,67 +1,56 @@
-package peer
+package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
-	"strconv"
 	"sync"
+)
 
-	"shoal.dev/shoal/blockstore"
+// Defaults of a put that does not say (PutOptions zero): the agents'.
+const (
+	DefaultBlockSize   = 128 << 20
+	DefaultReplication = 3
 )
 
 // putParallel is how many blocks a resumable put has in flight.
 const putParallel = 4
 
-// PutBlock sends one block of a resumable put (PUT /v1/fs/block).
-func (c *Client) PutBlock(ctx context.Context, p string, index int, r io.Reader, size int64, repl int) (blockstore.BlockAck, error) {
-	q := url.Values{"path": {p}, "index": {strconv.Itoa(index)}, "replication": {strconv.Itoa(repl)}}
-	req, err := c.newRequest(ctx, "PUT", "/v1/fs/block?"+q.Encode(), io.NopCloser(r))
-	if err != nil {
-		return blockstore.BlockAck{}, err
+// NextBlockLen returns the length of the block that starts at off in a
+// file of total bytes read through r, by the Splitter's rule: at most
+// blockSize bytes, ending after the last newline among them, unless the
+// rest of the file fits in the block or the window holds no newline.
+func NextBlockLen(r io.ReaderAt, off, total, blockSize int64) (int64, error) {
+	if off >= total {
+		return 0, io.EOF
 	}
-	req.ContentLength = size
-	req.Header.Set("Content-Type", "application/octet-stream")
-	var ack blockstore.BlockAck
-	return ack, c.send(req, &ack)
-}
-
-// Commit ends a resumable put (POST /v1/fs/commit). A commit some of whose
-// blocks no alive member holds fails with an *APIError whose Missing lists
-// them.
-func (c *Client) Commit(ctx context.Context, req blockstore.CommitRequest) (PutInfo, error) {
-	var info PutInfo
-	return info, c.do(ctx, "POST", "/v1/fs/commit", req, &info)
-}
-
-// GetFileAt opens the file p from byte offset; manifest, when not empty,
-// asks for that version of the file. It returns the reader, the number of
-// bytes it yields and the file's manifest ID.
-func (c *Client) GetFileAt(ctx context.Context, p string, offset int64, manifest string) (io.ReadCloser, int64, string, error) {
-	q := url.Values{"path": {p}}
-	if offset > 0 {
-		q.Set("offset", strconv.FormatInt(offset, 10))
+	if total-off < blockSize {
+		return total - off, nil
 	}
-	if manifest != "" {
-		q.Set("manifest", manifest)
+	buf := make([]byte, min(blockSize, 1<<20))
+	cut := int64(-1)
+	for pos := off; pos < off+blockSize; {
+		n := min(int64(len(buf)), off+blockSize-pos)
+		if _, err := r.ReadAt(buf[:n], pos); err != nil {
+			return 0, err
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			cut = pos + int64(i) + 1 - off
+		}
+		pos += n
 	}
-	req, err := c.newRequest(ctx, "GET", "/v1/fs/file?"+q.Encode(), nil)
-	if err != nil {
-		return nil, 0, "", err
+	if cut < 0 {
+		return blockSize, nil
 	}
-	resp, err := c.roundTrip(req)
-	if err != nil {
-		return nil, 0, "", err
-	}
-	return resp.Body, resp.ContentLength, resp.Header.Get(ManifestHeader), nil
+	return cut, nil
 }
 
 // Failover is told when a client moves from one agent to the next: the one
 // it leaves, the next, where it goes on (a block index for a put, a byte
 // offset for a read), and why: an error wrapping ErrUnreachable when the
-// agent stopped answering, or the agent's own *APIError with LowDisk when
+// agent stopped answering, or the agent's own *Error with LowDisk when
 // it had no room to take a block of a put. It may be called from several
 // goroutines, one at a time.
 type Failover func(from, to *Client, at int64, why error)
@@ -107,7 +96,7 @@ func (a *agents) last() *Client {
 }
 
 // PutLocal stores the size bytes of f as the file p with the resumable put:
-// it cuts f into blocks itself (blockstore.NextBlockLen), sends each to the
+// it cuts f into blocks itself (NextBlockLen), sends each to the
 // first agent of list, and commits them. When an agent stops answering it
 // goes on through the next one, from the first block not acknowledged: an
 // acknowledged block is never sent again, unless no alive member holds it
@@ -118,10 +107,10 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 		return PutInfo{}, errors.New("no agent to put through")
 	}
 	if o.BlockSize == 0 {
-		o.BlockSize = blockstore.DefaultBlockSize
+		o.BlockSize = DefaultBlockSize
 	}
 	if o.Replication == 0 {
-		o.Replication = blockstore.DefaultReplication
+		o.Replication = DefaultReplication
 	}
 	ag := &agents{list: list, on: on}
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -130,7 +119,7 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 	var (
 		mu     sync.Mutex
 		lowErr error // the last agent that had no room for a block
-		refs   []blockstore.BlockRef
+		refs   []BlockRef
 		offs   []int64
 		repl   = o.Replication
 	)
@@ -151,7 +140,7 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 				ag.failed(place, int64(i), err)
 				continue
 			}
-			var ae *APIError
+			var ae *Error
 			if errors.As(err, &ae) && ae.LowDisk && ctx.Err() == nil {
 				// The agent has no room to spool the block: the next
 				// member may. If none has, the last one's words stand.
@@ -168,7 +157,7 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 				return fmt.Errorf("put %s: %s stored %d bytes of block %d, want %d", p, c, ack.Size, i, n)
 			}
 			mu.Lock()
-			refs[i] = blockstore.BlockRef{ID: ack.ID, Size: ack.Size}
+			refs[i] = BlockRef{ID: ack.ID, Size: ack.Size}
 			repl = min(repl, ack.Replication)
 			mu.Unlock()
 			if sent != nil {
@@ -181,13 +170,13 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 	sem := make(chan struct{}, putParallel)
 	var wg sync.WaitGroup
 	for off, i := int64(0), 0; off < size; i++ {
-		n, err := blockstore.NextBlockLen(f, off, size, o.BlockSize)
+		n, err := NextBlockLen(f, off, size, o.BlockSize)
 		if err != nil {
 			cancel(fmt.Errorf("put %s: reading the local file: %w", p, err))
 			break
 		}
 		mu.Lock()
-		refs = append(refs, blockstore.BlockRef{})
+		refs = append(refs, BlockRef{})
 		offs = append(offs, off)
 		mu.Unlock()
 		select {
@@ -212,7 +201,7 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 		return PutInfo{}, err
 	}
 
-	req := blockstore.CommitRequest{Path: p, BlockSize: o.BlockSize, Replication: repl, Overwrite: o.Force, Blocks: refs}
+	req := CommitRequest{Path: p, BlockSize: o.BlockSize, Replication: repl, Overwrite: o.Force, Blocks: refs}
 	for round := 0; ; round++ {
 		c, place := ag.get()
 		if c == nil {
@@ -223,7 +212,7 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 			ag.failed(place, int64(len(refs)), err)
 			continue
 		}
-		var ae *APIError
+		var ae *Error
 		if errors.As(err, &ae) && len(ae.Missing) > 0 && round < 3 {
 			// Blocks whose copies all went down with a node: send them again.
 			for _, i := range ae.Missing {
@@ -287,7 +276,7 @@ func (r *FileReader) open() error {
 			}
 			return fmt.Errorf("read %s: the transfer was cut at byte %d of %d and no other member could go on (the last tried was %s); read it again once the cluster is back", r.path, r.off, r.size, r.ag.last())
 		}
-		rc, n, m, err := c.GetFileAt(r.ctx, r.path, r.off, r.manifest)
+		rc, n, m, err := c.OpenAt(r.ctx, r.path, r.off, r.manifest)
 		if errors.Is(err, ErrUnreachable) && r.ctx.Err() == nil {
 			r.ag.failed(place, r.off, err)
 			continue
