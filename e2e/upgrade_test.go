@@ -48,6 +48,8 @@ func TestRollingUpgrade(t *testing.T) {
 	oldVersion, newVersion := binaryVersion(t, oldBin), binaryVersion(t, shoalBin)
 	t.Logf("upgrading %d nodes from %s (commit %.7s) to %s (this build)", upgradeNodes, oldVersion, previousRelease, newVersion)
 
+	begin := time.Now()
+	phase := func(what string) { t.Logf("%v: %s", time.Since(begin).Round(100*time.Millisecond), what) }
 	c := newUpgradeCluster(t)
 	c.start(0, oldBin)
 	for i := 1; i < upgradeNodes; i++ {
@@ -94,6 +96,7 @@ func TestRollingUpgrade(t *testing.T) {
 		"-file", script("mapper.py"), "-file", script("reducer.py"), "-numReduceTasks", "2"))
 	clustertest.Eventually(t, 2*time.Minute, func() error { return started("map") })
 	c.jobRunning(id, "its maps wait for their gate")
+	phase("4 old nodes up, the input put, the job's maps started")
 
 	// Puts, one after another, through each node that is up in turn.
 	var (
@@ -153,6 +156,7 @@ func TestRollingUpgrade(t *testing.T) {
 		c.replace(i, shoalBin)
 		versions[i] = newVersion
 		c.waitVersions(versions)
+		phase(fmt.Sprintf("%s upgraded and seen by all", c.nodes[i].name))
 		if i < upgradeNodes-1 {
 			// Both releases are members now: `shoal members` on an old
 			// node and on a new one shows each member's own.
@@ -174,6 +178,7 @@ func TestRollingUpgrade(t *testing.T) {
 			})
 			c.jobRunning(id, "its reduces wait for their gate")
 			c.attemptsListed(id, 0, 3, 2, 3)
+			phase("with two nodes of each release: pings, puts of replication 4 and the attempts checked; the maps done, the reduces started")
 		case upgradeNodes - 1:
 			c.jobRunning(id, "its reduces still wait for their gate")
 			open("reduce")
@@ -187,7 +192,7 @@ func TestRollingUpgrade(t *testing.T) {
 		return nil
 	})
 	stopPuts()
-	t.Logf("%d puts acknowledged during the upgrade", len(acked))
+	phase(fmt.Sprintf("upgraded; %d puts acknowledged", len(acked)))
 
 	// The job ends, succeeded, with the sequential run's output.
 	var st struct{ state, err string }
@@ -210,6 +215,8 @@ func TestRollingUpgrade(t *testing.T) {
 		t.Fatalf("job output (%d bytes) differs from the sequential run (%d bytes)", len(got), len(want))
 	}
 
+	phase("the job succeeded with the sequential run's output")
+
 	// Every acknowledged put reads back identical, through another node.
 	for k, p := range acked {
 		wantB, err := os.ReadFile(p.local)
@@ -224,6 +231,7 @@ func TestRollingUpgrade(t *testing.T) {
 	// Every block of every file (the input, the puts, the job's output and
 	// its shipped files) is at R, on its owners.
 	clustertest.Eventually(t, 3*time.Minute, func() error { return c.allAtR("/") })
+	phase("every put read back, every block at R")
 
 	for i, n := range c.nodes {
 		if b, _ := os.ReadFile(n.logPath); strings.Contains(string(b), "cannot speak to it") {
@@ -575,30 +583,33 @@ func (c *upgradeCluster) mixCheck(scratch string, newer, older []int) {
 // maps run by the old release's nodes (olds) are among them.
 func (c *upgradeCluster) attemptsListed(id string, newer, older int, olds ...int) {
 	c.t.Helper()
-	views := map[int]string{}
-	for _, i := range []int{newer, older} {
-		ls, err := c.client(i).TaskLogs(context.Background(), id, "")
-		if err != nil {
-			c.t.Fatalf("attempts of %s through %s: %v", id, c.nodes[i].name, err)
-		}
-		if len(ls.Missing) > 0 {
-			c.t.Fatalf("attempts of %s through %s: %v did not answer", id, c.nodes[i].name, ls.Missing)
-		}
-		var succeeded []string
-		for _, a := range ls.Attempts {
-			if strings.HasPrefix(a.Task, "m") && a.Result == "succeeded" {
-				succeeded = append(succeeded, fmt.Sprintf("%s/%d@%s", a.Task, a.Attempt, a.Node))
+	clustertest.Eventually(c.t, time.Minute, func() error { // one listing may see a late backup attempt end
+		views := map[int]string{}
+		for _, i := range []int{newer, older} {
+			ls, err := c.client(i).TaskLogs(context.Background(), id, "")
+			if err != nil {
+				return fmt.Errorf("attempts of %s through %s: %v", id, c.nodes[i].name, err)
 			}
+			if len(ls.Missing) > 0 {
+				return fmt.Errorf("attempts of %s through %s: %v did not answer", id, c.nodes[i].name, ls.Missing)
+			}
+			var succeeded []string
+			for _, a := range ls.Attempts {
+				if strings.HasPrefix(a.Task, "m") && a.Result == "succeeded" {
+					succeeded = append(succeeded, fmt.Sprintf("%s/%d@%s", a.Task, a.Attempt, a.Node))
+				}
+			}
+			slices.Sort(succeeded)
+			views[i] = strings.Join(succeeded, " ") + " "
 		}
-		slices.Sort(succeeded)
-		views[i] = strings.Join(succeeded, " ") + " "
-	}
-	if views[newer] != views[older] {
-		c.t.Fatalf("succeeded map attempts listed through %s:\n%s\nthrough %s:\n%s", c.nodes[newer].name, views[newer], c.nodes[older].name, views[older])
-	}
-	if !slices.ContainsFunc(olds, func(i int) bool { return strings.Contains(views[older], "@"+c.nodes[i].name+" ") }) {
-		c.t.Fatalf("no succeeded map attempt of %s on a node of the old release:\n%s", id, views[older])
-	}
+		if views[newer] != views[older] {
+			return fmt.Errorf("succeeded map attempts listed through %s:\n%s\nthrough %s:\n%s", c.nodes[newer].name, views[newer], c.nodes[older].name, views[older])
+		}
+		if !slices.ContainsFunc(olds, func(i int) bool { return strings.Contains(views[older], "@"+c.nodes[i].name+" ") }) {
+			return fmt.Errorf("no succeeded map attempt of %s on a node of the old release:\n%s", id, views[older])
+		}
+		return nil
+	})
 }
 
 // jobRunning fails the test unless job id is still running.
