@@ -166,6 +166,7 @@ func TestRollingUpgrade(t *testing.T) {
 		switch i {
 		case 1: // half the nodes are new: they speak to each other, the maps run, and the reduces start
 			c.mixCheck(scratch, []int{0, 1}, []int{2, 3})
+			phase("with two nodes of each release: pings and puts of replication 4 checked")
 			open("map")
 			clustertest.Eventually(t, 3*time.Minute, func() error {
 				if err := started("reduce"); err != nil {
@@ -178,7 +179,7 @@ func TestRollingUpgrade(t *testing.T) {
 			})
 			c.jobRunning(id, "its reduces wait for their gate")
 			c.attemptsListed(id, 0, 3, 2, 3)
-			phase("with two nodes of each release: pings, puts of replication 4 and the attempts checked; the maps done, the reduces started")
+			phase("the maps done, the reduces started, the attempts listed alike through both releases")
 		case upgradeNodes - 1:
 			c.jobRunning(id, "its reduces still wait for their gate")
 			open("reduce")
