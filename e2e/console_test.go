@@ -127,6 +127,19 @@ func TestConsoleInBrowser(t *testing.T) {
 	eval(`window.shoalNoReload = "yes"; "ok"`) // gone if the page reloads
 	shot("1-cluster")
 
+	// Another agent's console, through the member's link: the session
+	// made by node1 opens it (the browser sends the cookie to every port
+	// of 127.0.0.1) without another login.
+	other := eval(`document.querySelector('#members tr[data-member="node2"] a.console-link').href`)
+	if other != st["node2"][1]+"/ui/" {
+		t.Fatalf("node2's console link is %q, want %q", other, st["node2"][1]+"/ui/")
+	}
+	step("another agent's console", chromedp.Navigate(other), chromedp.WaitVisible(chromedp.CSS(`#members tr[data-member="node3"] td.state-alive`)))
+	if who := eval(`document.getElementById("node").textContent`); !strings.HasPrefix(who, "agent node2 ") {
+		t.Fatalf("after following node2's link the console is %q", who)
+	}
+	shot("1b-other-agent")
+
 	// Files: the directory, then the file's blocks with their holders.
 	step("files", chromedp.Navigate(url+"/ui/#/files?path=/in"), chromedp.WaitVisible(chromedp.CSS(`#files a`)))
 	eval(`window.shoalNoReload = "yes"; "ok"`) // Navigate loaded the page again

@@ -1,7 +1,9 @@
 package peer
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
 	"encoding/hex"
@@ -11,6 +13,7 @@ import (
 	"shoal.dev/shoal/client"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -31,8 +34,20 @@ import (
 //   - Actions (kill) are POSTs that also need the session's CSRF token in
 //     the X-Shoal-CSRF header (the page reads it from /ui/api/session).
 //
-// Sessions live in the agent's memory: a restart logs everyone out, and a
-// session is good on the agent that made it only.
+// A session is the cookie itself, signed (HMAC-SHA256) with a key derived
+// from the cluster secret (secret.ConsoleKey), so every agent of the
+// cluster accepts it until it expires:
+//
+//	v1.<expiry, Unix seconds>.<nonce, 32 hex>.<HMAC(key, "session v1|<expiry>|<nonce>"), 64 hex>
+//
+// and its CSRF token is HMAC(key, "csrf v1|<nonce>"). A browser sends the
+// cookie to every port of a host, so the agents of one host share it
+// without another login; an agent on another host needs the one-time
+// link once (cookies are per host). Nothing ends a session early but a
+// new cluster secret. Without a secret (an open loopback cluster) each
+// agent signs with a random key of its own: a session is good on that
+// agent until it restarts. One-time codes live in the agent's memory and
+// are good on the agent that made them only.
 
 //go:embed ui
 var uiFiles embed.FS
@@ -41,10 +56,12 @@ const (
 	consoleCookie     = "shoal_session"
 	consoleCodeTTL    = 5 * time.Minute
 	consoleSessionTTL = 12 * time.Hour
-	// consoleMaxSessions bounds the codes and sessions kept; past it the
-	// oldest go.
-	consoleMaxSessions = 1000
-	consoleEvents      = 50
+	// consoleMaxCodes bounds the one-time codes kept; past it the oldest
+	// go.
+	consoleMaxCodes = 1000
+	// maxSessionCookie bounds the cookie read (ours is 111 bytes).
+	maxSessionCookie = 256
+	consoleEvents    = 50
 )
 
 type consoleSession struct {
@@ -52,13 +69,13 @@ type consoleSession struct {
 	expires time.Time
 }
 
-// console holds the one-time codes, the sessions and the recent
+// console holds the session key, the one-time codes and the recent
 // membership events.
 type console struct {
-	mu       sync.Mutex
-	codes    map[string]time.Time // code -> expiry
-	sessions map[string]consoleSession
-	events   []ConsoleEvent // newest last, at most consoleEvents
+	key    []byte // signs sessions
+	mu     sync.Mutex
+	codes  map[string]time.Time // code -> expiry
+	events []ConsoleEvent       // newest last, at most consoleEvents
 }
 
 // ConsoleEvent is a membership event the cluster page lists.
@@ -67,8 +84,46 @@ type ConsoleEvent struct {
 	What string    `json:"what"`
 }
 
-func newConsole() *console {
-	return &console{codes: map[string]time.Time{}, sessions: map[string]consoleSession{}}
+// newConsole signs sessions with key; nil for a random key of this
+// agent's.
+func newConsole(key []byte) *console {
+	if key == nil {
+		key = make([]byte, 32)
+		rand.Read(key)
+	}
+	return &console{key: key, codes: map[string]time.Time{}}
+}
+
+func (c *console) mac(parts ...string) string {
+	m := hmac.New(sha256.New, c.key)
+	m.Write([]byte(strings.Join(parts, "|")))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// newSession returns a session cookie's value that expires at exp.
+func (c *console) newSession(exp time.Time) string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	nonce, at := hex.EncodeToString(b), strconv.FormatInt(exp.Unix(), 10)
+	return "v1." + at + "." + nonce + "." + c.mac("session v1", at, nonce)
+}
+
+// check returns the session a cookie's value carries, if its MAC is this
+// cluster's and it has not expired.
+func (c *console) check(v string, now time.Time) (consoleSession, bool) {
+	f := strings.Split(v, ".")
+	if len(v) > maxSessionCookie || len(f) != 4 || f[0] != "v1" || len(f[2]) != 32 {
+		return consoleSession{}, false
+	}
+	if !hmac.Equal([]byte(f[3]), []byte(c.mac("session v1", f[1], f[2]))) {
+		return consoleSession{}, false
+	}
+	sec, err := strconv.ParseInt(f[1], 10, 64)
+	exp := time.Unix(sec, 0)
+	if err != nil || !now.Before(exp) {
+		return consoleSession{}, false
+	}
+	return consoleSession{csrf: c.mac("csrf v1", f[2]), expires: exp}, true
 }
 
 func (c *console) event(at time.Time, what string) {
@@ -94,20 +149,15 @@ func randomToken() string {
 	return hex.EncodeToString(b)
 }
 
-// prune drops expired entries, then the oldest past the bound. Called
-// with c.mu held.
+// prune drops expired codes, then the oldest past the bound. Called with
+// c.mu held.
 func (c *console) prune(now time.Time) {
 	for k, exp := range c.codes {
 		if now.After(exp) {
 			delete(c.codes, k)
 		}
 	}
-	for k, s := range c.sessions {
-		if now.After(s.expires) {
-			delete(c.sessions, k)
-		}
-	}
-	for len(c.codes) > consoleMaxSessions {
+	for len(c.codes) > consoleMaxCodes {
 		oldest := ""
 		for k, exp := range c.codes {
 			if oldest == "" || exp.Before(c.codes[oldest]) {
@@ -115,15 +165,6 @@ func (c *console) prune(now time.Time) {
 			}
 		}
 		delete(c.codes, oldest)
-	}
-	for len(c.sessions) > consoleMaxSessions {
-		oldest := ""
-		for k, s := range c.sessions {
-			if oldest == "" || s.expires.Before(c.sessions[oldest].expires) {
-				oldest = k
-			}
-		}
-		delete(c.sessions, oldest)
 	}
 }
 
@@ -149,25 +190,16 @@ func (c *console) login(code string, now time.Time) string {
 	if now.After(exp) {
 		return ""
 	}
-	tok := randomToken()
-	c.sessions[tok] = consoleSession{csrf: randomToken(), expires: now.Add(consoleSessionTTL)}
-	c.prune(now)
-	return tok
+	return c.newSession(now.Add(consoleSessionTTL))
 }
 
 // session returns the request's session.
 func (c *console) session(r *http.Request, now time.Time) (consoleSession, bool) {
 	ck, err := r.Cookie(consoleCookie)
-	if err != nil || len(ck.Value) != 64 {
+	if err != nil {
 		return consoleSession{}, false
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s, ok := c.sessions[ck.Value]
-	if !ok || now.After(s.expires) {
-		return consoleSession{}, false
-	}
-	return s, true
+	return c.check(ck.Value, now)
 }
 
 // ConsoleLink is the answer of POST /v1/ui/link.
@@ -469,9 +501,9 @@ type PhaseStats struct {
 	Failed    int     `json:"failed"`
 	MedianSec float64 `json:"median_s"`
 	MaxSec    float64 `json:"max_s"`
-	// Of the ended attempts that recorded their IO: the median and max of
-	// the bytes read and written; for maps, how many read their whole
-	// split from a local copy out of how many read blocks.
+	// Of the succeeded attempts: the median and max of the bytes read
+	// and written; for maps, how many read their whole split from local
+	// copies out of how many read blocks.
 	MedianIn  int64 `json:"median_in_bytes"`
 	MaxIn     int64 `json:"max_in_bytes"`
 	MedianOut int64 `json:"median_out_bytes"`
@@ -524,7 +556,7 @@ func phaseStats(as []AttemptLog) map[string]PhaseStats {
 			ps.Attempts++
 			sm.dur = append(sm.dur, a.End.Sub(a.Start).Seconds())
 		}
-		if a.IO != nil {
+		if a.IO != nil && a.Result == tasklog.Succeeded {
 			sm.in = append(sm.in, float64(a.IO.In))
 			sm.out = append(sm.out, float64(a.IO.Out))
 			if a.IO.Locality != "" {

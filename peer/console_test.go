@@ -237,8 +237,9 @@ func TestAttemptIO(t *testing.T) {
 	}
 }
 
-// consoleGet logs in to node i's console and decodes the JSON of path.
-func consoleGet(t *testing.T, c *clustertest.Cluster, i int, path string, v any) {
+// consoleLogin logs in to node i's console through a one-time link and
+// returns the session cookie.
+func consoleLogin(t *testing.T, c *clustertest.Cluster, i int) *http.Cookie {
 	t.Helper()
 	n := c.Node(i)
 	cl, err := client.New(n.HTTPURL(), c.Config(i).Secret.APIToken())
@@ -255,20 +256,77 @@ func consoleGet(t *testing.T, c *clustertest.Cluster, i int, path string, v any)
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	req, _ := http.NewRequest("GET", n.HTTPURL()+path, nil)
 	for _, ck := range resp.Cookies() {
-		req.AddCookie(ck)
+		if ck.Name == "shoal_session" {
+			return ck
+		}
 	}
-	resp, err = http.DefaultClient.Do(req)
+	t.Fatal("no session cookie")
+	return nil
+}
+
+// consoleDo sends a console request with the cookie and returns the
+// status and body.
+func consoleDo(t *testing.T, method, url string, cookie *http.Cookie, csrf string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	req.AddCookie(cookie)
+	if csrf != "" {
+		req.Header.Set("X-Shoal-CSRF", csrf)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// consoleGet logs in to node i's console and decodes the JSON of path.
+func consoleGet(t *testing.T, c *clustertest.Cluster, i int, path string, v any) {
+	t.Helper()
+	code, b := consoleDo(t, "GET", c.Node(i).HTTPURL()+path, consoleLogin(t, c, i), "")
+	if code != 200 {
+		t.Fatalf("%s: %d %s", path, code, b)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// TestConsoleSessionAcrossAgents: a session made by one agent opens the
+// console of every agent of its cluster, with one CSRF token, and no
+// agent of another cluster; a cookie changed by hand opens nothing.
+func TestConsoleSessionAcrossAgents(t *testing.T) {
+	c := clustertest.Start(t, 2, clustertest.Options{})
+	other := clustertest.Start(t, 1, clustertest.Options{})
+	ck := consoleLogin(t, c, 0)
+	var csrf [2]string
+	for i := range 2 {
+		code, b := consoleDo(t, "GET", c.Node(i).HTTPURL()+"/ui/api/session", ck, "")
+		var s struct{ CSRF, Node string }
+		if code != 200 || json.Unmarshal(b, &s) != nil || s.Node != c.Node(i).Name() {
+			t.Fatalf("node %d with node 0's session: %d %s", i, code, b)
+		}
+		csrf[i] = s.CSRF
+	}
+	if csrf[0] != csrf[1] || len(csrf[0]) != 64 {
+		t.Fatalf("CSRF tokens %q and %q", csrf[0], csrf[1])
+	}
+	kill := c.Node(1).HTTPURL() + "/ui/api/jobs/job-20260101-000000-abcdef/kill"
+	if code, b := consoleDo(t, "POST", kill, ck, csrf[0]); code != http.StatusNotFound {
+		t.Fatalf("a kill on node 1 with node 0's session and token: %d %s (want 404: no such job)", code, b)
+	}
+	if code, _ := consoleDo(t, "GET", other.Node(0).HTTPURL()+"/ui/api/session", ck, ""); code != http.StatusUnauthorized {
+		t.Fatalf("another cluster took the session: %d", code)
+	}
+	f := strings.Split(ck.Value, ".")
+	if len(f) != 4 {
+		t.Fatalf("cookie %q", ck.Value)
+	}
+	forged := &http.Cookie{Name: ck.Name, Value: f[0] + "." + "9" + f[1][1:] + "." + f[2] + "." + f[3]}
+	if code, _ := consoleDo(t, "GET", c.Node(1).HTTPURL()+"/ui/api/session", forged, ""); code != http.StatusUnauthorized {
+		t.Fatalf("a cookie with a later expiry written in: %d", code)
 	}
 }

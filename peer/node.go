@@ -151,7 +151,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.space = disk.New(disk.Config{Node: cfg.Name, Reserve: *cfg.Reserve, Statfs: cfg.Statfs, OnFull: n.onDiskFull})
 	n.ring.Store(ring.New(ring.Config{}))
 	n.metrics = newMetrics(n)
-	n.console = newConsole()
+	n.console = newConsole(cfg.Secret.ConsoleKey())
 	n.started = time.Now()
 	var undo []func()
 	defer func() {

@@ -95,6 +95,11 @@ func (s Secret) GossipKey() []byte { return s.derive("gossip v1", 32) }
 // NetworkKey is the 32-byte libp2p private-network key, nil without a secret.
 func (s Secret) NetworkKey() []byte { return s.derive("pnet v1", 32) }
 
+// ConsoleKey is the 32-byte key that signs web console sessions, so that
+// every agent of the cluster accepts a session any of them issued; nil
+// without a secret.
+func (s Secret) ConsoleKey() []byte { return s.derive("console session v1", 32) }
+
 // APIToken is the bearer token the HTTP API requires, "" without a secret.
 func (s Secret) APIToken() string {
 	k := s.derive("api token v1", 24)

@@ -71,6 +71,16 @@ function show(...kids) {
 
 // ---- Cluster ----------------------------------------------------------
 
+// consoleURL is the console of the member whose HTTP address is addr
+// (HOST:PORT), with this page's scheme; a wildcard host is this page's.
+function consoleURL(addr) {
+  const m = /^(.*):(\d+)$/.exec(addr || "");
+  if (!m) return null;
+  let host = m[1];
+  if (["", "0.0.0.0", "::", "[::]"].includes(host)) host = location.hostname;
+  return location.protocol + "//" + host + ":" + m[2] + "/ui/";
+}
+
 async function clusterPage() {
   const c = await api("cluster");
   const rows = c.members.map(m => {
@@ -78,7 +88,8 @@ async function clusterPage() {
     const disk = s.disk_size ? bytes(s.disk_size - s.disk_free) + " used, " + bytes(s.disk_free) + " free" : "-";
     return h("tr", { "data-member": m.name },
       h("td", {}, m.name), h("td", { class: "state-" + m.state }, m.state),
-      h("td", {}, m.http), h("td", {}, m.gossip), h("td", {}, m.version),
+      h("td", {}, consoleURL(m.http) ? h("a", { class: "console-link", href: consoleURL(m.http), title: "this member's console" }, m.http) : m.http),
+      h("td", {}, m.gossip), h("td", {}, m.version),
       h("td", {}, s.started ? dur((Date.now() - new Date(s.started)) / 1000) : "-"),
       h("td", {}, disk), h("td", { class: "num" }, s.blocks ?? "-"), h("td", { class: "num" }, bytes(s.block_bytes)),
       h("td", { class: "num" }, pct(m.ring_share)), h("td", { class: "num" }, s.running_tasks ?? "-"),
