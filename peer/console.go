@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"shoal.dev/shoal/scheduler"
 	"shoal.dev/shoal/tasklog"
 )
 
@@ -512,8 +513,27 @@ type PhaseStats struct {
 	ReadInput int   `json:"read_input"`
 }
 
+// ConsoleJobs is a page of the jobs page: the newest jobs first.
+type ConsoleJobs struct {
+	Jobs []scheduler.Status `json:"jobs"`
+	// Next is the after parameter of the next page of older jobs; absent
+	// on the last page.
+	Next  string `json:"next,omitempty"`
+	Total int    `json:"total"`
+}
+
+// consolePageJobs is how many jobs a page of the jobs page lists.
+const consolePageJobs = 100
+
 func (n *Node) handleConsoleJobs(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, n.sched.List())
+	after := r.URL.Query().Get("after")
+	if len(after) > maxCursor {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("after: a cursor of %d bytes; at most %d", len(after), maxCursor))
+		return
+	}
+	var out ConsoleJobs
+	out.Jobs, out.Next, out.Total = n.sched.ListPage(after, consolePageJobs)
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (n *Node) handleConsoleJob(w http.ResponseWriter, r *http.Request) {

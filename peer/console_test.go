@@ -235,6 +235,28 @@ func TestAttemptIO(t *testing.T) {
 	if out != 3000*builtin.TeraRecordLen || len(won) != 3 {
 		t.Errorf("%d generator tasks wrote %d bytes, want 3 and %d", len(won), out, 3000*builtin.TeraRecordLen)
 	}
+
+	// The jobs page, a page at a time: each job once, newest first.
+	var seen []string
+	after := ""
+	for range 3 {
+		page, next, total := c.Node(1).Scheduler().ListPage(after, 1)
+		if total != 2 || len(page) != 1 {
+			t.Fatalf("ListPage(%q, 1): %d jobs of %d", after, len(page), total)
+		}
+		seen = append(seen, page[0].ID)
+		if after = next; after == "" {
+			break
+		}
+	}
+	if len(seen) != 2 || seen[0] < seen[1] || seen[0] == seen[1] {
+		t.Errorf("pages of one job: %v", seen)
+	}
+	var jobs peer.ConsoleJobs
+	consoleGet(t, c, 1, "/ui/api/jobs", &jobs)
+	if jobs.Total != 2 || len(jobs.Jobs) != 2 || jobs.Next != "" || jobs.Jobs[0].ID != seen[0] {
+		t.Errorf("the jobs page: %+v", jobs)
+	}
 }
 
 // consoleLogin logs in to node i's console through a one-time link and

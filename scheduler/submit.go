@@ -365,6 +365,28 @@ func (s *Scheduler) List() []Status {
 	return out
 }
 
+// ListPage returns the statuses of at most limit jobs, newest first,
+// beginning with the newest job older than after ("" for the newest of
+// all), with the after of the next page ("" when no older job remains)
+// and how many jobs there are. It reads the page's jobs only.
+func (s *Scheduler) ListPage(after string, limit int) (page []Status, next string, total int) {
+	ids := s.jobIDs()
+	i := len(ids) - 1
+	if after != "" {
+		i = sort.SearchStrings(ids, after) - 1
+	}
+	page = []Status{}
+	for ; i >= 0 && len(page) < limit; i-- {
+		if st, err := s.Status(ids[i]); err == nil {
+			page = append(page, st)
+		}
+	}
+	if i >= 0 {
+		next = ids[i+1]
+	}
+	return page, next, len(ids)
+}
+
 // Kill ends a running job: every node stops its tasks and removes its
 // intermediate files.
 func (s *Scheduler) Kill(id string) (Status, error) {

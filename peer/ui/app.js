@@ -146,15 +146,18 @@ function progress(st) {
   return [h("span", {}, "map ", bar(m), " "), h("span", {}, "reduce ", bar(r))];
 }
 
-async function jobsPage() {
-  const jobs = await api("jobs");
-  const rows = jobs.map(st => h("tr", { "data-job": st.id },
+async function jobsPage(params) {
+  const after = params.get("after") || "";
+  const d = await api("jobs" + (after ? "?after=" + encodeURIComponent(after) : ""));
+  const rows = d.jobs.map(st => h("tr", { "data-job": st.id },
     h("td", {}, h("a", { href: "#/job/" + st.id }, st.id)), h("td", {}, st.name),
     h("td", { class: "state-" + st.state }, st.state), h("td", {}, progress(st)),
     h("td", {}, when(st.submitted_at_unix_ns)), h("td", {}, st.output),
     h("td", { class: "error" }, st.error || "")));
-  show(h("h2", {}, "Jobs (" + jobs.length + ")"),
-    table(["job", "name", "state", "progress", "submitted", "output", "error"], rows, "jobs"));
+  show(h("h2", {}, "Jobs (" + d.total + ")"),
+    after ? h("p", {}, h("a", { href: "#/jobs", id: "newest" }, "« newest jobs")) : null,
+    table(["job", "name", "state", "progress", "submitted", "output", "error"], rows, "jobs"),
+    d.next ? h("p", {}, h("a", { href: "#/jobs?after=" + encodeURIComponent(d.next), id: "older" }, "older jobs…")) : null);
 }
 
 let killArmed = false;
@@ -252,7 +255,7 @@ async function render() {
   try {
     switch (parts[0]) {
       case "files": await filesPage(params); break;
-      case "jobs": await jobsPage(); break;
+      case "jobs": await jobsPage(params); break;
       case "job": await jobPage(parts[1]); break;
       case "log": await logPage(parts[1], parts[2], parts[3]); return; // a log is read once
       default: await clusterPage();
