@@ -20,7 +20,9 @@ import (
 // agents. The client stores the program at BinaryPath(sum) and submits
 // with SubmitRequest.Binary = sum. The submitting node fetches it,
 // checks it (worker.CheckBinary), and asks a worker of it to describe the
-// job (worker.Pool.Describe); the description goes into the job's spec
+// job (worker.Pool.Describe) and, for a job with a Prepare step, a worker
+// to run it, sampling the input through the agent (worker.Pool.Prepare);
+// the description goes into the job's spec
 // block, so the other nodes schedule the job without running anything,
 // and each fetches the program when its first task of the job starts.
 
@@ -62,8 +64,20 @@ func (s *Scheduler) describeShipped(ctx context.Context, req SubmitRequest) (*wo
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
-	if info.Prepare {
-		return nil, badRequest("%s has a Prepare step, which shipped jobs cannot run yet: build the job into the agents", req.Name)
+	return &info, nil
+}
+
+// prepareShipped runs a shipped job's Prepare in a worker of its program,
+// sampling the input with s, and returns the info of the job rebuilt with
+// the parameters it returned (as ResolvePrepared does for a built-in job).
+func (s *Scheduler) prepareShipped(ctx context.Context, req SubmitRequest, sampler job.Sampler) (*worker.Info, error) {
+	bin, err := s.binary(ctx, req.Binary)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	info, err := s.cfg.Workers.Prepare(ctx, bin, req.Name, req.Params, req.Reducers, sampler)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
 	return &info, nil
 }

@@ -135,6 +135,14 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 		return s.sample(ctx, probe, j0.Input, splits, perSplit)
 	})
 	j, params := j0, map[string]string(nil)
+	if shipped != nil && shipped.Prepare {
+		if shipped, err = s.prepareShipped(ctx, req, sampler); err != nil {
+			return JobRecord{}, err
+		}
+		if j, err = s.shippedJob(&JobRecord{Binary: req.Binary}, *shipped); err != nil {
+			return JobRecord{}, err
+		}
+	}
 	if shipped != nil {
 		params = shipped.Params
 	} else if j, params, err = s.cfg.Registry.ResolvePrepared(ctx, req.Name, req.Params, sampler, req.Reducers); err != nil {

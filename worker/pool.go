@@ -193,6 +193,43 @@ func (p *Pool) Describe(ctx context.Context, bin, name string, params map[string
 	return r.Info, nil
 }
 
+// Prepare runs the Prepare of the job name (Info.Prepare) in a worker of
+// bin: its Sampler's calls come back here and s answers them (the agent
+// reads the job's input), and reducers is the reducer count asked (< 1:
+// the job's default). It returns the info of the job rebuilt with the
+// parameters Prepare returned, which every task is built from. Errors are
+// Describe's, a Prepare's error, or a program built against a Shoal whose
+// workers cannot run Prepare.
+func (p *Pool) Prepare(ctx context.Context, bin, name string, params map[string]string, reducers int, s job.Sampler) (Info, error) {
+	if err := CheckBinary(bin); err != nil {
+		return Info{}, err
+	}
+	w, err := p.start(ctx, "", bin)
+	if err != nil {
+		return Info{}, err
+	}
+	defer func() { w.kill(); <-w.exited }()
+	if w.minor < 1 {
+		return Info{}, fmt.Errorf("%w: %s has a Prepare step, and the shipped program was built against a Shoal whose workers cannot run one (worker protocol %d.%d, this agent %d.%d): rebuild it", ErrBadJob, name, Proto, w.minor, Proto, ProtoMinor)
+	}
+	stop := context.AfterFunc(ctx, w.kill)
+	defer stop()
+	r, err := w.prepare(ctx, prepareReq{Name: name, Params: params, Reducers: reducers}, s)
+	if err != nil {
+		if ctx.Err() != nil {
+			return Info{}, fmt.Errorf("%s: prepare: %w", name, context.Cause(ctx))
+		}
+		return Info{}, err
+	}
+	if r.Err != "" {
+		if r.Kind == errUnknownJob || r.Kind == errBadParam {
+			return Info{}, fmt.Errorf("%w: %s", ErrBadJob, r.Err)
+		}
+		return Info{}, errors.New(r.Err)
+	}
+	return r.Info, nil
+}
+
 // CheckBinary reports whether path is a Go executable built for this
 // node's OS and architecture, in words a user can act on.
 func CheckBinary(path string) error {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"shoal.dev/shoal/job"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,6 +34,7 @@ type proc struct {
 	fromW *os.File
 	fr    *frameReader
 	tail  *outputTail
+	minor int // the worker's ProtoMinor
 
 	exited  chan struct{} // closed once the process is reaped and its output read
 	waitErr error         // set before exited is closed
@@ -115,7 +117,7 @@ func (p *proc) hello(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, p.kill)
 	defer stop()
 	var h hello
-	err := writeMsg(p.w, frameHello, hello{Proto: Proto})
+	err := writeMsg(p.w, frameHello, hello{Proto: Proto, Minor: ProtoMinor})
 	if err == nil {
 		err = p.fr.readMsg(frameHello, &h)
 	}
@@ -134,6 +136,7 @@ func (p *proc) hello(ctx context.Context) error {
 	if h.GOOS != runtime.GOOS || h.GOARCH != runtime.GOARCH {
 		return fmt.Errorf("the shipped program runs as %s/%s, this node is %s/%s", h.GOOS, h.GOARCH, runtime.GOOS, runtime.GOARCH)
 	}
+	p.minor = h.Minor
 	return nil
 }
 
@@ -221,6 +224,58 @@ func (p *proc) describe(name string, params map[string]string) (infoReply, error
 		return r, p.deathError("while describing the job")
 	}
 	return r, nil
+}
+
+// prepare has the worker run the job's Prepare, answering its samples
+// with s, and returns the rebuilt job's info.
+func (p *proc) prepare(ctx context.Context, q prepareReq, s job.Sampler) (infoReply, error) {
+	var r infoReply
+	err := writeMsg(p.w, framePrepare, q)
+	for err == nil {
+		var t byte
+		var b []byte
+		if t, b, err = p.fr.read(); err != nil {
+			break
+		}
+		if t == frameInfo {
+			err = decodeMsg(t, b, &r)
+			break
+		}
+		if t != frameSample {
+			err = protoErrorf("frame type %q where %q or %q was due", t, frameSample, frameInfo)
+			break
+		}
+		var sq sampleReq
+		if err = decodeMsg(t, b, &sq); err != nil {
+			break
+		}
+		err = writeMsg(p.w, frameKeys, sampleKeys(ctx, s, sq))
+	}
+	if err != nil {
+		p.kill()
+		if errors.Is(err, ErrProtocol) {
+			return r, err
+		}
+		return r, p.deathError("while running the job's Prepare")
+	}
+	return r, nil
+}
+
+// sampleKeys takes a Prepare's sample from s, as the reply that carries
+// it; a sample too big for a frame is an error of the job's.
+func sampleKeys(ctx context.Context, s job.Sampler, q sampleReq) keysReply {
+	keys, err := s.Sample(ctx, q.Splits, q.PerSplit)
+	if err != nil {
+		return keysReply{Err: "sample the input: " + err.Error()}
+	}
+	size := 16
+	for _, k := range keys {
+		size += len(k) + 5
+	}
+	if size > MaxFrame {
+		return keysReply{Err: fmt.Sprintf("a sample of %d keys (%d splits, %d records each) takes over %d bytes: sample less", len(keys), q.Splits, q.PerSplit, MaxFrame)}
+	}
+	return keysReply{Keys: keys}
 }
 
 // execError words the error of starting a program.

@@ -22,10 +22,20 @@
 // means "the same key as the pair before" and n means a new key of n-1
 // bytes, so a worker sees key groups without the agent repeating keys.
 //
-//	agent → worker: 'H' hello{proto}; then any number of
+//	agent → worker: 'H' hello{proto, minor}; then any number of
 //	                'Q' describe{name, params}      → 'I' info
+//	                'P' prepare{name, params, reducers}
+//	                    → ('A' sample{splits, per}  ← 'K' keys{keys, err})* → 'I' info
 //	                'T' task{...}, 'D'*, 'E'        → 'D'*, 'S'*, 'F' done
-//	worker → agent: 'H' hello{proto, goos, goarch, jobs} first
+//	worker → agent: 'H' hello{proto, minor, goos, goarch, jobs} first
+//
+// 'P' runs the job's Prepare (Registry.ResolvePrepared) in the worker, at
+// submission: its Sampler asks the agent for each sample ('A'), which the
+// agent reads from the job's input as it does for a built-in job and
+// sends back ('K', at most MaxFrame bytes); the answer is the info of the
+// job rebuilt with the parameters Prepare returned. Minor versions add
+// frames without breaking older peers: an agent sends 'P' only to a
+// worker whose hello says minor 1 or more (ProtoMinor).
 //
 // The agent sends a task's input and reads its output at once. A map task
 // of a job with reducers writes its partitioned, sorted, combined output
@@ -54,6 +64,12 @@ import (
 // different versions refuse each other at the hello.
 const Proto = 1
 
+// ProtoMinor is the protocol's minor version: what a worker can do beyond
+// Proto's frames. 1: 'P' prepare, with 'A' and 'K'. Peers of different
+// minor versions work together; the agent asks only for what the worker's
+// minor version has.
+const ProtoMinor = 1
+
 // EnvVar in a process's environment, set to the protocol version, makes
 // cli.Main serve the worker protocol instead of the command line.
 const EnvVar = "SHOAL_WORKER"
@@ -72,6 +88,9 @@ const (
 	frameEnd      = 'E'
 	frameStatus   = 'S'
 	frameDone     = 'F'
+	framePrepare  = 'P'
+	frameSample   = 'A'
+	frameKeys     = 'K'
 )
 
 // batchBytes is the size at which a data batch is sent.
@@ -87,6 +106,7 @@ func protoErrorf(format string, args ...any) error {
 
 type hello struct {
 	Proto  int      `msgpack:"p"`
+	Minor  int      `msgpack:"mi,omitempty"`
 	GOOS   string   `msgpack:"os,omitempty"`
 	GOARCH string   `msgpack:"arch,omitempty"`
 	Jobs   []string `msgpack:"jobs,omitempty"`
@@ -111,9 +131,28 @@ type Info struct {
 	Input           job.InputFormat   `msgpack:"in,omitempty"`
 	Output          job.OutputFormat  `msgpack:"out,omitempty"`
 	Files           []string          `msgpack:"f,omitempty"`
-	// Prepare says the job has a Prepare step, which shipped jobs do not
-	// support yet.
+	// Prepare says the job has a Prepare step: the agent has a worker run
+	// it (Pool.Prepare) before it schedules the job.
 	Prepare bool `msgpack:"prep,omitempty"`
+}
+
+// prepareReq asks a worker to run a job's Prepare.
+type prepareReq struct {
+	Name     string            `msgpack:"n"`
+	Params   map[string]string `msgpack:"p"`
+	Reducers int               `msgpack:"r"`
+}
+
+// sampleReq is a Prepare's call of its Sampler.
+type sampleReq struct {
+	Splits   int `msgpack:"s"`
+	PerSplit int `msgpack:"n"`
+}
+
+// keysReply answers a sampleReq.
+type keysReply struct {
+	Keys [][]byte `msgpack:"k"`
+	Err  string   `msgpack:"e,omitempty"`
 }
 
 type infoReply struct {
@@ -180,7 +219,8 @@ func (f *frameReader) read() (byte, []byte, error) {
 	}
 	n := binary.BigEndian.Uint32(h[1:])
 	switch h[0] {
-	case frameHello, frameDescribe, frameInfo, frameTask, frameData, frameEnd, frameStatus, frameDone:
+	case frameHello, frameDescribe, frameInfo, frameTask, frameData, frameEnd, frameStatus, frameDone,
+		framePrepare, frameSample, frameKeys:
 	default:
 		return 0, nil, protoErrorf("unknown frame type 0x%02x", h[0])
 	}

@@ -55,6 +55,10 @@ func Serve(reg *job.Registry) int {
 
 var errVersion = errors.New("protocol version mismatch")
 
+// serveMinor is the minor version a worker announces: ProtoMinor, but a
+// test plays an older worker with it.
+var serveMinor = ProtoMinor
+
 // server is one worker's end of the protocol. Writes to w are serialized
 // by mu: the status reporter writes from its own goroutine.
 type server struct {
@@ -76,7 +80,7 @@ func serve(ctx context.Context, reg *job.Registry, in io.Reader, out io.Writer) 
 	for _, sp := range reg.Specs() {
 		names = append(names, sp.Name)
 	}
-	if err := writeMsg(s.w, frameHello, hello{Proto: Proto, GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, Jobs: names}); err != nil {
+	if err := writeMsg(s.w, frameHello, hello{Proto: Proto, Minor: serveMinor, GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, Jobs: names}); err != nil {
 		return err
 	}
 	if h.Proto != Proto {
@@ -96,6 +100,18 @@ func serve(ctx context.Context, reg *job.Registry, in io.Reader, out io.Writer) 
 			if err := writeMsg(s.w, frameInfo, s.describe(q)); err != nil {
 				return err
 			}
+		case framePrepare:
+			var q prepareReq
+			if err := decodeMsg(t, p, &q); err != nil {
+				return err
+			}
+			r, err := s.prepare(ctx, q)
+			if err != nil {
+				return err
+			}
+			if err := writeMsg(s.w, frameInfo, r); err != nil {
+				return err
+			}
 		case frameTask:
 			var q taskReq
 			if err := decodeMsg(t, p, &q); err != nil {
@@ -113,21 +129,63 @@ func serve(ctx context.Context, reg *job.Registry, in io.Reader, out io.Writer) 
 func (s *server) describe(q describeReq) infoReply {
 	j, err := s.reg.Resolve(q.Name, q.Params)
 	if err != nil {
-		kind := errOther
-		switch {
-		case errors.Is(err, job.ErrUnknownJob):
-			kind = errUnknownJob
-		case errors.Is(err, job.ErrBadParam):
-			kind = errBadParam
-		}
-		return infoReply{Err: err.Error(), Kind: kind}
+		return badJobReply(err)
 	}
 	sp, _ := s.reg.Lookup(q.Name)
 	params, _ := sp.FillParams(q.Params)
+	return infoOf(q.Name, j, params)
+}
+
+func badJobReply(err error) infoReply {
+	kind := errOther
+	switch {
+	case errors.Is(err, job.ErrUnknownJob):
+		kind = errUnknownJob
+	case errors.Is(err, job.ErrBadParam):
+		kind = errBadParam
+	}
+	return infoReply{Err: err.Error(), Kind: kind}
+}
+
+func infoOf(name string, j *job.Job, params map[string]string) infoReply {
 	return infoReply{Info: Info{
-		Name: q.Name, Params: params, MapOnly: j.MapOnly, DefaultReducers: j.DefaultReducers,
+		Name: name, Params: params, MapOnly: j.MapOnly, DefaultReducers: j.DefaultReducers,
 		Generate: j.Generate, Input: j.Input, Output: j.Output, Files: j.Files, Prepare: j.Prepare != nil,
 	}}
+}
+
+// prepare runs the job's Prepare, its Sampler asking the agent for each
+// sample, and answers with the rebuilt job's info: the parameters are the
+// merged ones every task is built from. It returns an error only when the
+// protocol breaks; the job's errors go in the reply.
+func (s *server) prepare(ctx context.Context, q prepareReq) (infoReply, error) {
+	var protoErr error
+	sampler := job.SamplerFunc(func(ctx context.Context, splits, perSplit int) ([][]byte, error) {
+		if protoErr != nil {
+			return nil, protoErr
+		}
+		var r keysReply
+		err := writeMsg(s.w, frameSample, sampleReq{Splits: splits, PerSplit: perSplit})
+		if err == nil {
+			err = s.fr.readMsg(frameKeys, &r)
+		}
+		if err != nil {
+			protoErr = err
+			return nil, err
+		}
+		if r.Err != "" {
+			return nil, errors.New(r.Err)
+		}
+		return r.Keys, nil
+	})
+	j, params, err := s.reg.ResolvePrepared(ctx, q.Name, q.Params, sampler, q.Reducers)
+	if protoErr != nil {
+		return infoReply{}, protoErr
+	}
+	if err != nil {
+		return badJobReply(err), nil
+	}
+	return infoOf(q.Name, j, params), nil
 }
 
 // task runs one task. It returns an error only when the protocol breaks:

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -34,6 +35,8 @@ func TestMain(m *testing.M) {
 			out := bufio.NewWriter(os.NewFile(5, "out"))
 			_ = writeMsg(out, frameHello, hello{Proto: Proto + 1, GOOS: runtime.GOOS, GOARCH: runtime.GOARCH})
 			os.Exit(0)
+		case "minor-0":
+			serveMinor = 0
 		case "garbage-hello":
 			os.NewFile(5, "out").Write([]byte("hello, I am not a worker\n"))
 			os.Exit(0)
@@ -121,10 +124,90 @@ func testRegistry() *job.Registry {
 			return &job.Job{MapOnly: true, NewMapper: func(job.TaskInfo) (job.Mapper, error) { return &countingMapper{}, nil }}, nil
 		}})
 	}
+	if err == nil {
+		err = r.Register(cutsSpec())
+	}
 	if err != nil {
 		panic(err)
 	}
 	return r
+}
+
+// cutsSpec is a job whose Prepare samples its input and returns, as
+// parameter cuts, the sorted sample keys joined by commas (and the
+// reducer count it was given); with fail=1 its Prepare fails.
+func cutsSpec() job.Spec {
+	return job.Spec{
+		Name:   "cuts",
+		Params: []job.Param{{Name: "cuts"}, {Name: "reducers"}, {Name: "fail", Default: "0"}},
+		Build: func(p map[string]string) (*job.Job, error) {
+			j := &job.Job{MapOnly: true, NewMapper: func(job.TaskInfo) (job.Mapper, error) {
+				return job.MapperFunc(func(_, v []byte, out job.Emitter) error { return out.Emit(v, []byte(p["cuts"])) }), nil
+			}}
+			j.Prepare = func(ctx context.Context, s job.Sampler, reducers int) (map[string]string, error) {
+				if p["fail"] == "1" {
+					return nil, errors.New("no good sample")
+				}
+				keys, err := s.Sample(ctx, 3, 2)
+				if err != nil {
+					return nil, err
+				}
+				var ks []string
+				for _, k := range keys {
+					ks = append(ks, string(k))
+				}
+				slices.Sort(ks)
+				return map[string]string{"cuts": strings.Join(ks, ","), "reducers": fmt.Sprint(reducers)}, nil
+			}
+			return j, nil
+		},
+	}
+}
+
+// TestPrepareInWorker: a shipped job's Prepare runs in a worker, its
+// samples answered by the agent's Sampler, and gives the parameters the
+// same Prepare gives in process; a failing Prepare or sample is the
+// submission's error, and a worker of minor version 0 is refused.
+func TestPrepareInWorker(t *testing.T) {
+	ctx := context.Background()
+	var calls []string
+	sampler := job.SamplerFunc(func(_ context.Context, splits, per int) ([][]byte, error) {
+		calls = append(calls, fmt.Sprintf("%d/%d", splits, per))
+		return [][]byte{[]byte("q"), []byte("b"), {}, []byte("m\x00n")}, nil
+	})
+	p := newPool(t, "")
+	info, err := p.Prepare(ctx, testBinary(t), "cuts", nil, 0, sampler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, want, err := testRegistry().ResolvePrepared(ctx, "cuts", nil, sampler, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(info.Params) != fmt.Sprint(want) || info.Params["cuts"] != ",b,m\x00n,q" || !info.MapOnly || !info.Prepare {
+		t.Errorf("prepared %+v, want params %v", info, want)
+	}
+	if fmt.Sprint(calls) != "[3/2 3/2]" {
+		t.Errorf("sampler calls %v", calls)
+	}
+
+	if _, err := p.Prepare(ctx, testBinary(t), "cuts", map[string]string{"fail": "1"}, 2, sampler); err == nil || err.Error() != "cuts: prepare: no good sample" {
+		t.Errorf("failing prepare: %v", err)
+	}
+	bad := job.SamplerFunc(func(context.Context, int, int) ([][]byte, error) { return nil, errors.New("block 7ad7 is lost") })
+	if _, err := p.Prepare(ctx, testBinary(t), "cuts", nil, 2, bad); err == nil || !strings.Contains(err.Error(), "sample the input: block 7ad7 is lost") {
+		t.Errorf("failing sample: %v", err)
+	}
+	if _, err := p.Prepare(ctx, testBinary(t), "cuts", map[string]string{"nope": "1"}, 2, sampler); !errors.Is(err, ErrBadJob) {
+		t.Errorf("bad parameter: %v", err)
+	}
+	old := newPool(t, "minor-0")
+	if _, err := old.Prepare(ctx, testBinary(t), "cuts", nil, 2, sampler); !errors.Is(err, ErrBadJob) || !strings.Contains(err.Error(), "cannot run one (worker protocol 1.0, this agent 1.1): rebuild it") {
+		t.Errorf("older worker: %v", err)
+	}
+	if _, err := old.Describe(ctx, testBinary(t), "cuts", nil); err != nil {
+		t.Errorf("an older worker still describes: %v", err)
+	}
 }
 
 func testBinary(t *testing.T) string {
