@@ -156,6 +156,9 @@ type Config struct {
 	JobHistory int
 	// JobHistoryAge, if positive, also forgets jobs that ended longer ago.
 	JobHistoryAge time.Duration
+	// BinaryGrace is how long a shipped program no remembered job uses is
+	// kept after it was stored (scheduler.Config.BinaryGrace); 0: an hour.
+	BinaryGrace time.Duration
 	// CreateTTL is the lease of a create reservation (a put without
 	// --force, a job's output): a writer renews it every third of it, and a
 	// node that becomes the primary of a path, or starts, grants no new

@@ -294,6 +294,7 @@ func New(cfg Config) (_ *Node, err error) {
 		SortBuffer:  cfg.SortBuffer,
 		Speculation: cfg.Speculation,
 		JobHistory:  cfg.JobHistory, JobHistoryAge: cfg.JobHistoryAge,
+		BinaryGrace: cfg.BinaryGrace,
 		WorkDir:     filepath.Join(cfg.DataDir, "work"),
 		Usable:      n.usable,
 		Disk:        n.space,

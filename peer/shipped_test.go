@@ -3,6 +3,7 @@ package peer_test
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"shoal.dev/shoal/blockstore"
 	"shoal.dev/shoal/clustertest"
@@ -74,5 +76,29 @@ func TestShippedSubmissionRefused(t *testing.T) {
 	_, err = open.Node(0).Submit(t.Context(), scheduler.SubmitRequest{Name: "myjob", Inputs: []string{"/in"}, Output: "/o", Binary: sum(self)})
 	if err == nil || !strings.Contains(err.Error(), "needs a secret") {
 		t.Errorf("insecure cluster without a secret: %v", err)
+	}
+}
+
+// TestUnusedProgramsCollected: a stored program that no remembered job
+// uses is deleted once past the grace period (here a nanosecond), by the
+// agents' clean-up loop; other files stay.
+func TestUnusedProgramsCollected(t *testing.T) {
+	c := clustertest.Start(t, 3, clustertest.Options{Configure: func(_ int, cfg *peer.Config) { cfg.BinaryGrace = time.Nanosecond }})
+	prog := []byte("an old program no job uses")
+	p := scheduler.BinaryPath(sum(prog))
+	put(t, c.Node(0), p, prog, blockstore.MinBlockSize)
+	put(t, c.Node(1), "/data/keep", []byte("data\n"), blockstore.MinBlockSize)
+	clustertest.Eventually(t, 60*time.Second, func() error {
+		for i := 0; i < c.Len(); i++ {
+			if _, err := c.Node(i).FS().Stat(p); !errors.Is(err, blockstore.ErrNoFile) {
+				return fmt.Errorf("node %d still lists %s (%v)", i, p, err)
+			}
+		}
+		return nil
+	})
+	for i := 0; i < c.Len(); i++ {
+		if _, err := c.Node(i).FS().Stat("/data/keep"); err != nil {
+			t.Errorf("node %d: /data/keep: %v", i, err)
+		}
 	}
 }

@@ -86,6 +86,10 @@ type Config struct {
 	// JobHistoryAge, if positive, also deletes summaries of jobs that
 	// ended longer ago than this.
 	JobHistoryAge time.Duration
+	// BinaryGrace is how long a shipped program that no remembered job
+	// references stays in BinaryDir after it was stored; 0 takes
+	// DefaultBinaryGrace.
+	BinaryGrace time.Duration
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 	// Logs, if set, keeps each attempt's log (tasklog); the scheduler
@@ -127,6 +131,9 @@ func (c *Config) validate() error {
 	}
 	if c.SortBuffer <= 0 {
 		c.SortBuffer = 64 << 20
+	}
+	if c.BinaryGrace <= 0 {
+		c.BinaryGrace = DefaultBinaryGrace
 	}
 	if c.Interval <= 0 {
 		c.Interval = time.Second

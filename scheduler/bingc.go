@@ -1,0 +1,110 @@
+package scheduler
+
+import (
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"shoal.dev/shoal/ring"
+)
+
+// Shipped programs (BinaryDir) are collected: a program no job the
+// cluster remembers references, neither running nor in the job history,
+// is deleted once it has been stored for the grace period (which covers
+// the time between a client's upload and its submission). One node
+// deletes: the owner of binGCKey on the ring of alive members; each pass
+// deletes at most maxBinGC programs, oldest first.
+
+// DefaultBinaryGrace is the default grace period of a stored program that
+// no remembered job references.
+const DefaultBinaryGrace = time.Hour
+
+// binGCKey is placed on the ring to choose the node that collects.
+const binGCKey = "gc:" + BinaryDir
+
+// maxBinGC bounds the programs one pass deletes.
+const maxBinGC = 64
+
+// storedBin is a file of BinaryDir: its path and when it was stored (Unix
+// nanoseconds).
+type storedBin struct {
+	path string
+	at   int64
+}
+
+// binGCPlan decides which stored programs to delete: those whose name (a
+// SHA-256) no job in referenced names, stored before now-grace; none
+// unless self owns binGCKey among alive; at most maxBinGC, oldest first.
+func binGCPlan(stored []storedBin, referenced map[string]bool, alive []string, self string, now time.Time, grace time.Duration) []string {
+	if ring.New(ring.Config{}, alive...).Owner(binGCKey) != self {
+		return nil
+	}
+	cutoff := now.Add(-grace).UnixNano()
+	var old []storedBin
+	for _, b := range stored {
+		if !referenced[path.Base(b.path)] && b.at < cutoff {
+			old = append(old, b)
+		}
+	}
+	slices.SortFunc(old, func(a, b storedBin) int {
+		if a.at != b.at {
+			if a.at < b.at {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.path, b.path)
+	})
+	var out []string
+	for _, b := range old[:min(len(old), maxBinGC)] {
+		out = append(out, b.path)
+	}
+	return out
+}
+
+// collectBinaries applies binGCPlan. The job records are read only when
+// this node collects and some program is past its grace period.
+func (s *Scheduler) collectBinaries(now time.Time) {
+	alive := s.alive()
+	if ring.New(ring.Config{}, alive...).Owner(binGCKey) != s.cfg.Self {
+		return
+	}
+	es, err := s.cfg.FS.List(BinaryDir)
+	if err != nil {
+		return // no programs stored
+	}
+	cutoff := now.Add(-s.cfg.BinaryGrace).UnixNano()
+	var stored []storedBin
+	due := false
+	for _, e := range es {
+		if e.File == nil {
+			continue
+		}
+		stored = append(stored, storedBin{path: e.File.Path, at: e.File.ModTime})
+		due = due || e.File.ModTime < cutoff
+	}
+	if !due {
+		return
+	}
+	referenced := map[string]bool{}
+	for _, r := range s.cfg.Records.Scan(jobPrefix) {
+		var rec JobRecord
+		if decode(r.Value, &rec) != nil {
+			// A record this node cannot read may name any program: keep
+			// them all this pass.
+			s.log.Warn("shipped program clean-up skipped: a job record does not decode", "key", r.Key)
+			return
+		}
+		if rec.Binary != "" {
+			referenced[rec.Binary] = true
+		}
+	}
+	for _, p := range binGCPlan(stored, referenced, alive, s.cfg.Self, now, s.cfg.BinaryGrace) {
+		if _, err := s.cfg.FS.Remove(p, false); err != nil {
+			s.log.Warn("shipped program clean-up", "path", p, "err", err)
+			continue
+		}
+		s.log.Info("deleted a shipped program no remembered job uses", "path", p)
+	}
+}

@@ -1,0 +1,72 @@
+package scheduler
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBinGCPlan: a stored program is deleted only when no remembered job
+// (running or ended) references it and it was stored longer ago than the
+// grace period; exactly one alive node deletes; a pass deletes at most
+// maxBinGC, the oldest first.
+func TestBinGCPlan(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	grace := time.Hour
+	sum := func(c byte) string { return strings.Repeat(string(c), 64) }
+	bin := func(c byte, age time.Duration) storedBin {
+		return storedBin{path: BinaryPath(sum(c)), at: now.Add(-age).UnixNano()}
+	}
+	stored := []storedBin{
+		bin('a', 2*time.Hour),    // used by a running job
+		bin('b', 30*time.Hour),   // used by an ended job still in the history
+		bin('c', 2*time.Hour),    // used by none, past the grace period: deleted
+		bin('d', 10*time.Minute), // used by none, within the grace period (just uploaded)
+		bin('e', grace),          // exactly the grace period old: kept
+		bin('f', 3*time.Hour),    // used by none: deleted, before c (older)
+		{path: BinaryDir + "/leftover.tmp", at: now.Add(-5 * time.Hour).UnixNano()}, // not a program's name, unused: deleted first
+	}
+	referenced := map[string]bool{sum('a'): true, sum('b'): true}
+	alive := []string{"node1", "node2", "node3"}
+	var deleters []string
+	var got []string
+	for _, self := range alive {
+		if plan := binGCPlan(slices.Clone(stored), referenced, alive, self, now, grace); plan != nil {
+			deleters = append(deleters, self)
+			got = plan
+		}
+	}
+	if len(deleters) != 1 {
+		t.Fatalf("deleting nodes %v, want exactly one", deleters)
+	}
+	want := []string{BinaryDir + "/leftover.tmp", BinaryPath(sum('f')), BinaryPath(sum('c'))}
+	if !slices.Equal(got, want) {
+		t.Errorf("deleted %v, want %v", got, want)
+	}
+
+	// The unused ones all within the grace period: nothing is deleted.
+	used := map[string]bool{sum('a'): true, sum('b'): true, sum('c'): true, sum('f'): true}
+	if plan := binGCPlan(stored[:6], used, []string{deleters[0]}, deleters[0], now, grace); len(plan) != 0 {
+		t.Errorf("deleted %v within the grace period", plan)
+	}
+	// Another node alone is alive: it collects.
+	if plan := binGCPlan(stored, referenced, []string{"node9"}, "node9", now, grace); len(plan) != 3 {
+		t.Errorf("the only alive node deleted %v", plan)
+	}
+	// A node that is not alive (draining, unhealthy) does not.
+	if plan := binGCPlan(stored, referenced, []string{"node9"}, "node1", now, grace); plan != nil {
+		t.Errorf("a node not among the alive deleted %v", plan)
+	}
+
+	// Many unused programs: a pass deletes maxBinGC of them, oldest first.
+	var many []storedBin
+	for i := 0; i < maxBinGC+10; i++ {
+		many = append(many, storedBin{path: BinaryPath(fmt.Sprintf("%064x", i)), at: now.Add(-time.Duration(i+2) * time.Hour).UnixNano()})
+	}
+	plan := binGCPlan(many, nil, []string{"n"}, "n", now, grace)
+	if len(plan) != maxBinGC || plan[0] != BinaryPath(fmt.Sprintf("%064x", maxBinGC+9)) || plan[maxBinGC-1] != BinaryPath(fmt.Sprintf("%064x", 10)) {
+		t.Errorf("a pass over %d unused programs deleted %d: first %s, last %s", len(many), len(plan), plan[0], plan[len(plan)-1])
+	}
+}
