@@ -26,6 +26,8 @@ func TestTotalOrderOnStockCluster(t *testing.T) {
 	prog := proctest.Build(t, ".", "totalorder")
 	c := proctest.Start(t, 3)
 	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	os.Mkdir(in, 0o755)
 	var locals, remotes []string
 	lines := 0
 	for _, name := range []string{"a", "b", "c"} {
@@ -34,12 +36,12 @@ func TestTotalOrderOnStockCluster(t *testing.T) {
 			fmt.Fprintf(&b, "%c%06d %s\n", 'a'+rng.Intn(26), rng.Intn(5000), name) // duplicates on purpose
 			lines++
 		}
-		p := filepath.Join(dir, name+".txt")
+		p := filepath.Join(in, name+".txt")
 		os.WriteFile(p, []byte(b.String()), 0o644)
-		c.MustRun("node1", c.Shoal, "fs", "put", p, "/in/"+name+".txt")
 		locals = append(locals, p)
 		remotes = append(remotes, "/in/"+name+".txt")
 	}
+	c.MustRun("node1", c.Shoal, "fs", "put", in, "/in")
 	local := filepath.Join(dir, "local")
 	c.MustRun("node1", prog, "job", "run", "totalorder", "--local", "--param", "sample=500", "--input", strings.Join(locals, ","), "--output", local, "--reducers", "3")
 	c.MustRun("node2", prog, "job", "run", "totalorder", "--param", "sample=500", "--input", strings.Join(remotes, ","), "--output", "/out/sorted", "--reducers", "3")
