@@ -86,6 +86,19 @@ type Config struct {
 	// GossipInterval is the time between gossip rounds that carry
 	// broadcasts (membership changes and records). Default 200ms.
 	GossipInterval time.Duration
+	// PushPrefixes names records that other nodes wait on to act (Shoal's
+	// job, end and task progress records): a local write of a key under
+	// one of them is also sent at once, one best-effort packet to each
+	// alive member, besides being queued for the gossip rounds, so it
+	// arrives in a network round trip rather than up to GossipInterval
+	// later. A lost packet costs nothing: the gossip rounds carry the
+	// record as for any other. Default none.
+	PushPrefixes []string
+	// PushMembers is the largest cluster (alive members, this node
+	// included) in which PushPrefixes are pushed: beyond it the packets
+	// of one write, which grow with the cluster, are left to the gossip
+	// rounds alone. Default 32.
+	PushMembers int
 	// PushPullInterval is the time between memberlist's state exchanges
 	// with a random member, which converge membership. Records do not ride
 	// on them: anti-entropy (SyncDial) converges those. Default 30s.
@@ -145,6 +158,7 @@ const (
 	defaultTCPTimeout       = 10 * time.Second
 	defaultReconnect        = 30 * time.Second
 	defaultReconnectTimeout = 24 * time.Hour
+	defaultPushMembers      = 32
 
 	// suspicionMaxTimeoutMult and retransmitMult are memberlist settings
 	// this package does not expose; FailureDetectionTime depends on them.
@@ -215,6 +229,11 @@ func (c *Config) validate() error {
 		if err := memberlist.ValidateKey(c.SecretKey); err != nil {
 			bad("secret key of %d bytes: %w", len(c.SecretKey), err)
 		}
+	}
+	if c.PushMembers < 0 {
+		bad("push members %d is negative", c.PushMembers)
+	} else if c.PushMembers == 0 {
+		c.PushMembers = defaultPushMembers
 	}
 	if len(c.Meta) > memberlist.MetaMaxSize {
 		bad("meta of %d bytes exceeds %d", len(c.Meta), memberlist.MetaMaxSize)

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/memberlist"
@@ -31,6 +32,10 @@ type delegate struct {
 	// large queues local records too big to broadcast for the Node's
 	// reliable sender.
 	large *pump[Record]
+	// push queues the messages of local records under pushPrefixes for
+	// the Node's immediate sender.
+	push         *pump[[]byte]
+	pushPrefixes []string
 
 	mu   sync.Mutex
 	meta []byte
@@ -77,11 +82,24 @@ func (d *delegate) onApply(r Record, src source) {
 	}
 	if len(msg) <= maxBroadcastBytes {
 		d.queue.QueueBroadcast(&recordBroadcast{name: "r/" + r.Key, msg: msg})
+		if src == fromLocal && d.pushed(r.Key) {
+			d.push.push(msg)
+		}
 		return
 	}
 	if src == fromLocal {
 		d.large.push(r)
 	}
+}
+
+// pushed reports whether key is under one of the push prefixes.
+func (d *delegate) pushed(key string) bool {
+	for _, p := range d.pushPrefixes {
+		if strings.HasPrefix(key, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // NodeMeta implements memberlist.Delegate.

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -100,7 +101,10 @@ func New(cfg Config) (*Node, error) {
 		log:   log,
 		view:  n.view,
 		large: newPump[Record](),
+		push:  newPump[[]byte](),
 		meta:  c.Meta,
+
+		pushPrefixes: slices.Clone(c.PushPrefixes),
 	}
 	n.del.queue = &memberlist.TransmitLimitedQueue{
 		NumNodes:       n.view.numAlive,
@@ -117,6 +121,7 @@ func New(cfg Config) (*Node, error) {
 	})
 	if err != nil {
 		n.del.large.stop()
+		n.del.push.stop()
 		return nil, err
 	}
 	n.store = store
@@ -130,6 +135,7 @@ func New(cfg Config) (*Node, error) {
 	ml, err := memberlist.Create(n.memberlistConfig())
 	if err != nil {
 		n.del.large.stop()
+		n.del.push.stop()
 		_ = store.close()
 		if c.Transport == nil {
 			addr := net.JoinHostPort(c.BindAddr, strconv.Itoa(c.BindPort))
@@ -146,8 +152,9 @@ func New(cfg Config) (*Node, error) {
 	n.reconn = newReconnector(n, c.PeersFile)
 	n.startReconnect(n.view.subscribe())
 
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.sendLarge()
+	go n.sendPushed()
 	if c.SyncDial != nil {
 		events, _ := n.view.subscribe() // closed by Shutdown
 		n.wg.Add(1)
@@ -589,6 +596,31 @@ func (n *Node) sendLarge() {
 	}
 }
 
+// sendPushed is the Node's goroutine that sends the messages of local
+// records under Config.PushPrefixes at once, one best-effort packet to
+// each alive member, in clusters of at most Config.PushMembers. The
+// gossip rounds carry the same records, so a lost packet only costs time.
+// It ends when Shutdown stops the queue.
+func (n *Node) sendPushed() {
+	defer n.wg.Done()
+	for msg := range n.del.push.out {
+		peers := n.view.alivePeers(n.cfg.Name)
+		if len(peers)+1 > n.cfg.PushMembers {
+			continue
+		}
+		for _, p := range peers {
+			select {
+			case <-n.quit:
+				return
+			default:
+			}
+			if err := n.ml.SendBestEffort(p, msg); err != nil {
+				n.log.Debug("gossip: record not pushed; the gossip rounds will carry it", "to", p.Name, "err", err)
+			}
+		}
+	}
+}
+
 // Shutdown stops the node without announcing a departure (call Leave first
 // for that): the others will declare it dead. It stops memberlist, waits
 // for every goroutine of this package, closes subscriptions and watches,
@@ -607,6 +639,7 @@ func (n *Node) Shutdown() error {
 			errs = append(errs, fmt.Errorf("stop memberlist: %w", err))
 		}
 		n.del.large.stop()
+		n.del.push.stop()
 		n.wg.Wait()
 		n.view.close()
 		if err := n.store.close(); err != nil {

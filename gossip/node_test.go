@@ -551,3 +551,32 @@ func TestMockNetwork(t *testing.T) {
 		eventually(t, 10*time.Second, func() bool { return getValue(n.Records(), "k") == "v" }, "%s lacks k", n.Name())
 	}
 }
+
+// TestPushedRecordsSkipTheGossipRounds: a local write under PushPrefixes
+// reaches the other members at once, though no gossip round (here an hour
+// apart, and no anti-entropy) would carry it; a write under no push
+// prefix waits for the rounds. Before the push, the job records Shoal's
+// nodes wait on arrived up to GossipInterval late.
+func TestPushedRecordsSkipTheGossipRounds(t *testing.T) {
+	nodes := startCluster(t, 2, func(_ int, c *Config) {
+		c.GossipInterval, c.ProbeInterval, c.PushPullInterval = time.Hour, time.Hour, time.Hour
+		c.SyncDial = nil
+		c.PushPrefixes = []string{"job/"}
+	})
+	ch, cancel := nodes[1].Records().Watch("")
+	defer cancel()
+	if _, err := nodes[0].Records().Put("file/a", []byte("not pushed")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := nodes[0].Records().Put("job/1", []byte("pushed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := receive(t, ch, 10*time.Second, func(x Record) bool { return x.Key == "job/1" }, "the pushed record")
+	if got.Version != r.Version || string(got.Value) != "pushed" {
+		t.Fatalf("received %+v, want %+v", got, r)
+	}
+	if _, ok := nodes[1].Records().Get("file/a"); ok {
+		t.Fatal("a record under no push prefix arrived without a gossip round")
+	}
+}

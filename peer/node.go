@@ -215,6 +215,7 @@ func New(cfg Config) (_ *Node, err error) {
 	gcfg.Logger = n.log
 	gcfg.Resolver = cfg.Resolver
 	gcfg.MaxClockDrift = cfg.MaxClockDrift
+	gcfg.PushPrefixes = scheduler.PushPrefixes()
 	gcfg.TombstoneTTL = cfg.TombstoneTTL
 	if cfg.AntiEntropyInterval > 0 {
 		gcfg.SyncInterval = cfg.AntiEntropyInterval

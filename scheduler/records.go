@@ -40,6 +40,14 @@ const (
 	taskStatusPrefix = "taskstatus/"
 )
 
+// PushPrefixes are the prefixes of the records other nodes wait on to
+// act: a job record (its tasks start), a tasks record (a reducer's next
+// segment, the ender's last commit) and an end record (every node stops,
+// a waiting client answers). A node pushes its own writes of them to
+// every member at once (gossip.Config.PushPrefixes), so a small job's
+// critical path does not wait for gossip rounds.
+func PushPrefixes() []string { return []string{jobPrefix, statePrefix, tasksPrefix} }
+
 // Job states.
 const (
 	StateRunning   = "running"
