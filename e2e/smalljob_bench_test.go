@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"shoal.dev/shoal/peer"
+	"shoal.dev/shoal/client"
 )
 
 // smallJobRuns is how many one-line jobs BenchmarkSmallJob runs per
@@ -105,7 +105,7 @@ func median(ds []time.Duration) time.Duration {
 
 // smallJob runs one job from the CLI and returns its wall time and the
 // legs of smallPhases.
-func (c *benchCluster) smallJob(b *testing.B, cl *peer.Client, out string) (time.Duration, []time.Duration) {
+func (c *benchCluster) smallJob(b *testing.B, cl *client.Client, out string) (time.Duration, []time.Duration) {
 	cmd := exec.Command(shoalBin, "job", "run", "wordcount", "--input", "/small/one-line.txt", "--output", out, "--addr", c.url)
 	cmd.Env = append(cleanEnv(), c.env...)
 	stdout, err := cmd.StdoutPipe()
