@@ -265,16 +265,21 @@ func shipSelf(c *ucli.Context, cl *client.Client) (string, error) {
 	return sum, nil
 }
 
-// waitJob polls a job until it ends, printing progress. When the agent it
-// asks goes away, it asks another member: any node reports any job.
+// progressEvery is how often waitJob refreshes the progress line.
+const progressEvery = 300 * time.Millisecond
+
+// waitJob follows a job until it ends, printing progress every
+// progressEvery; the agent holds each answer until the job ends or
+// progressEvery passes, so the result is printed as soon as the agent
+// learns of the end. When the agent it asks goes away, it asks another
+// member: any node reports any job.
 func waitJob(c *ucli.Context, cl *client.Client, id string) error {
 	others := otherAgents(c, cl)
 	term := isTerminal(c.App.ErrWriter)
 	last := ""
-	tick := time.NewTicker(300 * time.Millisecond)
-	defer tick.Stop()
 	for {
-		st, err := cl.Job(c.Context, id)
+		asked := time.Now()
+		st, err := cl.JobWait(c.Context, id, progressEvery)
 		if errors.Is(err, client.ErrUnreachable) && len(others) > 0 {
 			fmt.Fprintf(c.App.ErrWriter, "\nshoal: %s is unreachable; asking %s\n", cl.Addr(), others[0].Addr())
 			cl, others = others[0], others[1:]
@@ -298,10 +303,14 @@ func waitJob(c *ucli.Context, cl *client.Client, id string) error {
 			}
 			return jobEnded(c, st)
 		}
+		// An agent older than the wait answers at once: ask again only
+		// after progressEvery.
+		t := time.NewTimer(progressEvery - time.Since(asked))
 		select {
 		case <-c.Context.Done():
+			t.Stop()
 			return c.Context.Err()
-		case <-tick.C:
+		case <-t.C:
 		}
 	}
 }

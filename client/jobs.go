@@ -33,19 +33,46 @@ func (c *Client) Kill(ctx context.Context, id string) (JobStatus, error) {
 	return st, c.do(ctx, "POST", "/v1/jobs/"+url.PathEscape(id)+"/kill", nil, &st)
 }
 
-// Wait asks for the job's status every interval until it has ended or ctx
-// is done, and returns its last status. A failed or killed job is no error
-// of Wait's: look at State and Error.
+// MaxJobWait is the longest wait GET /v1/jobs/ID?wait=D may ask for; an
+// agent answers 400 to a longer one.
+const MaxJobWait = time.Minute
+
+// JobWait returns the job's status as soon as the job has ended, or after
+// wait if it is still running then: the agent holds the answer, so the end
+// reaches the caller at once, not at its next poll. A wait of 0 is Job.
+// It is an error for wait to exceed MaxJobWait.
+func (c *Client) JobWait(ctx context.Context, id string, wait time.Duration) (JobStatus, error) {
+	var st JobStatus
+	return st, c.do(ctx, "GET", "/v1/jobs/"+url.PathEscape(id)+JobWaitQuery(wait), nil, &st)
+}
+
+// JobWaitQuery is the query of GET /v1/jobs/ID that holds the answer until
+// the job ends or wait passes: "?wait=300ms", or "" for no wait.
+func JobWaitQuery(wait time.Duration) string {
+	if wait <= 0 {
+		return ""
+	}
+	return "?wait=" + url.QueryEscape(wait.String())
+}
+
+// Wait returns the job's status once it has ended, or its last status when
+// ctx is done; it asks at least every interval (capped at MaxJobWait) and
+// learns of the end as soon as the agent it asks does. A failed or killed
+// job is no error of Wait's: look at State and Error.
 func (c *Client) Wait(ctx context.Context, id string, interval time.Duration) (JobStatus, error) {
-	t := time.NewTicker(max(interval, 10*time.Millisecond))
-	defer t.Stop()
+	interval = min(max(interval, 10*time.Millisecond), MaxJobWait)
 	for {
-		st, err := c.Job(ctx, id)
+		asked := time.Now()
+		st, err := c.JobWait(ctx, id, interval)
 		if err != nil || st.Ended() {
 			return st, err
 		}
+		// An agent older than the wait answers at once: ask again only
+		// after interval.
+		t := time.NewTimer(interval - time.Since(asked))
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return st, c.contextError(ctx.Err())
 		case <-t.C:
 		}

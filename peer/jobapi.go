@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/client"
+	"shoal.dev/shoal/gossip"
 	"shoal.dev/shoal/scheduler"
 )
 
@@ -74,22 +77,81 @@ func (n *Node) handleJobs(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, scheduler.WireList(n.sched.List()))
 }
 
+// handleJob answers GET /v1/jobs/ID[?wait=D]. With a wait it holds the
+// answer about a running job until the job's end record reaches this node
+// (pushed by the node that wrote it, or by gossip) or D passes, so a
+// client learns of the end at once instead of at its next poll.
 func (n *Node) handleJob(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	wait, err := parseJobWait(r.URL.Query().Get("wait"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var ends <-chan gossip.Record
+	if wait > 0 {
+		// Watching before the sync: an end merged meanwhile is not missed.
+		var stop func()
+		ends, stop = n.gossip.Records().Watch(jobStateKey(id))
+		defer stop()
+	}
 	n.syncRecords(r.Context(), "job/"+id)
-	n.syncRecords(r.Context(), "jobstate/"+id)
+	n.syncRecords(r.Context(), jobStateKey(id))
 	st, err := n.sched.Status(id)
 	if err != nil {
 		writeError(w, jobStatus(err), err.Error())
 		return
 	}
+	if wait > 0 && st.State == scheduler.StateRunning {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+	hold:
+		for {
+			select {
+			case rec, ok := <-ends:
+				if !ok {
+					break hold // the node is stopping
+				}
+				if rec.Key != jobStateKey(id) {
+					continue
+				}
+				if st, err = n.sched.Status(id); err != nil || st.State != scheduler.StateRunning {
+					break hold
+				}
+			case <-t.C:
+				break hold
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if st, err = n.sched.Status(id); err != nil {
+			writeError(w, jobStatus(err), err.Error())
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, st.Wire())
+}
+
+// jobStateKey is the key of a job's end record.
+func jobStateKey(id string) string { return "jobstate/" + id }
+
+// parseJobWait checks GET /v1/jobs/ID's wait: a duration up to
+// client.MaxJobWait, or none.
+func parseJobWait(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 || d > client.MaxJobWait {
+		return 0, fmt.Errorf("wait %q: want a duration up to %s, such as 300ms", s, client.MaxJobWait)
+	}
+	return d, nil
 }
 
 func (n *Node) handleKill(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	n.syncRecords(r.Context(), "job/"+id)
-	n.syncRecords(r.Context(), "jobstate/"+id)
+	n.syncRecords(r.Context(), jobStateKey(id))
 	st, err := n.sched.Kill(id)
 	if err != nil {
 		writeError(w, jobStatus(err), err.Error())
