@@ -64,12 +64,14 @@ func BenchmarkSmallJob(b *testing.B) {
 	runs := smallJobRuns()
 
 	for i := 0; i < b.N; i++ {
-		var walls []time.Duration
+		var walls, cliCPU []time.Duration
 		legs := make([][]time.Duration, len(smallPhases))
+		agents0 := c.agentsCPU(b)
 		for r := 0; r < runs; r++ {
 			out := fmt.Sprintf("/small/out-%d-%d-%d", b.N, i, r)
-			wall, ph := c.smallJob(b, cl, out)
+			wall, cpu, ph := c.smallJob(b, cl, out)
 			walls = append(walls, wall)
+			cliCPU = append(cliCPU, cpu)
 			for k, d := range ph {
 				legs[k] = append(legs[k], d)
 			}
@@ -81,7 +83,10 @@ func BenchmarkSmallJob(b *testing.B) {
 				b.StartTimer()
 			}
 		}
+		agents := (c.agentsCPU(b) - agents0) / time.Duration(runs)
 		slices.Sort(walls)
+		b.ReportMetric(float64(median(cliCPU).Microseconds())/1000, "cli-cpu-ms")
+		b.ReportMetric(float64(agents.Microseconds())/1000, "agents-cpu-ms/job")
 		b.ReportMetric(median(walls).Seconds(), "median-s")
 		b.ReportMetric(walls[len(walls)-1].Seconds(), "max-s")
 		for k, p := range smallPhases {
@@ -91,6 +96,8 @@ func BenchmarkSmallJob(b *testing.B) {
 		for k, p := range smallPhases {
 			b.Logf("  %-14s %7.1f ms  %s", p.name, float64(median(legs[k]).Microseconds())/1000, p.what)
 		}
+		b.Logf("CPU per job: the CLI %s (median, user+system), the 3 agents %s (all their CPU over the runs, idle work included, per job)",
+			median(cliCPU).Round(time.Millisecond), agents.Round(time.Millisecond))
 	}
 }
 
@@ -103,9 +110,28 @@ func median(ds []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
-// smallJob runs one job from the CLI and returns its wall time and the
-// legs of smallPhases.
-func (c *benchCluster) smallJob(b *testing.B, cl *client.Client, out string) (time.Duration, []time.Duration) {
+// agentsCPU is the CPU time (user+system) the cluster's agents have used.
+func (c *benchCluster) agentsCPU(b *testing.B) time.Duration {
+	var total time.Duration
+	for _, s := range parseStatus(b, runScript(b, c.lc, "status").stdout) {
+		stat, err := os.ReadFile("/proc/" + s[0] + "/stat")
+		if err != nil {
+			b.Fatal(err)
+		}
+		// Fields after the command's closing parenthesis: utime and stime
+		// are the 14th and 15th of the line, in clock ticks (100 a second).
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+		for _, v := range f[11:13] {
+			t, _ := strconv.ParseInt(v, 10, 64)
+			total += time.Duration(t) * 10 * time.Millisecond
+		}
+	}
+	return total
+}
+
+// smallJob runs one job from the CLI and returns its wall time, the CLI's
+// CPU time and the legs of smallPhases.
+func (c *benchCluster) smallJob(b *testing.B, cl *client.Client, out string) (time.Duration, time.Duration, []time.Duration) {
 	cmd := exec.Command(shoalBin, "job", "run", "wordcount", "--input", "/small/one-line.txt", "--output", out, "--addr", c.url)
 	cmd.Env = append(cleanEnv(), c.env...)
 	stdout, err := cmd.StdoutPipe()
@@ -191,7 +217,7 @@ func (c *benchCluster) smallJob(b *testing.B, cl *client.Client, out string) (ti
 	for k := range legs {
 		legs[k] = marks[k+1].Sub(marks[k])
 	}
-	return exit.Sub(start), legs
+	return exit.Sub(start), cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), legs
 }
 
 // catParts returns the concatenated part files of a job's output.
