@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 
 	"shoal.dev/shoal/blockstore"
@@ -78,13 +79,14 @@ type packing struct {
 //   - any other file gives one split per block.
 func specSplits(ctx context.Context, fs *blockstore.FS, inputs []InputFile, pk packing) ([]SpecSplit, error) {
 	var out []SpecSplit
+	manifests, err := readManifests(ctx, fs, inputs)
+	if err != nil {
+		return nil, err
+	}
 	blocks := make([][]blockstore.BlockRef, len(inputs))
 	var small []packFile
 	for fi, f := range inputs {
-		m, err := fs.Manifest(ctx, blockstore.FileInfo{Path: f.Path, Manifest: f.Manifest, Replication: f.Replication})
-		if err != nil {
-			return nil, err
-		}
+		m := manifests[fi]
 		if len(m.Blocks) != f.Blocks {
 			return nil, fmt.Errorf("input %s: manifest lists %d blocks, the job %d", f.Path, len(m.Blocks), f.Blocks)
 		}
@@ -109,6 +111,45 @@ func specSplits(ctx context.Context, fs *blockstore.FS, inputs []InputFile, pk p
 			out = appendFile(out, fi, blocks[fi], true)
 			out[first].Join = n > 0
 		}
+	}
+	return out, nil
+}
+
+// manifestReaders is how many manifests readManifests reads at once: a
+// job over 10,000 small files waited 19 s at submission for them one at a
+// time on a loaded machine.
+const manifestReaders = 8
+
+// readManifests reads the inputs' manifests, manifestReaders at a time,
+// and stops at the first that fails, returning its error.
+func readManifests(ctx context.Context, fs *blockstore.FS, inputs []InputFile) ([]blockstore.Manifest, error) {
+	out := make([]blockstore.Manifest, len(inputs))
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(manifestReaders, len(inputs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(inputs) || ctx.Err() != nil {
+					return
+				}
+				f := inputs[i]
+				m, err := fs.Manifest(ctx, blockstore.FileInfo{Path: f.Path, Manifest: f.Manifest, Replication: f.Replication})
+				if err != nil {
+					cancel(err) // the first cause stays
+					return
+				}
+				out[i] = m
+			}
+		}()
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
