@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,10 +57,11 @@ func TestShuffleCompression(t *testing.T) {
 	}
 }
 
-// BenchmarkShuffleCompression runs terasort and wordcount over
-// SHOAL_BENCH_BYTES (default 64 MiB) on 3 in-process nodes with map output
-// plain, s2 and zstd, in one run: each job's time, bytes shuffled and
-// bytes on the wire. The outputs of the three must be equal.
+// BenchmarkShuffleCompression runs terasort and wordcount (or the jobs of
+// SHOAL_BENCH_JOBS, comma-separated) over SHOAL_BENCH_BYTES (default
+// 64 MiB) on 3 in-process nodes with map output plain, s2 and zstd, in one
+// run: each job's time, bytes shuffled and bytes on the wire. The outputs
+// of the three must be equal.
 func BenchmarkShuffleCompression(b *testing.B) {
 	size := envInt(b, "SHOAL_BENCH_BYTES", 64<<20)
 	c := clustertest.Start(b, 3, clustertest.Options{})
@@ -75,11 +78,23 @@ func BenchmarkShuffleCompression(b *testing.B) {
 		}
 		return st, time.Since(t0)
 	}
-	wait(scheduler.SubmitRequest{Name: "teragen", Params: map[string]string{"rows": fmt.Sprint(size / 100), "tasks": "6"}, Output: "/bench/tera", Replication: 1})
-	put(b, c.Node(1), "/bench/text.txt", corpus(9, int64(size)), 16<<20)
+	jobs := []string{"terasort", "wordcount"}
+	if s := os.Getenv("SHOAL_BENCH_JOBS"); s != "" {
+		jobs = strings.Split(s, ",")
+	}
+	for _, name := range jobs {
+		switch name {
+		case "terasort":
+			wait(scheduler.SubmitRequest{Name: "teragen", Params: map[string]string{"rows": fmt.Sprint(size / 100), "tasks": "6"}, Output: "/bench/tera", Replication: 1})
+		case "wordcount":
+			put(b, c.Node(1), "/bench/text.txt", corpus(9, int64(size)), 16<<20)
+		default:
+			b.Fatalf("SHOAL_BENCH_JOBS: %q is not terasort or wordcount", name)
+		}
+	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		for _, name := range []string{"terasort", "wordcount"} {
+		for _, name := range jobs {
 			in := map[string]string{"terasort": "/bench/tera", "wordcount": "/bench/text.txt"}[name]
 			var first []byte
 			for _, codec := range []string{"none", shuffle.CodecS2, shuffle.CodecZstd} {
