@@ -13,8 +13,8 @@ import (
 // cluster remembers references, neither running nor in the job history,
 // is deleted once it has been stored for the grace period (which covers
 // the time between a client's upload and its submission). One node
-// deletes: the owner of binGCKey on the ring of alive members; each pass
-// deletes at most maxBinGC programs, oldest first.
+// deletes: the owner of binGCKey on the ring of alive members; a pass
+// every binGCEvery deletes at most maxBinGC programs, oldest first.
 
 // DefaultBinaryGrace is the default grace period of a stored program that
 // no remembered job references.
@@ -25,6 +25,10 @@ const binGCKey = "gc:" + BinaryDir
 
 // maxBinGC bounds the programs one pass deletes.
 const maxBinGC = 64
+
+// binGCEvery is the period of the passes (or the grace period, if
+// shorter): a pass may read every job record.
+const binGCEvery = time.Minute
 
 // storedBin is a file of BinaryDir: its path and when it was stored (Unix
 // nanoseconds).
@@ -70,6 +74,10 @@ func (s *Scheduler) collectBinaries(now time.Time) {
 	if ring.New(ring.Config{}, alive...).Owner(binGCKey) != s.cfg.Self {
 		return
 	}
+	if now.Sub(s.lastBinGC) < min(binGCEvery, s.cfg.BinaryGrace) {
+		return
+	}
+	s.lastBinGC = now
 	es, err := s.cfg.FS.List(BinaryDir)
 	if err != nil {
 		return // no programs stored

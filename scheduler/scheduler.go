@@ -180,6 +180,7 @@ type Scheduler struct {
 
 	// Owned by the Run goroutine.
 	lastRetain time.Time
+	lastBinGC  time.Time // the last pass of collectBinaries
 	// active holds the jobs the loop reconciles: every job record's ID
 	// once per Interval, and the job of every job, state or tasks record
 	// that changes; a job leaves it when it has ended here or its record
