@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -132,7 +134,9 @@ func TestWordCount(t *testing.T) {
 	if got["part-r-00000"] != want {
 		t.Errorf("whitespace: got %q, want %q", got["part-r-00000"], want)
 	}
-	if c.Get(job.MAP_INPUT_RECORDS) != 5 || c.Get(job.MAP_OUTPUT_RECORDS) != 7 ||
+	// 7 words, 6 distinct within each file's map task: the mapper emits
+	// one pair per word and count.
+	if c.Get(job.MAP_INPUT_RECORDS) != 5 || c.Get(job.MAP_OUTPUT_RECORDS) != 6 ||
 		c.Get(job.REDUCE_INPUT_GROUPS) != 5 || c.Get(job.REDUCE_OUTPUT_RECORDS) != 5 {
 		t.Errorf("counters %v", c)
 	}
@@ -403,6 +407,11 @@ func mapAll(t *testing.T, j *job.Job, info job.TaskInfo, in job.Input) []pair {
 	if err := job.ReadRecords(rc, j.Input, 0, func(k, v []byte) error { return m.Map(k, v, out) }); err != nil {
 		t.Fatal(err)
 	}
+	if c, ok := m.(job.Closer); ok {
+		if err := c.Close(out); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return pairs
 }
 
@@ -452,4 +461,44 @@ func indexOf(t *testing.T, taskID string) int {
 	}
 	t.Fatalf("task %s", taskID)
 	return -1
+}
+
+// TestWordCountMapperFlushesWhenFull: past wcMaxWords distinct words the
+// mapper emits its table and starts again, and the counts it emitted add
+// up to every word's count.
+func TestWordCountMapperFlushesWhenFull(t *testing.T) {
+	m, err := newWordCountMapper(job.TaskInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	emits := 0
+	out := job.EmitterFunc(func(k, v []byte) error {
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		if err != nil {
+			t.Fatalf("value %q", v)
+		}
+		got[string(k)] += n
+		emits++
+		return nil
+	})
+	const distinct = wcMaxWords + wcMaxWords/2
+	for i := range distinct {
+		line := []byte(fmt.Sprintf("w%d common w%d", i, i))
+		if err := m.Map(nil, line, out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if emits == 0 {
+		t.Fatal("a table past its bound emitted nothing before Close")
+	}
+	if err := m.(job.Closer).Close(out); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != distinct+1 || got["common"] != distinct || got["w0"] != 2 || got[fmt.Sprintf("w%d", distinct-1)] != 2 {
+		t.Fatalf("%d words, common %d, w0 %d", len(got), got["common"], got["w0"])
+	}
+	if emits <= distinct+1 {
+		t.Fatalf("%d pairs emitted for %d words: the table never flushed", emits, distinct+1)
+	}
 }
