@@ -256,7 +256,7 @@ func testRegistry(t *testing.T) *job.Registry {
 				if err != nil {
 					return nil, err
 				}
-				return mapper(info, m), nil
+				return closing{mapper(info, m), m}, nil
 			}
 			return j, nil
 		}})
@@ -282,6 +282,20 @@ func testRegistry(t *testing.T) *job.Registry {
 		})
 	})
 	return reg
+}
+
+// closing is a wrapped mapper that closes its inner one (wordcount counts
+// in its mapper and emits at Close).
+type closing struct {
+	job.Mapper
+	inner job.Mapper
+}
+
+func (c closing) Close(out job.Emitter) error {
+	if cl, ok := c.inner.(job.Closer); ok {
+		return cl.Close(out)
+	}
+	return nil
 }
 
 func TestRetriesFailuresAndKill(t *testing.T) {
