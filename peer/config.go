@@ -147,6 +147,10 @@ type Config struct {
 	Slots int
 	// SortBuffer is each map task's sort buffer in bytes. Default 64 MiB.
 	SortBuffer int
+	// ShuffleMemory bounds the fetched map output this node's reducers
+	// hold in memory rather than spool to disk. Default
+	// scheduler.DefaultShuffleMemory; negative: spool everything.
+	ShuffleMemory int64
 	// Speculation is the straggler rule of this node's scheduler: zero
 	// takes the defaults; Off (--no-speculation) starts no backup attempts
 	// here.

@@ -175,6 +175,7 @@ var nodeMetrics = []nodeMetric{
 	{"shoal_disk_full_total", "Writes that met ENOSPC or EDQUOT (the disk itself was full).", prometheus.CounterValue, nil},
 	{"shoal_shuffle_served_bytes_total", "Map output bytes this node served to reducers on other nodes.", prometheus.CounterValue, nil},
 	{"shoal_shuffle_fetched_bytes_total", "Map output bytes reducers on this node fetched from other nodes.", prometheus.CounterValue, nil},
+	{"shoal_shuffle_held_bytes_total", "Of the fetched map output bytes, those reducers on this node held in memory instead of spooling them to disk.", prometheus.CounterValue, nil},
 	{"shoal_spill_bytes_total", "Bytes map tasks on this node wrote to spill and output files.", prometheus.CounterValue, nil},
 	{"shoal_jobs_running", "Jobs without a final state at the scheduler's last pass.", prometheus.GaugeValue, nil},
 	{"shoal_meta_rejected_ahead_total", "Remote metadata records rejected: written by a clock more than --max-clock-drift ahead.", prometheus.CounterValue, nil},
@@ -257,6 +258,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	emit("shoal_shuffle_served_bytes_total", n.shuffleSrv.BytesServed.Load())
 	ss := &n.sched.Stats
 	emit("shoal_shuffle_fetched_bytes_total", ss.ShuffleFetchedBytes.Load())
+	emit("shoal_shuffle_held_bytes_total", ss.ShuffleHeldBytes.Load())
 	emit("shoal_spill_bytes_total", ss.SpilledBytes.Load())
 	emit("shoal_jobs_running", ss.RunningJobs.Load())
 

@@ -36,8 +36,15 @@ func waitFiles(t testing.TB, n *peer.Node, dir string, count int) {
 	})
 }
 
+// TestTeraSortPipeline runs teragen, terasort and teravalidate on 3 nodes
+// whose reducers take their fetched segments three ways: node1 spools
+// every one to disk, node2 holds what fits in 200 KB in memory and spools
+// the rest, node3 holds them all in memory; each reads its own node's map
+// outputs in place.
 func TestTeraSortPipeline(t *testing.T) {
-	c := clustertest.Start(t, 3, clustertest.Options{})
+	c := clustertest.Start(t, 3, clustertest.Options{Configure: func(i int, cfg *peer.Config) {
+		cfg.ShuffleMemory = []int64{-1, 200 << 10, 0}[i]
+	}})
 	n := c.Node(0)
 	const rows = 30000
 	gen := runJob(t, n, scheduler.SubmitRequest{Name: "teragen", Params: map[string]string{"rows": fmt.Sprint(rows), "tasks": "5"}, Output: "/tera/gen"})
@@ -55,6 +62,17 @@ func TestTeraSortPipeline(t *testing.T) {
 		t.Fatalf("terasort %s: %s", sorted.State, sorted.Error)
 	}
 	waitFiles(t, n, "/tera/sorted", 5)
+	for i := range 3 {
+		st := &c.Node(i).Scheduler().Stats
+		held, fetched := st.ShuffleHeldBytes.Load(), st.ShuffleFetchedBytes.Load()
+		t.Logf("node%d held %d of the %d bytes its reducers fetched", i+1, held, fetched)
+		if fetched == 0 {
+			continue // it ran no reduce
+		}
+		if i == 0 && held != 0 || i == 1 && (held == 0 || fetched > 200<<10 && held >= fetched) || i == 2 && held != fetched {
+			t.Errorf("node%d held %d of its %d fetched bytes in memory", i+1, held, fetched)
+		}
+	}
 	got, _ := readParts(t, n, "/tera/sorted")
 	lines := strings.SplitAfter(string(input), "\n")
 	lines = lines[:len(lines)-1]

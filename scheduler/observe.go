@@ -31,6 +31,9 @@ type Stats struct {
 	// ShuffleFetchedBytes: map output bytes reducers here fetched from
 	// other nodes.
 	ShuffleFetchedBytes atomic.Int64
+	// ShuffleHeldBytes: of those, the bytes held in memory for the merge
+	// rather than spooled to disk (see Config.ShuffleMemory).
+	ShuffleHeldBytes atomic.Int64
 	// SpilledBytes: bytes map tasks here wrote to spill and output files.
 	SpilledBytes atomic.Int64
 	// RunningJobs: jobs without a final state at the last reconcile pass.

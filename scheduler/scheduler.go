@@ -60,6 +60,11 @@ type Config struct {
 	Slots int
 	// SortBuffer is each map task's sort buffer in bytes. Default 64 MiB.
 	SortBuffer int
+	// ShuffleMemory bounds the bytes of fetched map output that this
+	// node's reducers hold in memory, all reducers together; a segment
+	// that does not fit is spooled to disk. Default
+	// DefaultShuffleMemory; negative: every segment is spooled.
+	ShuffleMemory int64
 	// WorkDir holds task working directories (for jobs that ship files).
 	// Required.
 	WorkDir string
@@ -135,6 +140,9 @@ func (c *Config) validate() error {
 	if c.BinaryGrace <= 0 {
 		c.BinaryGrace = DefaultBinaryGrace
 	}
+	if c.ShuffleMemory == 0 {
+		c.ShuffleMemory = DefaultShuffleMemory
+	}
 	if c.Interval <= 0 {
 		c.Interval = time.Second
 	}
@@ -156,6 +164,11 @@ type Scheduler struct {
 	log   *slog.Logger
 	slots chan struct{}
 	kick  chan struct{}
+	// shuffleMem counts the fetched segments reducers hold in memory.
+	shuffleMem *byteBudget
+	// sortBufs keeps the sort buffers of finished map tasks for the next
+	// ones; the Run loop drops them when map tasks stop.
+	sortBufs *bufferPool
 
 	mu      sync.Mutex
 	tasks   map[string]context.CancelCauseFunc // running tasks by job/kind/index
@@ -198,20 +211,22 @@ func New(cfg Config) (*Scheduler, error) {
 		return nil, err
 	}
 	return &Scheduler{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		slots:   make(chan struct{}, cfg.Slots),
-		kick:    make(chan struct{}, 1),
-		tasks:   map[string]context.CancelCauseFunc{},
-		specs:   map[string]*loadedSpec{},
-		jobs:    map[string]*job.Job{},
-		cleaned: map[string]bool{},
-		checked: map[string]bool{},
-		own:     map[string]*ownTasks{},
-		waits:   map[string]*inputWait{},
-		wake:    make(chan struct{}),
-		started: time.Now(),
-		active:  map[string]bool{},
+		cfg:        cfg,
+		log:        cfg.Logger,
+		slots:      make(chan struct{}, cfg.Slots),
+		shuffleMem: &byteBudget{left: max(0, cfg.ShuffleMemory)},
+		sortBufs:   &bufferPool{max: cfg.Slots},
+		kick:       make(chan struct{}, 1),
+		tasks:      map[string]context.CancelCauseFunc{},
+		specs:      map[string]*loadedSpec{},
+		jobs:       map[string]*job.Job{},
+		cleaned:    map[string]bool{},
+		checked:    map[string]bool{},
+		own:        map[string]*ownTasks{},
+		waits:      map[string]*inputWait{},
+		wake:       make(chan struct{}),
+		started:    time.Now(),
+		active:     map[string]bool{},
 
 		placements: map[string]*placement{},
 	}, nil
@@ -288,6 +303,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 			s.broadcast()
 		case <-tick.C:
 			s.refreshActive()
+			s.sortBufs.trim(time.Now())
 		}
 	}
 }

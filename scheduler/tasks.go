@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -167,6 +168,7 @@ func (s *Scheduler) runMap(ctx context.Context, rec *JobRecord, j *job.Job, sp s
 		if err != nil {
 			return MapRecord{}, fmt.Errorf("%s: %w", name, err)
 		}
+		defer s.putSortBuffer(mw)
 		out, finish, abort = job.EmitterFunc(emit), func() (job.Counters, error) {
 			mo, err := mw.Close()
 			if err != nil {
@@ -212,9 +214,18 @@ func (s *Scheduler) newMapWriter(rec *JobRecord, task job.Task) (*shuffle.MapWri
 		Name:        task.Info.TaskID,
 		Partitions:  rec.Reducers,
 		BufferBytes: s.cfg.SortBuffer,
+		Buffer:      s.sortBuffer(),
 		Guard:       s.cfg.Disk,
 	})
 }
+
+// sortBuffer is a sort buffer an earlier map task of this node left, or
+// nil.
+func (s *Scheduler) sortBuffer() []byte { return s.sortBufs.get(time.Now()) }
+
+// putSortBuffer keeps a finished map writer's sort buffer for the next
+// map task. The writer must be closed or aborted.
+func (s *Scheduler) putSortBuffer(mw *shuffle.MapWriter) { s.sortBufs.put(mw.Buffer()) }
 
 func (s *Scheduler) startReduce(v *view, j *job.Job, part, splits, attempt int, backup bool) {
 	key := taskKey(v.rec.ID, kindReduce, part)
@@ -256,8 +267,10 @@ func (s *Scheduler) runReduce(ctx context.Context, rec *JobRecord, j *job.Job, p
 	if err := os.MkdirAll(spool, 0o700); err != nil {
 		return CommitRecord{}, err
 	}
-	fetched := map[int]string{} // split -> spool file ("" for an empty segment)
-	var have itemSet            // the keys of fetched
+	fetched := map[int]fetchedSegment{} // split -> where its segment is (zero: empty)
+	var have itemSet                    // the keys of fetched
+	var held int64                      // bytes of fetched held in memory, of s.shuffleMem
+	defer func() { s.shuffleMem.give(held) }()
 	var shuffled int64
 	var wire, remote atomic.Int64 // bytes read from other nodes' streams; their segments' plain bytes
 	for len(fetched) < splits {
@@ -282,7 +295,8 @@ func (s *Scheduler) runReduce(ctx context.Context, rec *JobRecord, j *job.Job, p
 			if !ok {
 				continue
 			}
-			path, n, err := s.fetchSegment(ctx, rec.ID, e.node, i, part, spool, rec.ShuffleCodec, &wire)
+			seg, err := s.fetchSegment(ctx, rec.ID, e.node, i, part, spool, rec.ShuffleCodec, &wire)
+			n := seg.n
 			if err == nil && e.node != s.cfg.Self {
 				remote.Add(n)
 			}
@@ -298,7 +312,8 @@ func (s *Scheduler) runReduce(ctx context.Context, rec *JobRecord, j *job.Job, p
 				s.log.Warn("fetch map output", "job", rec.ID, "task", info.TaskID, "map", mapTaskID(i), "from", e.node, "err", err)
 				continue
 			}
-			fetched[i], shuffled = path, shuffled+n
+			fetched[i], shuffled = seg, shuffled+n
+			held += int64(len(seg.mem))
 			aio.in.Store(shuffled)
 			have.Add(i)
 		}
@@ -330,14 +345,27 @@ func (s *Scheduler) runReduce(ctx context.Context, rec *JobRecord, j *job.Job, p
 	}
 	defer cleanup()
 	var inputs []io.Reader
+	var lazies []*lazyFile
 	for i := 0; i < splits; i++ {
-		if p := fetched[i]; p != "" {
-			inputs = append(inputs, &lazyFile{path: p})
+		seg := fetched[i]
+		switch {
+		case seg.n == 0:
+		case seg.mem != nil:
+			inputs = append(inputs, bytes.NewReader(seg.mem))
+		default:
+			l := &lazyFile{path: seg.path}
+			if seg.local {
+				l.open = func() (io.ReadCloser, error) {
+					r, _, err := s.cfg.Shuffle.Open(rec.ID, mapTaskID(i), part)
+					return r, err
+				}
+			}
+			inputs, lazies = append(inputs, l), append(lazies, l)
 		}
 	}
 	defer func() {
-		for _, r := range inputs {
-			r.(*lazyFile).close()
+		for _, l := range lazies {
+			l.close()
 		}
 	}()
 	var stats shuffle.MergeStats
@@ -382,35 +410,60 @@ func (s *Scheduler) finishedElsewhere(id string, k itemKey) bool {
 	return finishedElsewhere(decideInput{v: v, self: s.cfg.Self, live: s.liveOf(v)}, k.k, k.i)
 }
 
-// fetchSegment copies one map output's partition into the spool dir.
-// From another node it asks for the segment compressed with codec (""
-// for plain) and adds the bytes read from the stream to wire.
-func (s *Scheduler) fetchSegment(ctx context.Context, jobID, node string, split, part int, spool, codec string, wire *atomic.Int64) (string, int64, error) {
-	var r io.ReadCloser
-	var n int64
-	var err error
+// fetchedSegment is where a reducer finds one map output's segment of its
+// partition once fetched: in memory (mem), in a spool file (path), or,
+// for a map output of this node, in place in the shuffle store (local). n
+// is its length; 0 for an empty segment.
+type fetchedSegment struct {
+	n     int64
+	mem   []byte
+	path  string
+	local bool
+}
+
+// fetchSegment fetches one map output's partition. A map output of this
+// node stays where it is: the merge reads it from the shuffle store (its
+// checksum checked then). One of another node is read whole, its checksum
+// checked, into memory when s.shuffleMem has room for it, else into the
+// spool dir. From another node it asks for the segment compressed with
+// codec ("" for plain) and adds the bytes read from the stream to wire.
+// The caller gives a segment's memory back to s.shuffleMem when done.
+func (s *Scheduler) fetchSegment(ctx context.Context, jobID, node string, split, part int, spool, codec string, wire *atomic.Int64) (fetchedSegment, error) {
 	if node == s.cfg.Self {
-		r, n, err = s.cfg.Shuffle.Open(jobID, mapTaskID(split), part)
-	} else {
-		r, n, err = shuffle.FetchWith(ctx, s.cfg.Dialer, node, jobID, mapTaskID(split), part, shuffle.FetchOptions{Codec: codec, Wire: wire})
-		if err == nil {
-			defer func() { s.Stats.ShuffleFetchedBytes.Add(n) }()
+		segs, err := s.cfg.Shuffle.Segments(jobID, mapTaskID(split))
+		if err != nil {
+			return fetchedSegment{}, err
 		}
+		if part < 0 || part >= len(segs) {
+			return fetchedSegment{}, fmt.Errorf("map output %s has no partition %d (it has %d)", mapTaskID(split), part, len(segs))
+		}
+		return fetchedSegment{n: segs[part].Length, local: segs[part].Length > 0}, nil
 	}
+	r, n, err := shuffle.FetchWith(ctx, s.cfg.Dialer, node, jobID, mapTaskID(split), part, shuffle.FetchOptions{Codec: codec, Wire: wire})
 	if err != nil {
-		return "", 0, err
+		return fetchedSegment{}, err
 	}
+	defer s.Stats.ShuffleFetchedBytes.Add(n)
 	defer r.Close()
 	if n == 0 {
-		return "", 0, nil
+		return fetchedSegment{}, nil
+	}
+	if s.shuffleMem.take(n) {
+		mem, err := readSegment(r, n)
+		if err != nil {
+			s.shuffleMem.give(n)
+			return fetchedSegment{}, err
+		}
+		s.Stats.ShuffleHeldBytes.Add(n)
+		return fetchedSegment{n: n, mem: mem}, nil
 	}
 	path := filepath.Join(spool, mapTaskID(split)+".seg")
 	if err := s.cfg.Disk.Check(spool, n); err != nil {
-		return "", 0, err
+		return fetchedSegment{}, err
 	}
 	f, err := os.Create(path + ".tmp")
 	if err != nil {
-		return "", 0, s.cfg.Disk.Wrap(err, spool)
+		return fetchedSegment{}, s.cfg.Disk.Wrap(err, spool)
 	}
 	got, err := io.Copy(s.cfg.Disk.Writer(f, spool), r)
 	if err == nil && got != n {
@@ -424,17 +477,37 @@ func (s *Scheduler) fetchSegment(ctx context.Context, jobID, node string, split,
 	}
 	if err != nil {
 		os.Remove(path + ".tmp")
-		return "", 0, err
+		return fetchedSegment{}, err
 	}
-	return path, n, nil
+	return fetchedSegment{n: n, path: path}, nil
+}
+
+// readSegment reads a fetched segment of n bytes whole, to its end, where
+// the fetch reader checks its length and checksum.
+func readSegment(r io.Reader, n int64) ([]byte, error) {
+	mem := make([]byte, n)
+	if _, err := io.ReadFull(r, mem); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			err = fmt.Errorf("segment cut short of its %d bytes", n)
+		}
+		return nil, err
+	}
+	var one [1]byte
+	if m, err := r.Read(one[:]); m > 0 || err == nil {
+		return nil, fmt.Errorf("segment longer than its %d bytes", n)
+	} else if !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return mem, nil
 }
 
 // lazyFile opens its file on first read and closes it at EOF, so a merge of
 // thousands of segments holds only the files it is reading.
 type lazyFile struct {
 	path string
+	open func() (io.ReadCloser, error) // opens it instead of path, if set
 	f    *bufio.Reader
-	file *os.File
+	file io.Closer
 	eof  bool
 }
 
@@ -443,7 +516,13 @@ func (l *lazyFile) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	if l.f == nil {
-		f, err := os.Open(l.path)
+		var f io.ReadCloser
+		var err error
+		if l.open != nil {
+			f, err = l.open()
+		} else {
+			f, err = os.Open(l.path)
+		}
 		if err != nil {
 			return 0, err
 		}

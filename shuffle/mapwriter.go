@@ -52,6 +52,13 @@ type MapConfig struct {
 	// MaxBufferBytes. It is allocated as needed, from 1 MiB growing
 	// fourfold.
 	BufferBytes int
+	// Buffer, optional, is a sort buffer to use instead of allocating
+	// one: a MapWriter's Buffer after its Close or Abort, handed to the
+	// next writer so that a node's map tasks reuse their sort buffers
+	// (no growth copies, no fresh pages to fault in). It is used when it
+	// is exactly BufferBytes long (rounded down to a multiple of 32);
+	// the writer owns it from NewMapWriter on.
+	Buffer []byte
 	// Guard admits every write of spills, merges and the output against
 	// the node's reserve, and reports ENOSPC as a *disk.FullError. Nil
 	// admits all (ENOSPC is still reported so).
@@ -113,6 +120,7 @@ type MapWriter struct {
 	cspans []span
 	spanFn func(a, b span) int // w.cmpSpan, made once
 
+	spare     []byte   // the sort buffer once closed, for Buffer
 	files     []string // files to remove on failure
 	counters  Counters
 	fanIn     int
@@ -143,9 +151,25 @@ func NewMapWriter(cfg MapConfig) (*MapWriter, error) {
 		sorter: newSorter(cfg.Partitions),
 		fanIn:  MaxFanIn,
 	}
+	if len(cfg.Buffer) == cfg.BufferBytes && uintptr(unsafe.Pointer(unsafe.SliceData(cfg.Buffer)))%8 == 0 {
+		w.mem = cfg.Buffer
+	}
+	w.cfg.Buffer = nil
 	w.emitFn = w.combineEmit
 	w.spanFn = w.cmpSpan
 	return w, nil
+}
+
+// Buffer returns, once the writer is closed or aborted, its sort buffer
+// if it grew to its full size, for another writer's MapConfig.Buffer;
+// else nil. The writer no longer uses it.
+func (w *MapWriter) Buffer() []byte {
+	if !w.closed {
+		return nil
+	}
+	b := w.spare
+	w.spare = nil
+	return b
 }
 
 var errClosed = errors.New("map writer is closed")
@@ -421,7 +445,7 @@ func (w *MapWriter) Close() (MapOutput, error) {
 	}
 	w.closed = true
 	out, err := w.close()
-	w.mem, w.wbuf = nil, nil
+	w.release()
 	if err != nil {
 		w.removeFiles()
 		w.err = diskError(w.cfg.Guard, err, w.cfg.Dir, "map writer")
@@ -649,6 +673,15 @@ func syncDir(dir string) error {
 	return err
 }
 
+// release drops the writer's buffers, keeping a full-size sort buffer
+// for Buffer.
+func (w *MapWriter) release() {
+	if len(w.mem) == w.cfg.BufferBytes {
+		w.spare = w.mem
+	}
+	w.mem, w.wbuf = nil, nil
+}
+
 // Abort stops the writer and removes every file it wrote. It is safe to
 // call at any time, more than once, and after Close failed; after a Close
 // that succeeded it does nothing (remove a committed output through the
@@ -659,7 +692,8 @@ func (w *MapWriter) Abort() {
 	}
 	w.closed = true
 	w.removeFiles()
-	w.mem, w.wbuf, w.spills = nil, nil, nil
+	w.release()
+	w.spills = nil
 	if w.err == nil {
 		w.err = errors.New("map writer aborted")
 	}
