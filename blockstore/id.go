@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 )
 
 // ID names a block by the SHA-256 of its bytes, so every read can verify
@@ -38,6 +39,15 @@ func ParseID(s string) (ID, error) {
 
 // Sum returns the ID of b.
 func Sum(b []byte) ID { return sha256.Sum256(b) }
+
+// SumReader returns the ID of the bytes r yields.
+func SumReader(r io.Reader) (ID, error) {
+	h := newHasher()
+	if _, err := io.CopyBuffer(h, r, make([]byte, 1<<20)); err != nil {
+		return ID{}, err
+	}
+	return idOf(h), nil
+}
 
 // newHasher returns the hash that IDs are computed with.
 func newHasher() hash.Hash { return sha256.New() }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -207,5 +208,59 @@ func TestWriteFailsOnlyWithNoCopy(t *testing.T) {
 	}
 	if fs.Writes.Failed.Load() != 1 {
 		t.Fatalf("failed writes %d, want 1", fs.Writes.Failed.Load())
+	}
+}
+
+// TestOwnerLinksItsSpool: a writer that is itself one of a block's targets
+// stores its spool file as its copy (one inode, no second write), while
+// the other targets get the same bytes over the wire; the block reads back
+// verified from each.
+func TestOwnerLinksItsSpool(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := newTestCluster(t, 3)
+	n1 := c.nodes["n1"]
+	st := n1.fs.Store()
+	data := textOf(5, 300<<10)
+	id := Sum(data)
+	f, err := st.TempFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer removeFile(f)
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	b := blockWrite{file: "/linked", index: 0, id: id, size: int64(len(data)), want: 3, spool: f}
+	if n, err := n1.fs.writeBlock(ctx, b, f); err != nil || n != 3 {
+		t.Fatalf("write: %d copies, %v", n, err)
+	}
+	spool, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := os.Stat(st.path(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(spool, stored) {
+		t.Fatal("the writer's copy is a second file, not its spool")
+	}
+	if st.Written.Load() != 1 {
+		t.Fatalf("%d blocks counted written here, want 1", st.Written.Load())
+	}
+	// A second write of the same block stores nothing new.
+	if _, err := n1.fs.writeBlock(ctx, b, f); err != nil || st.Written.Load() != 1 {
+		t.Fatalf("second write: %v, %d counted", err, st.Written.Load())
+	}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		var got bytes.Buffer
+		if err := c.nodes[n].fs.Store().Verify(id); err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+		if err := c.nodes[n].fs.readBlock(ctx, BlockRef{ID: id, Size: int64(len(data))}, 3, &got); err != nil || !bytes.Equal(got.Bytes(), data) {
+			t.Fatalf("read via %s: %v", n, err)
+		}
 	}
 }

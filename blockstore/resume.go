@@ -41,22 +41,20 @@ func NextBlockLen(r io.ReaderAt, off, total, blockSize int64) (int64, error) {
 	if total-off < blockSize {
 		return total - off, nil
 	}
+	// The last newline of the window: read from its end backwards, so
+	// that a text block costs one read of its last megabyte.
 	buf := make([]byte, min(blockSize, 1<<20))
-	cut := int64(-1)
-	for pos := off; pos < off+blockSize; {
-		n := min(int64(len(buf)), off+blockSize-pos)
-		if _, err := r.ReadAt(buf[:n], pos); err != nil {
+	for end := off + blockSize; end > off; {
+		n := min(int64(len(buf)), end-off)
+		if _, err := r.ReadAt(buf[:n], end-n); err != nil {
 			return 0, err
 		}
 		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
-			cut = pos + int64(i) + 1 - off
+			return end - n + int64(i) + 1 - off, nil
 		}
-		pos += n
+		end -= n
 	}
-	if cut < 0 {
-		return blockSize, nil
-	}
-	return cut, nil
+	return blockSize, nil
 }
 
 // BlockAck acknowledges one block of a resumable put: its ID and length,
@@ -72,7 +70,9 @@ type BlockAck struct {
 // PutBlock stores one block of a resumable put: the size bytes of r, the
 // index-th block of file (named in logs and errors only), with repl
 // copies asked. It spools and hashes the bytes, then writes them through
-// the write pipeline.
+// the write pipeline; when this node is one of the block's targets, the
+// spool itself becomes its copy here (Store.Link), so the bytes are
+// written to this disk once.
 func (fs *FS) PutBlock(ctx context.Context, file string, index int, r io.Reader, size int64, repl int) (BlockAck, error) {
 	if size <= 0 || size > MaxBlockSize {
 		return BlockAck{}, fmt.Errorf("block %d of %s: length %d outside 1..%d", index, file, size, MaxBlockSize)
@@ -105,7 +105,7 @@ func (fs *FS) PutBlock(ctx context.Context, file string, index int, r io.Reader,
 		return BlockAck{}, fmt.Errorf("block %d of %s: got %d bytes, want %d", index, file, n, size)
 	}
 	id := idOf(h)
-	copies, err := fs.writeBlock(ctx, blockWrite{file: file, index: index, id: id, size: size, want: repl}, f)
+	copies, err := fs.writeBlock(ctx, blockWrite{file: file, index: index, id: id, size: size, want: repl, spool: f}, f)
 	if err != nil {
 		return BlockAck{}, fmt.Errorf("put %s: %w", file, err)
 	}

@@ -74,6 +74,18 @@ func TestNextBlockLenCutsAsTheSplitter(t *testing.T) {
 			t.Errorf("%s: client cuts %v, splitter %v", name, got, want)
 		}
 	}
+	// Blocks larger than the client's 1 MiB read window, with lines
+	// longer than it: the last newline of a block lies one or more
+	// windows before its end.
+	big := int64(5<<20 + 3)
+	var long []byte
+	for len(long) < int(4*big) {
+		long = append(long, bytes.Repeat([]byte("w"), 1<<20+rng.IntN(3<<20))...)
+		long = append(long, '\n')
+	}
+	if want, got := splitterCuts(t, st, long, big), clientCuts(t, long, big); !slices.Equal(want, got) {
+		t.Errorf("long lines: client cuts %v, splitter %v", got, want)
+	}
 }
 
 func TestResumablePut(t *testing.T) {

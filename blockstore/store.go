@@ -171,11 +171,21 @@ func (s *Store) Adopt(id ID, f *os.File) error {
 }
 
 func (s *Store) adopt(id ID, f *os.File) error {
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return s.guard.Wrap(err, s.dir)
+	err := s.Link(id, f)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = s.guard.Wrap(cerr, s.dir)
 	}
-	if err := f.Close(); err != nil {
+	return err
+}
+
+// Link stores the block id from f, a file of the store's tmp dir (see
+// TempFile) whose bytes the caller has hashed to id and will not change:
+// it syncs f to disk and links it into place, without copying a byte. f
+// stays open and keeps its temp name: the caller still closes and removes
+// it, and may go on reading it meanwhile (the write pipeline sends the
+// same bytes to the block's other owners).
+func (s *Store) Link(id ID, f *os.File) error {
+	if err := f.Sync(); err != nil {
 		return s.guard.Wrap(err, s.dir)
 	}
 	p := s.path(id)
@@ -185,13 +195,12 @@ func (s *Store) adopt(id ID, f *os.File) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return s.guard.Wrap(err, s.dir)
 	}
-	fi, err := os.Stat(f.Name())
+	fi, err := f.Stat()
 	if err != nil {
 		return err
 	}
 	// A link, not a rename: it fails when another writer stored the block
-	// meanwhile, so each block is counted once. The caller removes the
-	// temp file.
+	// meanwhile, so each block is counted once.
 	if err := os.Link(f.Name(), p); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return nil

@@ -3,9 +3,14 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
+	"sort"
+	"strconv"
 	"sync"
 )
 
@@ -29,22 +34,20 @@ func NextBlockLen(r io.ReaderAt, off, total, blockSize int64) (int64, error) {
 	if total-off < blockSize {
 		return total - off, nil
 	}
+	// The last newline of the window: read from its end backwards, so
+	// that a text block costs one read of its last megabyte.
 	buf := make([]byte, min(blockSize, 1<<20))
-	cut := int64(-1)
-	for pos := off; pos < off+blockSize; {
-		n := min(int64(len(buf)), off+blockSize-pos)
-		if _, err := r.ReadAt(buf[:n], pos); err != nil {
+	for end := off + blockSize; end > off; {
+		n := min(int64(len(buf)), end-off)
+		if _, err := r.ReadAt(buf[:n], end-n); err != nil {
 			return 0, err
 		}
 		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
-			cut = pos + int64(i) + 1 - off
+			return end - n + int64(i) + 1 - off, nil
 		}
-		pos += n
+		end -= n
 	}
-	if cut < 0 {
-		return blockSize, nil
-	}
-	return cut, nil
+	return blockSize, nil
 }
 
 // Failover is told when a client moves from one agent to the next: the one
@@ -96,8 +99,9 @@ func (a *agents) last() *Client {
 }
 
 // PutLocal stores the size bytes of f as the file p with the resumable put:
-// it cuts f into blocks itself (NextBlockLen), sends each to the
-// first agent of list, and commits them. When an agent stops answering it
+// it cuts f into blocks itself (NextBlockLen), sends each to the agent of
+// its first ring owner when list has it (else to the first agent of
+// list), and commits them. When an agent stops answering it
 // goes on through the next one, from the first block not acknowledged: an
 // acknowledged block is never sent again, unless no alive member holds it
 // any more (the commit says so). sent, if not nil, is told the bytes of
@@ -123,7 +127,44 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 		offs   []int64
 		repl   = o.Replication
 	)
+	// Each block goes first to the agent of its first ring owner, which
+	// stores its copy as it receives it and forwards the others; through
+	// any other agent it would cross the data plane once more. An owner
+	// whose agent fails is not tried again in this put: the block then
+	// goes through the agent in use, as every block did before.
+	skip := map[*Client]bool{}
+	direct := func(i int, off, n int64) bool {
+		c, _ := ag.get()
+		if c == nil {
+			return false
+		}
+		owner := ownerAgent(ctx, c, list, f, off, n)
+		mu.Lock()
+		skipped := owner == nil || skip[owner]
+		mu.Unlock()
+		if skipped {
+			return false
+		}
+		ack, err := owner.PutBlock(ctx, p, i, io.NewSectionReader(f, off, n), n, o.Replication)
+		if err != nil || ack.Size != n {
+			mu.Lock()
+			skip[owner] = true
+			mu.Unlock()
+			return false
+		}
+		mu.Lock()
+		refs[i] = BlockRef{ID: ack.ID, Size: ack.Size}
+		repl = min(repl, ack.Replication)
+		mu.Unlock()
+		if sent != nil {
+			sent(n)
+		}
+		return true
+	}
 	send := func(i int, off, n int64) error {
+		if direct(i, off, n) {
+			return nil
+		}
 		for {
 			c, place := ag.get()
 			if c == nil {
@@ -234,9 +275,35 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 	}
 }
 
-// FileReader reads a cluster file through one agent at a time: when the
-// stream is cut (its agent died), it opens the same version of the file
-// again through the next agent, from the byte it had reached.
+// ownerAgent returns the agent in list of the first ring owner of the
+// block at off..off+n of f, as the agent c places it: the block is hashed
+// here to find it. Nil when that owner is not in list or c does not
+// answer: the block then goes through c.
+func ownerAgent(ctx context.Context, c *Client, list []*Client, f io.ReaderAt, off, n int64) *Client {
+	h := sha256.New() // a block's ID, as the agents compute it
+	if _, err := io.CopyBuffer(h, io.NewSectionReader(f, off, n), make([]byte, 1<<20)); err != nil {
+		return nil
+	}
+	o, err := c.Owners(ctx, hex.EncodeToString(h.Sum(nil)), 1)
+	if err != nil || len(o.Owners) == 0 {
+		return nil
+	}
+	for _, a := range list {
+		if a.name == o.Owners[0] {
+			return a
+		}
+	}
+	return nil
+}
+
+// FileReader reads a cluster file. It reads each block straight from the
+// agent of a member that holds it (GET /v1/fs/block), which verifies its
+// copy before sending it, so the bytes never cross the data plane between
+// agents. When no holder's agent serves a block, it reads the rest of the
+// file through one agent at a time (GET /v1/fs/file, which fetches each
+// block from wherever it is): when that stream is cut (its agent died), it
+// opens the same version of the file again through the next agent, from
+// the byte it had reached.
 type FileReader struct {
 	ctx      context.Context
 	ag       *agents
@@ -246,20 +313,182 @@ type FileReader struct {
 	size     int64
 	manifest string
 	pending  error
+
+	// The direct reads: each block's place and holders' agents, the
+	// block stream open (ending at bend, from bholder), and the agents
+	// that failed.
+	blocks  []directBlock
+	brc     io.ReadCloser
+	bend    int64
+	bholder *Client
+	bad     map[*Client]bool
+	left    *Client // the last holder that failed, not yet reported
+	why     error
 }
 
-// OpenFile opens the file p through the first agent of list that answers.
+// directBlock is one block of a file read straight from its holders.
+type directBlock struct {
+	id      string
+	start   int64
+	end     int64
+	holders []*Client
+}
+
+// maxDirectBlocks bounds the blocks of a file read straight from their
+// holders; a larger file is read through an agent.
+const maxDirectBlocks = 1 << 16
+
+// OpenFile opens the file p: where it can, each block straight from an
+// agent that holds it, else through the first agent of list that answers.
 // on, if not nil, is told each move to another agent and the byte offset
 // it goes on from.
 func OpenFile(ctx context.Context, list []*Client, p string, on Failover) (*FileReader, error) {
 	if len(list) == 0 {
 		return nil, errors.New("no agent to read through")
 	}
-	r := &FileReader{ctx: ctx, ag: &agents{list: list, on: on}, path: p, size: -1}
+	r := &FileReader{ctx: ctx, ag: &agents{list: list, on: on}, path: p, size: -1, bad: map[*Client]bool{}}
+	if r.plan(list) {
+		return r, nil
+	}
 	if err := r.open(); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// plan asks the first agent where each block of the file is, and reports
+// whether every block has a holder whose agent is in list; the reads then
+// go to them. Any failure leaves the file to the agent stream.
+func (r *FileReader) plan(list []*Client) bool {
+	c, _ := r.ag.get()
+	st, err := c.StatBlocks(r.ctx, r.path)
+	if err != nil || st.File.Blocks > maxDirectBlocks || len(st.Blocks) != st.File.Blocks+1 {
+		return false
+	}
+	byName := map[string]*Client{}
+	for _, a := range list {
+		if a.name != "" {
+			byName[a.name] = a
+		}
+	}
+	var blocks []directBlock
+	var off int64
+	for _, b := range st.Blocks {
+		if b.Manifest {
+			continue
+		}
+		d := directBlock{id: b.ID, start: off, end: off + b.Size}
+		for _, h := range b.Holders {
+			if a := byName[h]; a != nil {
+				d.holders = append(d.holders, a)
+			}
+		}
+		if len(d.holders) == 0 {
+			return false
+		}
+		blocks = append(blocks, d)
+		off = d.end
+	}
+	if off != st.File.Size {
+		return false
+	}
+	r.blocks, r.size, r.manifest = blocks, st.File.Size, st.File.Manifest
+	return true
+}
+
+// readDirect reads from the block that holds r.off, opening it on the
+// first of its holders' agents that serves it. ok is false when none
+// does: the caller goes on through an agent.
+func (r *FileReader) readDirect(p []byte) (n int, ok bool) {
+	for {
+		if r.brc == nil {
+			if !r.openDirect() {
+				return 0, false
+			}
+		}
+		if left := r.bend - r.off; int64(len(p)) > left {
+			p = p[:left]
+		}
+		n, err := r.brc.Read(p)
+		r.off += int64(n)
+		if done := r.off == r.bend; done || err != nil {
+			// The block is done, or its stream failed: a later read
+			// opens the next block, or the rest of this one on another
+			// holder.
+			if !done {
+				if err == nil || errors.Is(err, io.EOF) {
+					err = io.ErrUnexpectedEOF
+				}
+				r.fail(r.bholder, fmt.Errorf("%w: the stream was cut: %v", ErrUnreachable, err))
+			}
+			r.brc.Close()
+			r.brc = nil
+		}
+		if n > 0 {
+			return n, true
+		}
+		if r.ctx.Err() != nil {
+			return 0, false
+		}
+	}
+}
+
+// openDirect opens the block holding r.off from r.off on, on the first
+// holder's agent that serves it and has not failed.
+func (r *FileReader) openDirect() bool {
+	i := sort.Search(len(r.blocks), func(i int) bool { return r.blocks[i].end > r.off })
+	if i == len(r.blocks) {
+		return false
+	}
+	b := r.blocks[i]
+	for _, c := range b.holders {
+		if r.bad[c] {
+			continue
+		}
+		rc, n, err := c.GetBlock(r.ctx, b.id, r.off-b.start)
+		if err == nil && n == b.end-r.off {
+			if r.left != nil && r.left != c && r.ag.on != nil {
+				r.ag.on(r.left, c, r.off, r.why)
+			}
+			r.left = nil
+			r.brc, r.bend, r.bholder = rc, b.end, c
+			return true
+		}
+		if err == nil {
+			rc.Close()
+			err = fmt.Errorf("%s offers %d bytes of block %s from byte %d, want %d", c, n, b.id, r.off-b.start, b.end-r.off)
+		}
+		r.fail(c, err)
+	}
+	return false
+}
+
+// fail marks holder c's agent failed for the rest of the read; the next
+// holder a block is read from is reported to the Failover as taking over
+// from it.
+func (r *FileReader) fail(c *Client, why error) {
+	r.bad[c] = true
+	if r.left == nil {
+		r.left, r.why = c, why
+	}
+}
+
+// GetBlock opens block id, held by this agent, from byte offset (GET
+// /v1/fs/block). It returns the reader and the number of bytes it yields.
+func (c *Client) GetBlock(ctx context.Context, id string, offset int64) (io.ReadCloser, int64, error) {
+	q := url.Values{"id": {id}}
+	if offset > 0 {
+		q.Set("offset", strconv.FormatInt(offset, 10))
+	}
+	req, err := c.request(ctx, "GET", "/v1/fs/block?"+q.Encode(), nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	resp, err := c.roundTrip(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	return resp.Body, resp.ContentLength, nil
 }
 
 // Size is the file's length.
@@ -298,6 +527,23 @@ func (r *FileReader) open() error {
 // Read reads the file, going on through another agent when the stream is
 // cut.
 func (r *FileReader) Read(p []byte) (int, error) {
+	if r.blocks != nil {
+		if r.off >= r.size {
+			return 0, io.EOF
+		}
+		if n, ok := r.readDirect(p); ok {
+			return n, nil
+		}
+		if err := r.ctx.Err(); err != nil {
+			return 0, err
+		}
+		// No holder's agent served the block: the rest of the file goes
+		// through an agent, pinned to the version planned.
+		r.blocks = nil
+		if err := r.open(); err != nil {
+			return 0, err
+		}
+	}
 	for {
 		if r.pending == nil {
 			if r.off >= r.size && r.size >= 0 {
@@ -334,6 +580,10 @@ func (r *FileReader) Read(p []byte) (int, error) {
 
 // Close closes the current stream.
 func (r *FileReader) Close() error {
+	if r.brc != nil {
+		r.brc.Close()
+		r.brc = nil
+	}
 	if r.rc == nil {
 		return nil
 	}

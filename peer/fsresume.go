@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"shoal.dev/shoal/client"
 	"strconv"
@@ -98,4 +99,46 @@ func (n *Node) handleCommit(w http.ResponseWriter, r *http.Request) {
 	}
 	n.log.Info("file put", "path", f.Path, "size", f.Size, "blocks", f.Blocks, "replication", f.Replication, "resumable", true)
 	writeJSON(w, http.StatusOK, info)
+}
+
+// handleGetBlock serves GET /v1/fs/block?id=ID[&offset=N]: one block from
+// this node's own store, verified against its ID before the first byte
+// (a corrupt copy is quarantined and refused), from byte offset N. A reader
+// that knows a block's holders (GET /v1/fs/stat) reads it here without its
+// bytes crossing the data plane; 404 when this node holds no copy.
+func (n *Node) handleGetBlock(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	id, err := blockstore.ParseID(q.Get("id"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var offset int64
+	if s := q.Get("offset"); s != "" {
+		if offset, err = strconv.ParseInt(s, 10, 64); err != nil || offset < 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("offset %q: want a byte offset, at least 0", s))
+			return
+		}
+	}
+	rc, size, err := n.fs.Store().Open(id, offset)
+	switch {
+	case errors.Is(err, blockstore.ErrNotFound):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("%s holds no copy of block %s", n.cfg.Name, id.Short()))
+		return
+	case errors.Is(err, blockstore.ErrCorrupt):
+		n.log.Error("corrupt block copy quarantined", "block", id.String(), "requested_by", "api")
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	case err != nil:
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	w.WriteHeader(http.StatusOK)
+	if _, err := io.CopyBuffer(w, rc, make([]byte, 1<<20)); err != nil {
+		n.log.Debug("block read aborted", "block", id.Short(), "err", err)
+		panic(http.ErrAbortHandler)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"shoal.dev/shoal/client"
@@ -215,4 +216,145 @@ func (p *cutProxy) cut() {
 		c.Close()
 	}
 	p.conns = nil
+}
+
+// TestPutSendsBlocksToTheirOwners: with R = 1, the resumable put sends
+// each block straight to the agent of its ring owner, so every node wrote
+// (as the pipeline's writer) the blocks it holds, not the first agent all
+// of them; the file reads back whole. Only the manifest, written by the
+// committing agent, may sit elsewhere.
+func TestPutSendsBlocksToTheirOwners(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := clustertest.Start(t, 3, clustertest.Options{})
+	tok := c.Config(0).Secret.APIToken()
+	var clients []*client.Client
+	for i := 0; i < 3; i++ {
+		cl, err := client.New(c.Node(i).HTTPURL(), tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, cl.Named(c.Node(i).Name()))
+	}
+	data := corpus(12, 2<<20)
+	info, err := client.PutLocal(ctx, clients, "/owned", bytes.NewReader(data), int64(len(data)),
+		client.PutOptions{BlockSize: 64 << 10, Replication: 1}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.File.Blocks < 20 {
+		t.Fatalf("%d blocks, want at least 20", info.File.Blocks)
+	}
+	others := 0
+	for i := 0; i < 3; i++ {
+		fs := c.Node(i).FS()
+		wrote := fs.Writes.Blocks.Load()
+		held, _ := fs.Store().Held()
+		if d := wrote - held; d < -1 || d > 1 {
+			t.Errorf("%s wrote %d blocks and holds %d: blocks did not go to their owners' agents", c.Node(i).Name(), wrote, held)
+		}
+		if i > 0 {
+			others += int(wrote)
+		}
+	}
+	if others == 0 {
+		t.Error("every block went through the first agent")
+	}
+	r, err := client.OpenFile(ctx, clients, "/owned", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes (%v), want the %d put", len(got), err, len(data))
+	}
+}
+
+// routeCount is how many requests of route node's agent answered with
+// 200, from its /metrics.
+func routeCount(t *testing.T, cl *client.Client, route string) int {
+	t.Helper()
+	text, err := cl.Metrics(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "shoal_http_requests_total{") && strings.Contains(line, `code="200"`) && strings.Contains(line, `route="`+route+`"`) {
+			var n int
+			fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &n)
+			total += n
+		}
+	}
+	return total
+}
+
+// TestGetReadsBlocksFromTheirHolders: a read fetches each block straight
+// from the agent of a member that holds it, never through the first agent;
+// when a holder's agent does not answer, the rest of the file comes
+// through the first agent (which reaches the holder over the data plane),
+// whole.
+func TestGetReadsBlocksFromTheirHolders(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := clustertest.Start(t, 3, clustertest.Options{})
+	tok := c.Config(0).Secret.APIToken()
+	var clients []*client.Client
+	for i := 0; i < 3; i++ {
+		cl, err := client.New(c.Node(i).HTTPURL(), tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, cl.Named(c.Node(i).Name()))
+	}
+	data := corpus(13, 2<<20)
+	info, err := client.PutLocal(ctx, clients, "/spread", bytes.NewReader(data), int64(len(data)),
+		client.PutOptions{BlockSize: 64 << 10, Replication: 1}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(list []*client.Client) []byte {
+		t.Helper()
+		r, err := client.OpenFile(ctx, list, "/spread", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		if r.Size() != int64(len(data)) {
+			t.Fatalf("size %d, want %d", r.Size(), len(data))
+		}
+		got, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := read(clients); !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes, differing from the %d put", len(got), len(data))
+	}
+	direct := 0
+	for i, cl := range clients {
+		n := routeCount(t, cl, "GET /v1/fs/block")
+		if n == 0 {
+			t.Errorf("node%d served no block straight", i+1)
+		}
+		direct += n
+	}
+	if direct != info.File.Blocks {
+		t.Errorf("%d blocks read straight from holders, want all %d", direct, info.File.Blocks)
+	}
+	if n := routeCount(t, clients[0], "GET /v1/fs/file"); n != 0 {
+		t.Errorf("the first agent streamed the file %d times", n)
+	}
+
+	// node3's agent does not answer: its blocks, and every byte after the
+	// first of them, come through node1.
+	list := []*client.Client{clients[0], clients[1], goneClient(t).Named(c.Node(2).Name())}
+	if got := read(list); !bytes.Equal(got, data) {
+		t.Fatalf("read back around a silent holder: %d bytes, differing from the %d put", len(got), len(data))
+	}
+	if n := routeCount(t, clients[0], "GET /v1/fs/file"); n != 1 {
+		t.Errorf("the first agent streamed the file %d times, want once", n)
+	}
 }
