@@ -8,7 +8,8 @@ import (
 
 // WireVersion is the generation of Shoal's wire formats as a whole: the
 // libp2p protocols (/shoal/block/1, /shoal/create/1, /shoal/meta/1,
-// /shoal/meta/2, /shoal/shuffle/1, /shoal/ping/1), the gossiped records and
+// /shoal/meta/2, /shoal/shuffle/1, /shoal/tasklog/1, /shoal/nodestats/1,
+// /shoal/ping/1), the gossiped records and
 // the node meta. Each node gossips it in its meta. A release that changes a
 // format raises it and keeps speaking the previous generation, so that
 // releases N and N−1 interoperate during a rolling upgrade; members further
