@@ -11,14 +11,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"shoal.dev/shoal/client"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/client"
 	"shoal.dev/shoal/clustertest"
 	"shoal.dev/shoal/disk"
 	"shoal.dev/shoal/job"
@@ -49,18 +50,40 @@ func smallDisk(t *testing.T, sub string, size int64) (dataDir, mount string) {
 	return dataDir, mount
 }
 
-// ballast fills dir's file system until about left bytes are free.
+// ballast fills dir's file system until about left bytes are free. The
+// node on it may store blocks meanwhile, so it fills in steps, looking at
+// the free space before each, and an ENOSPC (the node took the room first)
+// gives back left bytes of the ballast rather than failing the test.
 func ballast(t *testing.T, dir string, left int64) {
 	t.Helper()
-	u, err := disk.SysStatfs(dir)
+	f, err := os.OpenFile(filepath.Join(dir, "ballast"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.Free <= left {
-		return
-	}
-	if err := os.WriteFile(filepath.Join(dir, "ballast"), make([]byte, u.Free-left), 0o600); err != nil {
-		t.Fatal(err)
+	defer f.Close()
+	zeros := make([]byte, 256<<10)
+	for {
+		u, err := disk.SysStatfs(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Free <= left {
+			return
+		}
+		_, err = f.Write(zeros[:min(u.Free-left, int64(len(zeros)))])
+		if errors.Is(err, syscall.ENOSPC) {
+			fi, serr := f.Stat()
+			if serr != nil {
+				t.Fatal(serr)
+			}
+			if err := f.Truncate(max(fi.Size()-left, 0)); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
