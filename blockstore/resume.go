@@ -1,7 +1,6 @@
 package blockstore
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,7 +18,7 @@ const MaxFileBlocks = 1 << 20
 
 // A resumable put is driven by the client, which cuts the file itself:
 //
-//  1. it cuts the file into blocks with NextBlockLen (the Splitter's rule),
+//  1. it cuts the file into blocks with client.NextBlockLen (the Splitter's rule),
 //  2. sends each block to any agent (PutBlock), which stores it through the
 //     write pipeline and acknowledges its ID and length,
 //  3. and commits the ordered list of acknowledged blocks to any agent
@@ -29,33 +28,6 @@ const MaxFileBlocks = 1 << 20
 // An agent that dies costs only the blocks it had not acknowledged: the
 // client sends those, and the commit, to another member. Blocks are
 // content-addressed, so a block sent twice is stored once.
-
-// NextBlockLen returns the length of the block that starts at off in a
-// file of total bytes read through r, by the Splitter's rule: at most
-// blockSize bytes, ending after the last newline among them, unless the
-// rest of the file fits in the block or the window holds no newline.
-func NextBlockLen(r io.ReaderAt, off, total, blockSize int64) (int64, error) {
-	if off >= total {
-		return 0, io.EOF
-	}
-	if total-off < blockSize {
-		return total - off, nil
-	}
-	// The last newline of the window: read from its end backwards, so
-	// that a text block costs one read of its last megabyte.
-	buf := make([]byte, min(blockSize, 1<<20))
-	for end := off + blockSize; end > off; {
-		n := min(int64(len(buf)), end-off)
-		if _, err := r.ReadAt(buf[:n], end-n); err != nil {
-			return 0, err
-		}
-		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
-			return end - n + int64(i) + 1 - off, nil
-		}
-		end -= n
-	}
-	return blockSize, nil
-}
 
 // BlockAck acknowledges one block of a resumable put: its ID and length,
 // how many copies were stored, and the replication the agent applied (the

@@ -5,13 +5,12 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
 )
 
-// cutsOf returns the block lengths the Splitter makes of data.
+// splitterCuts returns the block lengths the Splitter makes of data.
 func splitterCuts(t *testing.T, st *Store, data []byte, bs int64) []int64 {
 	t.Helper()
 	sp := NewSplitter(st, bytes.NewReader(data), bs)
@@ -30,64 +29,6 @@ func splitterCuts(t *testing.T, st *Store, data []byte, bs int64) []int64 {
 	}
 }
 
-func clientCuts(t *testing.T, data []byte, bs int64) []int64 {
-	t.Helper()
-	var out []int64
-	for off := int64(0); ; {
-		n, err := NextBlockLen(bytes.NewReader(data), off, int64(len(data)), bs)
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, n)
-		off += n
-	}
-}
-
-func TestNextBlockLenCutsAsTheSplitter(t *testing.T) {
-	st, err := OpenStore(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, 1))
-	bs := int64(MinBlockSize)
-	inputs := map[string][]byte{
-		"empty":          nil,
-		"one byte":       []byte("x"),
-		"exactly one":    bytes.Repeat([]byte("abcdefg\n"), int(bs/8)),
-		"one line long":  bytes.Repeat([]byte("y"), int(3*bs+5)),
-		"text":           textOf(rng.Uint64(), int(5*bs)+rng.IntN(int(bs))),
-		"newline at end": append(bytes.Repeat([]byte("z"), int(bs)-1), '\n'),
-	}
-	bin := make([]byte, 3*bs+17)
-	for i := range bin {
-		bin[i] = byte(rng.Uint32())
-	}
-	inputs["binary"] = bin
-	for name, data := range inputs {
-		want, got := splitterCuts(t, st, data, bs), clientCuts(t, data, bs)
-		if !slices.Equal(want, got) {
-			t.Errorf("%s: client cuts %v, splitter %v", name, got, want)
-		}
-	}
-	// Blocks larger than the client's 1 MiB read window, with lines
-	// longer than it: the last newline of a block lies one or more
-	// windows before its end.
-	big := int64(5<<20 + 3)
-	var long []byte
-	for len(long) < int(4*big) {
-		long = append(long, bytes.Repeat([]byte("w"), 1<<20+rng.IntN(3<<20))...)
-		long = append(long, '\n')
-	}
-	if want, got := splitterCuts(t, st, long, big), clientCuts(t, long, big); !slices.Equal(want, got) {
-		t.Errorf("long lines: client cuts %v, splitter %v", got, want)
-	}
-}
-
 func TestResumablePut(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -97,11 +38,13 @@ func TestResumablePut(t *testing.T) {
 	var refs []BlockRef
 	// Blocks go through different agents, as after a failover.
 	agents := []string{"n1", "n2", "n3"}
+	st, err := OpenStore(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cuts := splitterCuts(t, st, data, bs)
 	for off, i := int64(0), 0; off < int64(len(data)); i++ {
-		n, err := NextBlockLen(bytes.NewReader(data), off, int64(len(data)), bs)
-		if err != nil {
-			t.Fatal(err)
-		}
+		n := cuts[i]
 		ack, err := c.nodes[agents[i%3]].fs.PutBlock(ctx, "/r", i, bytes.NewReader(data[off:off+n]), n, 3)
 		if err != nil {
 			t.Fatal(err)
@@ -117,7 +60,7 @@ func TestResumablePut(t *testing.T) {
 	// A block no member holds: the commit names it, nothing appears.
 	bad := slices.Clone(refs)
 	bad[2] = BlockRef{ID: Sum([]byte("never sent")), Size: 10}
-	_, err := c.nodes["n4"].fs.Commit(ctx, CommitRequest{Path: "/r", BlockSize: bs, Replication: 3, Blocks: bad})
+	_, err = c.nodes["n4"].fs.Commit(ctx, CommitRequest{Path: "/r", BlockSize: bs, Replication: 3, Blocks: bad})
 	var me *MissingBlocksError
 	if !errors.As(err, &me) || !slices.Equal(me.Indexes, []int{2}) {
 		t.Fatalf("commit with an unsent block: %v", err)

@@ -13,7 +13,7 @@ import (
 	"shoal.dev/shoal/disk"
 )
 
-// The resumable put (see blockstore.NextBlockLen): the client cuts a local
+// The resumable put (see client.NextBlockLen): the client cuts a local
 // file into blocks, sends each with PUT /v1/fs/block to any agent, and
 // commits the acknowledged list with POST /v1/fs/commit to any agent. If
 // its agent dies it goes on through another member from the first block

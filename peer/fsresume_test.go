@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"shoal.dev/shoal/blockstore"
 	"shoal.dev/shoal/clustertest"
 )
 
@@ -116,7 +115,7 @@ func TestResumablePutAndReadFailOver(t *testing.T) {
 	data1 := corpus(12, 3<<20) // blocks not stored already
 	blocks := 0
 	for off := int64(0); off < int64(len(data1)); blocks++ {
-		n, err := blockstore.NextBlockLen(bytes.NewReader(data1), off, int64(len(data1)), 64<<10)
+		n, err := client.NextBlockLen(bytes.NewReader(data1), off, int64(len(data1)), 64<<10)
 		if err != nil {
 			t.Fatal(err)
 		}
