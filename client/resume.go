@@ -132,6 +132,16 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 	// any other agent it would cross the data plane once more. An owner
 	// whose agent fails is not tried again in this put: the block then
 	// goes through the agent in use, as every block did before.
+	// stored notes block i acknowledged.
+	stored := func(i int, ack BlockAck) {
+		mu.Lock()
+		refs[i] = BlockRef{ID: ack.ID, Size: ack.Size}
+		repl = min(repl, ack.Replication)
+		mu.Unlock()
+		if sent != nil {
+			sent(ack.Size)
+		}
+	}
 	skip := map[*Client]bool{}
 	direct := func(i int, off, n int64) bool {
 		c, _ := ag.get()
@@ -152,13 +162,7 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 			mu.Unlock()
 			return false
 		}
-		mu.Lock()
-		refs[i] = BlockRef{ID: ack.ID, Size: ack.Size}
-		repl = min(repl, ack.Replication)
-		mu.Unlock()
-		if sent != nil {
-			sent(n)
-		}
+		stored(i, ack)
 		return true
 	}
 	send := func(i int, off, n int64) error {
@@ -197,13 +201,7 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 			if ack.Size != n {
 				return fmt.Errorf("put %s: %s stored %d bytes of block %d, want %d", p, c, ack.Size, i, n)
 			}
-			mu.Lock()
-			refs[i] = BlockRef{ID: ack.ID, Size: ack.Size}
-			repl = min(repl, ack.Replication)
-			mu.Unlock()
-			if sent != nil {
-				sent(n)
-			}
+			stored(i, ack)
 			return nil
 		}
 	}

@@ -184,13 +184,7 @@ func (p *Pool) Describe(ctx context.Context, bin, name string, params map[string
 	if err != nil {
 		return Info{}, err
 	}
-	if r.Err != "" {
-		if r.Kind == errUnknownJob || r.Kind == errBadParam {
-			return Info{}, fmt.Errorf("%w: %s", ErrBadJob, r.Err)
-		}
-		return Info{}, errors.New(r.Err)
-	}
-	return r.Info, nil
+	return r.result()
 }
 
 // Prepare runs the Prepare of the job name (Info.Prepare) in a worker of
@@ -221,13 +215,7 @@ func (p *Pool) Prepare(ctx context.Context, bin, name string, params map[string]
 		}
 		return Info{}, err
 	}
-	if r.Err != "" {
-		if r.Kind == errUnknownJob || r.Kind == errBadParam {
-			return Info{}, fmt.Errorf("%w: %s", ErrBadJob, r.Err)
-		}
-		return Info{}, errors.New(r.Err)
-	}
-	return r.Info, nil
+	return r.result()
 }
 
 // CheckBinary reports whether path is a Go executable built for this
@@ -317,4 +305,17 @@ func (p *Pool) newProxy(c JobConfig, info job.TaskInfo, reduce bool) (*proxy, er
 	}
 	pr := &proxy{pool: p, w: w, jobID: info.JobID, taskID: info.TaskID, reduce: reduce, pairsBack: reduce || c.Info.MapOnly, done: make(chan struct{})}
 	return pr, nil
+}
+
+// result is the Info a worker answered, or its error: an unknown job or a
+// bad parameter is ErrBadJob (a 400 at submission), anything else the
+// worker's words.
+func (r infoReply) result() (Info, error) {
+	if r.Err == "" {
+		return r.Info, nil
+	}
+	if r.Kind == errUnknownJob || r.Kind == errBadParam {
+		return Info{}, fmt.Errorf("%w: %s", ErrBadJob, r.Err)
+	}
+	return Info{}, errors.New(r.Err)
 }
