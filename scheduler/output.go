@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"shoal.dev/shoal/blockstore"
 )
@@ -22,14 +23,21 @@ type OutputReserver interface {
 }
 
 // OutputWriter returns the ID of a running job (one without a final state)
-// that writes dir, reading this node's records.
+// that writes dir, reading this node's records. It runs under the create
+// primary's one lock, for every output reservation and commit, so a job
+// that has ended (most of them: the history keeps 1,000) is passed over by
+// its state record's key before its job record is decoded.
 func (s *Scheduler) OutputWriter(dir string) (string, bool) {
+	ended := func(id string) bool {
+		st, ok := s.cfg.Records.Get(statePrefix + id)
+		return ok && !st.Deleted
+	}
 	for _, r := range s.cfg.Records.Scan(jobPrefix) {
-		var rec JobRecord
-		if r.Deleted || decode(r.Value, &rec) != nil || rec.Output != dir {
+		if r.Deleted || ended(strings.TrimPrefix(r.Key, jobPrefix)) {
 			continue
 		}
-		if st, ok := s.cfg.Records.Get(statePrefix + rec.ID); ok && !st.Deleted {
+		var rec JobRecord
+		if decode(r.Value, &rec) != nil || rec.Output != dir || ended(rec.ID) {
 			continue
 		}
 		return rec.ID, true
