@@ -27,6 +27,7 @@ var accessTable = map[string][3]int{
 	"GET /v1/fs/file":                   {401, 401, 403},
 	"DELETE /v1/fs/file":                {401, 401, 403},
 	"GET /v1/fs/stat":                   {401, 401, 403},
+	"GET /v1/fs/block":                  {401, 401, 403},
 	"GET /v1/fs/list":                   {401, 401, 403},
 	"GET /v1/fs/glob":                   {401, 401, 403},
 	"PUT /v1/fs/block":                  {401, 401, 403},

@@ -40,6 +40,9 @@ func put(t testing.TB, n *peer.Node, path string, data []byte, blockSize int64) 
 // readParts concatenates a job's output parts in order.
 func readParts(t testing.TB, n *peer.Node, dir string) ([]byte, []string) {
 	t.Helper()
+	// A job's end record is pushed to every member at once; its output
+	// files' records spread by gossip, so pull them as the API would.
+	n.SyncFiles(context.Background(), dir)
 	entries, err := n.FS().List(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -39,10 +39,10 @@ func TestJobWaitHoldsTheAnswer(t *testing.T) {
 			if err != nil {
 				return nil, err
 			}
-			return job.MapperFunc(func(k, v []byte, out job.Emitter) error {
+			return closing{job.MapperFunc(func(k, v []byte, out job.Emitter) error {
 				<-release // the test says when the map may go on
 				return m.Map(k, v, out)
-			}), nil
+			}), m}, nil
 		}
 		return j, nil
 	}}); err != nil {

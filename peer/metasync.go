@@ -200,6 +200,13 @@ func (n *Node) gateRecovery(h http.Handler) http.Handler {
 	})
 }
 
+// SyncFiles pulls the file records at and below path from every alive
+// member into this node's store, as the API does before it answers about
+// files, so that a local read sees every write acknowledged anywhere.
+func (n *Node) SyncFiles(ctx context.Context, path string) {
+	n.syncRecords(ctx, fileRecordPrefix(path))
+}
+
 // Synced reports whether the metadata has completed an anti-entropy round
 // with every alive member since the node started (safe mode ends then).
 func (n *Node) Synced() bool { return n.gossip.Synced() }
