@@ -200,10 +200,18 @@ func TestPutSurvivesNodeLoss(t *testing.T) {
 		if code := exitCode(cmd); code != 0 {
 			t.Fatalf("get exited %d: %s", code, stderr)
 		}
-		if !strings.Contains(stderr.String(), "stopped answering at byte") {
-			t.Fatalf("the get did not say it went on through another member: %q", stderr)
+		// A get reads each block straight from a holder's agent: if the
+		// dead agent was serving the block being read, the get says it
+		// went on through another; if another holder was, the death does
+		// not touch it and nothing is said. Either way the bytes are whole.
+		switch msg := strings.TrimSpace(stderr.String()); {
+		case strings.Contains(msg, "stopped answering at byte"):
+			t.Logf("get said: %s", msg)
+		case msg == "" || !strings.Contains(msg, "rror"):
+			t.Logf("the get was reading from other holders when %s died: %q", client, msg)
+		default:
+			t.Fatalf("the get said neither that it went on through another member nor nothing: %q", msg)
 		}
-		t.Logf("get said: %s", strings.TrimSpace(stderr.String()))
 		if got := fileSumTB(t, out); got != want {
 			t.Fatal("/a.txt read on through another member differs")
 		}
