@@ -1,6 +1,7 @@
 package peer_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -97,6 +98,8 @@ func TestUnusedProgramsCollected(t *testing.T) {
 		return nil
 	})
 	for i := 0; i < c.Len(); i++ {
+		// The record was written through node2: pull it as the API would.
+		c.Node(i).SyncFiles(context.Background(), "/data/keep")
 		if _, err := c.Node(i).FS().Stat("/data/keep"); err != nil {
 			t.Errorf("node %d: /data/keep: %v", i, err)
 		}
