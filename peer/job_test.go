@@ -246,26 +246,8 @@ func TestEmptyInputAndBadRequests(t *testing.T) {
 func testRegistry(t *testing.T) *job.Registry {
 	reg := job.NewRegistry()
 	builtin.Register(reg)
-	wc, _ := reg.Lookup("wordcount")
 	wrap := func(name string, mapper func(info job.TaskInfo, inner job.Mapper) job.Mapper) {
-		err := reg.Register(job.Spec{Name: name, Usage: "test", Build: func(p map[string]string) (*job.Job, error) {
-			j, err := wc.Build(p)
-			if err != nil {
-				return nil, err
-			}
-			inner := j.NewMapper
-			j.NewMapper = func(info job.TaskInfo) (job.Mapper, error) {
-				m, err := inner(info)
-				if err != nil {
-					return nil, err
-				}
-				return closing{mapper(info, m), m}, nil
-			}
-			return j, nil
-		}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		wrapWordcount(t, reg, name, mapper)
 	}
 	wrap("flaky", func(info job.TaskInfo, inner job.Mapper) job.Mapper {
 		return job.MapperFunc(func(k, v []byte, out job.Emitter) error {
@@ -285,6 +267,35 @@ func testRegistry(t *testing.T) *job.Registry {
 		})
 	})
 	return reg
+}
+
+// wrapWordcount registers name: wordcount with each map task's mapper
+// wrapped by mapper (given the task and wordcount's own mapper), which is
+// closed after it, so that wordcount's in-mapper counts are emitted.
+func wrapWordcount(t *testing.T, reg *job.Registry, name string, mapper func(info job.TaskInfo, inner job.Mapper) job.Mapper) {
+	t.Helper()
+	wc, ok := reg.Lookup("wordcount")
+	if !ok {
+		t.Fatal("no wordcount in the registry")
+	}
+	err := reg.Register(job.Spec{Name: name, Usage: "test", Build: func(p map[string]string) (*job.Job, error) {
+		j, err := wc.Build(p)
+		if err != nil {
+			return nil, err
+		}
+		inner := j.NewMapper
+		j.NewMapper = func(info job.TaskInfo) (job.Mapper, error) {
+			m, err := inner(info)
+			if err != nil {
+				return nil, err
+			}
+			return closing{mapper(info, m), m}, nil
+		}
+		return j, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // closing is a wrapped mapper that closes its inner one (wordcount counts

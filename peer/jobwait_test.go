@@ -27,27 +27,12 @@ func TestJobWaitHoldsTheAnswer(t *testing.T) {
 	release := make(chan struct{})
 	reg := job.NewRegistry()
 	builtin.Register(reg)
-	wc, _ := reg.Lookup("wordcount")
-	if err := reg.Register(job.Spec{Name: "held", Usage: "test", Build: func(p map[string]string) (*job.Job, error) {
-		j, err := wc.Build(p)
-		if err != nil {
-			return nil, err
-		}
-		inner := j.NewMapper
-		j.NewMapper = func(info job.TaskInfo) (job.Mapper, error) {
-			m, err := inner(info)
-			if err != nil {
-				return nil, err
-			}
-			return closing{job.MapperFunc(func(k, v []byte, out job.Emitter) error {
-				<-release // the test says when the map may go on
-				return m.Map(k, v, out)
-			}), m}, nil
-		}
-		return j, nil
-	}}); err != nil {
-		t.Fatal(err)
-	}
+	wrapWordcount(t, reg, "held", func(_ job.TaskInfo, inner job.Mapper) job.Mapper {
+		return job.MapperFunc(func(k, v []byte, out job.Emitter) error {
+			<-release // the test says when the map may go on
+			return inner.Map(k, v, out)
+		})
+	})
 	c := clustertest.Start(t, 3, clustertest.Options{Registry: reg})
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(release) }) }
