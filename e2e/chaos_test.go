@@ -59,15 +59,7 @@ func TestChaos(t *testing.T) {
 
 	c := startNSCluster(t, chaosHosts, "--reconnect-interval", reconnectInterval.String())
 	scratch := t.TempDir()
-	input := filepath.Join(scratch, "corpus.txt")
-	if r := shoal(t, nil, "gen", "text", "--bytes", "3MB", "--seed", "23", "--output", input); r.code != 0 {
-		t.Fatal(r.stderr)
-	}
-	localOut := filepath.Join(scratch, "local")
-	if r := shoal(t, nil, "job", "run", "wordcount", "--local", "--input", input, "--output", localOut, "--reducers", "3"); r.code != 0 {
-		t.Fatalf("local run: %s", r.stderr)
-	}
-	want := localParts(t, localOut)
+	input, want := localWordcount(t, scratch, "3MB", 23, 3)
 	c.mustCLI(0, "fs", "put", input, "/in/corpus.txt", "--block-size", "256K")
 
 	var (

@@ -17,6 +17,22 @@ import (
 	"shoal.dev/shoal/scheduler"
 )
 
+// localWordcount generates a text corpus of size (gen text's --bytes)
+// with seed in dir and runs wordcount over it with --local and reducers
+// reducers: it returns the corpus's path and the output's parts in order.
+func localWordcount(t *testing.T, dir, size string, seed, reducers int) (input, want string) {
+	t.Helper()
+	input = filepath.Join(dir, "corpus.txt")
+	if r := shoal(t, nil, "gen", "text", "--bytes", size, "--seed", fmt.Sprint(seed), "--output", input); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	localOut := filepath.Join(dir, "local")
+	if r := shoal(t, nil, "job", "run", "wordcount", "--local", "--input", input, "--output", localOut, "--reducers", fmt.Sprint(reducers)); r.code != 0 {
+		t.Fatalf("local run: %s", r.stderr)
+	}
+	return input, localParts(t, localOut)
+}
+
 // localParts concatenates the part files of a local output dir in order.
 func localParts(t *testing.T, dir string) string {
 	t.Helper()

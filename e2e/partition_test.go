@@ -57,15 +57,7 @@ func testPartition(t *testing.T, hosts int, sideA, sideB []int) {
 	scratch := t.TempDir()
 
 	// Input and the sequential run's output.
-	input := filepath.Join(scratch, "corpus.txt")
-	if r := shoal(t, nil, "gen", "text", "--bytes", "12MB", "--seed", "16", "--output", input); r.code != 0 {
-		t.Fatal(r.stderr)
-	}
-	localOut := filepath.Join(scratch, "local")
-	if r := shoal(t, nil, "job", "run", "wordcount", "--local", "--input", input, "--output", localOut, "--reducers", "4"); r.code != 0 {
-		t.Fatalf("local run: %s", r.stderr)
-	}
-	want := localParts(t, localOut)
+	input, want := localWordcount(t, scratch, "12MB", 16, 4)
 	c.mustCLI(0, "fs", "put", input, "/in/corpus.txt", "--block-size", "256K")
 
 	// Submit on the side B host that will be cut off, then split at once.

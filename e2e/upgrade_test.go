@@ -59,15 +59,7 @@ func TestRollingUpgrade(t *testing.T) {
 
 	// The input and the sequential run of the job over it.
 	scratch := t.TempDir()
-	input := filepath.Join(scratch, "corpus.txt")
-	if r := shoal(t, nil, "gen", "text", "--bytes", "512KB", "--seed", "17", "--output", input); r.code != 0 {
-		t.Fatal(r.stderr)
-	}
-	localOut := filepath.Join(scratch, "local")
-	if r := shoal(t, nil, "job", "run", "wordcount", "--local", "--input", input, "--output", localOut, "--reducers", "2"); r.code != 0 {
-		t.Fatalf("local run: %s", r.stderr)
-	}
-	want := localParts(t, localOut)
+	input, want := localWordcount(t, scratch, "512KB", 17, 2)
 	c.mustCLI(0, "fs", "put", input, "/in/corpus.txt", "--block-size", "64K", "--replication", "3")
 
 	// The job: a word count whose commands first say they started, then
