@@ -217,7 +217,19 @@ func TestFSProcess(t *testing.T) {
 	if err := e.catEquals(st[victimNode][1], "/text/words", words); err != nil {
 		t.Fatalf("read through a corrupt copy: %v", err)
 	}
-	metrics, _ := clientFor(t, lc, st[victimNode][1]).Metrics(context.Background())
+	// A get reads each block from whichever holder comes first, which
+	// need not be the victim; reading the block from the victim itself
+	// must be refused, whether this read finds the flipped byte or the
+	// get above already did and quarantined the copy.
+	victim := clientFor(t, lc, st[victimNode][1])
+	corruptID := filepath.Base(blockFile)
+	if rc, _, err := victim.GetBlock(context.Background(), corruptID, 0); err == nil {
+		rc.Close()
+		t.Fatalf("%s served block %s after a byte of it was flipped", victimNode, corruptID[:12])
+	} else {
+		t.Logf("%s refuses its corrupt copy: %v", victimNode, err)
+	}
+	metrics, _ := victim.Metrics(context.Background())
 	if !strings.Contains(metrics, "shoal_blocks_corrupt_total 1\n") {
 		t.Fatalf("corruption not counted:\n%s", metrics)
 	}
