@@ -38,6 +38,30 @@ func TestClientLinksNoEngine(t *testing.T) {
 	}
 }
 
+// TestBinaryLinksOnlyTCP: the shoal binary links go-libp2p's TCP
+// transport only. The root go-libp2p package's defaults link QUIC,
+// WebTransport, WebRTC, WebSocket, UPnP and the resource manager whether a
+// host uses them or not, and their package initialisation ran at every
+// start of the binary, each CLI command included (p2p/host.go).
+func TestBinaryLinksOnlyTCP(t *testing.T) {
+	cmd := exec.Command("go", "list", "-deps", module)
+	cmd.Dir = repoRoot
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if dep == "github.com/libp2p/go-libp2p" {
+			t.Errorf("shoal depends on the root go-libp2p package")
+		}
+		for _, unused := range []string{"quic-go", "/pion/", "webtransport", "/transport/websocket", "resource-manager", "go.uber.org/fx"} {
+			if strings.Contains(dep, unused) {
+				t.Errorf("shoal depends on %s", dep)
+			}
+		}
+	}
+}
+
 // TestClientRunsAJob: the light client puts an input, runs wordcount,
 // waits for it and reads its output, which equals the sequential run's;
 // ShipProgram stores a program once.

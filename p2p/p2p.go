@@ -18,8 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
-	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -27,9 +25,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/core/sec"
 	"github.com/libp2p/go-libp2p/core/transport"
-	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
-	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
@@ -173,42 +169,7 @@ func New(cfg Config) (*Host, error) {
 		return nil, fmt.Errorf("p2p: %w", err)
 	}
 	hs := &handshakes{}
-	opts := []libp2p.Option{
-		libp2p.Identity(key),
-		// Listen one address at a time below: libp2p only fails if every
-		// address fails, and does not say which.
-		libp2p.NoListenAddrs,
-		// TCP only. Without SO_REUSEPORT, so that a port held by another
-		// process (another host, too) is an error rather than a shared port.
-		libp2p.Transport(tcpTransport(hs)),
-		libp2p.Security(noise.ID, noise.New),
-		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
-		libp2p.DisableRelay(),
-		libp2p.Ping(false), // we answer our own /shoal/ping/1
-		libp2p.DisableIdentifyAddressDiscovery(),
-		libp2p.DisableMetrics(), // no process-wide Prometheus registry
-		// No resource manager (network.NullResourceManager). The shuffle
-		// opens many concurrent streams between few peers, and go-libp2p's
-		// default limiter caps streams and memory per peer and per protocol
-		// (and connections per IP, and their rate): those limits would fail
-		// healthy shuffle streams with "resource limit exceeded" (measured:
-		// the 152nd concurrent outbound stream of one protocol to one peer is
-		// refused; TestManyConcurrentStreams holds 600). Its job is
-		// defending against hostile peers, but only holders of the cluster
-		// secret get through the private network and Noise handshake, so
-		// every peer that can open a stream is one of our nodes; the callers
-		// (shuffle, blockstore) bound their own concurrency. Unauthenticated
-		// connections are still bounded in time by the upgrader's accept
-		// timeout. Yamux then grows stream windows without a memory cap; it
-		// only grows them while the reader keeps up.
-		libp2p.ResourceManager(&network.NullResourceManager{}),
-		// Never trim connections: a cluster is a few dozen peers at most.
-		libp2p.ConnectionManager(connmgr.NullConnMgr{}),
-	}
-	if cfg.PSK != nil {
-		opts = append(opts, libp2p.PrivateNetwork(append([]byte(nil), cfg.PSK...)))
-	}
-	lh, err := libp2p.New(opts...)
+	lh, err := newLibp2pHost(key, cfg.PSK, hs)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: start host: %w", err)
 	}
