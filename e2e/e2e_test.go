@@ -18,8 +18,12 @@ import (
 	"shoal.dev/shoal/secret"
 )
 
+// binEnv names a shoal binary the tests and benchmarks run instead of one
+// built from this tree.
+const binEnv = "SHOAL_E2E_BIN"
+
 var (
-	shoalBin string // built once by TestMain
+	shoalBin string // built once by TestMain, or binEnv's
 	repoRoot string
 )
 
@@ -32,6 +36,18 @@ func TestMain(m *testing.M) {
 		}
 		defer os.RemoveAll(dir)
 		repoRoot, _ = filepath.Abs("..")
+		if bin := os.Getenv(binEnv); bin != "" {
+			// Another build (say main's, for a before/after measurement
+			// with the same benchmark code): used as it is, not rebuilt.
+			if shoalBin, err = filepath.Abs(bin); err == nil {
+				_, err = os.Stat(shoalBin)
+			}
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "%s: %v\n", binEnv, err)
+				return 1
+			}
+			return m.Run()
+		}
 		shoalBin = filepath.Join(dir, "shoal")
 		build := exec.Command("go", "build", "-o", shoalBin, ".")
 		build.Dir = repoRoot
