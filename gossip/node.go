@@ -189,6 +189,17 @@ func (n *Node) memberlistConfig() *memberlist.Config {
 	// dead node (GossipToTheDeadTime, 30 s on a LAN).
 	mc.DeadNodeReclaimTime = time.Nanosecond
 	mc.TCPTimeout = c.TCPTimeout
+	// No LZW compression of memberlist's messages. memberlist fills a
+	// gossip packet up to UDPBufferSize before compressing it, so
+	// compression fits no more records in a packet; it only shrinks packets
+	// that are below 1.4 KB anyway, and it allocated a fresh 64 KB LZW
+	// table for every packet sent (probes and their acks included) and
+	// decoded every one received: the largest allocation of an agent
+	// running small jobs (about 2 MB a job on the node a job was submitted
+	// to), with the GC and page-returning work that follows. Receivers
+	// decode compressed and plain messages alike, so nodes of either kind
+	// mix in one cluster.
+	mc.EnableCompression = false
 	mc.Logger = newMemberlistLogger(n.log)
 	mc.Delegate = n.del
 	mc.Events = n.view
