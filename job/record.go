@@ -90,13 +90,28 @@ func ReadRecords(r io.Reader, f InputFormat, baseOffset int64, fn func(key, valu
 // packed split) allocates and clears it once, not once per file (a 1 MiB
 // buffer per 1 KB file was most of such a task's time).
 type RecordReader struct {
+	// Expect, if positive, is how many bytes the reader expects to read
+	// over all its inputs: its first buffer is then Expect+1 bytes (at
+	// least minReadBuffer) when that is less than the 1 MiB it starts with
+	// otherwise. A map over a one-line file need not allocate and clear
+	// 1 MiB. The buffer still grows to hold the longest line, so a wrong
+	// Expect costs only reads, never records.
+	Expect int64
+
 	buf []byte
 }
+
+// minReadBuffer is the smallest first buffer of a RecordReader.
+const minReadBuffer = 4 << 10
 
 // Read calls fn for each record of r, as ReadRecords does.
 func (rr *RecordReader) Read(r io.Reader, f InputFormat, baseOffset int64, fn func(key, value []byte) error) error {
 	if rr.buf == nil {
-		rr.buf = make([]byte, readBufferSize)
+		size := readBufferSize
+		if rr.Expect > 0 && rr.Expect < readBufferSize {
+			size = max(int(rr.Expect)+1, minReadBuffer)
+		}
+		rr.buf = make([]byte, size)
 	}
 	var err error
 	rr.buf, err = scanRecords(r, f, baseOffset, MaxLineLength, rr.buf, fn)

@@ -299,8 +299,20 @@ func BenchmarkReadRecords(b *testing.B) {
 // TestRecordReaderReuse: one RecordReader over many inputs (a packed
 // split's files) gives each input's records exactly as ReadRecords does,
 // also after its buffer grew for a line longer than it, and after an input
-// that ended without a newline or failed.
+// that ended without a newline or failed; with Expect, its first buffer is
+// small, and the records the same.
 func TestRecordReaderReuse(t *testing.T) {
+	for _, c := range []struct {
+		expect int64
+		first  int // the first buffer's size
+	}{{0, readBufferSize}, {6, minReadBuffer}, {100 << 10, 100<<10 + 1}, {4 * readBufferSize, readBufferSize}} {
+		t.Run(fmt.Sprintf("expect=%d", c.expect), func(t *testing.T) {
+			testRecordReaderReuse(t, RecordReader{Expect: c.expect}, c.first)
+		})
+	}
+}
+
+func testRecordReaderReuse(t *testing.T, rr RecordReader, first int) {
 	inputs := []struct {
 		in   string
 		f    InputFormat
@@ -313,7 +325,6 @@ func TestRecordReaderReuse(t *testing.T) {
 		{"", TextInput, 0},
 		{"last\n", TextInput, 0},
 	}
-	var rr RecordReader
 	for i, in := range inputs {
 		var want, got []rec
 		if err := ReadRecords(strings.NewReader(in.in), in.f, in.base, func(k, v []byte) error {
@@ -330,6 +341,9 @@ func TestRecordReaderReuse(t *testing.T) {
 		}
 		if !equalRecs(got, want) {
 			t.Fatalf("input %d: reused reader gave %d records, want %d", i, len(got), len(want))
+		}
+		if i == 0 && len(rr.buf) != first {
+			t.Fatalf("first buffer of %d bytes, want %d", len(rr.buf), first)
 		}
 		if i == 2 {
 			// A read that fails leaves nothing behind for the next one.

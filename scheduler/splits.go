@@ -36,6 +36,19 @@ type splitPart struct {
 // first is the split's first block, which places its map task.
 func (sp split) first() blockstore.BlockRef { return sp.parts[0].blocks[0] }
 
+// size is the stored size of the split's blocks: the bytes it reads, but
+// for a compressed file's (which decompress to more) and the end of a line
+// that runs on into the next block.
+func (sp split) size() int64 {
+	var n int64
+	for _, p := range sp.parts {
+		for _, b := range p.blocks {
+			n += b.Size
+		}
+	}
+	return n
+}
+
 // path names the split's input for messages: the first file's path, and
 // how many more files the split reads.
 func (sp split) path() string {
@@ -255,7 +268,7 @@ func splitsOf(j *JobRecord, ss []SpecSplit) ([]split, error) {
 // whether every part's first block was read from this node.
 func readSplit(ctx context.Context, fs *blockstore.FS, sp split, format job.InputFormat, read *atomic.Int64, fn func(key, value []byte) error) (local bool, err error) {
 	local = true
-	var rr job.RecordReader // one buffer for every part (file) of the split
+	rr := job.RecordReader{Expect: sp.size()} // one buffer for every part (file) of the split
 	for _, p := range sp.parts {
 		r, base, l, closeFn, err := openSplit(ctx, fs, p)
 		if err != nil {
