@@ -195,7 +195,7 @@ func (fs *FS) storeStream(ctx context.Context, p string, first int, r io.Reader,
 			defer wg.Done()
 			defer func() { <-sem }()
 			defer c.Discard()
-			if _, err := fs.writeBlock(ctx, blockWrite{file: p, index: index, id: c.ID, size: c.Size, want: repl, spool: c.File}, c.File); err != nil {
+			if _, err := fs.writeBlock(ctx, blockWrite{file: p, index: index, id: c.ID, size: c.Size, want: repl, spool: c.File, sums: c.sums}, c.File); err != nil {
 				cancel(err)
 			}
 		}()

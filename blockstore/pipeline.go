@@ -121,6 +121,9 @@ type blockWrite struct {
 	// copies are read from). When this node is one of the targets, the
 	// file is linked into the store (Store.Link) rather than copied.
 	spool *os.File
+	// sums, if set, are the spool's chunk sums, computed as it was
+	// hashed; Link computes them from the spool otherwise.
+	sums *blockSums
 }
 
 func (b blockWrite) String() string {
@@ -154,7 +157,7 @@ func (fs *FS) writeBlock(ctx context.Context, b blockWrite, src io.ReaderAt) (in
 			busy = append(busy, n)
 			go func() {
 				if n == fs.cfg.Self && b.spool != nil {
-					results <- result{n, fs.cfg.Store.Link(b.id, b.spool)}
+					results <- result{n, fs.cfg.Store.link(b.id, b.spool, b.sums)}
 					return
 				}
 				results <- result{n, fs.writeTo(ctx, n, b.id, io.NewSectionReader(src, 0, b.size), b.size)}

@@ -148,6 +148,9 @@ func (s *Server) Handle(from mesh.NodeName, st mesh.Stream) {
 			return
 		}
 		if _, err := copyWithDeadline(st, r, st); err != nil {
+			if errors.Is(err, ErrCorrupt) {
+				s.log.Error("corrupt block copy quarantined", "block", req.ID.String(), "requested_by", from)
+			}
 			s.log.Debug("block send aborted", "block", req.ID.Short(), "to", from, "err", err)
 			st.Reset()
 		}

@@ -60,9 +60,30 @@ func TestProtocol(t *testing.T) {
 		t.Fatalf("get missing: %v", err)
 	}
 
-	// A corrupt copy is reported as such, never served.
+	// A corrupt copy is never served whole: a corrupt chunk past the
+	// first cuts the stream before its bytes, and the copy is quarantined
+	// and counted.
 	raw, _ := os.ReadFile(store.path(id))
 	raw[len(raw)/2] ^= 1
+	os.WriteFile(store.path(id), raw, 0o600)
+	r, _, err = cl.Get(ctx, "b", id, 0)
+	if err != nil {
+		t.Fatalf("get with a corrupt chunk past the first: %v", err)
+	}
+	got, err = io.ReadAll(r)
+	r.Close()
+	if err == nil || len(got) > len(raw)/2 {
+		t.Fatalf("corrupt copy read: %d of %d bytes, err %v", len(got), len(raw), err)
+	}
+	if store.Has(id) || store.Corrupt.Load() != 1 {
+		t.Fatalf("corrupt copy not quarantined (has %v, count %d)", store.Has(id), store.Corrupt.Load())
+	}
+	// One whose first chunk is corrupt is refused before its first byte.
+	if err := cl.Put(ctx, "b", id, bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ = os.ReadFile(store.path(id))
+	raw[5] ^= 1
 	os.WriteFile(store.path(id), raw, 0o600)
 	if _, _, err := cl.Get(ctx, "b", id, 0); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("get corrupt: %v", err)

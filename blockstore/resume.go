@@ -68,7 +68,7 @@ func (fs *FS) PutBlock(ctx context.Context, file string, index int, r io.Reader,
 		f.Close()
 		os.Remove(f.Name())
 	}()
-	h := newHasher()
+	h := newBlockHasher()
 	n, err := io.Copy(io.MultiWriter(fs.cfg.Store.SpoolWriter(f), h), io.LimitReader(r, size+1))
 	if err != nil {
 		return BlockAck{}, fmt.Errorf("block %d of %s: receiving: %w", index, file, err)
@@ -76,8 +76,8 @@ func (fs *FS) PutBlock(ctx context.Context, file string, index int, r io.Reader,
 	if n != size {
 		return BlockAck{}, fmt.Errorf("block %d of %s: got %d bytes, want %d", index, file, n, size)
 	}
-	id := idOf(h)
-	copies, err := fs.writeBlock(ctx, blockWrite{file: file, index: index, id: id, size: size, want: repl, spool: f}, f)
+	id := h.ID()
+	copies, err := fs.writeBlock(ctx, blockWrite{file: file, index: index, id: id, size: size, want: repl, spool: f, sums: h.sums(id)}, f)
 	if err != nil {
 		return BlockAck{}, fmt.Errorf("put %s: %w", file, err)
 	}

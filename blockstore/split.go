@@ -21,6 +21,7 @@ type Chunk struct {
 	ID   ID
 	Size int64
 	File *os.File
+	sums *blockSums // File's chunk sums
 }
 
 // Discard closes and removes the chunk's spool file.
@@ -122,15 +123,16 @@ func (s *Splitter) next() (*Chunk, error) {
 		}
 		next = f
 	}
-	h := newHasher()
-	if _, err := io.Copy(h, io.NewSectionReader(s.cur, 0, cut)); err != nil {
+	h := newBlockHasher()
+	if _, err := io.CopyBuffer(h, io.NewSectionReader(s.cur, 0, cut), s.buf); err != nil {
 		if next != nil {
 			next.Close()
 			os.Remove(next.Name())
 		}
 		return nil, fmt.Errorf("hash block: %w", err)
 	}
-	c := &Chunk{ID: idOf(h), Size: cut, File: s.cur}
+	id := h.ID()
+	c := &Chunk{ID: id, Size: cut, File: s.cur, sums: h.sums(id)}
 	s.cur, s.curSize = next, s.curSize-cut
 	return c, nil
 }

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,6 +36,7 @@ var (
 // Store is a node's local block directory:
 //
 //	DIR/ab/abcdef…   block files, named by ID, fanned out by the first byte
+//	DIR/ab/abcdef….crc  each block's chunk checksums (see SumChunk)
 //	DIR/tmp/         blocks being written; cleared at open
 //	DIR/quarantine/  copies found corrupt, kept for inspection
 //
@@ -46,6 +48,7 @@ type Store struct {
 	dir   string
 	guard *disk.Guard
 	seq   atomic.Uint64
+	mu    sync.Mutex // serializes quarantines
 
 	// Counters for /metrics.
 	Corrupt  atomic.Int64 // corrupt copies found
@@ -79,6 +82,9 @@ func OpenStore(dir string, guard *disk.Guard) (*Store, error) {
 		return nil, fmt.Errorf("block store: %w", err)
 	}
 	s := &Store{dir: dir, guard: guard}
+	if err := s.sweepSums(); err != nil {
+		return nil, fmt.Errorf("block store: %w", err)
+	}
 	blocks, err := s.List()
 	if err != nil {
 		return nil, fmt.Errorf("block store: %w", err)
@@ -148,19 +154,23 @@ func (s *Store) Write(id ID, r io.Reader, size int64) error {
 		return err
 	}
 	defer os.Remove(f.Name())
-	h := newHasher()
+	h := newBlockHasher()
 	n, err := io.Copy(io.MultiWriter(s.SpoolWriter(f), h), io.LimitReader(r, size+1))
 	if err == nil && n != size {
 		err = fmt.Errorf("block %s: got %d bytes, want %d", id.Short(), n, size)
 	}
-	if err == nil && idOf(h) != id {
-		err = fmt.Errorf("%w: %s: received bytes hash to %s", ErrCorrupt, id.Short(), idOf(h).Short())
+	if err == nil && h.ID() != id {
+		err = fmt.Errorf("%w: %s: received bytes hash to %s", ErrCorrupt, id.Short(), h.ID().Short())
 	}
 	if err != nil {
 		f.Close()
 		return err
 	}
-	return s.adopt(id, f)
+	err = s.link(id, f, h.sums(id))
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = s.guard.Wrap(cerr, s.dir)
+	}
+	return err
 }
 
 // Adopt moves a spooled temp file, whose bytes the caller has hashed to id,
@@ -171,7 +181,7 @@ func (s *Store) Adopt(id ID, f *os.File) error {
 }
 
 func (s *Store) adopt(id ID, f *os.File) error {
-	err := s.Link(id, f)
+	err := s.link(id, f, nil)
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = s.guard.Wrap(cerr, s.dir)
 	}
@@ -183,8 +193,12 @@ func (s *Store) adopt(id ID, f *os.File) error {
 // it syncs f to disk and links it into place, without copying a byte. f
 // stays open and keeps its temp name: the caller still closes and removes
 // it, and may go on reading it meanwhile (the write pipeline sends the
-// same bytes to the block's other owners).
-func (s *Store) Link(id ID, f *os.File) error {
+// same bytes to the block's other owners). The block's chunk sums are
+// computed from f and written beside it.
+func (s *Store) Link(id ID, f *os.File) error { return s.link(id, f, nil) }
+
+// link is Link with the block's chunk sums, computed from f when nil.
+func (s *Store) link(id ID, f *os.File, sums *blockSums) error {
 	if err := f.Sync(); err != nil {
 		return s.guard.Wrap(err, s.dir)
 	}
@@ -199,6 +213,14 @@ func (s *Store) Link(id ID, f *os.File) error {
 	if err != nil {
 		return err
 	}
+	if sums == nil || sums.size != fi.Size() {
+		if sums, err = sumsOfFile(f, id, fi.Size()); err != nil {
+			return fmt.Errorf("block %s: %w", id.Short(), err)
+		}
+	}
+	// The sidecar goes first: a reader that finds the block finds its
+	// sums (one that finds no sidecar checks SHA-256 and writes it).
+	s.writeSums(sums)
 	// A link, not a rename: it fails when another writer stored the block
 	// meanwhile, so each block is counted once.
 	if err := os.Link(f.Name(), p); err != nil {
@@ -213,8 +235,10 @@ func (s *Store) Link(id ID, f *os.File) error {
 	return nil
 }
 
-// Verify hashes the stored block. A corrupt copy is quarantined and
-// ErrCorrupt returned.
+// Verify checks the stored block against its ID with SHA-256 (the full
+// check; reads check the cheaper chunk sums). A corrupt copy is
+// quarantined and ErrCorrupt returned. A good copy without a usable
+// sidecar gets one.
 func (s *Store) Verify(id ID) error {
 	f, err := os.Open(s.path(id))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -224,24 +248,42 @@ func (s *Store) Verify(id ID) error {
 		return err
 	}
 	defer f.Close()
-	h := newHasher()
-	if _, err := io.Copy(h, f); err != nil {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	return s.verifyFile(id, f, fi.Size())
+}
+
+// verifyFile is Verify of the open copy f of size bytes.
+func (s *Store) verifyFile(id ID, f *os.File, size int64) error {
+	h := newBlockHasher()
+	if _, err := io.CopyBuffer(h, io.NewSectionReader(f, 0, size), make([]byte, 1<<20)); err != nil {
 		return fmt.Errorf("block %s: %w", id.Short(), err)
 	}
-	if idOf(h) != id {
-		s.quarantine(id)
+	if h.ID() != id {
+		s.quarantineFile(id, f)
 		return fmt.Errorf("%w: %s on local disk", ErrCorrupt, id.Short())
+	}
+	if s.readSums(id, size) == nil {
+		s.writeSums(h.sums(id))
 	}
 	return nil
 }
 
-// Open verifies the stored block, then opens it for reading from offset.
-// It returns the reader and the number of bytes it will yield.
+// Open opens the stored block for reading from offset and returns the
+// reader and the number of bytes it will yield. The reader checks each
+// chunk it reads against the block's sidecar before yielding a byte of it;
+// the first chunk is read and checked here, so a corrupt one is refused
+// before the first byte. A chunk found corrupt quarantines the copy and
+// fails with ErrCorrupt, at Open or at a later Read. A block without a
+// usable sidecar is checked whole with SHA-256 here, and its sidecar
+// written.
 func (s *Store) Open(id ID, offset int64) (io.ReadCloser, int64, error) {
-	if err := s.Verify(id); err != nil {
-		return nil, 0, err
-	}
 	f, err := os.Open(s.path(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, id.Short())
+	}
 	if err != nil {
 		return nil, 0, err
 	}
@@ -250,43 +292,72 @@ func (s *Store) Open(id ID, offset int64) (io.ReadCloser, int64, error) {
 		f.Close()
 		return nil, 0, err
 	}
-	if offset < 0 || offset > fi.Size() {
+	size := fi.Size()
+	if offset < 0 || offset > size {
 		f.Close()
-		return nil, 0, fmt.Errorf("block %s: offset %d outside its %d bytes", id.Short(), offset, fi.Size())
+		return nil, 0, fmt.Errorf("block %s: offset %d outside its %d bytes", id.Short(), offset, size)
 	}
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		f.Close()
-		return nil, 0, err
+	sums := s.readSums(id, size)
+	if sums == nil {
+		if err := s.verifyFile(id, f, size); err != nil {
+			f.Close()
+			return nil, 0, err
+		}
+		if _, err := f.Seek(offset, io.SeekStart); err != nil {
+			f.Close()
+			return nil, 0, err
+		}
+		return &countingFile{f: f, n: &s.ReadByte}, size - offset, nil
 	}
-	return &countingFile{File: f, n: &s.ReadByte}, fi.Size() - offset, nil
+	r := &chunkReader{s: s, f: f, sums: sums, off: offset, n: &s.ReadByte}
+	if offset < size {
+		if err := r.fill(); err != nil {
+			f.Close()
+			return nil, 0, err
+		}
+	}
+	return r, size - offset, nil
 }
 
+// countingFile reads a block checked whole at open. It hides the file's
+// WriteTo, so every byte read is counted.
 type countingFile struct {
-	*os.File
+	f *os.File
 	n *atomic.Int64
 }
 
 func (c *countingFile) Read(p []byte) (int, error) {
-	n, err := c.File.Read(p)
+	n, err := c.f.Read(p)
 	c.n.Add(int64(n))
 	return n, err
 }
 
-// quarantine moves a corrupt copy aside, so the repair loop fetches a good
-// one, and counts it.
-func (s *Store) quarantine(id ID) {
-	s.Corrupt.Add(1)
-	dst := filepath.Join(s.dir, "quarantine", fmt.Sprintf("%s.%d", id, time.Now().UnixNano()))
-	fi, err := os.Stat(s.path(id))
+func (c *countingFile) Close() error { return c.f.Close() }
+
+// quarantineFile moves the corrupt copy f of block id aside, so the
+// repair loop fetches a good one, and counts it. A copy that is no longer
+// the block's file (another reader quarantined it first, and maybe a good
+// copy has replaced it) is left alone and not counted again.
+func (s *Store) quarantineFile(id ID, f *os.File) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mine, err := f.Stat()
 	if err != nil {
 		return
 	}
+	fi, err := os.Stat(s.path(id))
+	if err != nil || !os.SameFile(mine, fi) {
+		return
+	}
+	s.Corrupt.Add(1)
+	dst := filepath.Join(s.dir, "quarantine", fmt.Sprintf("%s.%d", id, time.Now().UnixNano()))
 	if err := os.Rename(s.path(id), dst); err != nil {
 		err = os.Remove(s.path(id))
 	}
 	if err == nil {
 		s.forget(fi.Size())
 	}
+	os.Remove(s.sumPath(id))
 }
 
 // forget uncounts a block of size bytes that left the store.
@@ -300,6 +371,7 @@ func (s *Store) Delete(id ID) error {
 	fi, err := os.Stat(s.path(id))
 	if err == nil {
 		err = os.Remove(s.path(id))
+		os.Remove(s.sumPath(id))
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -220,12 +221,21 @@ func TestFSProcess(t *testing.T) {
 	// A get reads each block from whichever holder comes first, which
 	// need not be the victim; reading the block from the victim itself
 	// must be refused, whether this read finds the flipped byte or the
-	// get above already did and quarantined the copy.
+	// get above already did and quarantined the copy. The victim checks
+	// each chunk before sending it: the flipped byte is past the first
+	// chunk, so the refusal may come as the body cut short.
 	victim := clientFor(t, lc, st[victimNode][1])
 	corruptID := filepath.Base(blockFile)
 	if rc, _, err := victim.GetBlock(context.Background(), corruptID, 0); err == nil {
+		got, err := io.ReadAll(rc)
 		rc.Close()
-		t.Fatalf("%s served block %s after a byte of it was flipped", victimNode, corruptID[:12])
+		if err == nil {
+			t.Fatalf("%s served block %s (%d bytes) after a byte of it was flipped", victimNode, corruptID[:12], len(got))
+		}
+		if len(got) > len(raw)/3 {
+			t.Fatalf("%s served %d bytes of block %s, past its flipped byte %d", victimNode, len(got), corruptID[:12], len(raw)/3)
+		}
+		t.Logf("%s cut its corrupt copy short at byte %d: %v", victimNode, len(got), err)
 	} else {
 		t.Logf("%s refuses its corrupt copy: %v", victimNode, err)
 	}

@@ -102,8 +102,10 @@ func (n *Node) handleCommit(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleGetBlock serves GET /v1/fs/block?id=ID[&offset=N]: one block from
-// this node's own store, verified against its ID before the first byte
-// (a corrupt copy is quarantined and refused), from byte offset N. A reader
+// this node's own store, from byte offset N, each chunk checked against
+// the block's checksums before a byte of it is sent (Store.Open): a
+// corrupt first chunk is refused with 503, a later one cuts the response
+// short; either way the copy is quarantined. A reader
 // that knows a block's holders (GET /v1/fs/stat) reads it here without its
 // bytes crossing the data plane; 404 when this node holds no copy.
 func (n *Node) handleGetBlock(w http.ResponseWriter, r *http.Request) {
@@ -137,7 +139,10 @@ func (n *Node) handleGetBlock(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
 	w.WriteHeader(http.StatusOK)
-	if _, err := io.CopyBuffer(w, rc, make([]byte, 1<<20)); err != nil {
+	if _, err := io.Copy(w, rc); err != nil {
+		if errors.Is(err, blockstore.ErrCorrupt) {
+			n.log.Error("corrupt block copy quarantined", "block", id.String(), "requested_by", "api")
+		}
 		n.log.Debug("block read aborted", "block", id.Short(), "err", err)
 		panic(http.ErrAbortHandler)
 	}
