@@ -543,15 +543,21 @@ func (l *lazyFile) close() {
 	}
 }
 
+// outputFlushBytes is how many bytes of output records an outputWriter
+// gathers before writing them on: its buffer grows to this size as the
+// output does, so a task that writes a few records allocates a few bytes,
+// not a 1 MiB buffer up front.
+const outputFlushBytes = 1 << 20
+
 // outputWriter streams a task's output records into a new file of the
 // cluster file system. close and abort may both be called, in any order.
 type outputWriter struct {
 	f    job.OutputFormat
 	pw   *io.PipeWriter
-	bw   *bufio.Writer
-	zw   io.WriteCloser // the compressor between bw and pw, if any
-	buf  []byte
-	done chan error // the Create's result, sent once
+	dst  io.Writer      // zw if any, else the pipe (counted)
+	zw   io.WriteCloser // the compressor between buf and pw, if any
+	buf  []byte         // records not yet written to dst
+	done chan error     // the Create's result, sent once
 	once sync.Once
 	err  error
 }
@@ -570,11 +576,10 @@ func (s *Scheduler) createOutput(ctx context.Context, rec *JobRecord, f job.Outp
 		zw = nil
 	}
 	w.zw = zw
-	var dst io.Writer = cw
+	w.dst = cw
 	if zw != nil {
-		dst = zw
+		w.dst = zw
 	}
-	w.bw = bufio.NewWriterSize(dst, 1<<20)
 	if err != nil {
 		return w
 	}
@@ -593,8 +598,20 @@ func (s *Scheduler) createOutput(ctx context.Context, rec *JobRecord, f job.Outp
 }
 
 func (w *outputWriter) emit(key, value []byte) error {
-	w.buf = job.AppendOutput(w.buf[:0], w.f, key, value)
-	_, err := w.bw.Write(w.buf)
+	w.buf = job.AppendOutput(w.buf, w.f, key, value)
+	if len(w.buf) < outputFlushBytes {
+		return nil
+	}
+	return w.flush()
+}
+
+// flush writes the gathered records on.
+func (w *outputWriter) flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	_, err := w.dst.Write(w.buf)
+	w.buf = w.buf[:0]
 	return err
 }
 
@@ -605,7 +622,7 @@ func (w *outputWriter) wait() error {
 }
 
 func (w *outputWriter) close() error {
-	err := w.bw.Flush()
+	err := w.flush()
 	if err == nil && w.zw != nil {
 		err = w.zw.Close()
 	}
