@@ -314,6 +314,9 @@ func (r *Repairer) Pass(ctx context.Context) (err error) {
 			res.Unowned++
 			continue
 		}
+		if t, err := fs.cfg.Store.ModTime(id); err != nil || !mayDrop(time.Since(t), r.cfg.GCGrace) {
+			continue // every owner holds it: kept a while, not to hand over
+		}
 		if err := fs.cfg.Store.Delete(id); err == nil {
 			r.Stats.Dropped.Add(1)
 		} else {
@@ -322,6 +325,14 @@ func (r *Repairer) Pass(ctx context.Context) (err error) {
 	}
 	return errors.Join(errs...)
 }
+
+// mayDrop decides whether a copy this node does not own, stored age ago,
+// may be dropped (once every owner holds the block): only past the grace
+// period. A copy stored within it may belong to a put not committed yet
+// that asks for more copies than the files referencing the block now (the
+// same bytes put again with a higher replication): the files the pass
+// reads say R = 1 while the put has just written three.
+func mayDrop(age, grace time.Duration) bool { return age > grace }
 
 // fetch copies a block from another replica into the local store. A copy
 // that would cross the node's reserve is not started (a *disk.FullError);

@@ -204,6 +204,7 @@ func (s *Store) link(id ID, f *os.File, sums *blockSums) error {
 	}
 	p := s.path(id)
 	if s.Has(id) {
+		s.refresh(id)
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
@@ -225,6 +226,7 @@ func (s *Store) link(id ID, f *os.File, sums *blockSums) error {
 	// meanwhile, so each block is counted once.
 	if err := os.Link(f.Name(), p); err != nil {
 		if errors.Is(err, fs.ErrExist) {
+			s.refresh(id)
 			return nil
 		}
 		return s.guard.Wrap(err, s.dir)
@@ -233,6 +235,14 @@ func (s *Store) link(id ID, f *os.File, sums *blockSums) error {
 	s.held.Add(1)
 	s.heldBytes.Add(fi.Size())
 	return nil
+}
+
+// refresh sets the stored block's time to now: a block stored again is as
+// fresh as a new one, so the repair loop gives the put storing it the same
+// grace (see ModTime) before it collects or drops the copy.
+func (s *Store) refresh(id ID) {
+	now := time.Now()
+	os.Chtimes(s.path(id), now, now)
 }
 
 // Verify checks the stored block against its ID with SHA-256 (the full
@@ -411,7 +421,8 @@ func (s *Store) IDs() ([]ID, error) {
 	return out, err
 }
 
-// ModTime returns when the block id was stored.
+// ModTime returns when the block id was last stored (written, or stored
+// again while already here).
 func (s *Store) ModTime(id ID) (time.Time, error) {
 	fi, err := os.Stat(s.path(id))
 	if errors.Is(err, fs.ErrNotExist) {

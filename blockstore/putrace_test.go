@@ -1,0 +1,78 @@
+package blockstore
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"testing"
+	"time"
+)
+
+// TestRepairKeepsThePutsCopies: a file's bytes stored at R = 1, then put
+// again at R = 3 (the same blocks). Until the second put commits, a repair
+// pass sees its blocks needed at R = 1 only; the copies the put has just
+// written on the other nodes must stay, and so must an old copy the put
+// counted as one of its own. Before, the passes dropped them as copies no
+// longer owned, the put was acknowledged at R = 3 with one copy of some
+// blocks, and after the commit the repair loop fetched them back over the
+// data plane (what slowed BenchmarkFS's get at R = 3).
+func TestRepairKeepsThePutsCopies(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := newTestCluster(t, 3)
+	for _, n := range c.nodes {
+		n.rep = NewRepairer(n.fs, RepairConfig{GCGrace: time.Hour})
+		n.rep.started = time.Now().Add(-2 * time.Hour) // past the grace after start
+	}
+	data := textOf(21, 400<<10)
+	fs := c.nodes["n1"].fs
+	f, err := fs.Create(ctx, "/r1", bytes.NewReader(data), CreateOptions{BlockSize: MinBlockSize, Replication: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := fs.Manifest(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The put at R = 3, block by block, not committed.
+	var off int64
+	for i, b := range m.Blocks {
+		ack, err := fs.PutBlock(ctx, "/r3", i, bytes.NewReader(data[off:off+b.Size]), b.Size, 3)
+		if err != nil || ack.ID != b.ID || ack.Copies != 3 {
+			t.Fatalf("block %d: %+v %v", i, ack, err)
+		}
+		off += b.Size
+	}
+	c.repairAll(ctx)
+	c.repairAll(ctx)
+	for i, b := range m.Blocks {
+		for name, n := range c.nodes {
+			if !n.fs.Store().Has(b.ID) {
+				t.Fatalf("block %d (%s) of the put at R = 3 was dropped from %s before its commit", i, b.ID.Short(), name)
+			}
+		}
+	}
+
+	// A block stored long ago by a put that never committed, put again:
+	// the new put's copies are kept while it has not committed, as
+	// every fresh block's are. Before, its old time stood and the pass
+	// collected it under the new put.
+	lone := textOf(22, 100<<10)
+	ack, err := fs.PutBlock(ctx, "/lone", 0, bytes.NewReader(lone), int64(len(lone)), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	for _, n := range c.nodes {
+		os.Chtimes(n.fs.Store().path(ack.ID), old, old)
+	}
+	if _, err := fs.PutBlock(ctx, "/lone", 0, bytes.NewReader(lone), int64(len(lone)), 3); err != nil {
+		t.Fatal(err)
+	}
+	c.repairAll(ctx)
+	for name, n := range c.nodes {
+		if !n.fs.Store().Has(ack.ID) {
+			t.Fatalf("the block put again was collected from %s before its put committed", name)
+		}
+	}
+}
