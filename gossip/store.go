@@ -69,6 +69,9 @@ type storeConfig struct {
 	Now func() time.Time
 	// Logger receives persistence and merge problems.
 	Logger *slog.Logger
+	// FlushDelay is how long remote changes gather before they are written
+	// in one transaction. 0 means mergeFlushDelay.
+	FlushDelay time.Duration
 	// OnApply is called for every change the Store applies, in apply order,
 	// with the Store's lock held: it must not block and must not call the
 	// Store. The Node uses it to broadcast changes.
@@ -81,9 +84,9 @@ type storeConfig struct {
 // persisted in bbolt when a database path is configured.
 //
 // Local writes are on disk when Put or Delete returns. Records merged from
-// other nodes reach the disk in the background, so a crash may lose the
-// last few of them; the nodes that wrote them still hold them, and push/pull
-// brings them back.
+// other nodes reach the disk in the background, in batches gathered over
+// mergeFlushDelay, so a crash may lose the last few of them; the nodes that
+// wrote them still hold them, and push/pull brings them back.
 //
 // The Store itself does no networking: the Node feeds it remote records and
 // spreads its local writes. All methods are safe for concurrent use.
@@ -112,11 +115,12 @@ type Store struct {
 	// key; the background goroutine writes them in batches.
 	dirty map[string]diskOp
 
-	wake      chan struct{} // capacity 1: "dirty may be non-empty"
-	quit      chan struct{}
-	done      chan struct{}
-	closeOnce sync.Once
-	closeErr  error
+	wake       chan struct{} // capacity 1: "dirty may be non-empty"
+	flushDelay time.Duration // storeConfig.FlushDelay
+	quit       chan struct{}
+	done       chan struct{}
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // DefaultMaxClockDrift is the default of Config.MaxClockDrift.
@@ -165,20 +169,21 @@ var bucketName = []byte("records.v1")
 // caller must close the Store.
 func openStore(cfg storeConfig) (*Store, error) {
 	s := &Store{
-		name:     cfg.Name,
-		ttl:      cfg.TTL,
-		maxDrift: cmp.Or(cfg.MaxDrift, DefaultMaxClockDrift),
-		now:      cfg.Now,
-		log:      cfg.Logger,
-		onApply:  cfg.OnApply,
-		recs:     make(map[string]Record),
-		keys:     btree.NewOrderedG[string](32),
-		clock:    hlc{now: cfg.Now},
-		watchers: make(map[*watcher]struct{}),
-		dirty:    make(map[string]diskOp),
-		wake:     make(chan struct{}, 1),
-		quit:     make(chan struct{}),
-		done:     make(chan struct{}),
+		name:       cfg.Name,
+		ttl:        cfg.TTL,
+		maxDrift:   cmp.Or(cfg.MaxDrift, DefaultMaxClockDrift),
+		flushDelay: cmp.Or(cfg.FlushDelay, mergeFlushDelay),
+		now:        cfg.Now,
+		log:        cfg.Logger,
+		onApply:    cfg.OnApply,
+		recs:       make(map[string]Record),
+		keys:       btree.NewOrderedG[string](32),
+		clock:      hlc{now: cfg.Now},
+		watchers:   make(map[*watcher]struct{}),
+		dirty:      make(map[string]diskOp),
+		wake:       make(chan struct{}, 1),
+		quit:       make(chan struct{}),
+		done:       make(chan struct{}),
 	}
 	if s.onApply == nil {
 		s.onApply = func(Record, source) {}
@@ -604,6 +609,15 @@ func (s *Store) signal() {
 	}
 }
 
+// mergeFlushDelay is how long the background goroutine gathers remote
+// changes after the first one before writing them in one transaction. A
+// one-line job's ten or so records reached each node one at a time, and
+// each took a transaction of its own (two fdatasyncs), most of the
+// metadata database's work. Nothing waits for these writes: merged
+// records are applied in memory at once, and what a crash loses of them
+// the nodes that wrote them still hold.
+const mergeFlushDelay = 50 * time.Millisecond
+
 // reapInterval is how often the background goroutine expires tombstones.
 func (s *Store) reapInterval() time.Duration {
 	return min(max(s.ttl/8, 100*time.Millisecond), time.Minute)
@@ -618,6 +632,17 @@ func (s *Store) run() {
 	for {
 		select {
 		case <-s.wake:
+			// Let the records that follow join the same transaction: a
+			// job's records arrive one after another, pushed and then
+			// gossiped, and each batch costs a commit with its fsyncs.
+			t := time.NewTimer(s.flushDelay)
+			select {
+			case <-t.C:
+			case <-s.quit:
+				t.Stop()
+				s.flush()
+				return
+			}
 			s.flush()
 		case <-t.C:
 			s.expireTombstones()

@@ -830,3 +830,43 @@ func TestBadStoreFile(t *testing.T) {
 		t.Fatalf("sound store holds %d records, want 60", n)
 	}
 }
+
+// TestRemoteChangesShareATransaction: records merged one after another
+// within FlushDelay reach the disk in one transaction (one commit, its
+// fsyncs), and Close writes what is still gathering.
+func TestRemoteChangesShareATransaction(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "records.db")
+	clock := newFakeClock()
+	log := testLogger(t)
+	open := func(delay time.Duration) *Store {
+		s, err := openStore(storeConfig{Name: "a", DBPath: path, TTL: time.Hour, Now: clock.Now, Logger: log, FlushDelay: delay})
+		if err != nil {
+			t.Fatalf("open: %v", err)
+		}
+		return s
+	}
+	s := open(time.Hour)
+	at := (&hlc{now: clock.Now}).tick()
+	for i, k := range []string{"job/1", "tasks/1/n", "jobstate/1"} {
+		r := Record{Key: k, Value: []byte(k), Version: Version{HLC: at + uint64(i), Node: "z"}}
+		if n := s.merge([]Record{r}, fromMessage); n != 1 {
+			t.Fatalf("merge of %s applied %d records, want 1", k, n)
+		}
+	}
+	if c := s.Stats().DiskCommits; c != 0 {
+		t.Fatalf("%d commits while the changes gather, want 0", c)
+	}
+	if err := s.close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if c := s.Stats().DiskCommits; c != 1 {
+		t.Fatalf("%d commits for three merged records, want 1", c)
+	}
+	s = open(0)
+	defer s.close()
+	for _, k := range []string{"job/1", "tasks/1/n", "jobstate/1"} {
+		if got := getValue(s, k); got != k {
+			t.Errorf("after restart %s = %q, want %q", k, got, k)
+		}
+	}
+}
