@@ -6,6 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"shoal.dev/shoal/blockstore"
@@ -68,8 +72,42 @@ func (n *Node) Submit(ctx context.Context, req scheduler.SubmitRequest) (schedul
 			return scheduler.JobRecord{}, fmt.Errorf("%w: this node runs job commands as --task-user %s, which shipped programs do not support yet", scheduler.ErrBadRequest, n.cfg.TaskUser)
 		}
 	}
-	n.syncRecords(ctx, blockstore.FileKeyPrefix)
+	var wg sync.WaitGroup
+	for _, prefix := range submitPrefixes(req) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n.syncRecords(ctx, prefix)
+		}()
+	}
+	wg.Wait()
 	return n.sched.Submit(ctx, req)
+}
+
+// submitPrefixes are the file records a submission reads, to pull from
+// every member first: those under each input's path (a glob's up to its
+// first wildcard) and under the output's. Pulling all of them instead, as
+// Submit did, moved every file record of every member at each submit, a
+// cost that grew with the namespace. A path that is not absolute pulls
+// every file record, as before (Submit then rejects it or reads it as
+// the scheduler does).
+func submitPrefixes(req scheduler.SubmitRequest) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range append(slices.Clone(req.Inputs), req.Output) {
+		if i := strings.IndexAny(p, "*?[\\"); i >= 0 {
+			p = p[:i]
+		}
+		prefix := blockstore.FileKeyPrefix
+		if strings.HasPrefix(p, "/") {
+			prefix = fileRecordPrefix(path.Clean(p))
+		}
+		if !seen[prefix] {
+			seen[prefix] = true
+			out = append(out, prefix)
+		}
+	}
+	return out
 }
 
 func (n *Node) handleJobs(w http.ResponseWriter, r *http.Request) {
