@@ -132,6 +132,9 @@ type Service struct {
 	// after is the renewal loop's timer; tests replace it to drive the
 	// loop with their clock.
 	after func(time.Duration) <-chan time.Time
+	// renewed, if set, is told each lease a renewal extends; tests wait on
+	// it.
+	renewed func(lapse time.Time)
 }
 
 // New returns a service. Register its Handle for Protocol, and call
@@ -438,34 +441,85 @@ func (r *Reservation) lapsed() error {
 	return fmt.Errorf("%w: the reservation of %s lapsed (its primary could not be reached to renew it)", ErrLost, r.req.Path)
 }
 
-// renewLoop renews the lease once a third of it, as the writer counts it,
-// has passed (at once when the grant's answer was slow to come, which ate
-// into it), and again after a tenth of a TTL when an attempt fails, until
-// stopped, lost, or lapsed.
+// maxRenewals bounds the renewal requests of one reservation that are out
+// at once.
+const maxRenewals = 4
+
+// renewal is the outcome of one renewal request: ok when the lease was
+// extended, err when the reservation is gone.
+type renewal struct {
+	ok  bool
+	err error
+}
+
+// renewLoop keeps the lease until stopped, lost, or lapsed. Once a third
+// of it has passed, as the writer counts it (at once when the grant's
+// answer was slow to come, which ate into it), it asks the primary for
+// another TTL; while no answer has come it asks again every tenth of a
+// TTL, up to maxRenewals requests at once, each to the primary of the
+// moment. A request is not cut off before the lease lapses: a primary that
+// answers slowly (a loaded node, a slow link) still renews, each answer
+// extending the lease from when its request was sent, while a primary that
+// died or moved is asked around rather than waited for.
 func (r *Reservation) renewLoop() {
 	defer close(r.done)
-	ttl := r.s.cfg.TTL
-	wait := r.untilDue()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out sync.WaitGroup
+	defer func() {
+		cancel()
+		out.Wait()
+	}()
+	results := make(chan renewal, maxRenewals)
+	inflight := 0
+	timer := r.s.after(r.untilDue())
 	for {
 		select {
 		case <-r.stop:
 			return
-		case <-r.s.after(wait):
-		}
-		ok, err := r.renew()
-		if err != nil {
-			r.mu.Lock()
-			r.lost = err
-			r.mu.Unlock()
-			r.s.log.Warn("create reservation lost", "path", r.req.Path, "err", err)
-			return
-		}
-		if ok {
-			wait = r.untilDue()
-		} else {
-			wait = ttl / 10
+		case res := <-results:
+			inflight--
+			if res.err != nil {
+				r.lose(res.err)
+				return
+			}
+			if res.ok {
+				timer = r.s.after(r.untilDue())
+			}
+		case <-timer:
+			if err := r.checkLapse(); err != nil {
+				r.lose(err)
+				return
+			}
+			if inflight < maxRenewals {
+				inflight++
+				out.Add(1)
+				go func() {
+					defer out.Done()
+					ok, err := r.renew(ctx)
+					results <- renewal{ok, err}
+				}()
+			}
+			timer = r.s.after(r.s.cfg.TTL / 10)
 		}
 	}
+}
+
+func (r *Reservation) lose(err error) {
+	r.mu.Lock()
+	r.lost = err
+	r.mu.Unlock()
+	r.s.log.Warn("create reservation lost", "path", r.req.Path, "err", err)
+}
+
+// checkLapse returns the lapse error once the lease has run out.
+func (r *Reservation) checkLapse() error {
+	r.mu.Lock()
+	lapse := r.lapse
+	r.mu.Unlock()
+	if !r.s.cfg.Now().Before(lapse) {
+		return r.lapsed()
+	}
+	return nil
 }
 
 // untilDue is how long until the next renewal is due: when two thirds of
@@ -477,19 +531,18 @@ func (r *Reservation) untilDue() time.Duration {
 	return max(lapse.Add(-2*r.s.cfg.TTL/3).Sub(r.s.cfg.Now()), 0)
 }
 
-// renew asks for another TTL. It returns false when the primary could not
-// be asked (try again soon) and an error when the reservation is gone. One
-// attempt waits at most a third of a TTL, so that a stalled one leaves
-// time for another before the lease lapses.
-func (r *Reservation) renew() (bool, error) {
+// renew asks for another TTL, waiting for the answer until the lease
+// lapses or ctx ends. It returns false when the primary could not be asked
+// or did not renew (ask again) and an error when the reservation is gone.
+func (r *Reservation) renew(ctx context.Context) (bool, error) {
 	r.mu.Lock()
 	lapse := r.lapse
 	r.mu.Unlock()
 	now := r.s.cfg.Now()
 	if !now.Before(lapse) {
-		return false, r.lapsed()
+		return false, nil // the loop notices the lapse
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), min(lapse.Sub(now), r.s.cfg.TTL/3))
+	ctx, cancel := context.WithTimeout(ctx, lapse.Sub(now))
 	defer cancel()
 	req := r.req
 	req.Op = OpRenew
@@ -499,9 +552,16 @@ func (r *Reservation) renew() (bool, error) {
 		return false, nil
 	case ans.Verdict == Renewed:
 		r.mu.Lock()
-		r.lapse = now.Add(time.Duration(ans.TTLMS) * time.Millisecond)
-		r.at = primary
+		// Answers may come out of order; the lease runs from the latest
+		// request answered.
+		l := now.Add(time.Duration(ans.TTLMS) * time.Millisecond)
+		if l.After(r.lapse) {
+			r.lapse, r.at = l, primary
+		}
 		r.mu.Unlock()
+		if r.s.renewed != nil {
+			r.s.renewed(l)
+		}
 		return true, nil
 	case ans.Verdict == Lost:
 		return false, fmt.Errorf("%w: the reservation of %s expired at its primary", ErrLost, r.req.Path)

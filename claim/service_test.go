@@ -174,7 +174,7 @@ func TestFailoverOfThePrimary(t *testing.T) {
 	}
 	// The holder's renewal reaches b, which adopts it.
 	clock.Advance(time.Minute)
-	if ok, err := held.renew(); !ok || err != nil {
+	if ok, err := held.renew(context.Background()); !ok || err != nil {
 		t.Fatalf("renewal at the new primary: %v %v", ok, err)
 	}
 	clock.Advance(testTTL - time.Minute) // b has settled; c's lease still runs
@@ -309,7 +309,9 @@ func TestSlowGrantIsRenewedInTime(t *testing.T) {
 		d    time.Duration
 		fire chan time.Time
 	}
-	waits := make(chan wait)
+	// The loop arms a retry timer (a tenth of a TTL) with every request
+	// it sends; the test fires only the timers of renewals coming due.
+	waits := make(chan wait, 64)
 	svc.after = func(d time.Duration) <-chan time.Time {
 		w := wait{d: d, fire: make(chan time.Time, 1)}
 		waits <- w
@@ -322,19 +324,23 @@ func TestSlowGrantIsRenewedInTime(t *testing.T) {
 	}
 	defer res.Release()
 	checked := checks.Load()
-	// Let the renewal loop's waits pass on the test's clock, twice.
-	// The loop waits a third time once the second renewal was answered.
-	for i := range 3 {
+	// The grant left 2 s of the lease: the first renewal is due at once.
+	// Each renewal answered makes the next one due a third of a TTL on.
+	for i, want := range []time.Duration{0, ttl - 2*ttl/3, ttl - 2*ttl/3} {
 		var w wait
-		select {
-		case w = <-waits:
-		case <-res.done:
-			t.Fatalf("the renewal loop ended: %v", res.lost)
+		for w.fire == nil || w.d == ttl/10 {
+			select {
+			case w = <-waits:
+			case <-res.done:
+				t.Fatalf("the renewal loop ended: %v", res.lost)
+			}
+		}
+		if w.d != want {
+			t.Fatalf("renewal %d due in %v, want %v", i+1, w.d, want)
 		}
 		if i == 2 {
 			break // the loop now waits on this timer or for Commit
 		}
-		t.Logf("renewal %d due in %v", i+1, w.d)
 		clock.Advance(w.d)
 		w.fire <- clock.Now()
 	}
@@ -343,5 +349,115 @@ func TestSlowGrantIsRenewedInTime(t *testing.T) {
 	}
 	if _, err := res.Commit(context.Background(), "job/x", []byte("job")); err != nil {
 		t.Fatalf("commit after renewals: %v", err)
+	}
+}
+
+// slowDialer delays the first read of every stream it opens by delay: the
+// answers of a slow primary (a loaded node, a slow link).
+type slowDialer struct {
+	mesh.Dialer
+	delay time.Duration
+}
+
+func (d slowDialer) Dial(ctx context.Context, to mesh.NodeName, protocol string) (mesh.Stream, error) {
+	st, err := d.Dialer.Dial(ctx, to, protocol)
+	if err != nil {
+		return nil, err
+	}
+	return &slowStream{Stream: st, delay: d.delay, reset: make(chan struct{})}, nil
+}
+
+type slowStream struct {
+	mesh.Stream
+	delay     time.Duration
+	waited    bool
+	reset     chan struct{}
+	resetOnce sync.Once
+}
+
+func (s *slowStream) Read(p []byte) (int, error) {
+	if !s.waited {
+		s.waited = true
+		t := time.NewTimer(s.delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-s.reset:
+			return 0, errors.New("stream reset")
+		}
+	}
+	return s.Stream.Read(p)
+}
+
+func (s *slowStream) Reset() error {
+	s.resetOnce.Do(func() { close(s.reset) })
+	return s.Stream.Reset()
+}
+
+// TestSlowPrimaryStillRenews: every answer of the primary takes 0.35 of a
+// TTL to reach the writer, more than a third of it. A renewal must not be
+// given up before the lease lapses (each was cut off at a third of a TTL,
+// so a primary that slow could never renew, and the reservation lapsed);
+// the writer keeps its reservation through two renewals and commits.
+func TestSlowPrimaryStillRenews(t *testing.T) {
+	const (
+		ttl   = 6 * time.Second
+		delay = 35 * ttl / 100
+	)
+	var offset atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	net := meshtest.New()
+	all := ring.New(ring.Config{}, "a", "b")
+	var p string
+	for i := 0; p == ""; i++ {
+		if q := fmt.Sprintf("/slow%d", i); all.Owner(Key(q)) == "a" {
+			p = q
+		}
+	}
+	svcs := map[string]*Service{}
+	recs := map[string]*memRecords{}
+	for _, name := range []string{"a", "b"} {
+		mn, err := net.Add(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(mn.Close)
+		recs[name] = &memRecords{self: name, recs: map[string]gossip.Record{}}
+		svc, err := New(Config{
+			Self: name, Ring: func() *ring.Ring { return all },
+			Dialer:  slowDialer{Dialer: mn, delay: delay},
+			Records: recs[name],
+			Check:   func(Kind, string) error { return nil },
+			TTL:     ttl, Now: now,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mn.Handle(Protocol, svc.Handle)
+		svcs[name] = svc
+	}
+	renewed := make(chan time.Time, 16)
+	svcs["b"].renewed = func(l time.Time) { renewed <- l }
+	offset.Add(int64(ttl)) // both have been primaries for a TTL: settled
+	res, err := svcs["b"].Reserve(context.Background(), KindFile, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Release()
+	for i := range 2 {
+		select {
+		case <-renewed:
+		case <-res.done:
+			t.Fatalf("after %d renewals: %v", i, res.lost)
+		case <-time.After(3 * ttl):
+			t.Fatalf("no renewal answered within %v", 3*ttl)
+		}
+	}
+	if _, err := res.Commit(context.Background(), "file/"+p, []byte("slow")); err != nil {
+		t.Fatalf("commit after renewals through a slow primary: %v", err)
+	}
+	if got, ok := recs["a"].Get("file/" + p); !ok || string(got.Value) != "slow" {
+		t.Fatalf("the primary's record: %+v %v", got, ok)
 	}
 }
