@@ -69,7 +69,7 @@ func (fs *FS) PutBlock(ctx context.Context, file string, index int, r io.Reader,
 		os.Remove(f.Name())
 	}()
 	h := newBlockHasher()
-	n, err := io.Copy(io.MultiWriter(fs.cfg.Store.SpoolWriter(f), h), io.LimitReader(r, size+1))
+	n, err := copyBlock(io.MultiWriter(fs.cfg.Store.SpoolWriter(f), h), io.LimitReader(r, size+1))
 	if err != nil {
 		return BlockAck{}, fmt.Errorf("block %d of %s: receiving: %w", index, file, err)
 	}

@@ -155,7 +155,7 @@ func (s *Store) Write(id ID, r io.Reader, size int64) error {
 	}
 	defer os.Remove(f.Name())
 	h := newBlockHasher()
-	n, err := io.Copy(io.MultiWriter(s.SpoolWriter(f), h), io.LimitReader(r, size+1))
+	n, err := copyBlock(io.MultiWriter(s.SpoolWriter(f), h), io.LimitReader(r, size+1))
 	if err == nil && n != size {
 		err = fmt.Errorf("block %s: got %d bytes, want %d", id.Short(), n, size)
 	}
