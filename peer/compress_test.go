@@ -171,6 +171,7 @@ func TestPackedSmallFiles(t *testing.T) {
 	}{{0, 3}, {500, 300}, {-1, 300}} {
 		t.Run(fmt.Sprint(tc.max), func(t *testing.T) {
 			out := fmt.Sprintf("/pk-out%d", tc.max)
+			start := time.Now()
 			rec, err := c.Node(0).Submit(ctx, scheduler.SubmitRequest{Name: "wordcount", Inputs: []string{"/pk"}, Output: out, Reducers: 2, MaxSplitBytes: tc.max,
 				NoSpeculativeMaps: true}) // every launched map is one split: locality is exact
 			if err != nil {
@@ -183,8 +184,12 @@ func TestPackedSmallFiles(t *testing.T) {
 			if st.State != scheduler.StateSucceeded {
 				t.Fatalf("job %s: %s", st.State, st.Error)
 			}
-			if cs := st.Counters; cs[job.DATA_LOCAL_MAPS] != cs[job.TOTAL_LAUNCHED_MAPS] || cs[job.TOTAL_LAUNCHED_MAPS] != int64(rec.Splits()) {
-				t.Fatalf("maps: %d launched, %d data-local, %d splits", cs[job.TOTAL_LAUNCHED_MAPS], cs[job.DATA_LOCAL_MAPS], rec.Splits())
+			// A node that looked dead for a moment (its probes missed on a
+			// loaded machine) has its maps run elsewhere too.
+			if flaps := memberFailures(c, start); flaps > 0 {
+				t.Logf("%d member failures declared during the job: attempts not counted", flaps)
+			} else if cs := st.Counters; cs[job.DATA_LOCAL_MAPS] != cs[job.TOTAL_LAUNCHED_MAPS] || cs[job.TOTAL_LAUNCHED_MAPS] != int64(rec.Splits()) {
+				t.Fatalf("maps: %d launched, %d data-local, %d splits; %s", cs[job.TOTAL_LAUNCHED_MAPS], cs[job.DATA_LOCAL_MAPS], rec.Splits(), rerunTasks(c.Node(0), rec.ID))
 			}
 			waitFiles(t, c.Node(2), out, 3)
 			got, _ := readParts(t, c.Node(2), out)
