@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/net/upgrader"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	tlssec "github.com/libp2p/go-libp2p/p2p/security/tls"
 )
 
 // newLibp2pHost assembles the go-libp2p host from its parts — peerstore,
@@ -33,7 +34,10 @@ import (
 //   - TCP only, without SO_REUSEPORT, so that a port held by another
 //     process (another host, too) is an error rather than a shared port;
 //   - Noise security (announcing yamux inside the handshake, as libp2p.New
-//     does), the yamux muxer, the private network keyed by psk if not nil;
+//     does), or with direct set TLS 1.3 (the direct plane), the yamux
+//     muxer, the private network keyed by psk if not nil;
+//   - connections gated by g if not nil (the direct plane's gate, which
+//     checks each peer's ID once the security handshake proved it);
 //   - no relay, no NAT port mapping, no libp2p ping (we answer our own
 //     /shoal/ping/1), no address discovery by identify, no metrics;
 //   - no resource manager (network.NullResourceManager). The shuffle opens
@@ -44,7 +48,8 @@ import (
 //     concurrent outbound stream of one protocol to one peer is refused;
 //     TestManyConcurrentStreams holds 600). Its job is defending against
 //     hostile peers, but only holders of the cluster secret get through the
-//     private network and Noise handshake, so every peer that can open a
+//     private network and Noise handshake, and only members named by the
+//     gossip through the direct plane's gate, so every peer that can open a
 //     stream is one of our nodes; the callers (shuffle, blockstore) bound
 //     their own concurrency. Unauthenticated connections are still bounded
 //     in time by the upgrader's accept timeout. Yamux then grows stream
@@ -54,7 +59,7 @@ import (
 //     dozen peers at most.
 //
 // Closing the returned host closes its swarm and peerstore.
-func newLibp2pHost(key crypto.PrivKey, psk []byte, hs *handshakes) (host.Host, error) {
+func newLibp2pHost(key crypto.PrivKey, psk []byte, hs *handshakes, direct bool, g connmgr.ConnectionGater) (host.Host, error) {
 	id, err := peer.IDFromPrivateKey(key)
 	if err != nil {
 		return nil, err
@@ -73,13 +78,22 @@ func newLibp2pHost(key crypto.PrivKey, psk []byte, hs *handshakes) (host.Host, e
 	}
 	rcmgr := &network.NullResourceManager{}
 	bus := eventbus.NewBus()
-	sw, err := swarm.NewSwarm(id, ps, bus, swarm.WithResourceManager(rcmgr))
+	swopts := []swarm.Option{swarm.WithResourceManager(rcmgr)}
+	if g != nil {
+		swopts = append(swopts, swarm.WithConnectionGater(g))
+	}
+	sw, err := swarm.NewSwarm(id, ps, bus, swopts...)
 	if err != nil {
 		ps.Close()
 		return nil, err
 	}
 	muxers := []upgrader.StreamMuxer{{ID: yamux.ID, Muxer: yamux.DefaultTransport}}
-	security, err := noise.New(noise.ID, key, muxers)
+	var security sec.SecureTransport
+	if direct {
+		security, err = tlssec.New(tlssec.ID, key, muxers)
+	} else {
+		security, err = noise.New(noise.ID, key, muxers)
+	}
 	if err != nil {
 		sw.Close()
 		ps.Close()
@@ -89,7 +103,7 @@ func newLibp2pHost(key crypto.PrivKey, psk []byte, hs *handshakes) (host.Host, e
 	if psk != nil {
 		key32 = append(pnet.PSK(nil), psk...)
 	}
-	up, err := upgrader.New([]sec.SecureTransport{security}, muxers, key32, rcmgr, nil)
+	up, err := upgrader.New([]sec.SecureTransport{security}, muxers, key32, rcmgr, g)
 	if err != nil {
 		sw.Close()
 		ps.Close()

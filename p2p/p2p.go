@@ -5,6 +5,16 @@
 // imports go-libp2p; callers see peer IDs and multiaddrs as strings and
 // streams as mesh.Stream.
 //
+// A host may also run a second listener, the direct plane
+// (Config.DirectListenAddrs): the same identity, TLS 1.3 instead of Noise
+// and no private-network layer, which encrypts every byte a second time
+// (XSalsa20) and costs more CPU than the rest of a stream together. It
+// admits only peers the caller has passed to AddPeer (the caller learns
+// them from the secret-keyed gossip); any other peer is dropped right
+// after the TLS handshake proves its ID. NewStream uses the direct plane
+// to a peer whose direct addresses are known (SetDirect), and the private
+// network otherwise or when the direct dial fails.
+//
 // Nothing here discovers peers: no mDNS, DHT, relay or NAT port mapping. The
 // caller learns peers' IDs and addresses (from gossip) and hands them to
 // AddPeer.
@@ -18,6 +28,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -96,6 +107,12 @@ type Config struct {
 	// nil means no private network.
 	PSK []byte
 
+	// DirectListenAddrs, if not empty, start the direct plane: a second
+	// listener on these TCP multiaddrs, with the same identity, secured
+	// by TLS 1.3 without the private network, that admits only peers
+	// passed to AddPeer. Default none.
+	DirectListenAddrs []string
+
 	// Name is the node name this host answers pings with. Default "".
 	Name string
 
@@ -126,6 +143,11 @@ func (c *Config) validate() error {
 	if _, err := parseAddrs(c.ListenAddrs, true); err != nil {
 		return fmt.Errorf("listen addresses: %w", err)
 	}
+	if len(c.DirectListenAddrs) > 0 {
+		if _, err := parseAddrs(c.DirectListenAddrs, true); err != nil {
+			return fmt.Errorf("direct listen addresses: %w", err)
+		}
+	}
 	if c.PSK != nil && len(c.PSK) != PSKSize {
 		return fmt.Errorf("private network key is %d bytes, want exactly %d", len(c.PSK), PSKSize)
 	}
@@ -149,6 +171,13 @@ type Host struct {
 	pingTimeout time.Duration
 	hs          *handshakes
 
+	// direct is the direct plane's host (nil when off), gate the peers it
+	// admits, and directFailed when a direct dial to a peer last failed.
+	direct       host.Host
+	gate         *gate
+	directMu     sync.Mutex
+	directFailed map[peer.ID]time.Time
+
 	mu       sync.Mutex
 	closed   bool
 	handlers sync.WaitGroup // running stream handlers; Add only under mu while !closed
@@ -169,7 +198,7 @@ func New(cfg Config) (*Host, error) {
 		return nil, fmt.Errorf("p2p: %w", err)
 	}
 	hs := &handshakes{}
-	lh, err := newLibp2pHost(key, cfg.PSK, hs)
+	lh, err := newLibp2pHost(key, cfg.PSK, hs, false, nil)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: start host: %w", err)
 	}
@@ -179,17 +208,71 @@ func New(cfg Config) (*Host, error) {
 			return nil, fmt.Errorf("p2p: listen on %s: %w", a, err)
 		}
 	}
+	g := &gate{ok: map[peer.ID]bool{}}
+	var dh host.Host
+	if len(cfg.DirectListenAddrs) > 0 {
+		dlisten, _ := parseAddrs(cfg.DirectListenAddrs, true) // checked by validate
+		dh, err = newLibp2pHost(key, nil, &handshakes{}, true, g)
+		if err != nil {
+			lh.Close()
+			return nil, fmt.Errorf("p2p: start direct host: %w", err)
+		}
+		for _, a := range dlisten {
+			if err := listenOn(dh.Network(), a); err != nil {
+				dh.Close()
+				lh.Close()
+				return nil, fmt.Errorf("p2p: listen on %s (direct): %w", a, err)
+			}
+		}
+	}
 	h := &Host{
 		h:           lh,
 		log:         cfg.Logger,
 		name:        cfg.Name,
 		pingTimeout: cfg.PingTimeout,
 		hs:          hs,
+
+		direct:       dh,
+		gate:         g,
+		directFailed: map[peer.ID]time.Time{},
 	}
 	h.Handle(PingProtocol, h.servePing)
-	h.log.Debug("p2p host started", "peer_id", h.ID(), "addrs", h.Addrs())
+	h.log.Debug("p2p host started", "peer_id", h.ID(), "addrs", h.Addrs(), "direct", h.DirectAddrs())
 	return h, nil
 }
+
+// gate is the direct plane's connection gater: it admits a connection, in
+// either direction, only once the security handshake has proved the
+// remote peer's ID and that ID was passed to AddPeer (and not removed
+// since).
+type gate struct {
+	mu sync.Mutex
+	ok map[peer.ID]bool
+}
+
+func (g *gate) admit(p peer.ID, ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if ok {
+		g.ok[p] = true
+	} else {
+		delete(g.ok, p)
+	}
+}
+
+func (g *gate) admitted(p peer.ID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.ok[p]
+}
+
+func (g *gate) InterceptPeerDial(p peer.ID) bool             { return g.admitted(p) }
+func (g *gate) InterceptAddrDial(peer.ID, ma.Multiaddr) bool { return true }
+func (g *gate) InterceptAccept(network.ConnMultiaddrs) bool  { return true }
+func (g *gate) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
+	return g.admitted(p)
+}
+func (g *gate) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
 
 // listenOn listens on one address and returns the underlying error (such as
 // one wrapping syscall.EADDRINUSE) where the swarm exposes it.
@@ -326,9 +409,26 @@ func (h *Host) Addrs() []string {
 	return out
 }
 
+// DirectAddrs returns the multiaddrs the direct plane listens on, in the
+// form of Addrs; none when it is off.
+func (h *Host) DirectAddrs() []string {
+	if h.direct == nil {
+		return nil
+	}
+	as, err := h.direct.Network().InterfaceListenAddresses()
+	if err != nil {
+		as = h.direct.Network().ListenAddresses()
+	}
+	out := make([]string, 0, len(as))
+	for _, a := range as {
+		out = append(out, a.String())
+	}
+	return out
+}
+
 // AddPeer records addrs as the addresses of the peer with ID id, replacing
-// the ones given before, until RemovePeer. It does not connect. Each address
-// must pass ValidateAddrs.
+// the ones given before, and admits the peer to the direct plane, until
+// RemovePeer. It does not connect. Each address must pass ValidateAddrs.
 func (h *Host) AddPeer(id string, addrs []string) error {
 	p, err := decodePeerID(id)
 	if err != nil {
@@ -341,7 +441,36 @@ func (h *Host) AddPeer(id string, addrs []string) error {
 	if err != nil {
 		return fmt.Errorf("p2p: add peer %s: %w", id, err)
 	}
-	ps := h.h.Peerstore()
+	setAddrs(h.h.Peerstore(), p, as)
+	h.gate.admit(p, true)
+	return nil
+}
+
+// SetDirect records addrs as the peer's direct-plane addresses, replacing
+// the ones given before; none means the peer has no direct plane. Streams
+// to the peer then go over the direct plane when this host runs one too.
+// It does not admit the peer (AddPeer does). Each address must pass
+// ValidateAddrs.
+func (h *Host) SetDirect(id string, addrs []string) error {
+	p, err := decodePeerID(id)
+	if err != nil {
+		return fmt.Errorf("p2p: set direct addresses: %w", err)
+	}
+	if h.direct == nil {
+		return nil
+	}
+	var as []ma.Multiaddr
+	if len(addrs) > 0 {
+		if as, err = parseAddrs(addrs, false); err != nil {
+			return fmt.Errorf("p2p: set direct addresses of %s: %w", id, err)
+		}
+	}
+	setAddrs(h.direct.Peerstore(), p, as)
+	return nil
+}
+
+// setAddrs makes as the addresses of p in ps.
+func setAddrs(ps peerstore.Peerstore, p peer.ID, as []ma.Multiaddr) {
 	var stale []ma.Multiaddr
 	for _, old := range ps.Addrs(p) {
 		if !containsAddr(as, old) {
@@ -350,7 +479,6 @@ func (h *Host) AddPeer(id string, addrs []string) error {
 	}
 	ps.AddAddrs(p, as, peerstore.PermanentAddrTTL)
 	ps.SetAddrs(p, stale, 0) // a zero TTL deletes
-	return nil
 }
 
 // RemovePeer forgets the peer's addresses and closes the connections to it.
@@ -360,13 +488,47 @@ func (h *Host) RemovePeer(id string) {
 	if err != nil {
 		return
 	}
-	ps := h.h.Peerstore()
-	ps.ClearAddrs(p)
-	if err := h.h.Network().ClosePeer(p); err != nil {
-		h.log.Debug("close connections to removed peer", "peer_id", id, "err", err)
+	h.gate.admit(p, false)
+	for _, lh := range h.hosts() {
+		ps := lh.Peerstore()
+		ps.ClearAddrs(p)
+		if err := lh.Network().ClosePeer(p); err != nil {
+			h.log.Debug("close connections to removed peer", "peer_id", id, "err", err)
+		}
+		ps.RemovePeer(p)
 	}
-	ps.RemovePeer(p)
 	h.hs.forget(p)
+	h.directMu.Lock()
+	delete(h.directFailed, p)
+	h.directMu.Unlock()
+}
+
+// hosts returns the libp2p hosts: the private network's, and the direct
+// plane's when it runs.
+func (h *Host) hosts() []host.Host {
+	if h.direct == nil {
+		return []host.Host{h.h}
+	}
+	return []host.Host{h.h, h.direct}
+}
+
+// directRetry is how long after a failed direct dial to a peer streams to
+// it go over the private network without trying the direct plane again.
+const directRetry = 10 * time.Second
+
+// useDirect reports whether a stream to p should try the direct plane.
+func (h *Host) useDirect(p peer.ID) bool {
+	if h.direct == nil || len(h.direct.Peerstore().Addrs(p)) == 0 || !h.gate.admitted(p) {
+		return false
+	}
+	h.directMu.Lock()
+	defer h.directMu.Unlock()
+	t, failed := h.directFailed[p]
+	if failed && time.Since(t) < directRetry {
+		return false
+	}
+	delete(h.directFailed, p)
+	return true
 }
 
 // NewStream opens a stream speaking protocol to the peer, connecting first
@@ -403,6 +565,22 @@ func (h *Host) newStream(ctx context.Context, peerID, protocolID string) (networ
 			sw.Backoff().Clear(p)
 		}
 	}
+	if h.useDirect(p) {
+		s, err := h.direct.NewStream(ctx, p, protocol.ID(protocolID))
+		if err == nil {
+			return s, nil
+		}
+		var unsupported mss.ErrNotSupported[protocol.ID]
+		if ctx.Err() != nil || errors.As(err, &unsupported) || h.isClosed() {
+			return nil, fmt.Errorf("p2p: open %s stream to %s: %w", protocolID, p, h.classify(err, p, time.Now()))
+		}
+		// A firewall, or a peer that has not yet learned of us from
+		// gossip: the private network still reaches it.
+		h.directMu.Lock()
+		h.directFailed[p] = time.Now()
+		h.directMu.Unlock()
+		h.log.Debug("direct data plane unreachable; using the private network", "peer_id", p.String(), "err", err)
+	}
 	start := time.Now()
 	s, err := h.h.NewStream(ctx, p, protocol.ID(protocolID))
 	if err != nil {
@@ -437,19 +615,23 @@ func (h *Host) classify(err error, p peer.ID, start time.Time) error {
 // Reset it before returning. Close waits for running handlers after closing
 // every connection, so a handler must return once its stream fails.
 func (h *Host) Handle(protocolID string, handler func(peerID string, s mesh.Stream)) {
-	h.h.SetStreamHandler(protocol.ID(protocolID), func(s network.Stream) {
-		if !h.enterHandler() {
-			s.Reset()
-			return
-		}
-		defer h.handlers.Done()
-		handler(s.Conn().RemotePeer().String(), s)
-	})
+	for _, lh := range h.hosts() {
+		lh.SetStreamHandler(protocol.ID(protocolID), func(s network.Stream) {
+			if !h.enterHandler() {
+				s.Reset()
+				return
+			}
+			defer h.handlers.Done()
+			handler(s.Conn().RemotePeer().String(), s)
+		})
+	}
 }
 
 // RemoveHandler stops serving protocol; streams being served go on.
 func (h *Host) RemoveHandler(protocolID string) {
-	h.h.RemoveStreamHandler(protocol.ID(protocolID))
+	for _, lh := range h.hosts() {
+		lh.RemoveStreamHandler(protocol.ID(protocolID))
+	}
 }
 
 // enterHandler counts a handler in, unless the host is closed.
@@ -477,8 +659,10 @@ func (h *Host) Close() error {
 		h.mu.Lock()
 		h.closed = true
 		h.mu.Unlock()
-		if err := h.h.Close(); err != nil {
-			h.closeErr = fmt.Errorf("p2p: close: %w", err)
+		for _, lh := range h.hosts() {
+			if err := lh.Close(); err != nil && h.closeErr == nil {
+				h.closeErr = fmt.Errorf("p2p: close: %w", err)
+			}
 		}
 		h.handlers.Wait()
 	})
