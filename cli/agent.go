@@ -31,6 +31,7 @@ func agentCommand() *ucli.Command {
 			&ucli.DurationFlag{Name: "join-timeout", Value: peer.DefaultJoinTimeout, Usage: "how long to retry --join before giving up (not with --retry-join)"},
 			&ucli.BoolFlag{Name: "retry-join", Usage: "start at once, alone if no --join member answers yet, and keep trying --join in the background until one does"},
 			&ucli.StringSliceFlag{Name: "p2p", Value: ucli.NewStringSlice(peer.DefaultP2PAddr), Usage: "data-plane (libp2p) listen multiaddr (repeatable)"},
+			&ucli.StringSliceFlag{Name: "p2p-direct", Usage: "direct data-plane listen multiaddr (repeatable): members' block and shuffle streams over TLS 1.3 without the private network's second encryption (default: each --p2p IP on a free port; \"off\": none, everything over --p2p)"},
 			&ucli.StringFlag{Name: "http", Value: peer.DefaultHTTPAddr, Usage: "HTTP API address HOST:PORT; port 0 picks one"},
 			&ucli.StringFlag{Name: "data-dir", Usage: "where the node keeps its identity, metadata and blocks (default ~/.local/share/shoal/NAME)"},
 			&ucli.StringFlag{Name: "secret-file", Usage: "file holding the cluster secret (default: the global --secret-file, $SHOAL_SECRET_FILE; or set SHOAL_SECRET); make one with `shoal keygen`"},
@@ -152,6 +153,7 @@ func agentConfig(c *ucli.Context) (peer.Config, error) {
 		return cfg, usageError{fmt.Errorf("%s needs --join: the addresses to keep trying", flagOrigin(c, "retry-join"))}
 	}
 	cfg.P2PAddrs = c.StringSlice("p2p")
+	cfg.P2PDirectAddrs = c.StringSlice("p2p-direct")
 	cfg.HTTPAddr = c.String("http")
 	cfg.DataDir = c.String("data-dir")
 	cfg.Insecure = c.Bool("insecure")

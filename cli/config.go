@@ -269,6 +269,10 @@ func checkShape(name, s string) error {
 		if !strings.HasPrefix(s, "/") {
 			return fmt.Errorf("%q: want a multiaddr such as /ip4/0.0.0.0/tcp/7000", s)
 		}
+	case "p2p-direct":
+		if !strings.HasPrefix(s, "/") && s != "off" {
+			return fmt.Errorf("%q: want a multiaddr such as /ip4/0.0.0.0/tcp/7001, or off", s)
+		}
 	}
 	return nil
 }

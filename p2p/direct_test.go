@@ -3,6 +3,7 @@ package p2p
 import (
 	"errors"
 	"io"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -183,12 +184,18 @@ func TestDirectPlaneAdmitsOnlyMembers(t *testing.T) {
 	if sec, err := open(m); err != nil || sec != string(noise.ID) {
 		t.Fatalf("not yet admitted: %s, %v; want a stream over the private network", sec, err)
 	}
-	// Once admitted, and past the retry delay, the direct plane.
+	// Until the retry delay has passed, streams keep to the private
+	// network; then, once admitted, the direct plane.
 	if err := a.AddPeer(m.ID(), m.Addrs()); err != nil {
 		t.Fatal(err)
 	}
+	if sec, err := open(m); err != nil || sec != string(noise.ID) {
+		t.Fatalf("within the retry delay: %s, %v; want a stream over the private network", sec, err)
+	}
 	m.directMu.Lock()
-	clear(m.directFailed)
+	f := m.directFailed[a.h.ID()]
+	f.at = f.at.Add(-f.wait)
+	m.directFailed[a.h.ID()] = f
 	m.directMu.Unlock()
 	if sec, err := open(m); err != nil || sec != string(tlssec.ID) {
 		t.Fatalf("admitted: %s, %v; want a stream over the direct plane", sec, err)
@@ -280,5 +287,36 @@ func BenchmarkPlanes(b *testing.B) {
 			cpu := time.Duration(r1.Utime.Nano() + r1.Stime.Nano() - r0.Utime.Nano() - r0.Stime.Nano())
 			b.ReportMetric(cpu.Seconds()/(float64(b.N)*n/(1<<30)), "cpu-s/GiB")
 		})
+	}
+}
+
+// TestDirectRetry: after failed direct dials to a peer the direct plane
+// waits before it is tried again, twice as long after each failure in a
+// row up to a cap, and not at all after a success.
+func TestDirectRetry(t *testing.T) {
+	a := newHost(t, directCfg("a", 9))
+	b := newHost(t, directCfg("b", 9))
+	introduce(t, a, b)
+	setDirect(t, a, b)
+	p := b.h.ID()
+	if !a.useDirect(p) {
+		t.Fatal("direct plane not used at first")
+	}
+	fail := errors.New("dial failed")
+	var waits []time.Duration
+	for i := 0; i < 9; i++ {
+		a.directResult(p, fail)
+		if a.useDirect(p) {
+			t.Fatalf("direct plane tried right after failure %d", i+1)
+		}
+		waits = append(waits, a.directFailed[p].wait)
+	}
+	want := []time.Duration{directRetryMin, 2 * directRetryMin, 4 * directRetryMin, 8 * directRetryMin, 16 * directRetryMin, 32 * directRetryMin, 64 * directRetryMin, directRetryMax, directRetryMax}
+	if !slices.Equal(waits, want) {
+		t.Errorf("waits %v, want %v", waits, want)
+	}
+	a.directResult(p, nil)
+	if !a.useDirect(p) {
+		t.Error("direct plane not used after a success")
 	}
 }

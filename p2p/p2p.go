@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/control"
@@ -176,7 +177,11 @@ type Host struct {
 	direct       host.Host
 	gate         *gate
 	directMu     sync.Mutex
-	directFailed map[peer.ID]time.Time
+	directFailed map[peer.ID]directFailure
+
+	// opened counts the streams NewStream opened over the private network
+	// and over the direct plane.
+	openedPrivate, openedDirect atomic.Int64
 
 	mu       sync.Mutex
 	closed   bool
@@ -234,7 +239,7 @@ func New(cfg Config) (*Host, error) {
 
 		direct:       dh,
 		gate:         g,
-		directFailed: map[peer.ID]time.Time{},
+		directFailed: map[peer.ID]directFailure{},
 	}
 	h.Handle(PingProtocol, h.servePing)
 	h.log.Debug("p2p host started", "peer_id", h.ID(), "addrs", h.Addrs(), "direct", h.DirectAddrs())
@@ -512,9 +517,27 @@ func (h *Host) hosts() []host.Host {
 	return []host.Host{h.h, h.direct}
 }
 
-// directRetry is how long after a failed direct dial to a peer streams to
-// it go over the private network without trying the direct plane again.
-const directRetry = 10 * time.Second
+// directDialTimeout bounds connecting to a peer's direct plane, so that a
+// firewall that drops its packets costs a stream this long, not the
+// caller's whole deadline, before the private network is tried.
+const directDialTimeout = 3 * time.Second
+
+// After a failed direct dial to a peer, streams to it go over the private
+// network for a while before the direct plane is tried again: at first
+// directRetryMin (the usual cause is a peer that has not yet admitted us,
+// its gossip a moment behind ours), doubling with each failure in a row up
+// to directRetryMax (a firewall in the way).
+const (
+	directRetryMin = 500 * time.Millisecond
+	directRetryMax = time.Minute
+)
+
+// directFailure is when a direct dial to a peer last failed, and how long
+// to wait from then.
+type directFailure struct {
+	at   time.Time
+	wait time.Duration
+}
 
 // useDirect reports whether a stream to p should try the direct plane.
 func (h *Host) useDirect(p peer.ID) bool {
@@ -523,12 +546,21 @@ func (h *Host) useDirect(p peer.ID) bool {
 	}
 	h.directMu.Lock()
 	defer h.directMu.Unlock()
-	t, failed := h.directFailed[p]
-	if failed && time.Since(t) < directRetry {
-		return false
+	f, failed := h.directFailed[p]
+	return !failed || time.Since(f.at) >= f.wait
+}
+
+// directResult records how a direct dial to p went.
+func (h *Host) directResult(p peer.ID, err error) {
+	h.directMu.Lock()
+	defer h.directMu.Unlock()
+	if err == nil {
+		delete(h.directFailed, p)
+		return
 	}
-	delete(h.directFailed, p)
-	return true
+	f := h.directFailed[p]
+	f.at, f.wait = time.Now(), min(max(2*f.wait, directRetryMin), directRetryMax)
+	h.directFailed[p] = f
 }
 
 // NewStream opens a stream speaking protocol to the peer, connecting first
@@ -566,8 +598,12 @@ func (h *Host) newStream(ctx context.Context, peerID, protocolID string) (networ
 		}
 	}
 	if h.useDirect(p) {
-		s, err := h.direct.NewStream(ctx, p, protocol.ID(protocolID))
+		dctx, cancel := context.WithTimeout(ctx, directDialTimeout)
+		s, err := h.direct.NewStream(dctx, p, protocol.ID(protocolID))
+		cancel()
 		if err == nil {
+			h.directResult(p, nil)
+			h.openedDirect.Add(1)
 			return s, nil
 		}
 		var unsupported mss.ErrNotSupported[protocol.ID]
@@ -576,9 +612,7 @@ func (h *Host) newStream(ctx context.Context, peerID, protocolID string) (networ
 		}
 		// A firewall, or a peer that has not yet learned of us from
 		// gossip: the private network still reaches it.
-		h.directMu.Lock()
-		h.directFailed[p] = time.Now()
-		h.directMu.Unlock()
+		h.directResult(p, err)
 		h.log.Debug("direct data plane unreachable; using the private network", "peer_id", p.String(), "err", err)
 	}
 	start := time.Now()
@@ -586,7 +620,14 @@ func (h *Host) newStream(ctx context.Context, peerID, protocolID string) (networ
 	if err != nil {
 		return nil, fmt.Errorf("p2p: open %s stream to %s: %w", protocolID, p, h.classify(err, p, start))
 	}
+	h.openedPrivate.Add(1)
 	return s, nil
+}
+
+// StreamsOpened returns how many streams NewStream (and Ping) opened over
+// the private network and over the direct plane since New.
+func (h *Host) StreamsOpened() (private, direct int64) {
+	return h.openedPrivate.Load(), h.openedDirect.Load()
 }
 
 // classify adds our sentinels to an error from libp2p's NewStream to p,

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -60,6 +61,10 @@ type Config struct {
 	// P2PAddrs are the libp2p listen multiaddrs. Default
 	// "/ip4/127.0.0.1/tcp/0": loopback, any free port.
 	P2PAddrs []string
+	// P2PDirectAddrs are the listen multiaddrs of the direct data plane
+	// (TLS 1.3 without the private network; members only). Default: each
+	// of P2PAddrs' IPs on a free port. []string{"off"}: no direct plane.
+	P2PDirectAddrs []string
 	// HTTPAddr is the client API's HOST:PORT. Port 0 picks a free port.
 	// Default "127.0.0.1:7470".
 	HTTPAddr string
@@ -223,6 +228,14 @@ func (c *Config) validate() error {
 	if len(c.P2PAddrs) == 0 {
 		c.P2PAddrs = []string{DefaultP2PAddr}
 	}
+	switch {
+	case len(c.P2PDirectAddrs) == 1 && c.P2PDirectAddrs[0] == "off":
+		c.P2PDirectAddrs = nil
+	case slices.Contains(c.P2PDirectAddrs, "off"):
+		return fmt.Errorf("p2p direct addresses %v: \"off\" stands alone", c.P2PDirectAddrs)
+	case len(c.P2PDirectAddrs) == 0:
+		c.P2PDirectAddrs = directDefault(c.P2PAddrs)
+	}
 	if c.JoinTimeout <= 0 {
 		c.JoinTimeout = DefaultJoinTimeout
 	}
@@ -347,7 +360,7 @@ func (c *Config) validate() error {
 	}
 	if c.Secret.IsZero() && !c.Insecure {
 		hosts := []string{gossipHost, httpHost}
-		for _, a := range c.P2PAddrs {
+		for _, a := range append(slices.Clone(c.P2PAddrs), c.P2PDirectAddrs...) {
 			hosts = append(hosts, multiaddrHost(a))
 		}
 		for _, h := range hosts {
@@ -476,4 +489,22 @@ func (c *Config) taskMarker() string {
 	}
 	sum := sha256.Sum256([]byte(dir))
 	return hex.EncodeToString(sum[:12])
+}
+
+// directDefault is the direct plane's default listen addresses: each IP of
+// p2p (the private network's listen multiaddrs) once, on a free port.
+// Addresses it cannot read are left to the p2p package to refuse.
+func directDefault(p2p []string) []string {
+	var out []string
+	for _, a := range p2p {
+		parts := strings.Split(a, "/") // "", "ip4", HOST, "tcp", PORT
+		if len(parts) != 5 || parts[0] != "" || parts[3] != "tcp" {
+			continue
+		}
+		d := strings.Join(append(parts[:3:3], "tcp", "0"), "/")
+		if !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	return out
 }

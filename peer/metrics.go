@@ -150,6 +150,8 @@ var nodeMetrics = []nodeMetric{
 	{"shoal_reconnect_successes_total", "Of those joins, the ones a member answered.", prometheus.CounterValue, nil},
 	{"shoal_reconnect_reaped_total", "Failed members given up on after the reconnect timeout.", prometheus.CounterValue, nil},
 	{"shoal_members_merged_total", "Times members this node had marked failed came back alive (a healed partition, a restart).", prometheus.CounterValue, nil},
+	{"shoal_p2p_streams_private_total", "Data-plane streams this node opened over the private network (Noise inside the secret's XSalsa20).", prometheus.CounterValue, nil},
+	{"shoal_p2p_streams_direct_total", "Data-plane streams this node opened over the direct plane (TLS 1.3, members only).", prometheus.CounterValue, nil},
 	{"shoal_blocks_stored", "Blocks in the local store.", prometheus.GaugeValue, nil},
 	{"shoal_blocks_stored_bytes", "Bytes of the blocks in the local store.", prometheus.GaugeValue, nil},
 	{"shoal_blocks_written_total", "Blocks written to the local store.", prometheus.CounterValue, nil},
@@ -225,6 +227,10 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	emit("shoal_reconnect_successes_total", rc.Successes)
 	emit("shoal_reconnect_reaped_total", rc.Reaped)
 	emit("shoal_members_merged_total", rc.Merges)
+
+	private, direct := n.host.StreamsOpened()
+	emit("shoal_p2p_streams_private_total", private)
+	emit("shoal_p2p_streams_direct_total", direct)
 
 	st, rp, wr := n.blocks, &n.repairer.Stats, &n.fs.Writes
 	held, heldBytes := st.Held()

@@ -15,7 +15,7 @@ import (
 const resolveTimeout = 10 * time.Second
 
 // resolveListenNames replaces the host names of GossipAddr, AdvertiseAddr
-// and the /dns4, /dns6 and /dns P2P multiaddrs by an address each resolves
+// and the /dns4, /dns6 and /dns P2P multiaddrs (direct ones too) by an address each resolves
 // to (IPv4 before IPv6, /dns6 IPv6 only), so that an agent can be set up
 // by names alone. memberlist and libp2p listen on addresses, not names.
 func (c *Config) resolveListenNames() error {
@@ -74,25 +74,34 @@ func (c *Config) resolveListenNames() error {
 			return err
 		}
 	}
-	c.P2PAddrs = slices.Clone(c.P2PAddrs)
-	for i, ma := range c.P2PAddrs {
-		parts := strings.Split(ma, "/")
-		if len(parts) < 3 || parts[0] != "" || (parts[1] != "dns4" && parts[1] != "dns6" && parts[1] != "dns") {
-			continue
+	multiaddrs := func(what string, addrs *[]string) error {
+		*addrs = slices.Clone(*addrs)
+		for i, ma := range *addrs {
+			parts := strings.Split(ma, "/")
+			if len(parts) < 3 || parts[0] != "" || (parts[1] != "dns4" && parts[1] != "dns6" && parts[1] != "dns") {
+				continue
+			}
+			ip, err := lookup(what+" "+ma, parts[2], parts[1] == "dns6")
+			if err != nil {
+				return err
+			}
+			proto := "ip4"
+			if !netip.MustParseAddr(ip).Is4() {
+				proto = "ip6"
+			}
+			if parts[1] == "dns4" && proto != "ip4" {
+				return fmt.Errorf("%s %s: %s has no IPv4 address", what, ma, parts[2])
+			}
+			parts[1], parts[2] = proto, ip
+			(*addrs)[i] = strings.Join(parts, "/")
 		}
-		ip, err := lookup("p2p address "+ma, parts[2], parts[1] == "dns6")
-		if err != nil {
-			return err
-		}
-		proto := "ip4"
-		if !netip.MustParseAddr(ip).Is4() {
-			proto = "ip6"
-		}
-		if parts[1] == "dns4" && proto != "ip4" {
-			return fmt.Errorf("p2p address %s: %s has no IPv4 address", ma, parts[2])
-		}
-		parts[1], parts[2] = proto, ip
-		c.P2PAddrs[i] = strings.Join(parts, "/")
+		return nil
+	}
+	if err := multiaddrs("p2p address", &c.P2PAddrs); err != nil {
+		return err
+	}
+	if err := multiaddrs("p2p direct address", &c.P2PDirectAddrs); err != nil {
+		return err
 	}
 	return nil
 }

@@ -45,3 +45,32 @@ func TestResolveListenNames(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectAddrsConfig: the direct plane listens by default on each IP
+// of --p2p on a free port; "off" alone turns it off, and "off" beside an
+// address is refused.
+func TestDirectAddrsConfig(t *testing.T) {
+	c := DefaultConfig()
+	c.P2PAddrs = []string{"/ip4/127.0.0.1/tcp/7000", "/ip4/127.0.0.1/tcp/7002", "/ip6/::1/tcp/7000"}
+	if err := c.validate(); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"/ip4/127.0.0.1/tcp/0", "/ip6/::1/tcp/0"}; !slices.Equal(c.P2PDirectAddrs, want) {
+		t.Errorf("default direct addrs %q, want %q", c.P2PDirectAddrs, want)
+	}
+	c = DefaultConfig()
+	c.P2PDirectAddrs = []string{"off"}
+	if err := c.validate(); err != nil || len(c.P2PDirectAddrs) != 0 {
+		t.Errorf("off: %q, %v", c.P2PDirectAddrs, err)
+	}
+	c = DefaultConfig()
+	c.P2PDirectAddrs = []string{"/ip4/127.0.0.1/tcp/0", "off"}
+	if err := c.validate(); err == nil || !strings.Contains(err.Error(), `"off" stands alone`) {
+		t.Errorf("off beside an address: %v", err)
+	}
+	c = DefaultConfig()
+	c.P2PDirectAddrs = []string{"/ip4/198.18.0.1/tcp/0"}
+	if err := c.validate(); err == nil || !strings.Contains(err.Error(), "without a cluster secret") {
+		t.Errorf("non-loopback direct address without a secret: %v", err)
+	}
+}

@@ -43,8 +43,13 @@ var ErrUnknownNode = errors.New("unknown node")
 // nodeMeta is what a node gossips about itself, msgpack-encoded into
 // memberlist's node meta (512 bytes at most).
 type nodeMeta struct {
-	PeerID  string   `msgpack:"p"`
-	Addrs   []string `msgpack:"a"`
+	PeerID string   `msgpack:"p"`
+	Addrs  []string `msgpack:"a"`
+	// Direct are the node's direct data-plane addresses (wire generation
+	// 2): TLS 1.3 without the private network, admitting only members.
+	// Absent: the node has none (an older release, or --p2p-direct off),
+	// and streams to it go over the private network at Addrs.
+	Direct  []string `msgpack:"da,omitempty"`
 	HTTP    string   `msgpack:"h"`
 	Version string   `msgpack:"v"`
 	// Unhealthy is why the node takes no tasks (its data dir is
@@ -63,6 +68,11 @@ type nodeMeta struct {
 	DiskReserve int64 `msgpack:"dr,omitempty"`
 	DiskLow     bool  `msgpack:"dl,omitempty"`
 }
+
+// metaDirectLimit is the node meta's size beyond which a node does not
+// announce its direct addresses: memberlist carries 512 bytes at most,
+// and the meta grows a little later (disk figures, draining).
+const metaDirectLimit = 400
 
 // Member is one member as the API reports it.
 type Member = client.Member
@@ -173,6 +183,8 @@ func New(cfg Config) (_ *Node, err error) {
 		KeyFile:     filepath.Join(cfg.DataDir, "node.key"),
 		PSK:         cfg.Secret.NetworkKey(),
 		Logger:      n.log,
+
+		DirectListenAddrs: cfg.P2PDirectAddrs,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("data plane: %w", err)
@@ -191,6 +203,13 @@ func New(cfg Config) (_ *Node, err error) {
 		HTTP:    n.httpLn.Addr().String(),
 		Version: Version,
 		Wire:    WireVersion,
+	}
+	if n.meta.Direct = n.host.DirectAddrs(); len(n.meta.Direct) > 0 {
+		if b, err := msgpack.Marshal(n.meta); err == nil && len(b) > metaDirectLimit {
+			n.log.Warn("too many data-plane addresses to announce the direct plane in the node meta; members reach this node over the private network only (give --p2p and --p2p-direct fewer addresses)",
+				"addrs", n.meta.Addrs, "direct", n.meta.Direct)
+			n.meta.Direct = nil
+		}
 	}
 	meta, err := msgpack.Marshal(n.meta)
 	if err != nil {
@@ -386,12 +405,13 @@ func (n *Node) Start(ctx context.Context) error {
 		"http":    n.HTTPURL(),
 		"peer_id": n.host.ID(),
 		"p2p":     n.host.Addrs(),
+		"direct":  n.host.DirectAddrs(),
 	}
 	b, _ := json.MarshalIndent(info, "", "  ")
 	if err := writeFileAtomic(filepath.Join(n.cfg.DataDir, "agent.json"), append(b, '\n')); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	n.log.Info("agent started", "gossip", n.gossip.Addr(), "http", n.HTTPURL(), "peer_id", n.host.ID(), "p2p", n.host.Addrs(), "data_dir", n.cfg.DataDir)
+	n.log.Info("agent started", "gossip", n.gossip.Addr(), "http", n.HTTPURL(), "peer_id", n.host.ID(), "p2p", n.host.Addrs(), "p2p_direct", n.host.DirectAddrs(), "data_dir", n.cfg.DataDir)
 	return nil
 }
 
@@ -462,6 +482,10 @@ func (n *Node) GossipAddr() string { return n.gossip.Addr() }
 
 // PeerID is the node's libp2p peer ID.
 func (n *Node) PeerID() string { return n.host.ID() }
+
+// DirectAddrs are the multiaddrs of the node's direct data plane; none
+// when it runs none (--p2p-direct off).
+func (n *Node) DirectAddrs() []string { return n.host.DirectAddrs() }
 
 // Ring is the current ring of alive members.
 func (n *Node) Ring() *ring.Ring { return n.ring.Load() }
@@ -563,6 +587,8 @@ func (n *Node) onMembersChanged() {
 		if name != n.cfg.Name {
 			if err := n.host.AddPeer(meta.PeerID, meta.Addrs); err != nil {
 				n.log.Warn("member has bad data-plane address", "member", name, "err", err)
+			} else if err := n.host.SetDirect(meta.PeerID, meta.Direct); err != nil {
+				n.log.Warn("member has bad direct data-plane address", "member", name, "err", err)
 			}
 		}
 	}

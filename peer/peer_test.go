@@ -172,12 +172,17 @@ func TestAPI(t *testing.T) {
 }
 
 // TestBlockRequestWithoutSecret: a peer outside the cluster's private
-// network cannot open a block stream, and the node goes on serving.
+// network cannot open a block stream, not even with a direct plane of its
+// own and the target's direct addresses (the direct plane admits only
+// members named by the secret-keyed gossip), and the node goes on serving.
 func TestBlockRequestWithoutSecret(t *testing.T) {
 	c := clustertest.Start(t, 2, clustertest.Options{})
 	target := c.Node(0)
+	if len(target.DirectAddrs()) == 0 {
+		t.Fatal("the node runs no direct plane")
+	}
 	for _, psk := range [][]byte{nil, secret.Generate().NetworkKey()} {
-		h, err := p2p.New(p2p.Config{PSK: psk, Name: "outsider"})
+		h, err := p2p.New(p2p.Config{PSK: psk, Name: "outsider", DirectListenAddrs: []string{p2p.DefaultListenAddr}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,6 +193,9 @@ func TestBlockRequestWithoutSecret(t *testing.T) {
 			}
 		}
 		if err := h.AddPeer(target.PeerID(), addrs); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.SetDirect(target.PeerID(), target.DirectAddrs()); err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

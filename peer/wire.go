@@ -15,7 +15,12 @@ import (
 // releases N and N−1 interoperate during a rolling upgrade; members further
 // apart are left out of each other's ring, logged once and shown in
 // `shoal members`, instead of failing on bytes.
-const WireVersion = 1
+//
+// Generation 2 adds the direct data plane: the node meta's Direct
+// addresses, where the same protocols run over TLS 1.3 without the
+// private network. Generation 1 nodes ignore the field and are reached
+// over the private network, which generation 2 still serves.
+const WireVersion = 2
 
 // wireOf is the generation a member announces; releases before the field
 // existed spoke generation 1.
