@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -44,7 +45,7 @@ func TestUnspokenProtocol(t *testing.T) {
 			cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 		}
 	}})
-	want := "node2 (release dev, wire format 1) does not speak /shoal/none/1, which this node (release dev, wire format 1) uses: upgrade one release at a time: the peer does not serve the protocol"
+	want := fmt.Sprintf("node2 (release dev, wire format %d) does not speak /shoal/none/1, which this node (release dev, wire format %d) uses: upgrade one release at a time: the peer does not serve the protocol", peer.WireVersion, peer.WireVersion)
 	for range 3 {
 		s, err := c.Node(0).Dial(context.Background(), "node2", "/shoal/none/1")
 		if err == nil {
