@@ -157,10 +157,14 @@ func (fs *FS) writeBlock(ctx context.Context, b blockWrite, src io.ReaderAt) (in
 			busy = append(busy, n)
 			go func() {
 				if n == fs.cfg.Self && b.spool != nil {
-					results <- result{n, fs.cfg.Store.link(b.id, b.spool, b.sums)}
+					err := fs.cfg.Store.link(b.id, b.spool, b.sums)
+					if err == nil {
+						fs.cfg.Store.NotePut(b.id, b.want)
+					}
+					results <- result{n, err}
 					return
 				}
-				results <- result{n, fs.writeTo(ctx, n, b.id, io.NewSectionReader(src, 0, b.size), b.size)}
+				results <- result{n, fs.writeTo(ctx, n, b.id, io.NewSectionReader(src, 0, b.size), b.size, b.want)}
 			}()
 		}
 	}
@@ -218,11 +222,15 @@ func (fs *FS) writeBlock(ctx context.Context, b blockWrite, src io.ReaderAt) (in
 }
 
 // writeTo writes one copy of a block to node, which may be this node.
-func (fs *FS) writeTo(ctx context.Context, node string, id ID, r io.Reader, size int64) error {
+func (fs *FS) writeTo(ctx context.Context, node string, id ID, r io.Reader, size int64, repl int) error {
 	if node == fs.cfg.Self {
-		return fs.cfg.Store.Write(id, r, size)
+		err := fs.cfg.Store.Write(id, r, size)
+		if err == nil {
+			fs.cfg.Store.NotePut(id, repl)
+		}
+		return err
 	}
-	return fs.cfg.Client.Put(ctx, node, id, r, size)
+	return fs.cfg.Client.PutFor(ctx, node, id, r, size, repl)
 }
 
 // markSuspect remembers that a write to node failed.

@@ -45,6 +45,9 @@ type request struct {
 	Offset int64  `msgpack:"off,omitempty"`
 	Size   int64  `msgpack:"size,omitempty"`
 	IDs    []ID   `msgpack:"ids,omitempty"`
+	// Repl, on a put, is the replication the writer stores the block
+	// with (0 from writers that do not say; see Store.NotePut).
+	Repl int `msgpack:"repl,omitempty"`
 }
 
 type response struct {
@@ -173,6 +176,7 @@ func (s *Server) Handle(from mesh.NodeName, st mesh.Stream) {
 			writeFrame(st, errResponse(err))
 			return
 		}
+		s.store.NotePut(req.ID, req.Repl)
 		writeFrame(st, response{})
 	default:
 		writeFrame(st, response{Err: fmt.Sprintf("unknown op %q", req.Op)})
@@ -281,6 +285,12 @@ func (c *Client) haveMany(ctx context.Context, node string, ids []ID) ([]bool, [
 
 // Put sends size bytes of r to node as block id. The node verifies them.
 func (c *Client) Put(ctx context.Context, node string, id ID, r io.Reader, size int64) error {
+	return c.PutFor(ctx, node, id, r, size, 0)
+}
+
+// PutFor is Put of a copy of a block written with replication repl, which
+// the node remembers for a while (Store.NotePut).
+func (c *Client) PutFor(ctx context.Context, node string, id ID, r io.Reader, size int64, repl int) error {
 	st, err := c.dial.Dial(ctx, node, Protocol)
 	if err != nil {
 		return err
@@ -289,7 +299,7 @@ func (c *Client) Put(ctx context.Context, node string, id ID, r io.Reader, size 
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
 	st.SetDeadline(time.Now().Add(headerTimeout))
-	if err := writeFrame(st, request{Op: opPut, ID: id, Size: size}); err != nil {
+	if err := writeFrame(st, request{Op: opPut, ID: id, Size: size, Repl: repl}); err != nil {
 		st.Reset()
 		return fmt.Errorf("put %s on %s: %w", id.Short(), node, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"slices"
 	"testing"
 	"time"
 )
@@ -53,6 +54,34 @@ func TestRepairKeepsThePutsCopies(t *testing.T) {
 		}
 	}
 
+	// Once the put commits, the copies are its file's; a node that joins
+	// then gets what it owns, and the old holders drop what they no
+	// longer own at once, though the put was recent: the put asked for
+	// no more than its file does.
+	if _, err := fs.Commit(ctx, CommitRequest{Path: "/r3", BlockSize: MinBlockSize, Replication: 3, Blocks: m.Blocks}); err != nil {
+		t.Fatal(err)
+	}
+	c.add("n4").rep.started = time.Now().Add(-2 * time.Hour)
+	c.nodes["n4"].rep = NewRepairer(c.nodes["n4"].fs, RepairConfig{GCGrace: time.Hour})
+	c.repairAll(ctx)
+	c.repairAll(ctx)
+	f3, err := fs.Stat("/r3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	locs, err := fs.Locate(ctx, f3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range locs {
+		h, o := slices.Clone(l.Holders), slices.Clone(l.Owners)
+		slices.Sort(h)
+		slices.Sort(o)
+		if !slices.Equal(h, o) {
+			t.Fatalf("/r3 block %s after n4 joined: held by %v, owned by %v", l.ID[:12], l.Holders, l.Owners)
+		}
+	}
+
 	// A block stored long ago by a put that never committed, put again:
 	// the new put's copies are kept while it has not committed, as
 	// every fresh block's are. Before, its old time stood and the pass
@@ -63,14 +92,18 @@ func TestRepairKeepsThePutsCopies(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := time.Now().Add(-2 * time.Hour)
-	for _, n := range c.nodes {
-		os.Chtimes(n.fs.Store().path(ack.ID), old, old)
+	holders := map[string]*testNode{}
+	for name, n := range c.nodes {
+		if n.fs.Store().Has(ack.ID) {
+			holders[name] = n
+			os.Chtimes(n.fs.Store().path(ack.ID), old, old)
+		}
 	}
 	if _, err := fs.PutBlock(ctx, "/lone", 0, bytes.NewReader(lone), int64(len(lone)), 3); err != nil {
 		t.Fatal(err)
 	}
 	c.repairAll(ctx)
-	for name, n := range c.nodes {
+	for name, n := range holders {
 		if !n.fs.Store().Has(ack.ID) {
 			t.Fatalf("the block put again was collected from %s before its put committed", name)
 		}

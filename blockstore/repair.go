@@ -259,6 +259,7 @@ func (r *Repairer) Pass(ctx context.Context) (err error) {
 
 	// Drop copies we no longer own, once every owner has them; collect
 	// unreferenced blocks past the grace period.
+	fs.cfg.Store.prunePuts(r.cfg.GCGrace)
 	byOwner := map[string][]ID{}
 	collect := complete && canCollect
 	for id := range have {
@@ -314,8 +315,8 @@ func (r *Repairer) Pass(ctx context.Context) (err error) {
 			res.Unowned++
 			continue
 		}
-		if t, err := fs.cfg.Store.ModTime(id); err != nil || !mayDrop(time.Since(t), r.cfg.GCGrace) {
-			continue // every owner holds it: kept a while, not to hand over
+		if !mayDrop(fs.cfg.Store.PutRepl(id, r.cfg.GCGrace), n.repl) {
+			continue // every owner holds it: kept for a put, not to hand over
 		}
 		if err := fs.cfg.Store.Delete(id); err == nil {
 			r.Stats.Dropped.Add(1)
@@ -326,13 +327,15 @@ func (r *Repairer) Pass(ctx context.Context) (err error) {
 	return errors.Join(errs...)
 }
 
-// mayDrop decides whether a copy this node does not own, stored age ago,
-// may be dropped (once every owner holds the block): only past the grace
-// period. A copy stored within it may belong to a put not committed yet
-// that asks for more copies than the files referencing the block now (the
-// same bytes put again with a higher replication): the files the pass
-// reads say R = 1 while the put has just written three.
-func mayDrop(age, grace time.Duration) bool { return age > grace }
+// mayDrop decides whether a copy this node does not own, once every owner
+// holds the block, may be dropped: putRepl is the replication a put that
+// wrote the copy here within the grace period asked for (0: none did), and
+// needRepl the highest the files referencing the block ask for. A put that
+// asked for more has not committed yet (the same bytes put again with a
+// higher replication: the files say R = 1 while the put has just written
+// three copies), and its copy is kept; the grace bounds how long a put
+// that never commits holds copies.
+func mayDrop(putRepl, needRepl int) bool { return putRepl <= needRepl }
 
 // fetch copies a block from another replica into the local store. A copy
 // that would cross the node's reserve is not started (a *disk.FullError);

@@ -56,6 +56,12 @@ type Store struct {
 	Deleted  atomic.Int64 // blocks deleted
 	ReadByte atomic.Int64 // bytes served from disk
 
+	// puts remembers, for the blocks puts stored here, the replication
+	// each put asked for and when (NotePut, PutRepl); kept in memory for
+	// the repair loop's grace period.
+	putsMu sync.Mutex
+	puts   map[ID]putMark
+
 	// held and heldBytes count the blocks stored and their bytes: walked
 	// once at open, then kept up to date by every write, delete and
 	// quarantine, so a scrape never walks the directories.
@@ -235,6 +241,49 @@ func (s *Store) link(id ID, f *os.File, sums *blockSums) error {
 	s.held.Add(1)
 	s.heldBytes.Add(fi.Size())
 	return nil
+}
+
+type putMark struct {
+	repl int
+	at   time.Time
+}
+
+// NotePut records that a put stored block id here asking for repl copies
+// (0: unknown, recorded as nothing). Until its file commits, the files
+// referencing the block may ask for fewer, and the repair loop must not
+// take this copy for one to drop (see PutRepl).
+func (s *Store) NotePut(id ID, repl int) {
+	if repl <= 0 {
+		return
+	}
+	s.putsMu.Lock()
+	defer s.putsMu.Unlock()
+	if s.puts == nil {
+		s.puts = map[ID]putMark{}
+	}
+	s.puts[id] = putMark{repl: max(repl, s.puts[id].repl), at: time.Now()}
+}
+
+// PutRepl returns the highest replication a put that stored block id here
+// within grace asked for, 0 if none did.
+func (s *Store) PutRepl(id ID, grace time.Duration) int {
+	s.putsMu.Lock()
+	defer s.putsMu.Unlock()
+	if m, ok := s.puts[id]; ok && time.Since(m.at) <= grace {
+		return m.repl
+	}
+	return 0
+}
+
+// prunePuts forgets the puts older than grace.
+func (s *Store) prunePuts(grace time.Duration) {
+	s.putsMu.Lock()
+	defer s.putsMu.Unlock()
+	for k, m := range s.puts {
+		if time.Since(m.at) > grace {
+			delete(s.puts, k)
+		}
+	}
 }
 
 // refresh sets the stored block's time to now: a block stored again is as
