@@ -254,7 +254,9 @@ func copyFile(c *ucli.Context, agents []*client.Client, src string, w io.Writer)
 	} else {
 		p = newProgress(c.App.ErrWriter, "get "+src, size)
 	}
-	n, err := io.Copy(w, p.reader(r))
+	// A MiB at a time: io.Copy into a file reads 32 KiB per call, 32,768
+	// socket reads and file writes per GiB.
+	n, err := io.CopyBuffer(writeOnly{w}, p.reader(r), make([]byte, 1<<20))
 	p.finish()
 	if err != nil {
 		return fmt.Errorf("get %s: %w", src, err)
@@ -264,6 +266,12 @@ func copyFile(c *ucli.Context, agents []*client.Client, src string, w io.Writer)
 	}
 	return nil
 }
+
+// writeOnly hides a destination's ReadFrom, which would copy through a
+// buffer of its own choosing.
+type writeOnly struct{ w io.Writer }
+
+func (w writeOnly) Write(p []byte) (int, error) { return w.w.Write(p) }
 
 // writeLocal runs fill on stdout for "-", else on a temp file next to local
 // that becomes local only if fill succeeds: a failed get leaves nothing.
