@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -17,6 +18,14 @@ import (
 	"shoal.dev/shoal/peer"
 	"shoal.dev/shoal/scheduler"
 )
+
+// AgentMemoryLimit is the Go runtime's soft memory limit (see
+// debug.SetMemoryLimit) an agent sets unless GOMEMLIMIT is set. On a
+// 2-core node the default buffers (2 slots × a 128 MiB sort buffer, 64
+// MiB of fetched map output) stay under it, and the garbage collector then
+// runs before garbage, which it otherwise lets grow as big as the live
+// heap, takes the node past 512 MiB.
+const AgentMemoryLimit = 448 << 20
 
 func agentCommand() *ucli.Command {
 	return &ucli.Command{
@@ -108,6 +117,10 @@ func runAgent(c *ucli.Context) error {
 	cfg.Jobs, _ = c.App.Metadata[metaJobs].([]job.Spec)
 	if sec.IsZero() {
 		log.Warn("no cluster secret: gossip, data and API are open to anyone who can reach this node; set --secret-file or SHOAL_SECRET")
+	}
+
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(AgentMemoryLimit)
 	}
 
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)

@@ -150,7 +150,8 @@ type Config struct {
 	// Slots bounds the tasks computing at once. Default: the number of
 	// CPUs.
 	Slots int
-	// SortBuffer is each map task's sort buffer in bytes. Default 64 MiB.
+	// SortBuffer is each map task's sort buffer in bytes. Default
+	// shuffle.DefaultBufferBytes (128 MiB).
 	SortBuffer int
 	// ShuffleMemory bounds the fetched map output this node's reducers
 	// hold in memory rather than spool to disk. Default

@@ -5,10 +5,11 @@ import (
 	"time"
 )
 
-// DefaultShuffleMemory is Config.ShuffleMemory's default: 128 MiB of
+// DefaultShuffleMemory is Config.ShuffleMemory's default: 64 MiB of
 // fetched map output held in memory per node, beside the map tasks' sort
-// buffers (Slots × SortBuffer), within an agent's 512 MB.
-const DefaultShuffleMemory = 128 << 20
+// buffers (Slots × SortBuffer: 256 MiB on 2 cores), within an agent's
+// 512 MiB.
+const DefaultShuffleMemory = 64 << 20
 
 // byteBudget is a count of bytes that goroutines take and give back: the
 // memory reducers may hold fetched segments in. take never blocks.

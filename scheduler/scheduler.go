@@ -58,7 +58,8 @@ type Config struct {
 	// Slots bounds the tasks computing at once on this node. Default: the
 	// number of CPUs.
 	Slots int
-	// SortBuffer is each map task's sort buffer in bytes. Default 64 MiB.
+	// SortBuffer is each map task's sort buffer in bytes. Default
+	// shuffle.DefaultBufferBytes (128 MiB).
 	SortBuffer int
 	// ShuffleMemory bounds the bytes of fetched map output that this
 	// node's reducers hold in memory, all reducers together; a segment
@@ -135,7 +136,7 @@ func (c *Config) validate() error {
 		c.Slots = runtime.NumCPU()
 	}
 	if c.SortBuffer <= 0 {
-		c.SortBuffer = 64 << 20
+		c.SortBuffer = shuffle.DefaultBufferBytes
 	}
 	if c.BinaryGrace <= 0 {
 		c.BinaryGrace = DefaultBinaryGrace

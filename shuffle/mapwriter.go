@@ -14,8 +14,12 @@ import (
 
 // Sort buffer sizes.
 const (
-	// DefaultBufferBytes is MapConfig.BufferBytes's default.
-	DefaultBufferBytes = 64 << 20
+	// DefaultBufferBytes is MapConfig.BufferBytes's default: it holds
+	// the 1,000,000 100-byte records of one of teragen's 100 MB parts with
+	// their index entries (133 MB), so that a terasort map task sorts
+	// once and writes its output once, without a spill and a merge (as
+	// Hadoop's default sort buffer of 100 MB holds 100 MB of records).
+	DefaultBufferBytes = 128 << 20
 	// MinBufferBytes is the smallest sort buffer.
 	MinBufferBytes = 1 << 20
 	// MaxBufferBytes is the largest: entries address it with 32 bits.
@@ -50,7 +54,7 @@ type MapConfig struct {
 	// index entries, which hold records of up to 16 bytes): when it is full the buffer is sorted, combined and
 	// spilled. Default DefaultBufferBytes; MinBufferBytes to
 	// MaxBufferBytes. It is allocated as needed, from 1 MiB growing
-	// fourfold.
+	// fourfold, and to BufferBytes once that reaches half of it.
 	BufferBytes int
 	// Buffer, optional, is a sort buffer to use instead of allocating
 	// one: a MapWriter's Buffer after its Close or Abort, handed to the
@@ -245,10 +249,13 @@ func (w *MapWriter) entries() []entry {
 	return unsafe.Slice((*entry)(unsafe.Pointer(&w.mem[len(w.mem)-w.n*entrySize])), w.n)
 }
 
-// alignedBytes allocates n bytes (a multiple of 8) aligned for entries.
+// alignedBytes allocates n bytes (a multiple of 8) aligned for entries,
+// in huge pages where the kernel has them (adviseHuge).
 func alignedBytes(n int) []byte {
 	u := make([]uint64, n/8)
-	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(u))), n)
+	b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(u))), n)
+	adviseHuge(b)
+	return b
 }
 
 // makeRoom grows or spills the sort buffer until an n-byte record fits.
@@ -257,10 +264,10 @@ func (w *MapWriter) makeRoom(n int) error {
 		if len(w.mem) < w.cfg.BufferBytes {
 			size := max(len(w.mem), min(initialBuffer, w.cfg.BufferBytes))
 			for size < w.alen+n+(w.n+1)*entrySize && size < w.cfg.BufferBytes {
-				size = min(4*size, w.cfg.BufferBytes)
+				size = w.grown(size)
 			}
 			if size == len(w.mem) {
-				size = min(4*size, w.cfg.BufferBytes)
+				size = w.grown(size)
 			}
 			mem := alignedBytes(size)
 			copy(mem, w.mem[:w.alen])
@@ -273,6 +280,16 @@ func (w *MapWriter) makeRoom(n int) error {
 		}
 	}
 	return nil
+}
+
+// grown is the size the sort buffer grows to from size: fourfold, or
+// straight to BufferBytes from half of it on, so that the last growth
+// does not hold a buffer half as big as the full one beside it.
+func (w *MapWriter) grown(size int) int {
+	if 4*size >= w.cfg.BufferBytes/2 {
+		return w.cfg.BufferBytes
+	}
+	return 4 * size
 }
 
 // createTemp creates a file of ours in Dir, to remove on failure.

@@ -577,3 +577,38 @@ func countPairs(rng *rand.Rand, n, vocab int) []pair {
 	}
 	return pairs
 }
+
+// TestSortBufferGrowth: the sort buffer grows fourfold from 1 MiB, and
+// straight to its full size from half of it on, so the last growth never
+// holds a buffer of half the full size or more beside the full one.
+func TestSortBufferGrowth(t *testing.T) {
+	for _, tt := range []struct {
+		max  int
+		want []int
+	}{
+		{128 << 20, []int{1 << 20, 4 << 20, 16 << 20, 128 << 20}},
+		{96 << 20, []int{1 << 20, 4 << 20, 16 << 20, 96 << 20}},
+		{64 << 20, []int{1 << 20, 4 << 20, 16 << 20, 64 << 20}},
+		{3 << 20, []int{1 << 20, 3 << 20}},
+		{MinBufferBytes, []int{MinBufferBytes}},
+	} {
+		w, err := NewMapWriter(MapConfig{Dir: t.TempDir(), Name: "m", Partitions: 1, BufferBytes: tt.max})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sizes []int
+		val := make([]byte, 1000)
+		for len(w.mem) < tt.max {
+			if err := w.Emit([]byte("k"), val); err != nil {
+				t.Fatal(err)
+			}
+			if len(sizes) == 0 || sizes[len(sizes)-1] != len(w.mem) {
+				sizes = append(sizes, len(w.mem))
+			}
+		}
+		w.Abort()
+		if fmt.Sprint(sizes) != fmt.Sprint(tt.want) {
+			t.Errorf("buffer of %d bytes grew as %v, want %v", tt.max, sizes, tt.want)
+		}
+	}
+}
