@@ -287,7 +287,7 @@ func TestDeployConfig(t *testing.T) {
 		t.Fatal(got.err)
 	}
 	if got.cfg.DataDir != "/var/lib/shoal" || !got.cfg.RetryJoin || len(got.cfg.Join) == 0 || got.secret != "/etc/shoal/secret" ||
-		got.cfg.Reserve == nil || got.cfg.Reserve.Percent != 5 {
+		got.cfg.Reserve == nil || got.cfg.Reserve.Percent != 5 || len(got.cfg.P2PDirectAddrs) != 1 {
 		t.Errorf("deploy/shoal.toml: %+v, secret %q", got.cfg, got.secret)
 	}
 }
