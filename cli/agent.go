@@ -49,6 +49,7 @@ func agentCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "tls-cert", Usage: "PEM certificate of the HTTP API (with --tls-key): clients then use https://"},
 			&ucli.StringFlag{Name: "tls-key", Usage: "PEM private key of --tls-cert"},
 			&ucli.StringFlag{Name: "reserve", Value: "1GiB, at most 5%", Usage: "free space to keep on the data dir's file systems: a size (512MiB, 2GiB) or a percentage of the disk (5%); below it the node takes no new blocks or tasks, and a write that would cross it is refused; 0 keeps none"},
+			&ucli.StringFlag{Name: "scrub-rate", Value: "8MiB", Usage: "bytes per second the background scrub reads to check every stored block against its SHA-256 ID, so bit rot on a copy no one reads is found and repaired; 0 turns it off"},
 			&ucli.IntFlag{Name: "max-conns", Value: peer.DefaultMaxConns, Usage: "cap on the HTTP API's open connections; idle ones are closed first"},
 			&ucli.StringFlag{Name: "task-user", Usage: "run the commands of jobs (Hadoop Streaming) as this user, in its primary group (the agent must run as root)"},
 			&ucli.DurationFlag{Name: "max-clock-drift", Value: peer.DefaultClockDrift, Usage: "reject metadata written by a clock more than this far ahead of ours"},
@@ -183,6 +184,13 @@ func agentConfig(c *ucli.Context) (peer.Config, error) {
 			return cfg, usageError{fmt.Errorf("%s %w", flagOrigin(c, "reserve"), err)}
 		}
 		cfg.Reserve = &r
+	}
+	if c.IsSet("scrub-rate") {
+		rate, err := disk.ParseSize(c.String("scrub-rate"))
+		if err != nil {
+			return cfg, usageError{fmt.Errorf("%s %q: want bytes per second such as 8MiB, or 0 for off", flagOrigin(c, "scrub-rate"), c.String("scrub-rate"))}
+		}
+		cfg.ScrubRate, cfg.NoScrub = rate, rate == 0
 	}
 	cfg.FastGossip = c.Bool("fast-gossip")
 	for _, f := range []string{"reconnect-interval", "reconnect-timeout"} {

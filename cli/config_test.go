@@ -12,6 +12,8 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/disk"
 	"shoal.dev/shoal/peer"
 	"shoal.dev/shoal/secret"
 )
@@ -48,6 +50,7 @@ var configSample = map[string]struct{ toml, want, with string }{
 	"job-history-age":       {toml: `"72h"`, want: "72h0m0s"},
 	"no-speculation":        {toml: `true`, want: "true"},
 	"reserve":               {toml: `"10GiB"`, want: "10GiB"},
+	"scrub-rate":            {toml: `"32MiB"`, want: "32MiB"},
 }
 
 // agentOutcome is what an agent command line with a configuration file
@@ -252,6 +255,8 @@ func TestConfigRejects(t *testing.T) {
 		{"p2p-direct = [\"on\"]\n", `line 1: p2p-direct: "on": want a multiaddr such as /ip4/0.0.0.0/tcp/7001, or off`},
 		{"tombstone-ttl = \"10ms\"\n", "tombstone-ttl (FILE line 1) 10ms: want at least 1s"},
 		{"reserve = \"12 parsecs\"\n", `reserve (FILE line 1) "12 parsecs": unknown unit "parsecs"`},
+		{"scrub-rate = \"fast\"\n", `scrub-rate (FILE line 1) "fast": want bytes per second such as 8MiB, or 0 for off`},
+		{"scrub-rate = \"-1MiB\"\n", `scrub-rate (FILE line 1) "-1MiB": want bytes per second such as 8MiB, or 0 for off`},
 		{"name = \"a\"\nname = \"b\"\n", "line 2:"},
 		{"name = \n", "line 1:"},
 		{"config = \"other.toml\"\n", `line 1: unknown key "config"`},
@@ -289,5 +294,42 @@ func TestDeployConfig(t *testing.T) {
 	if got.cfg.DataDir != "/var/lib/shoal" || !got.cfg.RetryJoin || len(got.cfg.Join) == 0 || got.secret != "/etc/shoal/secret" ||
 		got.cfg.Reserve == nil || got.cfg.Reserve.Percent != 5 || len(got.cfg.P2PDirectAddrs) != 1 {
 		t.Errorf("deploy/shoal.toml: %+v, secret %q", got.cfg, got.secret)
+	}
+}
+
+// TestScrubRateFlag: --scrub-rate's forms reach the node's configuration:
+// a rate, 0 for off, and the default the help shows, which is the
+// scrub's own.
+func TestScrubRateFlag(t *testing.T) {
+	t.Setenv("SHOAL_SECRET_FILE", "")
+	t.Setenv("SHOAL_SECRET", "")
+	for _, tc := range []struct {
+		args []string
+		rate int64
+		off  bool
+	}{
+		{args: []string{"agent"}, rate: 0}, // the node's default
+		{args: []string{"agent", "--scrub-rate", "16MiB"}, rate: 16 << 20},
+		{args: []string{"agent", "--scrub-rate=512KiB"}, rate: 512 << 10},
+		{args: []string{"agent", "--scrub-rate", "0"}, off: true},
+	} {
+		out := resolveAgent(t, tc.args...)
+		if out.err != nil {
+			t.Fatalf("%q: %v", tc.args, out.err)
+		}
+		if out.cfg.ScrubRate != tc.rate || out.cfg.NoScrub != tc.off {
+			t.Errorf("%q: rate %d, off %v; want %d, %v", tc.args, out.cfg.ScrubRate, out.cfg.NoScrub, tc.rate, tc.off)
+		}
+	}
+	for _, f := range agentCommand().Flags {
+		if sf, ok := f.(*ucli.StringFlag); ok && sf.Name == "scrub-rate" {
+			if n, err := disk.ParseSize(sf.Value); err != nil || n != blockstore.DefaultScrubRate {
+				t.Errorf("--scrub-rate shows default %q (%d, %v), the scrub's is %d", sf.Value, n, err, blockstore.DefaultScrubRate)
+			}
+		}
+	}
+	var stderr bytes.Buffer
+	if code := run(context.Background(), []string{"shoal", "agent", "--scrub-rate", "fast"}, &bytes.Buffer{}, &stderr); code != 2 || !strings.Contains(stderr.String(), `--scrub-rate "fast": want bytes per second such as 8MiB, or 0 for off`) {
+		t.Errorf("--scrub-rate fast: exit %d, %q", code, stderr.String())
 	}
 }

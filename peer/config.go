@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"shoal.dev/shoal/blockstore"
 	"shoal.dev/shoal/disk"
 	"shoal.dev/shoal/gossip"
 	"shoal.dev/shoal/job"
@@ -123,6 +124,13 @@ type Config struct {
 	// GCGrace is how long an unreferenced block is kept before it is
 	// collected. Default 10m.
 	GCGrace time.Duration
+	// ScrubRate is the bytes per second the background scrub reads to
+	// verify the stored blocks against their IDs (blockstore.Scrubber).
+	// Default blockstore.DefaultScrubRate (8 MiB/s).
+	ScrubRate int64
+	// NoScrub turns the background scrub off (--scrub-rate 0): blocks are
+	// then checked only when read.
+	NoScrub bool
 	// MaxClockDrift is how far ahead of this node's clock a remote metadata
 	// record's version may be; records further ahead are rejected, logged
 	// and counted (shoal_meta_rejected_ahead_total), never merged. Default
@@ -290,6 +298,12 @@ func (c *Config) validate() error {
 	}
 	if c.GCGrace <= 0 {
 		c.GCGrace = DefaultGCGrace
+	}
+	if c.ScrubRate < 0 {
+		return fmt.Errorf("scrub rate %d B/s is negative", c.ScrubRate)
+	}
+	if c.ScrubRate == 0 {
+		c.ScrubRate = blockstore.DefaultScrubRate
 	}
 	if c.MaxClockDrift < 0 {
 		return fmt.Errorf("max clock drift %v is negative", c.MaxClockDrift)

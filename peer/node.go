@@ -109,6 +109,7 @@ type Node struct {
 	blocks     *blockstore.Store
 	fs         *blockstore.FS
 	repairer   *blockstore.Repairer
+	scrubber   *blockstore.Scrubber // nil with NoScrub
 	claims     *claim.Service
 	shuffle    *shuffle.Store
 	shuffleSrv *shuffle.Server
@@ -286,6 +287,14 @@ func New(cfg Config) (_ *Node, err error) {
 		CanCollect: n.gossip.Synced,
 		OnPass:     n.onRepairPass,
 	})
+	if !cfg.NoScrub {
+		n.scrubber = blockstore.NewScrubber(n.blocks, blockstore.ScrubConfig{
+			Rate: cfg.ScrubRate,
+			// A copy found corrupt is fetched again at once, not at
+			// the next periodic pass.
+			OnCorrupt: func(blockstore.ID) { n.repairer.Kick() },
+		}, n.log)
+	}
 	n.Handle(blockstore.Protocol, blockstore.NewServer(n.blocks, n.log).Handle)
 	n.Handle(metaProtocol, n.serveMeta)
 	n.Handle(syncProtocol, func(from mesh.NodeName, s mesh.Stream) { _ = n.gossip.ServeSync(from, s) })
@@ -369,6 +378,13 @@ func New(cfg Config) (_ *Node, err error) {
 		defer n.wg.Done()
 		n.repairer.Run(ctx)
 	}()
+	if n.scrubber != nil {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.scrubber.Run(ctx)
+		}()
+	}
 	n.startConflictWatcher(ctx)
 	go func() {
 		defer n.wg.Done()
@@ -501,6 +517,10 @@ func (n *Node) LocalBlocks() *blockstore.Store { return n.blocks }
 
 // Repairer is the node's block repair loop.
 func (n *Node) Repairer() *blockstore.Repairer { return n.repairer }
+
+// Scrubber is the node's background block scrub; nil when it is off
+// (Config.NoScrub).
+func (n *Node) Scrubber() *blockstore.Scrubber { return n.scrubber }
 
 // Records is the replicated metadata store.
 func (n *Node) Records() *gossip.Store { return n.gossip.Records() }
