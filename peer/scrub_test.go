@@ -55,14 +55,19 @@ func TestScrubFindsBitRot(t *testing.T) {
 	old := time.Now().Add(-time.Hour)
 	os.Chtimes(p, old, old)
 
+	if holder.Scrubber() == nil {
+		t.Fatal("no scrub running with the default configuration")
+	}
+	// The scrub counts a corrupt copy after the store has quarantined and
+	// counted it: wait for the scrub's count.
 	clustertest.Eventually(t, 60*time.Second, func() error {
-		if n := st.Corrupt.Load(); n != 1 {
-			return fmt.Errorf("%s: %d corrupt copies found, want 1", holder.Name(), n)
+		if n := holder.Scrubber().Stats.Corrupt.Load(); n != 1 {
+			return fmt.Errorf("%s: the scrub found %d corrupt copies, want 1", holder.Name(), n)
 		}
 		return nil
 	})
-	if holder.Scrubber() == nil || holder.Scrubber().Stats.Corrupt.Load() != 1 {
-		t.Fatal("the corrupt copy was not found by the scrub")
+	if n := st.Corrupt.Load(); n != 1 {
+		t.Fatalf("%s: %d corrupt copies counted by the store, want 1", holder.Name(), n)
 	}
 	clustertest.Eventually(t, 60*time.Second, func() error {
 		for i := range 3 {
