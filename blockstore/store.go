@@ -485,6 +485,16 @@ func (s *Store) ModTime(id ID) (time.Time, error) {
 
 // each calls fn with every stored block's ID and directory entry.
 func (s *Store) each(fn func(ID, os.DirEntry)) error {
+	return s.eachEntry(func(_ string, f os.DirEntry) {
+		if id, err := ParseID(f.Name()); err == nil {
+			fn(id, f)
+		}
+	})
+}
+
+// eachEntry calls fn with every entry of the store's two-character shard
+// directories (blocks and their sidecars) and the directory it is in.
+func (s *Store) eachEntry(fn func(dir string, f os.DirEntry)) error {
 	dirs, err := os.ReadDir(s.dir)
 	if err != nil {
 		return err
@@ -493,14 +503,13 @@ func (s *Store) each(fn func(ID, os.DirEntry)) error {
 		if !d.IsDir() || len(d.Name()) != 2 {
 			continue
 		}
-		files, err := os.ReadDir(filepath.Join(s.dir, d.Name()))
+		sub := filepath.Join(s.dir, d.Name())
+		files, err := os.ReadDir(sub)
 		if err != nil {
 			return err
 		}
 		for _, f := range files {
-			if id, err := ParseID(f.Name()); err == nil {
-				fn(id, f)
-			}
+			fn(sub, f)
 		}
 	}
 	return nil

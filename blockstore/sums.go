@@ -299,30 +299,15 @@ func (r *chunkReader) Close() error { return r.f.Close() }
 // sweepSums removes the sidecars whose block is gone (an older release
 // deleted or quarantined it without knowing of sidecars).
 func (s *Store) sweepSums() error {
-	dirs, err := os.ReadDir(s.dir)
-	if err != nil {
-		return err
-	}
-	for _, d := range dirs {
-		if !d.IsDir() || len(d.Name()) != 2 {
-			continue
+	return s.eachEntry(func(sub string, f os.DirEntry) {
+		name, ok := strings.CutSuffix(f.Name(), sumsSuffix)
+		if !ok {
+			return
 		}
-		sub := filepath.Join(s.dir, d.Name())
-		files, err := os.ReadDir(sub)
-		if err != nil {
-			return err
+		if _, err := os.Lstat(filepath.Join(sub, name)); errors.Is(err, fs.ErrNotExist) {
+			os.Remove(filepath.Join(sub, f.Name()))
 		}
-		for _, f := range files {
-			name, ok := strings.CutSuffix(f.Name(), sumsSuffix)
-			if !ok {
-				continue
-			}
-			if _, err := os.Lstat(filepath.Join(sub, name)); errors.Is(err, fs.ErrNotExist) {
-				os.Remove(filepath.Join(sub, f.Name()))
-			}
-		}
-	}
-	return nil
+	})
 }
 
 // readBufs holds the buffers chunkReader.WriteTo reads into.
