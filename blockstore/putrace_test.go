@@ -109,3 +109,47 @@ func TestRepairKeepsThePutsCopies(t *testing.T) {
 		}
 	}
 }
+
+// TestRepairDropsCopiesOfAPutThatCommittedFewer: a put's blocks ask for R
+// of the members alive when each is written, its commit for R of those
+// alive when it commits. A put that wrote three copies and committed at
+// R = 2 (a member died meanwhile, or a partition cut the ring) leaves one
+// copy no owner needs: it is dropped at once, not kept for the put's grace
+// as if the put had not committed (a partition's healed cluster stayed at
+// 3 copies of 2 for the whole grace).
+func TestRepairDropsCopiesOfAPutThatCommittedFewer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := newTestCluster(t, 3)
+	for _, n := range c.nodes {
+		n.rep = NewRepairer(n.fs, RepairConfig{GCGrace: time.Hour})
+		n.rep.started = time.Now().Add(-2 * time.Hour)
+	}
+	fs := c.nodes["n1"].fs
+	data := textOf(23, 60<<10)
+	ack, err := fs.PutBlock(ctx, "/shrunk", 0, bytes.NewReader(data), int64(len(data)), 3)
+	if err != nil || ack.Copies != 3 {
+		t.Fatalf("put: %+v %v", ack, err)
+	}
+	if _, err := fs.Commit(ctx, CommitRequest{Path: "/shrunk", BlockSize: MinBlockSize, Replication: 2, Blocks: []BlockRef{{ID: ack.ID, Size: ack.Size}}}); err != nil {
+		t.Fatal(err)
+	}
+	c.repairAll(ctx)
+	c.repairAll(ctx)
+	f, err := fs.Stat("/shrunk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	locs, err := fs.Locate(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range locs {
+		h, o := slices.Clone(l.Holders), slices.Clone(l.Owners)
+		slices.Sort(h)
+		slices.Sort(o)
+		if !slices.Equal(h, o) {
+			t.Fatalf("block %s: holders %v, owners %v", l.ID[:12], h, o)
+		}
+	}
+}

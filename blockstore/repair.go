@@ -168,6 +168,9 @@ func (r *Repairer) Pass(ctx context.Context) (err error) {
 	type need struct {
 		size int64
 		repl int
+		// latest is the newest commit time of the files referencing
+		// the block (Unix ns; 0 when only a job references it).
+		latest int64
 	}
 	needed := map[ID]need{}
 	complete := true // every manifest was read, so "unreferenced" is known
@@ -177,7 +180,7 @@ func (r *Repairer) Pass(ctx context.Context) (err error) {
 	r.mu.Unlock()
 	read := make(map[ID][]BlockRef, len(known))
 	for _, f := range fs.Files() {
-		needed[f.Manifest] = need{size: -1, repl: f.Replication}
+		needed[f.Manifest] = need{size: -1, repl: f.Replication, latest: f.ModTime}
 		blocks, ok := read[f.Manifest]
 		if !ok {
 			blocks, ok = known[f.Manifest]
@@ -194,15 +197,14 @@ func (r *Repairer) Pass(ctx context.Context) (err error) {
 		}
 		read[f.Manifest] = blocks
 		for _, b := range blocks {
-			if n, ok := needed[b.ID]; !ok || n.repl < f.Replication {
-				needed[b.ID] = need{size: b.Size, repl: f.Replication}
-			}
+			n := needed[b.ID]
+			needed[b.ID] = need{size: b.Size, repl: max(n.repl, f.Replication), latest: max(n.latest, f.ModTime)}
 		}
 	}
 	if r.cfg.Referenced != nil {
 		for _, b := range r.cfg.Referenced() {
 			if n, ok := needed[b.ID]; !ok || n.repl < b.Replication {
-				needed[b.ID] = need{size: -1, repl: b.Replication}
+				needed[b.ID] = need{size: -1, repl: b.Replication, latest: n.latest}
 			}
 		}
 	}
@@ -315,7 +317,8 @@ func (r *Repairer) Pass(ctx context.Context) (err error) {
 			res.Unowned++
 			continue
 		}
-		if !mayDrop(fs.cfg.Store.PutRepl(id, r.cfg.GCGrace), n.repl) {
+		putRepl, putAt := fs.cfg.Store.PutRepl(id, r.cfg.GCGrace)
+		if !mayDrop(putRepl, putAt, n.repl, time.Unix(0, n.latest)) {
 			continue // every owner holds it: kept for a put, not to hand over
 		}
 		if err := fs.cfg.Store.Delete(id); err == nil {
@@ -329,13 +332,20 @@ func (r *Repairer) Pass(ctx context.Context) (err error) {
 
 // mayDrop decides whether a copy this node does not own, once every owner
 // holds the block, may be dropped: putRepl is the replication a put that
-// wrote the copy here within the grace period asked for (0: none did), and
-// needRepl the highest the files referencing the block ask for. A put that
-// asked for more has not committed yet (the same bytes put again with a
-// higher replication: the files say R = 1 while the put has just written
-// three copies), and its copy is kept; the grace bounds how long a put
-// that never commits holds copies.
-func mayDrop(putRepl, needRepl int) bool { return putRepl <= needRepl }
+// wrote the copy here within the grace period asked for (0: none did), at
+// putAt; needRepl is the highest the files referencing the block ask for,
+// and committed the newest commit time among them. A put that asked for
+// more and has not committed yet (the same bytes put again with a higher
+// replication: the files say R = 1 while the put has just written three
+// copies) keeps its copy; the grace bounds how long a put that never
+// commits holds copies. A file committed after the put wrote the copy is
+// that put's own (or a later one's), whatever replication it ended with —
+// a put's blocks ask for R of the members alive when each is written, its
+// commit for R of those alive when it commits, fewer when members died
+// meanwhile — so the copy is then judged by the files alone.
+func mayDrop(putRepl int, putAt time.Time, needRepl int, committed time.Time) bool {
+	return putRepl <= needRepl || committed.After(putAt)
+}
 
 // fetch copies a block from another replica into the local store. A copy
 // that would cross the node's reserve is not started (a *disk.FullError);

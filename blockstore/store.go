@@ -265,14 +265,14 @@ func (s *Store) NotePut(id ID, repl int) {
 }
 
 // PutRepl returns the highest replication a put that stored block id here
-// within grace asked for, 0 if none did.
-func (s *Store) PutRepl(id ID, grace time.Duration) int {
+// within grace asked for, and when it last did; 0 if none did.
+func (s *Store) PutRepl(id ID, grace time.Duration) (int, time.Time) {
 	s.putsMu.Lock()
 	defer s.putsMu.Unlock()
 	if m, ok := s.puts[id]; ok && time.Since(m.at) <= grace {
-		return m.repl
+		return m.repl, m.at
 	}
-	return 0
+	return 0, time.Time{}
 }
 
 // prunePuts forgets the puts older than grace.
