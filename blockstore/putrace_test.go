@@ -3,6 +3,7 @@ package blockstore
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"slices"
 	"testing"
@@ -65,21 +66,8 @@ func TestRepairKeepsThePutsCopies(t *testing.T) {
 	c.nodes["n4"].rep = NewRepairer(c.nodes["n4"].fs, RepairConfig{GCGrace: time.Hour})
 	c.repairAll(ctx)
 	c.repairAll(ctx)
-	f3, err := fs.Stat("/r3")
-	if err != nil {
-		t.Fatal(err)
-	}
-	locs, err := fs.Locate(ctx, f3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range locs {
-		h, o := slices.Clone(l.Holders), slices.Clone(l.Owners)
-		slices.Sort(h)
-		slices.Sort(o)
-		if !slices.Equal(h, o) {
-			t.Fatalf("/r3 block %s after n4 joined: held by %v, owned by %v", l.ID[:12], l.Holders, l.Owners)
-		}
+	if err := heldByOwners(ctx, fs, "/r3"); err != nil {
+		t.Fatalf("after n4 joined: %v", err)
 	}
 
 	// A block stored long ago by a put that never committed, put again:
@@ -136,20 +124,29 @@ func TestRepairDropsCopiesOfAPutThatCommittedFewer(t *testing.T) {
 	}
 	c.repairAll(ctx)
 	c.repairAll(ctx)
-	f, err := fs.Stat("/shrunk")
-	if err != nil {
+	if err := heldByOwners(ctx, fs, "/shrunk"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// heldByOwners checks that every block of file p is held by exactly its
+// owners.
+func heldByOwners(ctx context.Context, fs *FS, p string) error {
+	f, err := fs.Stat(p)
+	if err != nil {
+		return err
 	}
 	locs, err := fs.Locate(ctx, f)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	for _, l := range locs {
 		h, o := slices.Clone(l.Holders), slices.Clone(l.Owners)
 		slices.Sort(h)
 		slices.Sort(o)
 		if !slices.Equal(h, o) {
-			t.Fatalf("block %s: holders %v, owners %v", l.ID[:12], h, o)
+			return fmt.Errorf("%s block %s: held by %v, owned by %v", p, l.ID[:12], l.Holders, l.Owners)
 		}
 	}
+	return nil
 }
