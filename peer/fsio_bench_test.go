@@ -28,15 +28,7 @@ func BenchmarkFileIO(b *testing.B) {
 	}
 	want := fileSum(b, src)
 	c := clustertest.Start(b, 3, clustertest.Options{})
-	tok := c.Config(0).Secret.APIToken()
-	var clients []*client.Client
-	for i := 0; i < 3; i++ {
-		cl, err := client.New(c.Node(i).HTTPURL(), tok)
-		if err != nil {
-			b.Fatal(err)
-		}
-		clients = append(clients, cl.Named(c.Node(i).Name()))
-	}
+	clients := namedClients(b, c)
 	ctx := context.Background()
 	for _, r := range []int{1, 3} {
 		p := fmt.Sprintf("/bench/r%d", r)

@@ -226,15 +226,7 @@ func TestPutSendsBlocksToTheirOwners(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c := clustertest.Start(t, 3, clustertest.Options{})
-	tok := c.Config(0).Secret.APIToken()
-	var clients []*client.Client
-	for i := 0; i < 3; i++ {
-		cl, err := client.New(c.Node(i).HTTPURL(), tok)
-		if err != nil {
-			t.Fatal(err)
-		}
-		clients = append(clients, cl.Named(c.Node(i).Name()))
-	}
+	clients := namedClients(t, c)
 	data := corpus(12, 2<<20)
 	info, err := client.PutLocal(ctx, clients, "/owned", bytes.NewReader(data), int64(len(data)),
 		client.PutOptions{BlockSize: 64 << 10, Replication: 1}, nil, nil)
@@ -298,15 +290,7 @@ func TestGetReadsBlocksFromTheirHolders(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c := clustertest.Start(t, 3, clustertest.Options{})
-	tok := c.Config(0).Secret.APIToken()
-	var clients []*client.Client
-	for i := 0; i < 3; i++ {
-		cl, err := client.New(c.Node(i).HTTPURL(), tok)
-		if err != nil {
-			t.Fatal(err)
-		}
-		clients = append(clients, cl.Named(c.Node(i).Name()))
-	}
+	clients := namedClients(t, c)
 	data := corpus(13, 2<<20)
 	info, err := client.PutLocal(ctx, clients, "/spread", bytes.NewReader(data), int64(len(data)),
 		client.PutOptions{BlockSize: 64 << 10, Replication: 1}, nil, nil)
@@ -356,4 +340,20 @@ func TestGetReadsBlocksFromTheirHolders(t *testing.T) {
 	if n := routeCount(t, clients[0], "GET /v1/fs/file"); n != 1 {
 		t.Errorf("the first agent streamed the file %d times, want once", n)
 	}
+}
+
+// namedClients returns an API client of each of c's nodes, named after
+// it, so that reads may go straight to a block's holders.
+func namedClients(tb testing.TB, c *clustertest.Cluster) []*client.Client {
+	tb.Helper()
+	tok := c.Config(0).Secret.APIToken()
+	var clients []*client.Client
+	for i := 0; i < c.Len(); i++ {
+		cl, err := client.New(c.Node(i).HTTPURL(), tok)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		clients = append(clients, cl.Named(c.Node(i).Name()))
+	}
+	return clients
 }
