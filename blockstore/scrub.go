@@ -48,6 +48,7 @@ type ScrubStats struct {
 	Bytes   atomic.Int64 // bytes of the blocks verified
 	Blocks  atomic.Int64 // blocks verified
 	Corrupt atomic.Int64 // of those, copies found corrupt (and quarantined)
+	Failed  atomic.Int64 // reads that failed (an I/O error): neither verified nor corrupt
 	Rounds  atomic.Int64 // rounds completed
 }
 
@@ -153,23 +154,30 @@ func (s *Scrubber) Round(ctx context.Context) error {
 		}
 		start := time.Now()
 		err := s.store.Verify(b.ID)
-		s.verified[b.ID] = time.Now()
 		switch {
+		case err == nil:
+			s.verified[b.ID] = time.Now()
+			s.Stats.Blocks.Add(1)
+			s.Stats.Bytes.Add(b.Size)
 		case errors.Is(err, ErrNotFound):
 			delete(s.verified, b.ID) // removed since the listing
 			continue
 		case errors.Is(err, ErrCorrupt):
+			s.Stats.Blocks.Add(1)
+			s.Stats.Bytes.Add(b.Size)
 			s.Stats.Corrupt.Add(1)
 			delete(s.verified, b.ID)
 			s.log.Error("corrupt block copy quarantined", "block", b.ID.String(), "found_by", "scrub")
 			if s.cfg.OnCorrupt != nil {
 				s.cfg.OnCorrupt(b.ID)
 			}
-		case err != nil:
-			s.log.Warn("block scrub: could not verify a block", "block", b.ID.Short(), "err", err)
+		default:
+			// Not read, so not verified: it counts as never verified and
+			// comes first again next round.
+			s.Stats.Failed.Add(1)
+			delete(s.verified, b.ID)
+			s.log.Warn("block scrub: could not read a block; trying it again next round", "block", b.ID.Short(), "err", err)
 		}
-		s.Stats.Blocks.Add(1)
-		s.Stats.Bytes.Add(b.Size)
 		// The block's share of time at Rate, counted from its start.
 		wait := time.Duration(float64(b.Size)/float64(s.cfg.Rate)*float64(time.Second)) - time.Since(start)
 		if wait > 0 {

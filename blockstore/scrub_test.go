@@ -132,3 +132,59 @@ func TestScrubRound(t *testing.T) {
 		t.Fatalf("second round: corrupt %d, rounds %d, blocks %d; want 1, 2, 5", s.Corrupt.Load(), sc.Stats.Rounds.Load(), sc.Stats.Blocks.Load())
 	}
 }
+
+// TestScrubUnreadableBlock: a block the scrub cannot read (an I/O error,
+// here its file replaced by a directory) is neither verified nor counted
+// as scrubbed; it is counted as a failure and read again next round, and
+// verified once it reads.
+func TestScrubUnreadableBlock(t *testing.T) {
+	s, err := OpenStore(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("unreadable "), 10000)
+	id := Sum(data)
+	if err := s.Write(id, bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	p := s.path(id)
+	good, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(p, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(p, old, old)
+
+	sc := NewScrubber(s, ScrubConfig{Rate: 1 << 40}, nil)
+	if err := sc.Round(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := sc.verified[id]; ok || sc.Stats.Blocks.Load() != 0 || sc.Stats.Bytes.Load() != 0 || sc.Stats.Failed.Load() != 1 {
+		t.Fatalf("unreadable block: verified %v, blocks %d, bytes %d, failed %d; want false, 0, 0, 1",
+			ok, sc.Stats.Blocks.Load(), sc.Stats.Bytes.Load(), sc.Stats.Failed.Load())
+	}
+	if s.Corrupt.Load() != 0 {
+		t.Errorf("an unreadable copy was counted corrupt")
+	}
+
+	// Readable again: the next round verifies it.
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(p, old, old)
+	if err := sc.Round(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := sc.verified[id]; !ok || sc.Stats.Blocks.Load() != 1 || sc.Stats.Failed.Load() != 1 {
+		t.Fatalf("readable again: verified %v, blocks %d, failed %d; want true, 1, 1", ok, sc.Stats.Blocks.Load(), sc.Stats.Failed.Load())
+	}
+}

@@ -159,6 +159,7 @@ var nodeMetrics = []nodeMetric{
 	{"shoal_blocks_corrupt_total", "Corrupt local block copies found and quarantined.", prometheus.CounterValue, nil},
 	{"shoal_block_read_bytes_total", "Block bytes read from the local store.", prometheus.CounterValue, nil},
 	{"shoal_blocks_scrubbed_bytes_total", "Bytes of local blocks the background scrub verified against their IDs (--scrub-rate).", prometheus.CounterValue, nil},
+	{"shoal_blocks_scrub_failures_total", "Local blocks the background scrub could not read (an I/O error); each is tried again next round.", prometheus.CounterValue, nil},
 	{"shoal_block_writes_total", "Blocks this node's writers stored (fs put, job output, manifests).", prometheus.CounterValue, nil},
 	{"shoal_block_writes_substituted_total", "Block writes where a target failed and the next member on the ring took its copy.", prometheus.CounterValue, nil},
 	{"shoal_block_writes_under_replicated_total", "Blocks written with fewer copies than their replication (no candidate left); repair completes them.", prometheus.CounterValue, nil},
@@ -241,11 +242,13 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	emit("shoal_blocks_deleted_total", st.Deleted.Load())
 	emit("shoal_blocks_corrupt_total", st.Corrupt.Load())
 	emit("shoal_block_read_bytes_total", st.ReadByte.Load())
-	var scrubbed int64
+	var scrubbed, scrubFailed int64
 	if n.scrubber != nil {
 		scrubbed = n.scrubber.Stats.Bytes.Load()
+		scrubFailed = n.scrubber.Stats.Failed.Load()
 	}
 	emit("shoal_blocks_scrubbed_bytes_total", scrubbed)
+	emit("shoal_blocks_scrub_failures_total", scrubFailed)
 	emit("shoal_block_writes_total", wr.Blocks.Load())
 	emit("shoal_block_writes_substituted_total", wr.Substituted.Load())
 	emit("shoal_block_writes_under_replicated_total", wr.Under.Load())
