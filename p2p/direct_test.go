@@ -3,6 +3,7 @@ package p2p
 import (
 	"errors"
 	"io"
+	"path/filepath"
 	"slices"
 	"sync/atomic"
 	"syscall"
@@ -318,5 +319,77 @@ func TestDirectRetry(t *testing.T) {
 	a.directResult(p, nil)
 	if !a.useDirect(p) {
 		t.Error("direct plane not used after a success")
+	}
+}
+
+// TestDirectRedialsARestartedMember: a member that was down (so that a
+// direct dial to it failed) and came back on the same addresses is
+// reached on the direct plane again once the retry delay has passed —
+// libp2p's own dial backoff (5 s and more after a failed dial) must not
+// keep it on the private network longer than the delay the README gives.
+func TestDirectRedialsARestartedMember(t *testing.T) {
+	const proto = "/shoal/test-redial/1"
+	keyFile := filepath.Join(t.TempDir(), "identity.key")
+	serve := func(h *Host) {
+		h.Handle(proto, func(_ string, s mesh.Stream) {
+			io.Copy(io.Discard, s)
+			s.Close()
+		})
+	}
+	open := func(from *Host, to string) (string, error) {
+		ctx := testCtx(t, 5*time.Second)
+		s, err := from.NewStream(ctx, to, proto)
+		if err != nil {
+			return "", err
+		}
+		defer s.Close()
+		s.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := s.Write([]byte("hello")); err != nil {
+			return "", err
+		}
+		if err := s.CloseWrite(); err != nil {
+			return "", err
+		}
+		if _, err := io.Copy(io.Discard, s); err != nil {
+			return "", err
+		}
+		return security(s), nil
+	}
+
+	cfgA := directCfg("a", 8)
+	cfgA.KeyFile, cfgA.Logger = keyFile, testLogger(t)
+	a1, err := New(cfgA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newHost(t, directCfg("m", 8))
+	introduce(t, m, a1)
+	setDirect(t, m, a1)
+	serve(a1)
+	if sec, err := open(m, a1.ID()); err != nil || sec != string(tlssec.ID) {
+		t.Fatalf("before the restart: %s, %v; want the direct plane", sec, err)
+	}
+
+	id, addrs, direct := a1.ID(), a1.Addrs(), a1.DirectAddrs()
+	if err := a1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open(m, id); err == nil {
+		t.Fatal("a stream to a closed host opened")
+	}
+
+	cfgA.ListenAddrs, cfgA.DirectListenAddrs = addrs, direct
+	a2 := newHost(t, cfgA)
+	if err := a2.AddPeer(m.ID(), m.Addrs()); err != nil {
+		t.Fatal(err)
+	}
+	serve(a2)
+	m.directMu.Lock()
+	f := m.directFailed[a2.h.ID()]
+	f.at = f.at.Add(-f.wait)
+	m.directFailed[a2.h.ID()] = f
+	m.directMu.Unlock()
+	if sec, err := open(m, id); err != nil || sec != string(tlssec.ID) {
+		t.Fatalf("after the restart and the retry delay: %s, %v; want the direct plane", sec, err)
 	}
 }

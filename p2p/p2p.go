@@ -589,15 +589,14 @@ func (h *Host) newStream(ctx context.Context, peerID, protocolID string) (networ
 	if h.isClosed() {
 		return nil, fmt.Errorf("p2p: open %s stream to %s: %w", protocolID, p, ErrClosed)
 	}
-	if h.h.Network().Connectedness(p) != network.Connected {
-		// No dial backoff: libp2p refuses to redial an address for 5 s to
-		// 5 min after a failure ("dial backoff"), which would keep a
-		// restarted peer unreachable. Callers choose when to retry.
-		if sw, ok := h.h.Network().(*swarm.Swarm); ok {
-			sw.Backoff().Clear(p)
-		}
-	}
+	// No dial backoff on either plane: libp2p refuses to redial an
+	// address for 5 s to 5 min after a failure ("dial backoff"), which
+	// would keep a restarted peer unreachable (or, on the direct plane,
+	// on the private network) longer than our callers' and directResult's
+	// retry delays. Callers choose when to retry.
+	clearBackoff(h.h, p)
 	if h.useDirect(p) {
+		clearBackoff(h.direct, p)
 		dctx, cancel := context.WithTimeout(ctx, directDialTimeout)
 		s, err := h.direct.NewStream(dctx, p, protocol.ID(protocolID))
 		cancel()
@@ -622,6 +621,16 @@ func (h *Host) newStream(ctx context.Context, peerID, protocolID string) (networ
 	}
 	h.openedPrivate.Add(1)
 	return s, nil
+}
+
+// clearBackoff forgets lh's dial backoff for p unless lh is connected to it.
+func clearBackoff(lh host.Host, p peer.ID) {
+	if lh.Network().Connectedness(p) == network.Connected {
+		return
+	}
+	if sw, ok := lh.Network().(*swarm.Swarm); ok {
+		sw.Backoff().Clear(p)
+	}
 }
 
 // StreamsOpened returns how many streams NewStream (and Ping) opened over
