@@ -205,13 +205,14 @@ func (s *Store) Link(id ID, f *os.File) error { return s.link(id, f, nil) }
 
 // link is Link with the block's chunk sums, computed from f when nil.
 func (s *Store) link(id ID, f *os.File, sums *blockSums) error {
-	if err := f.Sync(); err != nil {
-		return s.guard.Wrap(err, s.dir)
-	}
 	p := s.path(id)
 	if s.Has(id) {
+		// Stored (and synced) before: the spool need not reach the disk.
 		s.refresh(id)
 		return nil
+	}
+	if err := f.Sync(); err != nil {
+		return s.guard.Wrap(err, s.dir)
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return s.guard.Wrap(err, s.dir)
