@@ -605,8 +605,9 @@ func (fs *FS) readBlock(ctx context.Context, b BlockRef, repl int, w io.Writer) 
 
 // readBlockFrom is readBlock from offset start; only a read of the whole
 // block (start 0) can be checked against the ID here, but every holder
-// verifies its copy before serving it. The local copy is verified by
-// Store.Open and not hashed a second time.
+// checks each chunk of its copy against the block's CRC32C sums before
+// serving a byte of it. The local copy is checked that way by Store.Open's
+// reader and not hashed here.
 func (fs *FS) readBlockFrom(ctx context.Context, b BlockRef, repl int, start int64, w io.Writer) error {
 	w = destWriter{w}
 	h := newHasher()
@@ -638,8 +639,8 @@ func (fs *FS) readBlockFrom(ctx context.Context, b BlockRef, repl int, start int
 		}
 		dst := io.MultiWriter(w, h)
 		if node == fs.cfg.Self {
-			// Open hashed the local copy just now, before its first
-			// byte: hashing it again here would check nothing more.
+			// Open's reader checks each chunk of the local copy before
+			// yielding it; no transfer lies between it and us.
 			dst, whole = w, false
 		}
 		c, err := io.Copy(dst, r)
