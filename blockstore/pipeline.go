@@ -164,7 +164,7 @@ func (fs *FS) writeBlock(ctx context.Context, b blockWrite, src io.ReaderAt) (in
 					results <- result{n, err}
 					return
 				}
-				results <- result{n, fs.writeTo(ctx, n, b.id, io.NewSectionReader(src, 0, b.size), b.size, b.want)}
+				results <- result{n, fs.writeTo(ctx, n, b.id, io.NewSectionReader(src, 0, b.size), b.size, b.want, b.sums)}
 			}()
 		}
 	}
@@ -222,15 +222,18 @@ func (fs *FS) writeBlock(ctx context.Context, b blockWrite, src io.ReaderAt) (in
 }
 
 // writeTo writes one copy of a block to node, which may be this node.
-func (fs *FS) writeTo(ctx context.Context, node string, id ID, r io.Reader, size int64, repl int) error {
+// sums, if not nil, are the block's chunk sums computed as its bytes were
+// hashed to id: another node checks the bytes it receives against them
+// (Store.write) rather than hashing them again.
+func (fs *FS) writeTo(ctx context.Context, node string, id ID, r io.Reader, size int64, repl int, sums *blockSums) error {
 	if node == fs.cfg.Self {
-		err := fs.cfg.Store.Write(id, r, size)
+		err := fs.cfg.Store.write(id, r, size, sums)
 		if err == nil {
 			fs.cfg.Store.NotePut(id, repl)
 		}
 		return err
 	}
-	return fs.cfg.Client.PutFor(ctx, node, id, r, size, repl)
+	return fs.cfg.Client.put(ctx, node, id, r, size, repl, sums)
 }
 
 // markSuspect remembers that a write to node failed.

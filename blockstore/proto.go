@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"shoal.dev/shoal/disk"
@@ -48,6 +49,37 @@ type request struct {
 	// Repl, on a put, is the replication the writer stores the block
 	// with (0 from writers that do not say; see Store.NotePut).
 	Repl int `msgpack:"repl,omitempty"`
+	// Chunk and Sums, on a put, are the block's CRC32C chunk sums (see
+	// SumChunk), computed by the sender from bytes that hashed to ID. A
+	// receiver given them checks each chunk as it arrives instead of
+	// hashing the block with SHA-256, and keeps them as its sidecar.
+	// Senders that do not send them (older releases, blocks without
+	// sums at hand) get the SHA-256 check; older receivers ignore them.
+	Chunk int64    `msgpack:"chunk,omitempty"`
+	Sums  []uint32 `msgpack:"sums,omitempty"`
+}
+
+// Limits on the chunk size of the sums a put carries: the sums of a
+// block of MaxBlockSize in chunks of minSumChunk fit a frame, and a
+// reader of the stored block holds one chunk of maxSumChunk in memory.
+const (
+	minSumChunk = 4 << 10
+	maxSumChunk = 16 << 20
+)
+
+// blockSums returns the chunk sums a put request carries, nil if it
+// carries none, or an error if they cannot be the sums of its block.
+func (r request) blockSums() (*blockSums, error) {
+	if r.Chunk == 0 && len(r.Sums) == 0 {
+		return nil, nil
+	}
+	if r.Chunk < minSumChunk || r.Chunk > maxSumChunk {
+		return nil, fmt.Errorf("block %s: chunk sums over chunks of %d bytes, want %d..%d", r.ID.Short(), r.Chunk, minSumChunk, maxSumChunk)
+	}
+	if n := chunks(r.Size, r.Chunk); int64(len(r.Sums)) != n {
+		return nil, fmt.Errorf("block %s: %d chunk sums for %d chunks", r.ID.Short(), len(r.Sums), n)
+	}
+	return &blockSums{id: r.ID, size: r.Size, chunk: r.Chunk, crc: r.Sums}, nil
 }
 
 type response struct {
@@ -164,15 +196,17 @@ func (s *Server) Handle(from mesh.NodeName, st mesh.Stream) {
 		}
 		st.SetDeadline(time.Now().Add(idleTimeout))
 		body := &deadlineReader{r: st, s: st}
-		err := s.store.Write(req.ID, body, req.Size)
+		sums, err := req.blockSums()
+		if err == nil {
+			err = s.store.write(req.ID, body, req.Size, sums)
+		}
 		if err != nil {
 			s.log.Warn("block put refused", "block", req.ID.Short(), "from", from, "err", err)
-			if errors.Is(err, disk.ErrFull) {
-				// Read the rest of the block, so that the writer, which
-				// sends it whole before it reads the answer, gets the
-				// reason rather than a reset stream.
-				io.Copy(io.Discard, io.LimitReader(body, req.Size))
-			}
+			// Read the rest of the block (none is left when the stream
+			// broke), so that the writer, which sends it whole before it
+			// reads the answer, gets the reason rather than a reset
+			// stream: no room, bytes damaged in transit, bad sums.
+			io.Copy(io.Discard, io.LimitReader(body, req.Size))
 			writeFrame(st, errResponse(err))
 			return
 		}
@@ -285,12 +319,19 @@ func (c *Client) haveMany(ctx context.Context, node string, ids []ID) ([]bool, [
 
 // Put sends size bytes of r to node as block id. The node verifies them.
 func (c *Client) Put(ctx context.Context, node string, id ID, r io.Reader, size int64) error {
-	return c.PutFor(ctx, node, id, r, size, 0)
+	return c.put(ctx, node, id, r, size, 0, nil)
 }
 
 // PutFor is Put of a copy of a block written with replication repl, which
 // the node remembers for a while (Store.NotePut).
 func (c *Client) PutFor(ctx context.Context, node string, id ID, r io.Reader, size int64, repl int) error {
+	return c.put(ctx, node, id, r, size, repl, nil)
+}
+
+// put is PutFor with the block's chunk sums, if sums is not nil: sums
+// computed from bytes that hashed to id, which the node checks the bytes
+// against as they arrive instead of hashing them again.
+func (c *Client) put(ctx context.Context, node string, id ID, r io.Reader, size int64, repl int, sums *blockSums) error {
 	st, err := c.dial.Dial(ctx, node, Protocol)
 	if err != nil {
 		return err
@@ -299,7 +340,11 @@ func (c *Client) PutFor(ctx context.Context, node string, id ID, r io.Reader, si
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
 	st.SetDeadline(time.Now().Add(headerTimeout))
-	if err := writeFrame(st, request{Op: opPut, ID: id, Size: size, Repl: repl}); err != nil {
+	req := request{Op: opPut, ID: id, Size: size, Repl: repl}
+	if sums != nil && sums.id == id && sums.size == size {
+		req.Chunk, req.Sums = sums.chunk, sums.crc
+	}
+	if err := writeFrame(st, req); err != nil {
 		st.Reset()
 		return fmt.Errorf("put %s on %s: %w", id.Short(), node, err)
 	}
@@ -314,6 +359,11 @@ func (c *Client) PutFor(ctx context.Context, node string, id ID, r io.Reader, si
 	var resp response
 	if err := readFrame(st, &resp); err != nil {
 		return fmt.Errorf("put %s on %s: %w", id.Short(), node, ctxErr(ctx, err))
+	}
+	if resp.Code == codeCorrupt && resp.Err != "" {
+		// Say what the node found ("bytes 65536 to 131072 fail the
+		// checksum their sender sent (damaged in transit)").
+		return fmt.Errorf("%w: %s refused %s: %s", ErrCorrupt, node, id.Short(), strings.TrimPrefix(resp.Err, ErrCorrupt.Error()+": "+id.Short()+": "))
 	}
 	return resp.err(node, id)
 }

@@ -16,7 +16,9 @@ import (
 )
 
 // Chunk checksums. A block's ID is the SHA-256 of its bytes, checked when
-// the block is stored or received and by Verify. A read of a stored block
+// the block is stored or received and by Verify; a replica received with
+// its writer's chunk sums is checked against those instead (Store.write).
+// A read of a stored block
 // checks CRC32C sums instead, one per SumChunk bytes, kept in a sidecar
 // file beside the block:
 //
@@ -32,7 +34,8 @@ import (
 //
 // all integers little-endian. A sidecar is written only from bytes that
 // hashed to the block's ID (as they were stored, or by a SHA-256 check of
-// the stored copy), through the tmp dir and a rename, unsynced: one that a
+// the stored copy), or from the sums of a member that hashed them, which
+// the bytes received matched, through the tmp dir and a rename, unsynced: one that a
 // crash tore, or that fails its trailer, names another block or another
 // size, is ignored like a missing one. A block without a usable sidecar (one
 // stored by an older release) is checked with SHA-256 on its next read,
@@ -141,6 +144,37 @@ func (h *blockHasher) Write(p []byte) (int, error) {
 
 // ID is the SHA-256 of the bytes written.
 func (h *blockHasher) ID() ID { return idOf(h.sha) }
+
+// sumChecker checks the bytes written to it against a block's chunk sums,
+// chunk by chunk, as they arrive; a Write that completes a chunk whose
+// CRC32C differs from its sum fails with ErrCorrupt. Bytes beyond the
+// block's size are counted but not checked (the caller refuses a block
+// of the wrong length).
+type sumChecker struct {
+	sums *blockSums
+	off  int64
+	cur  uint32 // CRC32C of the chunk being filled
+}
+
+func (c *sumChecker) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 && c.off < c.sums.size {
+		start := c.off / c.sums.chunk * c.sums.chunk
+		end := min(start+c.sums.chunk, c.sums.size)
+		k := min(int64(len(p)), end-c.off)
+		c.cur = crc32.Update(c.cur, castagnoli, p[:k])
+		c.off += k
+		p = p[k:]
+		if c.off == end {
+			if c.cur != c.sums.crc[start/c.sums.chunk] {
+				return 0, fmt.Errorf("%w: %s: bytes %d to %d fail the checksum their sender sent (damaged in transit)", ErrCorrupt, c.sums.id.Short(), start, end)
+			}
+			c.cur = 0
+		}
+	}
+	c.off += int64(len(p))
+	return n, nil
+}
 
 // sums returns the chunk sums of the bytes written, as block id's.
 func (h *blockHasher) sums(id ID) *blockSums {

@@ -157,6 +157,7 @@ var nodeMetrics = []nodeMetric{
 	{"shoal_blocks_written_total", "Blocks written to the local store.", prometheus.CounterValue, nil},
 	{"shoal_blocks_deleted_total", "Blocks deleted from the local store.", prometheus.CounterValue, nil},
 	{"shoal_blocks_corrupt_total", "Corrupt local block copies found and quarantined.", prometheus.CounterValue, nil},
+	{"shoal_blocks_received_by_sums_total", "Blocks received from a member and checked against the CRC32C chunk sums it sent with them, not hashed with SHA-256.", prometheus.CounterValue, nil},
 	{"shoal_block_read_bytes_total", "Block bytes read from the local store.", prometheus.CounterValue, nil},
 	{"shoal_blocks_scrubbed_bytes_total", "Bytes of local blocks the background scrub verified against their IDs (--scrub-rate).", prometheus.CounterValue, nil},
 	{"shoal_blocks_scrub_failures_total", "Local blocks the background scrub could not read (an I/O error); each is tried again next round.", prometheus.CounterValue, nil},
@@ -241,6 +242,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	emit("shoal_blocks_written_total", st.Written.Load())
 	emit("shoal_blocks_deleted_total", st.Deleted.Load())
 	emit("shoal_blocks_corrupt_total", st.Corrupt.Load())
+	emit("shoal_blocks_received_by_sums_total", st.Summed.Load())
 	emit("shoal_block_read_bytes_total", st.ReadByte.Load())
 	var scrubbed, scrubFailed int64
 	if n.scrubber != nil {
