@@ -4,13 +4,19 @@ GO      ?= go
 BIN     := bin/shoal
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X shoal.dev/shoal/peer.Version=$(VERSION)
+# Build tags of every shoal binary: urfave_cli_no_docs leaves out
+# urfave/cli's man-page and Markdown generators (and the Markdown parser
+# they link, whose package init ran at every command's start); shoal never
+# calls them. e2e's and examples' test builds use the same tags
+# (e2e.BuildTags).
+TAGS    := urfave_cli_no_docs
 NODES   ?= 3
 export SHOAL_CLUSTER_DIR ?= $(CURDIR)/.cluster
 
 .PHONY: build test vet race run cluster stop bench clean release
 
 build:
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) .
+	$(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN) .
 
 # vet and gofmt first: they fail in seconds where tests take minutes.
 vet:
@@ -46,7 +52,7 @@ release:
 	@set -e; for p in $(PLATFORMS); do \
 		os=$${p%/*}; arch=$${p#*/}; out='$(DIST)'/shoal-$(VERSION)-$$os-$$arch; \
 		echo "build $$out"; \
-		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS) -s -w' -o "$$out" .; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -tags '$(TAGS)' -trimpath -ldflags '$(LDFLAGS) -s -w' -o "$$out" .; \
 	done
 	cd '$(DIST)' && { sha256sum shoal-* 2>/dev/null || shasum -a 256 shoal-*; } > SHA256SUMS
 	@cat '$(DIST)/SHA256SUMS'

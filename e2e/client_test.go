@@ -62,6 +62,38 @@ func TestBinaryLinksOnlyTCP(t *testing.T) {
 	}
 }
 
+// buildTags are the build tags of every shoal binary: the Makefile's TAGS,
+// which this package's own build of the binary uses too.
+const buildTags = "urfave_cli_no_docs"
+
+// TestBuildTagsLeaveOutDocs: the Makefile builds shoal (build, release)
+// with buildTags, and with them the binary links none of urfave/cli's
+// man-page and Markdown generators, whose Markdown parser compiled its
+// tables at every command's start.
+func TestBuildTagsLeaveOutDocs(t *testing.T) {
+	mk, err := os.ReadFile(filepath.Join(repoRoot, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(mk), "\nTAGS    := "+buildTags+"\n") {
+		t.Errorf("the Makefile's TAGS is not %q", buildTags)
+	}
+	if n := strings.Count(string(mk), "$(GO) build -tags '$(TAGS)' "); n != 2 {
+		t.Errorf("%d of the Makefile's 2 builds (build, release) pass -tags '$(TAGS)'", n)
+	}
+	cmd := exec.Command("go", "list", "-deps", "-tags", buildTags, module)
+	cmd.Dir = repoRoot
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.Contains(dep, "md2man") || strings.Contains(dep, "blackfriday") {
+			t.Errorf("shoal built with -tags %s depends on %s", buildTags, dep)
+		}
+	}
+}
+
 // TestClientRunsAJob: the light client puts an input, runs wordcount,
 // waits for it and reads its output, which equals the sequential run's;
 // ShipProgram stores a program once.

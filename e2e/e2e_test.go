@@ -49,7 +49,7 @@ func TestMain(m *testing.M) {
 			return m.Run()
 		}
 		shoalBin = filepath.Join(dir, "shoal")
-		build := exec.Command("go", "build", "-o", shoalBin, ".")
+		build := exec.Command("go", "build", "-tags", buildTags, "-o", shoalBin, ".")
 		build.Dir = repoRoot
 		if out, err := build.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "build shoal: %v\n%s", err, out)

@@ -43,7 +43,7 @@ func repoRoot(t testing.TB) string {
 func Build(t testing.TB, dir, name string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), name)
-	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd := exec.Command("go", "build", "-tags", buildTags, "-o", bin, ".")
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build %s: %v\n%s", name, err, out)
@@ -65,13 +65,17 @@ type Cluster struct {
 	Timeout time.Duration
 }
 
+// buildTags are the build tags of every shoal binary (TAGS in the
+// repository's Makefile): programs that link cli.Main build with them too.
+const buildTags = "urfave_cli_no_docs"
+
 // Start builds the stock shoal binary and starts n agents with a cluster
 // secret; they are stopped at the end of the test.
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
 	root := repoRoot(t)
 	shoal := filepath.Join(t.TempDir(), "shoal")
-	cmd := exec.Command("go", "build", "-o", shoal, ".")
+	cmd := exec.Command("go", "build", "-tags", buildTags, "-o", shoal, ".")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build shoal: %v\n%s", err, out)
