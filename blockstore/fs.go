@@ -111,10 +111,13 @@ const DefaultReplication = 3
 
 // Create writes the stream r as the file p. Every block goes to its R ring
 // owners in parallel (a failed owner is replaced by the next member on the
-// ring: see writeBlock), then the manifest, and only then does the file
-// record appear: a failed Create leaves nothing visible (its stray blocks
-// are collected later). The returned FileInfo's Replication is what was
-// applied, which is less than asked when the cluster is smaller.
+// ring: see writeBlock), and so does the manifest, from the moment the
+// last block is cut (while the last blocks are still being written: a
+// small file's one block and its manifest travel together); only once all
+// of them are stored does the file record appear: a failed Create leaves
+// nothing visible (its stray blocks and manifest are collected later). The
+// returned FileInfo's Replication is what was applied, which is less than
+// asked when the cluster is smaller.
 func (fs *FS) Create(ctx context.Context, p string, r io.Reader, opts CreateOptions) (FileInfo, error) {
 	p, err := CleanPath(p, false)
 	if err != nil {
@@ -145,18 +148,39 @@ func (fs *FS) Create(ctx context.Context, p string, r io.Reader, opts CreateOpti
 	defer cancel(nil)
 	res := fs.reserve(ctx, p, opts.Overwrite, cancel)
 	defer res.release()
-	refs, size, err := fs.storeStream(ctx, p, 0, r, opts.BlockSize, repl)
+	type manifestDone struct {
+		id  ID
+		err error
+	}
+	var manifest chan manifestDone // nil until the last block is cut
+	refs, size, err := fs.storeStream(ctx, p, 0, r, opts.BlockSize, repl, func(refs []BlockRef) {
+		manifest = make(chan manifestDone, 1)
+		go func() {
+			id, err := fs.writeManifest(ctx, p, refs, repl)
+			manifest <- manifestDone{id, err}
+		}()
+	})
 	if err != nil {
+		if manifest != nil {
+			cancel(err)
+			<-manifest
+		}
 		return FileInfo{}, fmt.Errorf("put %s: %w", p, err)
 	}
-	return fs.commit(ctx, p, refs, size, opts.BlockSize, repl, opts.Overwrite, res)
+	m := <-manifest
+	if m.err != nil {
+		return FileInfo{}, m.err
+	}
+	return fs.commitRecord(ctx, p, m.id, len(refs), size, opts.BlockSize, repl, opts.Overwrite, res)
 }
 
 // storeStream cuts r into blocks of at most blockSize bytes (the Splitter's
 // rule) and stores each on repl members through the write pipeline, several
 // at once. The blocks are numbered from first in logs and errors about the
-// file p. It returns them in order, and their total size.
-func (fs *FS) storeStream(ctx context.Context, p string, first int, r io.Reader, blockSize int64, repl int) ([]BlockRef, int64, error) {
+// file p. It returns them in order, and their total size. cut, if not nil,
+// is called with them once the last block is cut, before the writes still
+// in flight end (not when reading r or a write failed first).
+func (fs *FS) storeStream(ctx context.Context, p string, first int, r io.Reader, blockSize int64, repl int, cut func([]BlockRef)) ([]BlockRef, int64, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	sp := NewSplitter(fs.cfg.Store, r, blockSize)
@@ -171,6 +195,9 @@ func (fs *FS) storeStream(ctx context.Context, p string, first int, r io.Reader,
 	for {
 		c, err := sp.Next()
 		if errors.Is(err, io.EOF) {
+			if cut != nil && ctx.Err() == nil {
+				cut(refs)
+			}
 			break
 		}
 		if err != nil {
@@ -211,24 +238,40 @@ func (fs *FS) storeStream(ctx context.Context, p string, first int, r io.Reader,
 // record, through the path's reservation when it has one. The file appears
 // only here.
 func (fs *FS) commit(ctx context.Context, p string, refs []BlockRef, size, blockSize int64, repl int, overwrite bool, res *pendingReservation) (FileInfo, error) {
-	mb, err := encodeManifest(Manifest{Blocks: refs})
+	mid, err := fs.writeManifest(ctx, p, refs, repl)
 	if err != nil {
 		return FileInfo{}, err
+	}
+	return fs.commitRecord(ctx, p, mid, len(refs), size, blockSize, repl, overwrite, res)
+}
+
+// writeManifest stores the manifest listing refs on repl members and
+// returns its ID.
+func (fs *FS) writeManifest(ctx context.Context, p string, refs []BlockRef, repl int) (ID, error) {
+	mb, err := encodeManifest(Manifest{Blocks: refs})
+	if err != nil {
+		return ID{}, err
 	}
 	mid := Sum(mb)
 	if _, err := fs.writeBlock(ctx, blockWrite{file: p, index: -1, id: mid, size: int64(len(mb)), want: repl}, bytes.NewReader(mb)); err != nil {
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 			err = cause // a refused reservation stopped the put
 		}
-		return FileInfo{}, fmt.Errorf("put %s: %w", p, err)
+		return ID{}, fmt.Errorf("put %s: %w", p, err)
 	}
+	return mid, nil
+}
+
+// commitRecord writes the record of a file whose blocks and manifest mid
+// are stored, through the path's reservation when it has one.
+func (fs *FS) commitRecord(ctx context.Context, p string, mid ID, blocks int, size, blockSize int64, repl int, overwrite bool, res *pendingReservation) (FileInfo, error) {
 	info := FileInfo{
 		Path:        p,
 		Size:        size,
 		ModTime:     fs.cfg.Now().UnixNano(),
 		BlockSize:   blockSize,
 		Replication: repl,
-		Blocks:      len(refs),
+		Blocks:      blocks,
 		Manifest:    mid,
 		Prev:        fs.prevVersion(p),
 	}

@@ -132,7 +132,7 @@ func (fs *FS) Append(ctx context.Context, p string, r io.Reader) (FileInfo, erro
 		return FileInfo{}, errors.New("no alive members to store blocks on")
 	}
 	repl := max(min(f.Replication, rg.Len()), 1)
-	refs, size, err := fs.storeStream(ctx, f.Path, len(m.Blocks), r, f.BlockSize, repl)
+	refs, size, err := fs.storeStream(ctx, f.Path, len(m.Blocks), r, f.BlockSize, repl, nil)
 	if err != nil {
 		return FileInfo{}, fmt.Errorf("append to %s: %w", f.Path, err)
 	}
