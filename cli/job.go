@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -320,13 +321,19 @@ func otherAgents(c *ucli.Context, cl *client.Client) []*client.Client {
 	return agentList(c, cl)[1:]
 }
 
+// jobEnded prints an ended job's report in one write: line by line, with
+// the counters' cells and padding each a write of their own, it was some
+// 80 system calls, each waking whatever reads the CLI's output.
 func jobEnded(c *ucli.Context, st client.JobStatus) error {
-	w := c.App.Writer
-	fmt.Fprintf(w, "job %s %s in %s\n", st.ID, st.State, time.Duration(st.EndedAt-st.SubmittedAt).Round(time.Millisecond))
-	printCounters(w, st.Counters)
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "job %s %s in %s\n", st.ID, st.State, time.Duration(st.EndedAt-st.SubmittedAt).Round(time.Millisecond))
+	printCounters(&b, st.Counters)
+	if st.State == client.StateSucceeded {
+		fmt.Fprintf(&b, "output: %s (shoal fs cat '%s/part-*')\n", st.Output, st.Output)
+	}
+	c.App.Writer.Write(b.Bytes())
 	switch st.State {
 	case client.StateSucceeded:
-		fmt.Fprintf(w, "output: %s (shoal fs cat '%s/part-*')\n", st.Output, st.Output)
 		return nil
 	case client.StateFailed:
 		return fmt.Errorf("job %s failed: %s", st.ID, st.Error)
@@ -366,13 +373,17 @@ func printCounters(w io.Writer, cs job.Counters) {
 		}
 	}
 	sort.Strings(extra)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	// The tabwriter writes each cell and its padding apart: gather them
+	// for one write.
+	var b bytes.Buffer
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', tabwriter.AlignRight)
 	for _, k := range append(names, extra...) {
 		if v, ok := cs[k]; ok || slices.Contains(counterOrder, k) {
 			fmt.Fprintf(tw, "  %s\t%s\t\n", k, counterText(k, v))
 		}
 	}
 	tw.Flush()
+	w.Write(b.Bytes())
 }
 
 // counterText is how a counter prints: a checksum (teragen's CHECKSUM) in
