@@ -161,6 +161,12 @@ type Config struct {
 	// SortBuffer is each map task's sort buffer in bytes. Default
 	// shuffle.DefaultBufferBytes (128 MiB).
 	SortBuffer int
+	// ShuffleCompressSameHost compresses map output that a job asks
+	// compressed (--map-output-compression) also when the reducer is on
+	// this node's host; by default such segments go plain
+	// (shuffle.Server.SameHost): they cross no network. For tests and
+	// measurements of the codecs on one machine.
+	ShuffleCompressSameHost bool
 	// ShuffleMemory bounds the fetched map output this node's reducers
 	// hold in memory rather than spool to disk. Default
 	// scheduler.DefaultShuffleMemory; negative: spool everything.

@@ -309,6 +309,9 @@ func New(cfg Config) (_ *Node, err error) {
 	n.Handle(taskLogProtocol, n.serveTaskLog)
 	n.Handle(nodeStatsProtocol, n.serveNodeStats)
 	n.shuffleSrv = shuffle.NewServer(n.shuffle, n.log)
+	if !cfg.ShuffleCompressSameHost {
+		n.shuffleSrv.SameHost = p2p.SameHost
+	}
 	n.Handle(shuffle.Protocol, n.shuffleSrv.Handle)
 	n.workers = worker.NewPool(worker.PoolConfig{Marker: cfg.taskMarker(), Logger: n.log})
 	n.sched, err = scheduler.New(scheduler.Config{

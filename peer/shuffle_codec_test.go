@@ -12,15 +12,20 @@ import (
 	"shoal.dev/shoal/blockstore"
 	"shoal.dev/shoal/clustertest"
 	"shoal.dev/shoal/job"
+	"shoal.dev/shoal/peer"
 	"shoal.dev/shoal/scheduler"
 	"shoal.dev/shoal/shuffle"
 )
+
+// compressSameHost has the in-process nodes (all on this host) compress
+// map output as they would between hosts.
+func compressSameHost(_ int, cfg *peer.Config) { cfg.ShuffleCompressSameHost = true }
 
 // TestShuffleCompression: a job whose map output crosses the network
 // compressed (s2, zstd) gives the sequential run's output, and reads fewer
 // bytes off the wire than the same job plain; an unknown codec is refused.
 func TestShuffleCompression(t *testing.T) {
-	c := clustertest.Start(t, 3, clustertest.Options{})
+	c := clustertest.Start(t, 3, clustertest.Options{Configure: compressSameHost})
 	data := corpus(3, 900<<10)
 	put(t, c.Node(0), "/sc/in.txt", data, blockstore.MinBlockSize)
 	// distinct has no combiner: its shuffle is every line.
@@ -57,6 +62,33 @@ func TestShuffleCompression(t *testing.T) {
 	}
 }
 
+// TestShuffleSameHostPlain: between nodes on one host a job's map output
+// goes plain though the job asks for it compressed (S2 by default): as
+// many bytes on the wire as the plain segments hold, and the output still
+// the sequential run's.
+func TestShuffleSameHostPlain(t *testing.T) {
+	c := clustertest.Start(t, 3, clustertest.Options{})
+	data := corpus(4, 600<<10)
+	put(t, c.Node(0), "/sh/in.txt", data, blockstore.MinBlockSize)
+	want := sequential(t, "distinct", nil, map[string][]byte{"/sh/in.txt": data}, []string{"/sh/in.txt"}, 3)
+	rec, err := c.Node(1).Submit(context.Background(), scheduler.SubmitRequest{Name: "distinct", Inputs: []string{"/sh/in.txt"}, Output: "/sh/out", Reducers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := waitJob(t, c.Node(2), rec.ID, 60*time.Second)
+	if st.State != scheduler.StateSucceeded {
+		t.Fatalf("job %s: %s", st.State, st.Error)
+	}
+	waitFiles(t, c.Node(0), "/sh/out", 4)
+	if got, _ := readParts(t, c.Node(0), "/sh/out"); !bytes.Equal(got, want) {
+		t.Fatalf("output (%d bytes) differs from sequential (%d bytes)", len(got), len(want))
+	}
+	remote, wire := st.Counters[job.REDUCE_SHUFFLE_REMOTE_BYTES], st.Counters[job.REDUCE_SHUFFLE_WIRE_BYTES]
+	if remote == 0 || wire < remote {
+		t.Fatalf("%d bytes from other nodes on this host, %d on the wire: want them sent plain", remote, wire)
+	}
+}
+
 // BenchmarkShuffleCompression runs terasort and wordcount (or the jobs of
 // SHOAL_BENCH_JOBS, comma-separated) over SHOAL_BENCH_BYTES (default
 // 64 MiB) on 3 in-process nodes with map output plain, s2 and zstd, in one
@@ -64,7 +96,7 @@ func TestShuffleCompression(t *testing.T) {
 // of the three must be equal.
 func BenchmarkShuffleCompression(b *testing.B) {
 	size := envInt(b, "SHOAL_BENCH_BYTES", 64<<20)
-	c := clustertest.Start(b, 3, clustertest.Options{})
+	c := clustertest.Start(b, 3, clustertest.Options{Configure: compressSameHost})
 	ctx := context.Background()
 	wait := func(req scheduler.SubmitRequest) (scheduler.Status, time.Duration) {
 		t0 := time.Now()
