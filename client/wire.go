@@ -73,7 +73,8 @@ type JobStatus struct {
 	SubmittedBy  string   `json:"submitted_by"`
 	SubmittedAt  int64    `json:"submitted_at_unix_ns"`
 	// Spec is the ID of the block that holds the job's parameters, inputs
-	// and splits; SpecBytes its size.
+	// and splits, empty when they travel in the job record itself (a spec
+	// of at most 512 bytes); SpecBytes their size.
 	Spec                 string `json:"spec"`
 	OutputCompression    string `json:"output_compression,omitempty"`
 	MapOutputCompression string `json:"map_output_compression,omitempty"`

@@ -67,6 +67,10 @@ type nodeMeta struct {
 	DiskFree    int64 `msgpack:"df,omitempty"`
 	DiskReserve int64 `msgpack:"dr,omitempty"`
 	DiskLow     bool  `msgpack:"dl,omitempty"`
+	// InlineSpec: the node reads a job spec carried in its job record
+	// (scheduler.JobRecord.SpecInline). Releases before it lack the field:
+	// while one is alive, specs go to spec blocks (readsInlineSpecs).
+	InlineSpec bool `msgpack:"is,omitempty"`
 }
 
 // metaDirectLimit is the node meta's size beyond which a node does not
@@ -90,6 +94,9 @@ type Node struct {
 	http   *http.Server
 
 	ring atomic.Pointer[ring.Ring]
+	// inlineSpecs: every alive member reads job specs in job records
+	// (readsInlineSpecs), as of the last membership change.
+	inlineSpecs atomic.Bool
 
 	meta       nodeMeta                  // what this node gossips about itself
 	healthMu   sync.Mutex                // serializes health verdict changes
@@ -199,11 +206,12 @@ func New(cfg Config) (_ *Node, err error) {
 	undo = append(undo, func() { n.httpLn.Close() })
 
 	n.meta = nodeMeta{
-		PeerID:  n.host.ID(),
-		Addrs:   n.host.Addrs(),
-		HTTP:    n.httpLn.Addr().String(),
-		Version: Version,
-		Wire:    WireVersion,
+		PeerID:     n.host.ID(),
+		Addrs:      n.host.Addrs(),
+		HTTP:       n.httpLn.Addr().String(),
+		Version:    Version,
+		Wire:       WireVersion,
+		InlineSpec: true,
 	}
 	if n.meta.Direct = n.host.DirectAddrs(); len(n.meta.Direct) > 0 {
 		if b, err := msgpack.Marshal(n.meta); err == nil && len(b) > metaDirectLimit {
@@ -339,6 +347,7 @@ func New(cfg Config) (_ *Node, err error) {
 		OnJobEnd:    n.metrics.jobEnded,
 		Workers:     n.workers,
 		BinDir:      filepath.Join(cfg.DataDir, "bin"),
+		InlineSpecs: n.inlineSpecs.Load,
 	})
 	if err != nil {
 		return nil, err
@@ -615,6 +624,7 @@ func (n *Node) onMembersChanged() {
 			}
 		}
 	}
+	n.inlineSpecs.Store(readsInlineSpecs(byName, bad))
 	n.mu.Lock()
 	old := n.byPeer
 	n.byName, n.byPeer = byName, byPeer
@@ -637,6 +647,22 @@ func (n *Node) onMembersChanged() {
 	if n.gossip != nil {
 		n.gossip.KickSync() // the data-plane tables now know the new members
 	}
+}
+
+// readsInlineSpecs decides whether a job spec may travel in its job
+// record: only when every alive member says it reads it there. A member
+// whose meta does not decode, or whose wire formats this node cannot
+// speak, counts as one that does not.
+func readsInlineSpecs(byName map[string]nodeMeta, bad map[string]error) bool {
+	if len(bad) > 0 || len(byName) == 0 {
+		return false
+	}
+	for _, m := range byName {
+		if !m.InlineSpec {
+			return false
+		}
+	}
+	return true
 }
 
 // ringView decides which alive members take part: those whose gossiped

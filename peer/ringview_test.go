@@ -68,3 +68,43 @@ func TestRingViewWireVersions(t *testing.T) {
 		}
 	}
 }
+
+// TestReadsInlineSpecs: job specs travel in job records only while every
+// alive member says it reads them there; a member of an older release
+// (its meta has no such field), or one whose meta this node cannot use,
+// keeps them in spec blocks.
+func TestReadsInlineSpecs(t *testing.T) {
+	meta := func(peer string, inline bool) []byte {
+		b, _ := msgpack.Marshal(nodeMeta{PeerID: peer, Wire: WireVersion, InlineSpec: inline})
+		return b
+	}
+	// The meta of the release before the field, as it encoded it.
+	older, _ := msgpack.Marshal(struct {
+		PeerID string `msgpack:"p"`
+		Wire   int    `msgpack:"w,omitempty"`
+	}{"p-old", WireVersion})
+	for _, c := range []struct {
+		name  string
+		alive []gossip.Member
+		want  bool
+	}{
+		{"all new", []gossip.Member{{Name: "a", Meta: meta("pa", true)}, {Name: "b", Meta: meta("pb", true)}}, true},
+		{"one alone", []gossip.Member{{Name: "a", Meta: meta("pa", true)}}, true},
+		{"an older release", []gossip.Member{{Name: "a", Meta: meta("pa", true)}, {Name: "old", Meta: older}}, false},
+		{"one says no", []gossip.Member{{Name: "a", Meta: meta("pa", true)}, {Name: "b", Meta: meta("pb", false)}}, false},
+		{"unreadable meta", []gossip.Member{{Name: "a", Meta: meta("pa", true)}, {Name: "bad", Meta: []byte{0xc1}}}, false},
+		{"no members", nil, false},
+	} {
+		_, byName, _, bad := ringView(c.alive, WireVersion)
+		if got := readsInlineSpecs(byName, bad); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+	// The older release reads the new meta: the field is ignored.
+	var old struct {
+		PeerID string `msgpack:"p"`
+	}
+	if err := msgpack.Unmarshal(meta("pa", true), &old); err != nil || old.PeerID != "pa" {
+		t.Fatalf("an older release decodes the meta: %v %+v", err, old)
+	}
+}

@@ -69,7 +69,8 @@ type InputFile struct {
 // JobRecord is a submitted job. It never changes after submission. It
 // holds only what does not grow with the input, so it stays well under
 // 1 KB whatever the job reads: everything that grows (parameters, the input
-// files, the splits) is in the job's spec block, which Spec names.
+// files, the splits) is in the job's spec block, which Spec names, or, for
+// a spec of at most MaxInlineSpecBytes, in SpecInline.
 type JobRecord struct {
 	ID           string        `msgpack:"id" json:"id"`
 	Name         string        `msgpack:"n" json:"name"`
@@ -104,6 +105,14 @@ type JobRecord struct {
 	// attempts of stragglers) off for the job's maps or reduces.
 	NoSpeculativeMaps    bool `msgpack:"nsm,omitempty" json:"no_speculative_maps,omitempty"`
 	NoSpeculativeReduces bool `msgpack:"nsr,omitempty" json:"no_speculative_reduces,omitempty"`
+	// SpecInline is the job's spec itself (the bytes a spec block would
+	// hold) when it is at most MaxInlineSpecBytes and every alive member
+	// announced at submission that it reads it here (Config.InlineSpecs);
+	// Spec is then zero. The record is replicated metadata, written and
+	// pushed to every member at once, so a small job writes no spec block
+	// before its record. Releases before it ignore the field, which is why
+	// it is used only when none of them is alive.
+	SpecInline []byte `msgpack:"si,omitempty" json:"-"`
 
 	// Params and Inputs come from the spec block once a node has loaded
 	// it; they are never part of the record.
@@ -144,6 +153,11 @@ type SpecSplit struct {
 	Offset int64               `msgpack:"o"`
 	Join   bool                `msgpack:"j,omitempty"`
 }
+
+// MaxInlineSpecBytes bounds a spec carried in its job record
+// (JobRecord.SpecInline): a job of a few input files, which keeps the
+// record within one gossip packet.
+const MaxInlineSpecBytes = 512
 
 // MaxSpecBytes bounds a job's spec block (about 400,000 input files or
 // blocks with short paths); a larger job is refused at submission.

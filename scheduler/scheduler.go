@@ -123,6 +123,11 @@ type Config struct {
 	// output may then both be accepted, so only a scheduler of one node may
 	// omit it.
 	Outputs OutputReserver
+	// InlineSpecs, if set, reports whether every alive member reads a job
+	// spec carried in its job record (JobRecord.SpecInline); a job whose
+	// spec fits MaxInlineSpecBytes then has no spec block. Nil, or false
+	// (a member of an older release is alive): every spec is a block.
+	InlineSpecs func() bool
 }
 
 func (c *Config) validate() error {
@@ -598,16 +603,25 @@ func (s *Scheduler) jobSplits(ctx context.Context, v *view) ([]split, error) {
 }
 
 func (s *Scheduler) loadSpec(ctx context.Context, rec *JobRecord) (*loadedSpec, error) {
-	b, err := s.cfg.FS.ReadBlob(ctx, rec.Spec, rec.Replication, MaxSpecBytes+int64(len(specMagic)))
-	if err != nil {
-		return nil, fmt.Errorf("job spec %s: %w", rec.Spec.Short(), err)
+	name := "job spec " + rec.Spec.Short()
+	b := rec.SpecInline
+	if len(b) > 0 {
+		name = "job spec in the job record"
+		if !rec.Spec.IsZero() {
+			return nil, fmt.Errorf("job %s names both a spec block and a spec in its record", rec.ID)
+		}
+	} else {
+		var err error
+		if b, err = s.cfg.FS.ReadBlob(ctx, rec.Spec, rec.Replication, MaxSpecBytes+int64(len(specMagic))); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
 	}
 	spec, err := decodeSpec(b)
 	if err != nil {
-		return nil, fmt.Errorf("job spec %s: %w", rec.Spec.Short(), err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if spec.JobID != rec.ID {
-		return nil, fmt.Errorf("job spec %s belongs to job %q, not %s", rec.Spec.Short(), spec.JobID, rec.ID)
+		return nil, fmt.Errorf("%s belongs to job %q, not %s", name, spec.JobID, rec.ID)
 	}
 	r := *rec
 	r.Params, r.Inputs = spec.Params, spec.Inputs
@@ -616,10 +630,10 @@ func (s *Scheduler) loadSpec(ctx context.Context, rec *JobRecord) (*loadedSpec, 
 		return nil, err
 	}
 	if len(sp) != rec.NumSplits {
-		return nil, fmt.Errorf("job spec %s lists %d splits, the job record %d", rec.Spec.Short(), len(sp), rec.NumSplits)
+		return nil, fmt.Errorf("%s lists %d splits, the job record %d", name, len(sp), rec.NumSplits)
 	}
 	if (rec.Binary != "") != (spec.Shipped != nil) {
-		return nil, fmt.Errorf("job spec %s does not match the job record: a shipped program without a job description, or one the other way round", rec.Spec.Short())
+		return nil, fmt.Errorf("%s does not match the job record: a shipped program without a job description, or one the other way round", name)
 	}
 	return &loadedSpec{params: spec.Params, inputs: spec.Inputs, splits: sp, shipped: spec.Shipped}, nil
 }

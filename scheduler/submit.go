@@ -215,7 +215,9 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 	if len(spec) > MaxSpecBytes {
 		return JobRecord{}, badRequest("the job's inputs (%d files, %d splits) need a spec of %d bytes, more than the limit of %d", len(inputs), len(ss), len(spec), MaxSpecBytes)
 	}
-	if rec.Spec, err = s.cfg.FS.PutBlob(ctx, spec, repl); err != nil {
+	if len(spec) <= MaxInlineSpecBytes && s.cfg.InlineSpecs != nil && s.cfg.InlineSpecs() {
+		rec.SpecInline = spec // replicated with the record: no block to write first
+	} else if rec.Spec, err = s.cfg.FS.PutBlob(ctx, spec, repl); err != nil {
 		return JobRecord{}, fmt.Errorf("store job spec: %w", err)
 	}
 	rec.SpecBytes = len(spec)
@@ -439,7 +441,7 @@ func (st Status) Wire() client.JobStatus {
 		ID: st.ID, Name: st.Name, Output: st.Output, Reducers: st.Reducers, MapOnly: st.MapOnly,
 		Generate: st.Generate, MaxAttempts: st.MaxAttempts, Replication: st.Replication,
 		Participants: st.Participants, SubmittedBy: st.SubmittedBy, SubmittedAt: st.SubmittedAt,
-		Spec: st.Spec.String(), OutputCompression: st.OutputCodec, MapOutputCompression: st.ShuffleCodec,
+		Spec: st.specName(), OutputCompression: st.OutputCodec, MapOutputCompression: st.ShuffleCodec,
 		SpecBytes: st.SpecBytes, Splits: st.NumSplits, InputFiles: st.InputFiles, InputBytes: st.InputBytes,
 		TaskTimeout: st.TaskTimeout, Binary: st.Binary,
 		NoSpeculativeMaps: st.NoSpeculativeMaps, NoSpeculativeReduces: st.NoSpeculativeReduces,
@@ -453,6 +455,15 @@ func (st Status) Wire() client.JobStatus {
 		}
 	}
 	return w
+}
+
+// specName is the ID of the job's spec block, or "" when the spec is in
+// the job record.
+func (st Status) specName() string {
+	if st.Spec.IsZero() {
+		return ""
+	}
+	return st.Spec.String()
 }
 
 // WireList is Wire of each status.
