@@ -3,6 +3,8 @@ package scheduler
 import (
 	"sync"
 	"time"
+
+	"shoal.dev/shoal/shuffle"
 )
 
 // DefaultShuffleMemory is Config.ShuffleMemory's default: 64 MiB of
@@ -66,21 +68,38 @@ func (p *bufferPool) get(now time.Time) []byte {
 	return b
 }
 
-// put keeps b unless max are kept.
+// put keeps b unless max are kept; then it frees b (shuffle.FreeBuffer:
+// a buffer mapped outside the heap must be unmapped, not dropped).
 func (p *bufferPool) put(b []byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if b != nil && len(p.free) < p.max {
 		p.free = append(p.free, b)
+		return
 	}
+	shuffle.FreeBuffer(b)
 }
 
-// trim drops every kept buffer when none was asked for since
+// trim frees every kept buffer when none was asked for since
 // sortBufferIdle before now.
 func (p *bufferPool) trim(now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if now.Sub(p.used) > sortBufferIdle {
-		p.free = nil
+		p.dropLocked()
 	}
+}
+
+// drop frees every kept buffer (the scheduler stops).
+func (p *bufferPool) drop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dropLocked()
+}
+
+func (p *bufferPool) dropLocked() {
+	for _, b := range p.free {
+		shuffle.FreeBuffer(b)
+	}
+	p.free = nil
 }

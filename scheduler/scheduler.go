@@ -281,6 +281,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 			}
 			s.mu.Unlock()
 			s.wg.Wait()
+			s.sortBufs.drop()
 			return
 		case r, ok := <-changes:
 			if !ok {

@@ -215,6 +215,7 @@ func (s *Scheduler) newMapWriter(rec *JobRecord, task job.Task) (*shuffle.MapWri
 		Partitions:  rec.Reducers,
 		BufferBytes: s.cfg.SortBuffer,
 		Buffer:      s.sortBuffer(),
+		KeepBuffer:  true, // for putSortBuffer
 		Guard:       s.cfg.Disk,
 	})
 }

@@ -61,8 +61,13 @@ type MapConfig struct {
 	// next writer so that a node's map tasks reuse their sort buffers
 	// (no growth copies, no fresh pages to fault in). It is used when it
 	// is exactly BufferBytes long (rounded down to a multiple of 32);
-	// the writer owns it from NewMapWriter on.
+	// the writer owns it from NewMapWriter on (also when that fails).
 	Buffer []byte
+	// KeepBuffer: Close and Abort keep the full-size sort buffer for
+	// Buffer, and whoever takes it must give it to another writer or
+	// FreeBuffer it. Without KeepBuffer they free it (a buffer mapped
+	// outside the heap is unmapped then; see FreeBuffer).
+	KeepBuffer bool
 	// Guard admits every write of spills, merges and the output against
 	// the node's reserve, and reports ENOSPC as a *disk.FullError. Nil
 	// admits all (ENOSPC is still reported so).
@@ -144,9 +149,11 @@ type span struct{ start, end int }
 // NewMapWriter checks cfg, fills its defaults and creates cfg.Dir.
 func NewMapWriter(cfg MapConfig) (*MapWriter, error) {
 	if err := cfg.validate(); err != nil {
+		FreeBuffer(cfg.Buffer)
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		FreeBuffer(cfg.Buffer)
 		return nil, fmt.Errorf("map writer: %w", err)
 	}
 	w := &MapWriter{
@@ -157,6 +164,8 @@ func NewMapWriter(cfg MapConfig) (*MapWriter, error) {
 	}
 	if len(cfg.Buffer) == cfg.BufferBytes && uintptr(unsafe.Pointer(unsafe.SliceData(cfg.Buffer)))%8 == 0 {
 		w.mem = cfg.Buffer
+	} else {
+		FreeBuffer(cfg.Buffer)
 	}
 	w.cfg.Buffer = nil
 	w.emitFn = w.combineEmit
@@ -165,8 +174,9 @@ func NewMapWriter(cfg MapConfig) (*MapWriter, error) {
 }
 
 // Buffer returns, once the writer is closed or aborted, its sort buffer
-// if it grew to its full size, for another writer's MapConfig.Buffer;
-// else nil. The writer no longer uses it.
+// if it grew to its full size and MapConfig.KeepBuffer is set, for
+// another writer's MapConfig.Buffer or FreeBuffer; else nil. The writer
+// no longer uses it.
 func (w *MapWriter) Buffer() []byte {
 	if !w.closed {
 		return nil
@@ -269,7 +279,12 @@ func (w *MapWriter) makeRoom(n int) error {
 			if size == len(w.mem) {
 				size = w.grown(size)
 			}
-			mem := alignedBytes(size)
+			var mem []byte
+			if size == w.cfg.BufferBytes {
+				mem = newSortBuffer(size) // never replaced: the writer frees it
+			} else {
+				mem = alignedBytes(size)
+			}
 			copy(mem, w.mem[:w.alen])
 			copy(mem[size-w.n*entrySize:], w.mem[len(w.mem)-w.n*entrySize:])
 			w.mem = mem
@@ -691,10 +706,12 @@ func syncDir(dir string) error {
 }
 
 // release drops the writer's buffers, keeping a full-size sort buffer
-// for Buffer.
+// for Buffer when KeepBuffer is set, else freeing it.
 func (w *MapWriter) release() {
-	if len(w.mem) == w.cfg.BufferBytes {
+	if len(w.mem) == w.cfg.BufferBytes && w.cfg.KeepBuffer {
 		w.spare = w.mem
+	} else if len(w.mem) == w.cfg.BufferBytes {
+		FreeBuffer(w.mem)
 	}
 	w.mem, w.wbuf = nil, nil
 }

@@ -522,13 +522,14 @@ func TestMapWriterReusesBuffer(t *testing.T) {
 		{"combines", MinBufferBytes, sumCombiner()},
 	} {
 		cfg := func(name string) MapConfig {
-			return MapConfig{Dir: filepath.Join(dir, c.name), Name: name, Partitions: parts, Partition: part, BufferBytes: c.buffer, Combine: c.combine}
+			return MapConfig{Dir: filepath.Join(dir, c.name), Name: name, Partitions: parts, Partition: part, BufferBytes: c.buffer, Combine: c.combine, KeepBuffer: true}
 		}
 		before, pairs := first, second
 		if c.combine != nil {
 			before, pairs = countPairs(rng, 100000, 500), countPairs(rng, 200000, 3000)
 		}
-		fresh, _ := writeMap(t, cfg("fresh"), pairs)
+		fresh, w0 := writeMap(t, cfg("fresh"), pairs)
+		FreeBuffer(w0.Buffer())
 		_, w1 := writeMap(t, cfg("first"), before)
 		buf := w1.Buffer()
 		if len(buf) != c.buffer || w1.Buffer() != nil {
@@ -545,7 +546,7 @@ func TestMapWriterReusesBuffer(t *testing.T) {
 			}
 		}
 		// Abort gives the buffer back too; a wrong size is not used.
-		w3, err := NewMapWriter(MapConfig{Dir: filepath.Join(dir, c.name), Name: "aborted", Partitions: parts, Partition: part, BufferBytes: c.buffer, Buffer: w2.Buffer()})
+		w3, err := NewMapWriter(MapConfig{Dir: filepath.Join(dir, c.name), Name: "aborted", Partitions: parts, Partition: part, BufferBytes: c.buffer, Buffer: w2.Buffer(), KeepBuffer: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -557,7 +558,7 @@ func TestMapWriterReusesBuffer(t *testing.T) {
 			t.Fatalf("%s: Buffer before Close or Abort", c.name)
 		}
 		w3.Abort()
-		w4, err := NewMapWriter(MapConfig{Dir: filepath.Join(dir, c.name), Name: "wrong", Partitions: parts, Partition: part, BufferBytes: 2 * c.buffer, Buffer: w3.Buffer()})
+		w4, err := NewMapWriter(MapConfig{Dir: filepath.Join(dir, c.name), Name: "wrong", Partitions: parts, Partition: part, BufferBytes: 2 * c.buffer, Buffer: w3.Buffer(), KeepBuffer: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -565,6 +566,9 @@ func TestMapWriterReusesBuffer(t *testing.T) {
 			t.Fatalf("%s: a buffer of the wrong size was used", c.name)
 		}
 		w4.Abort()
+		if n := MappedBytes(); n != 0 {
+			t.Fatalf("%s: %d bytes of sort buffers still mapped", c.name, n)
+		}
 	}
 }
 
