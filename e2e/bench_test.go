@@ -191,6 +191,9 @@ func (c *benchCluster) nodePeak(b *testing.B) int64 {
 // near 1). Every get is checked against the input. The R = 3 put is of
 // other bytes than the R = 1 put's, so that it finds none of its blocks
 // already stored (a put of stored bytes writes less).
+//
+// With SHOAL_BENCH_PROFILE set, each put is profiled on every agent for
+// putProfile from its start (see benchCluster.profile).
 func BenchmarkFS(b *testing.B) {
 	n := benchBytes()
 	dir := b.TempDir()
@@ -243,14 +246,23 @@ func BenchmarkFS(b *testing.B) {
 		b.Run(fmt.Sprintf("put/R=%d", r), func(b *testing.B) {
 			b.SetBytes(n)
 			var cli int64
+			var cpu time.Duration
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				syncDisks()
+				prof := c.profile(b, fmt.Sprintf("put-R%d", r), putProfile)
+				cpu0 := c.nodesCPU(b)
 				b.StartTimer()
 				d, rss := c.timedCLI(b, "fs", "put", inputs[r], fmt.Sprintf("/bench/r%d", r), "--replication", strconv.Itoa(r), "--block-size", "64MB", "--force")
+				b.StopTimer()
+				cpu += c.nodesCPU(b) - cpu0
+				prof()
+				b.StartTimer()
 				cli = max(cli, rss)
 				ratio(b, cpSync, d, "x-cp-sync")
 			}
+			// The agents' CPU (user+system) per GiB put, summed.
+			b.ReportMetric(cpu.Seconds()/float64(b.N)/(float64(n)/(1<<30)), "agents-cpu-s/GiB")
 			b.ReportMetric(float64(cli)/(1<<20), "cli-peak-MiB")
 			b.ReportMetric(float64(c.nodePeak(b))/(1<<20), "node-peak-MiB")
 		})
@@ -277,6 +289,10 @@ func BenchmarkFS(b *testing.B) {
 		})
 	}
 }
+
+// putProfile is how long BenchmarkFS profiles the agents from the start of
+// each put, with SHOAL_BENCH_PROFILE set: a 1 GiB put at 70 MB/s or faster.
+const putProfile = 15 * time.Second
 
 // isSpace marks ASCII whitespace, where wordcount splits words.
 var isSpace = [256]bool{'\t': true, '\n': true, '\v': true, '\f': true, '\r': true, ' ': true}
