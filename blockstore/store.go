@@ -65,6 +65,10 @@ type Store struct {
 	putsMu sync.Mutex
 	puts   map[ID]putMark
 
+	// startWriteback starts the write-back of a spool (startWriteback;
+	// a test may count the calls instead).
+	startWriteback func(*os.File)
+
 	// held and heldBytes count the blocks stored and their bytes: walked
 	// once at open, then kept up to date by every write, delete and
 	// quarantine, so a scrape never walks the directories.
@@ -90,7 +94,7 @@ func OpenStore(dir string, guard *disk.Guard) (*Store, error) {
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return nil, fmt.Errorf("block store: %w", err)
 	}
-	s := &Store{dir: dir, guard: guard}
+	s := &Store{dir: dir, guard: guard, startWriteback: startWriteback}
 	if err := s.sweepSums(); err != nil {
 		return nil, fmt.Errorf("block store: %w", err)
 	}
@@ -110,8 +114,11 @@ func OpenStore(dir string, guard *disk.Guard) (*Store, error) {
 func (s *Store) Check(need int64) error { return s.guard.Check(s.dir, need) }
 
 // SpoolWriter wraps f, a file of the store, so that every write is checked
-// against the reserve and an ENOSPC reads as a *disk.FullError.
-func (s *Store) SpoolWriter(f *os.File) io.Writer { return s.guard.Writer(f, s.dir) }
+// against the reserve and an ENOSPC reads as a *disk.FullError, and the
+// disk writes f's bytes as they come (spoolWriter), not all at its fsync.
+func (s *Store) SpoolWriter(f *os.File) io.Writer {
+	return &spoolWriter{w: s.guard.Writer(f, s.dir), f: f, start: s.startWriteback}
+}
 
 // Dir is the store's directory.
 func (s *Store) Dir() string { return s.dir }
