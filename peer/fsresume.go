@@ -47,7 +47,7 @@ func (n *Node) handlePutBlock(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("a block needs a Content-Length of 1..%d bytes", blockstore.MaxBlockSize))
 		return
 	}
-	ack, err := n.fs.PutBlock(r.Context(), p, index, r.Body, r.ContentLength, repl)
+	ack, release, err := n.fs.ReceiveBlock(r.Context(), p, index, r.Body, r.ContentLength, repl)
 	var full *disk.FullError
 	switch {
 	case errors.As(err, &full):
@@ -64,7 +64,10 @@ func (n *Node) handlePutBlock(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, wireAck(ack))
+	// The client has its answer, whole, before the spool is cleaned up
+	// (see ReceiveBlock): its next block need not wait for that.
+	writeJSONNow(w, http.StatusOK, wireAck(ack))
+	release()
 }
 
 func (n *Node) handleCommit(w http.ResponseWriter, r *http.Request) {
