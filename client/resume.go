@@ -20,8 +20,12 @@ const (
 	DefaultReplication = 3
 )
 
-// putParallel is how many blocks a resumable put has in flight.
-const putParallel = 4
+// putParallel is how many blocks a resumable put has in flight, and
+// putHashers how many it hashes at once to find their owners.
+const (
+	putParallel = 4
+	putHashers  = 2
+)
 
 // NextBlockLen returns the length of the block that starts at off in a
 // file of total bytes read through r, by the Splitter's rule: at most
@@ -143,12 +147,9 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 		}
 	}
 	skip := map[*Client]bool{}
-	direct := func(i int, off, n int64) bool {
-		c, _ := ag.get()
-		if c == nil {
-			return false
-		}
-		owner := ownerAgent(ctx, c, list, f, off, n)
+	// direct sends block i to owner, the agent of its first ring owner
+	// (nil: not known), unless an earlier block failed there.
+	direct := func(i int, off, n int64, owner *Client) bool {
 		mu.Lock()
 		skipped := owner == nil || skip[owner]
 		mu.Unlock()
@@ -165,8 +166,23 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 		stored(i, ack)
 		return true
 	}
-	send := func(i int, off, n int64) error {
-		if direct(i, off, n) {
+	// ownerOf finds the agent of the first ring owner of the block at
+	// off..off+n, as the agent in use places it; nil when none is known.
+	// hashBufs holds the buffers blocks are read through to be hashed,
+	// one per block being hashed.
+	hashBufs := make(chan []byte, putHashers)
+	for range putHashers {
+		hashBufs <- make([]byte, 1<<20)
+	}
+	ownerOf := func(off, n int64, buf []byte) *Client {
+		c, _ := ag.get()
+		if c == nil {
+			return nil
+		}
+		return ownerAgent(ctx, c, list, f, off, n, buf)
+	}
+	send := func(i int, off, n int64, owner *Client) error {
+		if direct(i, off, n, owner) {
 			return nil
 		}
 		for {
@@ -206,7 +222,22 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 		}
 	}
 
-	sem := make(chan struct{}, putParallel)
+	// Each block is hashed (to find its owner), then sent. Up to
+	// putHashers blocks are hashed at once and up to putParallel sent at
+	// once, and hashing runs ahead of the senders by up to putHashers
+	// blocks: a sender that finishes a block starts the next at once,
+	// instead of first hashing it while no agent has anything to do, and
+	// the first block goes out after one block's hashing.
+	slots := make(chan struct{}, putParallel+putHashers) // blocks hashed or sent
+	sending := make(chan struct{}, putParallel)
+	wait := func(c chan struct{}) bool {
+		select {
+		case c <- struct{}{}:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 	var wg sync.WaitGroup
 	for off, i := int64(0), 0; off < size; i++ {
 		n, err := NextBlockLen(f, off, size, o.BlockSize)
@@ -218,21 +249,32 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 		refs = append(refs, BlockRef{})
 		offs = append(offs, off)
 		mu.Unlock()
+		if !wait(slots) {
+			break
+		}
+		var buf []byte
 		select {
-		case sem <- struct{}{}:
+		case buf = <-hashBufs:
 		case <-ctx.Done():
 		}
-		if ctx.Err() != nil {
+		if buf == nil {
+			<-slots
 			break
 		}
 		wg.Add(1)
-		go func(i int, off int64) {
+		go func(i int, off, n int64) {
 			defer wg.Done()
-			defer func() { <-sem }()
-			if err := send(i, off, n); err != nil {
+			defer func() { <-slots }()
+			owner := ownerOf(off, n, buf)
+			hashBufs <- buf
+			if !wait(sending) {
+				return
+			}
+			defer func() { <-sending }()
+			if err := send(i, off, n, owner); err != nil {
 				cancel(err)
 			}
-		}(i, off)
+		}(i, off, n)
 		off += n
 	}
 	wg.Wait()
@@ -262,7 +304,10 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 				if i+1 < len(offs) {
 					end = offs[i+1]
 				}
-				if err := send(i, offs[i], end-offs[i]); err != nil {
+				buf := <-hashBufs // all are back: nothing else is hashed now
+				owner := ownerOf(offs[i], end-offs[i], buf)
+				hashBufs <- buf
+				if err := send(i, offs[i], end-offs[i], owner); err != nil {
 					return PutInfo{}, err
 				}
 			}
@@ -275,12 +320,20 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 
 // ownerAgent returns the agent in list of the first ring owner of the
 // block at off..off+n of f, as the agent c places it: the block is hashed
-// here to find it. Nil when that owner is not in list or c does not
-// answer: the block then goes through c.
-func ownerAgent(ctx context.Context, c *Client, list []*Client, f io.ReaderAt, off, n int64) *Client {
+// here to find it, read through buf. Nil when that owner is not in list,
+// c does not answer, or ctx ends: the block then goes through c.
+func ownerAgent(ctx context.Context, c *Client, list []*Client, f io.ReaderAt, off, n int64, buf []byte) *Client {
 	h := sha256.New() // a block's ID, as the agents compute it
-	if _, err := io.CopyBuffer(h, io.NewSectionReader(f, off, n), make([]byte, 1<<20)); err != nil {
-		return nil
+	for done := int64(0); done < n; {
+		if ctx.Err() != nil {
+			return nil
+		}
+		k, err := f.ReadAt(buf[:min(int64(len(buf)), n-done)], off+done)
+		h.Write(buf[:k])
+		done += int64(k)
+		if err != nil && done < n {
+			return nil
+		}
 	}
 	o, err := c.Owners(ctx, hex.EncodeToString(h.Sum(nil)), 1)
 	if err != nil || len(o.Owners) == 0 {
