@@ -91,9 +91,9 @@ func NewTLS(addr, token string, roots *x509.CertPool) (*Client, error) {
 		return nil, fmt.Errorf("bad agent address %q: bad port", addr)
 	}
 	u.Path = ""
-	hc := &http.Client{Transport: transport}
+	hc := &http.Client{}
 	if roots != nil {
-		t := transport.Clone()
+		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 		hc.Transport = t
 	}

@@ -92,39 +92,3 @@ func TestPutPlacesTheNextBlockWhileSending(t *testing.T) {
 		}
 	}
 }
-
-// sizeReader records the largest read asked of it.
-type sizeReader struct {
-	r   io.Reader
-	max *int
-}
-
-func (s sizeReader) Read(p []byte) (int, error) {
-	*s.max = max(*s.max, len(p))
-	return s.r.Read(p)
-}
-
-// A block's body goes to the connection in reads (and writes) of
-// bodyBufSize, not net/http's 32 KiB.
-func TestPutBlockSendsLargeWrites(t *testing.T) {
-	a := &fakeAgent{hold: make(chan struct{})}
-	close(a.hold)
-	srv := httptest.NewServer(a)
-	defer srv.Close()
-	c, err := New(srv.URL, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := bytes.Repeat([]byte("0123456789abcdef"), 4*bodyBufSize/16)
-	var biggest int
-	ack, err := c.PutBlock(context.Background(), "/f", 0, sizeReader{bytes.NewReader(data), &biggest}, int64(len(data)), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ack.Size != int64(len(data)) || ack.ID != blockKey(data) {
-		t.Fatalf("the agent got %d bytes hashing to %s, want %d, %s", ack.Size, ack.ID, len(data), blockKey(data))
-	}
-	if biggest < bodyBufSize {
-		t.Errorf("the body was read at most %d bytes at a time, want %d", biggest, bodyBufSize)
-	}
-}
