@@ -223,15 +223,7 @@ func TestOwnerLinksItsSpool(t *testing.T) {
 	st := n1.fs.Store()
 	data := textOf(5, 300<<10)
 	id := Sum(data)
-	f, err := st.TempFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer removeFile(f)
-	defer f.Close()
-	if _, err := f.Write(data); err != nil {
-		t.Fatal(err)
-	}
+	f := spoolOf(t, st, data)
 	b := blockWrite{file: "/linked", index: 0, id: id, size: int64(len(data)), want: 3, spool: f}
 	if n, err := n1.fs.writeBlock(ctx, b, f); err != nil || n != 3 {
 		t.Fatalf("write: %d copies, %v", n, err)
@@ -263,4 +255,19 @@ func TestOwnerLinksItsSpool(t *testing.T) {
 			t.Fatalf("read via %s: %v", n, err)
 		}
 	}
+}
+
+// spoolOf is a temporary file of st holding data, as a put's spool; it is
+// closed and removed when the test ends.
+func spoolOf(t *testing.T, st *Store, data []byte) *os.File {
+	t.Helper()
+	f, err := st.TempFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close(); removeFile(f) })
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

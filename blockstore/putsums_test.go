@@ -243,15 +243,7 @@ func TestWriteSendsSums(t *testing.T) {
 	st := n1.fs.Store()
 	data := textOf(7, 3*SumChunk+99)
 	id := Sum(data)
-	f, err := st.TempFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer removeFile(f)
-	defer f.Close()
-	if _, err := f.Write(data); err != nil {
-		t.Fatal(err)
-	}
+	f := spoolOf(t, st, data)
 	b := blockWrite{file: "/summed", index: 0, id: id, size: int64(len(data)), want: 3, spool: f, sums: sumsOf(data, id)}
 	if n, err := n1.fs.writeBlock(ctx, b, f); err != nil || n != 3 {
 		t.Fatalf("write: %d copies, %v", n, err)

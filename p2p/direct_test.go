@@ -33,6 +33,29 @@ func setDirect(t *testing.T, from *Host, to ...*Host) {
 	}
 }
 
+// hello opens a stream from from to peer to speaking proto, sends a
+// greeting, reads the answer to its end and names the security protocol
+// the stream ran over.
+func hello(t *testing.T, from *Host, to, proto string) (string, error) {
+	ctx := testCtx(t, 5*time.Second)
+	s, err := from.NewStream(ctx, to, proto)
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := s.Write([]byte("hello")); err != nil {
+		return "", err
+	}
+	if err := s.CloseWrite(); err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(io.Discard, s); err != nil {
+		return "", err
+	}
+	return security(s), nil
+}
+
 // security names the security protocol a stream's connection runs.
 func security(s mesh.Stream) string {
 	return string(s.(network.Stream).Conn().ConnState().Security)
@@ -121,25 +144,7 @@ func TestDirectPlaneAdmitsOnlyMembers(t *testing.T) {
 		io.Copy(io.Discard, s)
 		s.Close()
 	})
-	open := func(from *Host) (string, error) {
-		ctx := testCtx(t, 5*time.Second)
-		s, err := from.NewStream(ctx, a.ID(), proto)
-		if err != nil {
-			return "", err
-		}
-		defer s.Close()
-		s.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, err := s.Write([]byte("hello")); err != nil {
-			return "", err
-		}
-		if err := s.CloseWrite(); err != nil {
-			return "", err
-		}
-		if _, err := io.Copy(io.Discard, s); err != nil {
-			return "", err
-		}
-		return security(s), nil
-	}
+	open := func(from *Host) (string, error) { return hello(t, from, a.ID(), proto) }
 
 	for _, tc := range []struct {
 		name string
@@ -336,25 +341,7 @@ func TestDirectRedialsARestartedMember(t *testing.T) {
 			s.Close()
 		})
 	}
-	open := func(from *Host, to string) (string, error) {
-		ctx := testCtx(t, 5*time.Second)
-		s, err := from.NewStream(ctx, to, proto)
-		if err != nil {
-			return "", err
-		}
-		defer s.Close()
-		s.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, err := s.Write([]byte("hello")); err != nil {
-			return "", err
-		}
-		if err := s.CloseWrite(); err != nil {
-			return "", err
-		}
-		if _, err := io.Copy(io.Discard, s); err != nil {
-			return "", err
-		}
-		return security(s), nil
-	}
+	open := func(from *Host, to string) (string, error) { return hello(t, from, to, proto) }
 
 	cfgA := directCfg("a", 8)
 	cfgA.KeyFile, cfgA.Logger = keyFile, testLogger(t)
