@@ -156,7 +156,7 @@ func (fs *FS) Create(ctx context.Context, p string, r io.Reader, opts CreateOpti
 	refs, size, err := fs.storeStream(ctx, p, 0, r, opts.BlockSize, repl, func(refs []BlockRef) {
 		manifest = make(chan manifestDone, 1)
 		go func() {
-			id, err := fs.writeManifest(ctx, p, refs, repl)
+			id, err := fs.writeManifest(ctx, p, refs, repl, true)
 			manifest <- manifestDone{id, err}
 		}()
 	})
@@ -169,6 +169,9 @@ func (fs *FS) Create(ctx context.Context, p string, r io.Reader, opts CreateOpti
 	}
 	m := <-manifest
 	if m.err != nil {
+		if errors.As(m.err, new(*BlockWriteError)) {
+			fs.Writes.Failed.Add(1) // the manifest alone failed the put
+		}
 		return FileInfo{}, m.err
 	}
 	return fs.commitRecord(ctx, p, m.id, len(refs), size, opts.BlockSize, repl, opts.Overwrite, res)
@@ -238,7 +241,7 @@ func (fs *FS) storeStream(ctx context.Context, p string, first int, r io.Reader,
 // record, through the path's reservation when it has one. The file appears
 // only here.
 func (fs *FS) commit(ctx context.Context, p string, refs []BlockRef, size, blockSize int64, repl int, overwrite bool, res *pendingReservation) (FileInfo, error) {
-	mid, err := fs.writeManifest(ctx, p, refs, repl)
+	mid, err := fs.writeManifest(ctx, p, refs, repl, false)
 	if err != nil {
 		return FileInfo{}, err
 	}
@@ -246,14 +249,14 @@ func (fs *FS) commit(ctx context.Context, p string, refs []BlockRef, size, block
 }
 
 // writeManifest stores the manifest listing refs on repl members and
-// returns its ID.
-func (fs *FS) writeManifest(ctx context.Context, p string, refs []BlockRef, repl int) (ID, error) {
+// returns its ID; early is blockWrite.early.
+func (fs *FS) writeManifest(ctx context.Context, p string, refs []BlockRef, repl int, early bool) (ID, error) {
 	mb, err := encodeManifest(Manifest{Blocks: refs})
 	if err != nil {
 		return ID{}, err
 	}
 	mid := Sum(mb)
-	if _, err := fs.writeBlock(ctx, blockWrite{file: p, index: -1, id: mid, size: int64(len(mb)), want: repl}, bytes.NewReader(mb)); err != nil {
+	if _, err := fs.writeBlock(ctx, blockWrite{file: p, index: -1, id: mid, size: int64(len(mb)), want: repl, early: early}, bytes.NewReader(mb)); err != nil {
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 			err = cause // a refused reservation stopped the put
 		}

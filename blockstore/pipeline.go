@@ -124,6 +124,10 @@ type blockWrite struct {
 	// sums, if set, are the spool's chunk sums, computed as it was
 	// hashed; Link computes them from the spool otherwise.
 	sums *blockSums
+	// early: the write started before the blocks it lists were stored (a
+	// manifest sent with the last block). Its failure is not counted here:
+	// when a block failed too, the put failed once, for that block.
+	early bool
 }
 
 func (b blockWrite) String() string {
@@ -205,7 +209,9 @@ func (fs *FS) writeBlock(ctx context.Context, b blockWrite, src io.ReaderAt) (in
 		fs.Writes.Substituted.Add(1)
 	}
 	if len(done) == 0 {
-		fs.Writes.Failed.Add(1)
+		if !b.early {
+			fs.Writes.Failed.Add(1)
+		}
 		return 0, &BlockWriteError{ID: b.id, Index: b.index, Failed: slices.Sorted(slices.Values(failed)), Full: full}
 	}
 	fs.Writes.Blocks.Add(1)
