@@ -21,11 +21,7 @@ import (
 func TestRepairKeepsThePutsCopies(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c := newTestCluster(t, 3)
-	for _, n := range c.nodes {
-		n.rep = NewRepairer(n.fs, RepairConfig{GCGrace: time.Hour})
-		n.rep.started = time.Now().Add(-2 * time.Hour) // past the grace after start
-	}
+	c := repairingCluster(t)
 	data := textOf(21, 400<<10)
 	fs := c.nodes["n1"].fs
 	f, err := fs.Create(ctx, "/r1", bytes.NewReader(data), CreateOptions{BlockSize: MinBlockSize, Replication: 1})
@@ -108,11 +104,7 @@ func TestRepairKeepsThePutsCopies(t *testing.T) {
 func TestRepairDropsCopiesOfAPutThatCommittedFewer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c := newTestCluster(t, 3)
-	for _, n := range c.nodes {
-		n.rep = NewRepairer(n.fs, RepairConfig{GCGrace: time.Hour})
-		n.rep.started = time.Now().Add(-2 * time.Hour)
-	}
+	c := repairingCluster(t)
 	fs := c.nodes["n1"].fs
 	data := textOf(23, 60<<10)
 	ack, err := fs.PutBlock(ctx, "/shrunk", 0, bytes.NewReader(data), int64(len(data)), 3)
@@ -149,4 +141,15 @@ func heldByOwners(ctx context.Context, fs *FS, p string) error {
 		}
 	}
 	return nil
+}
+
+// repairingCluster is a 3-node test cluster whose repairers have a 1-hour
+// grace and started 2 hours ago, past it.
+func repairingCluster(t *testing.T) *testCluster {
+	c := newTestCluster(t, 3)
+	for _, n := range c.nodes {
+		n.rep = NewRepairer(n.fs, RepairConfig{GCGrace: time.Hour})
+		n.rep.started = time.Now().Add(-2 * time.Hour)
+	}
+	return c
 }
