@@ -381,18 +381,48 @@ func (w *MapWriter) writeBuffer(out *segWriter) error {
 	for p := range w.cfg.Partitions {
 		part := es[bounds[p]:bounds[p+1]]
 		if w.cfg.Combine == nil {
-			for i := range part {
-				rec := recordOf(arena, &part[i])
-				h, kl, vl := decodeHeader(rec)
-				if err := out.writeRaw(rec[:h+kl+vl]); err != nil {
-					return err
-				}
+			if err := writeGathered(out, arena, part); err != nil {
+				return err
 			}
 		} else if err := w.combineSorted(out, arena, part); err != nil {
 			return err
 		}
 		out.endSegment()
 	}
+	return nil
+}
+
+// gatherBatch is how many records writeGathered looks up before it
+// copies them.
+const gatherBatch = 16
+
+// writeGathered writes the records of the sorted entries es to out, in
+// order. Sorted, the records sit at random places of the arena (a
+// terasort map's 128 MiB), so each is a cache miss; copied one by one,
+// each copy waited for its miss before the next began (about 170 ns a
+// record on the bench VM, more than the sort). So it goes in batches:
+// first it reads every record's header and last byte, loads that do not
+// depend on each other, so that their misses overlap; then it copies the
+// batch's records, now in cache.
+func writeGathered(out *segWriter, arena []byte, es []entry) error {
+	var lens [gatherBatch]int
+	var sink byte
+	for len(es) > 0 {
+		batch := es[:min(gatherBatch, len(es))]
+		for i := range batch {
+			rec := recordOf(arena, &batch[i])
+			h, kl, vl := decodeHeader(rec)
+			lens[i] = h + kl + vl
+			sink ^= rec[lens[i]-1]
+		}
+		for i := range batch {
+			if err := out.writeRaw(recordOf(arena, &batch[i])[:lens[i]]); err != nil {
+				return err
+			}
+		}
+		es = es[len(batch):]
+	}
+	out.sink ^= sink
 	return nil
 }
 
@@ -753,6 +783,7 @@ type segWriter struct {
 	segs  []Segment
 	start int64
 	recs  int64
+	sink  byte // writeGathered's touches end here, so that they are kept
 }
 
 // endSegment ends the current segment: the next partition starts here.
