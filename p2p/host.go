@@ -34,7 +34,8 @@ import (
 //   - TCP only, without SO_REUSEPORT, so that a port held by another
 //     process (another host, too) is an error rather than a shared port;
 //   - Noise security (announcing yamux inside the handshake, as libp2p.New
-//     does), or with direct set TLS 1.3 (the direct plane), the yamux
+//     does), or with direct set TLS 1.3 (the direct plane) whose records
+//     leave in one socket write per Write (coalescing), the yamux
 //     muxer, the private network keyed by psk if not nil;
 //   - connections gated by g if not nil (the direct plane's gate, which
 //     checks each peer's ID once the security handshake proved it);
@@ -90,7 +91,9 @@ func newLibp2pHost(key crypto.PrivKey, psk []byte, hs *handshakes, direct bool, 
 	muxers := []upgrader.StreamMuxer{{ID: yamux.ID, Muxer: yamux.DefaultTransport}}
 	var security sec.SecureTransport
 	if direct {
-		security, err = tlssec.New(tlssec.ID, key, muxers)
+		var t *tlssec.Transport
+		t, err = tlssec.New(tlssec.ID, key, muxers)
+		security = coalescing{t}
 	} else {
 		security, err = noise.New(noise.ID, key, muxers)
 	}
