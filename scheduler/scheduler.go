@@ -479,7 +479,7 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 		idle:     idle,
 		backups: func(k taskKind, i int) []string {
 			if k == kindReduce {
-				return liveRing.Owners(id+"/"+strconv.Itoa(i), len(live))
+				return reducerOrder(id, i, live)
 			}
 			return backupsOf(id, splits[i], len(splits), blocks, live, liveRing)
 		},
@@ -899,9 +899,7 @@ func (s *Scheduler) placementOf(id string, splits []split, reducers int, blocks 
 	for i, sp := range splits {
 		pl.mappers[i] = mapperOf(id, sp, len(splits), blocks, live, liveRing)
 	}
-	for p := range pl.reducers {
-		pl.reducers[p] = reducerOf(id, p, liveRing)
-	}
+	pl.reducers = reducersOf(id, reducers, live)
 	s.mu.Lock()
 	s.placements[id] = pl
 	s.mu.Unlock()

@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"cmp"
+	"hash/fnv"
 	"slices"
 	"strconv"
 	"strings"
@@ -391,8 +393,73 @@ func backupsOf(jobID string, sp split, splits int, blocks *ring.Ring, live []str
 // job has at most about 1,024 runs of them.
 func genChunk(splits int) int { return max(1, splits/1024) }
 
-// reducerOf picks the node that reduces a partition: its owner on the ring
-// of live participants.
-func reducerOf(jobID string, part int, liveRing *ring.Ring) string {
-	return liveRing.Owner(jobID + "/" + strconv.Itoa(part))
+// reducersOf places a job's partitions on the live participants, evenly:
+// each node reduces ⌊reducers/len(live)⌋ or ⌈reducers/len(live)⌉ of
+// them. Partition p goes to the first node in its reducerOrder that may
+// take one more, partitions taken in order. (The owner of each partition on the ring of live participants,
+// the rule before, put 4, 1 and 1 of a job's 6 partitions on 3 nodes as
+// often as not, and the 4 took twice as long as the others.) Every node
+// computes the same answer from the same live set; when a participant
+// dies, its partitions move, and a few others may.
+func reducersOf(jobID string, reducers int, live []string) []string {
+	out := make([]string, reducers)
+	if len(live) == 0 {
+		return out
+	}
+	// Every node takes floor partitions; extra of them take one more.
+	floor, extra := reducers/len(live), reducers%len(live)
+	count := make(map[string]int, len(live))
+	for p := range out {
+		for _, n := range reducerOrder(jobID, p, live) {
+			if c := count[n]; c < floor || c == floor && extra > 0 {
+				if c == floor {
+					extra--
+				}
+				out[p] = n
+				count[n]++
+				break
+			}
+		}
+	}
+	return out
+}
+
+// reducerOrder is partition p's order of preference among the live
+// participants (rendezvous hashing: by a hash of the job, the partition
+// and the node, highest first): reducersOf's candidates, and where a
+// backup attempt of the reduce may run.
+func reducerOrder(jobID string, p int, live []string) []string {
+	type scored struct {
+		node  string
+		score uint64
+	}
+	key := jobID + "/" + strconv.Itoa(p) + "/"
+	ss := make([]scored, len(live))
+	for i, n := range live {
+		h := fnv.New64a()
+		h.Write([]byte(key))
+		h.Write([]byte(n))
+		ss[i] = scored{n, mix64(h.Sum64())}
+	}
+	slices.SortFunc(ss, func(a, b scored) int {
+		if c := cmp.Compare(b.score, a.score); c != 0 {
+			return c
+		}
+		return strings.Compare(a.node, b.node)
+	})
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = s.node
+	}
+	return out
+}
+
+// mix64 is splitmix64's finalizer: FNV's high bits barely move between
+// keys that differ in their last bytes.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
 }

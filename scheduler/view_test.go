@@ -3,6 +3,7 @@ package scheduler
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -78,11 +79,52 @@ func TestPlacement(t *testing.T) {
 		t.Fatalf("generator splits not spread over the nodes: %v", count)
 	}
 	// Reducers: the same answer on every node, a live participant each.
-	for p := 0; p < 50; p++ {
-		r := reducerOf("job-x", p, liveRing)
-		if r != reducerOf("job-x", p, ring.New(ring.Config{}, "c", "a", "b")) || r == "d" {
-			t.Fatalf("partition %d reducer %s not stable", p, r)
+	reds := reducersOf("job-x", 50, live)
+	if !slices.Equal(reds, reducersOf("job-x", 50, []string{"c", "a", "b"})) || slices.Contains(reds, "d") || slices.Contains(reds, "") {
+		t.Fatalf("reducers %v not stable, or not live", reds)
+	}
+}
+
+// Every node reduces ⌊R/n⌋ or ⌈R/n⌉ partitions, whatever the job; the
+// ring of live participants put 4 of 6 on one node of 3 for many jobs.
+func TestReducersEven(t *testing.T) {
+	live := []string{"node1", "node2", "node3"}
+	for j := range 200 {
+		id := fmt.Sprintf("job-20261202-1130%02d-%06x", j%60, j*7919)
+		for _, r := range []int{1, 2, 3, 4, 6, 7, 11, 100} {
+			count := map[string]int{}
+			for _, n := range reducersOf(id, r, live) {
+				count[n]++
+			}
+			for _, n := range live {
+				if c := count[n]; c < r/3 || c > (r+2)/3 {
+					t.Fatalf("%s, %d reducers: %s reduces %d partitions (%v)", id, r, n, c, count)
+				}
+			}
 		}
+	}
+	// A node dies: its partitions move to the others, still even, and
+	// the others keep most of theirs.
+	before := reducersOf("job-x", 6, []string{"a", "b", "c", "d"})
+	after := reducersOf("job-x", 6, []string{"a", "b", "c"})
+	count, kept := map[string]int{}, 0
+	for p, n := range after {
+		count[n]++
+		if before[p] == n {
+			kept++
+		}
+	}
+	moved := 0
+	for _, n := range before {
+		if n != "d" {
+			moved++
+		}
+	}
+	if count["a"] != 2 || count["b"] != 2 || count["c"] != 2 || kept < moved/2 {
+		t.Fatalf("after d died: %v (before %v), %d of %d kept", after, before, kept, moved)
+	}
+	if o := reducerOrder("job-x", 3, []string{"b", "a", "c"}); !slices.Equal(o, reducerOrder("job-x", 3, []string{"c", "b", "a"})) || len(o) != 3 {
+		t.Fatalf("reducerOrder %v depends on the order of live", o)
 	}
 }
 
