@@ -49,6 +49,9 @@ func TestSmallJobSpecInRecord(t *testing.T) {
 			if inline := len(rec.SpecInline) > 0; inline != tc.inline || inline == !rec.Spec.IsZero() {
 				t.Fatalf("spec of %d bytes: in the record %v (want %v), spec block %q", rec.SpecBytes, inline, tc.inline, rec.Spec.Short())
 			}
+			if !rec.EvenReducers {
+				t.Fatal("every member is of this release, but the job's partitions are not placed evenly (EvenReducers)")
+			}
 			// Every node holds the record as written, spec included.
 			for i := range 3 {
 				clustertest.Eventually(t, 10*time.Second, func() error {
@@ -60,7 +63,7 @@ func TestSmallJobSpecInRecord(t *testing.T) {
 					if err := msgpack.Unmarshal(r.Value, &got); err != nil {
 						return err
 					}
-					if !bytes.Equal(got.SpecInline, rec.SpecInline) || got.Spec != rec.Spec {
+					if !bytes.Equal(got.SpecInline, rec.SpecInline) || got.Spec != rec.Spec || got.EvenReducers != rec.EvenReducers {
 						return fmt.Errorf("%s's record of %s has another spec", c.Node(i).Name(), rec.ID)
 					}
 					return nil

@@ -69,8 +69,13 @@ type nodeMeta struct {
 	DiskLow     bool  `msgpack:"dl,omitempty"`
 	// InlineSpec: the node reads a job spec carried in its job record
 	// (scheduler.JobRecord.SpecInline). Releases before it lack the field:
-	// while one is alive, specs go to spec blocks (readsInlineSpecs).
+	// while one is alive, specs go to spec blocks (everyAlive).
 	InlineSpec bool `msgpack:"is,omitempty"`
+	// EvenReducers: the node places a job's partitions by the rule
+	// scheduler.JobRecord.EvenReducers names. Releases before it place
+	// every job's partitions on the ring of its live participants: while
+	// one is alive, jobs are submitted with that rule.
+	EvenReducers bool `msgpack:"er,omitempty"`
 }
 
 // metaDirectLimit is the node meta's size beyond which a node does not
@@ -95,8 +100,11 @@ type Node struct {
 
 	ring atomic.Pointer[ring.Ring]
 	// inlineSpecs: every alive member reads job specs in job records
-	// (readsInlineSpecs), as of the last membership change.
+	// (everyAlive), as of the last membership change.
 	inlineSpecs atomic.Bool
+	// evenReducers: every alive member places partitions evenly when a
+	// job record asks for it, as of the last membership change.
+	evenReducers atomic.Bool
 
 	meta       nodeMeta                  // what this node gossips about itself
 	healthMu   sync.Mutex                // serializes health verdict changes
@@ -206,12 +214,13 @@ func New(cfg Config) (_ *Node, err error) {
 	undo = append(undo, func() { n.httpLn.Close() })
 
 	n.meta = nodeMeta{
-		PeerID:     n.host.ID(),
-		Addrs:      n.host.Addrs(),
-		HTTP:       n.httpLn.Addr().String(),
-		Version:    Version,
-		Wire:       WireVersion,
-		InlineSpec: true,
+		PeerID:       n.host.ID(),
+		Addrs:        n.host.Addrs(),
+		HTTP:         n.httpLn.Addr().String(),
+		Version:      Version,
+		Wire:         WireVersion,
+		InlineSpec:   true,
+		EvenReducers: true,
 	}
 	if n.meta.Direct = n.host.DirectAddrs(); len(n.meta.Direct) > 0 {
 		if b, err := msgpack.Marshal(n.meta); err == nil && len(b) > metaDirectLimit {
@@ -335,19 +344,20 @@ func New(cfg Config) (_ *Node, err error) {
 		ShuffleMemory: cfg.ShuffleMemory,
 		Speculation:   cfg.Speculation,
 		JobHistory:    cfg.JobHistory, JobHistoryAge: cfg.JobHistoryAge,
-		BinaryGrace: cfg.BinaryGrace,
-		WorkDir:     filepath.Join(cfg.DataDir, "work"),
-		Usable:      n.usable,
-		Disk:        n.space,
-		SyncRecords: n.syncRecords,
-		Logger:      n.log,
-		Outputs:     creates{n},
-		Logs:        n.logs,
-		OnAttempt:   n.metrics.attemptEnded,
-		OnJobEnd:    n.metrics.jobEnded,
-		Workers:     n.workers,
-		BinDir:      filepath.Join(cfg.DataDir, "bin"),
-		InlineSpecs: n.inlineSpecs.Load,
+		BinaryGrace:  cfg.BinaryGrace,
+		WorkDir:      filepath.Join(cfg.DataDir, "work"),
+		Usable:       n.usable,
+		Disk:         n.space,
+		SyncRecords:  n.syncRecords,
+		Logger:       n.log,
+		Outputs:      creates{n},
+		Logs:         n.logs,
+		OnAttempt:    n.metrics.attemptEnded,
+		OnJobEnd:     n.metrics.jobEnded,
+		Workers:      n.workers,
+		BinDir:       filepath.Join(cfg.DataDir, "bin"),
+		InlineSpecs:  n.inlineSpecs.Load,
+		EvenReducers: n.evenReducers.Load,
 	})
 	if err != nil {
 		return nil, err
@@ -624,7 +634,8 @@ func (n *Node) onMembersChanged() {
 			}
 		}
 	}
-	n.inlineSpecs.Store(readsInlineSpecs(byName, bad))
+	n.inlineSpecs.Store(everyAlive(byName, bad, func(m nodeMeta) bool { return m.InlineSpec }))
+	n.evenReducers.Store(everyAlive(byName, bad, func(m nodeMeta) bool { return m.EvenReducers }))
 	n.mu.Lock()
 	old := n.byPeer
 	n.byName, n.byPeer = byName, byPeer
@@ -649,16 +660,16 @@ func (n *Node) onMembersChanged() {
 	}
 }
 
-// readsInlineSpecs decides whether a job spec may travel in its job
-// record: only when every alive member says it reads it there. A member
-// whose meta does not decode, or whose wire formats this node cannot
-// speak, counts as one that does not.
-func readsInlineSpecs(byName map[string]nodeMeta, bad map[string]error) bool {
+// everyAlive decides whether a feature that older releases lack may be
+// used: only when every alive member announces it in its meta (has). A
+// member whose meta does not decode, or whose wire formats this node
+// cannot speak, counts as one that does not.
+func everyAlive(byName map[string]nodeMeta, bad map[string]error, has func(nodeMeta) bool) bool {
 	if len(bad) > 0 || len(byName) == 0 {
 		return false
 	}
 	for _, m := range byName {
-		if !m.InlineSpec {
+		if !has(m) {
 			return false
 		}
 	}

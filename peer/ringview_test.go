@@ -69,13 +69,13 @@ func TestRingViewWireVersions(t *testing.T) {
 	}
 }
 
-// TestReadsInlineSpecs: job specs travel in job records only while every
-// alive member says it reads them there; a member of an older release
-// (its meta has no such field), or one whose meta this node cannot use,
-// keeps them in spec blocks.
-func TestReadsInlineSpecs(t *testing.T) {
-	meta := func(peer string, inline bool) []byte {
-		b, _ := msgpack.Marshal(nodeMeta{PeerID: peer, Wire: WireVersion, InlineSpec: inline})
+// TestEveryAlive: a feature older releases lack (job specs in job
+// records, partitions placed evenly) is used only while every alive
+// member announces it; a member of an older release (its meta has no
+// such field), or one whose meta this node cannot use, keeps it off.
+func TestEveryAlive(t *testing.T) {
+	meta := func(peer string, has bool) []byte {
+		b, _ := msgpack.Marshal(nodeMeta{PeerID: peer, Wire: WireVersion, InlineSpec: has, EvenReducers: has})
 		return b
 	}
 	// The meta of the release before the field, as it encoded it.
@@ -96,8 +96,16 @@ func TestReadsInlineSpecs(t *testing.T) {
 		{"no members", nil, false},
 	} {
 		_, byName, _, bad := ringView(c.alive, WireVersion)
-		if got := readsInlineSpecs(byName, bad); got != c.want {
-			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		for _, f := range []struct {
+			name string
+			has  func(nodeMeta) bool
+		}{
+			{"inline specs", func(m nodeMeta) bool { return m.InlineSpec }},
+			{"even reducers", func(m nodeMeta) bool { return m.EvenReducers }},
+		} {
+			if got := everyAlive(byName, bad, f.has); got != c.want {
+				t.Errorf("%s, %s: %v, want %v", c.name, f.name, got, c.want)
+			}
 		}
 	}
 	// The older release reads the new meta: the field is ignored.

@@ -113,6 +113,14 @@ type JobRecord struct {
 	// before its record. Releases before it ignore the field, which is why
 	// it is used only when none of them is alive.
 	SpecInline []byte `msgpack:"si,omitempty" json:"-"`
+	// EvenReducers places the job's partitions evenly over its live
+	// participants (reducersOf); without it each goes to its owner on the
+	// ring of live participants, as releases before the field place every
+	// job's. Set at submission only when every alive member announced that
+	// it reads it (Config.EvenReducers): every node running a job must
+	// place its partitions by one rule, or a partition may have no
+	// reducer.
+	EvenReducers bool `msgpack:"er,omitempty" json:"-"`
 
 	// Params and Inputs come from the spec block once a node has loaded
 	// it; they are never part of the record.

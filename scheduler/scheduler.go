@@ -128,6 +128,10 @@ type Config struct {
 	// spec fits MaxInlineSpecBytes then has no spec block. Nil, or false
 	// (a member of an older release is alive): every spec is a block.
 	InlineSpecs func() bool
+	// EvenReducers, if set, reports whether every alive member places a
+	// job's partitions by the rule JobRecord.EvenReducers names; only then
+	// is it set on a new job. Nil, or false: ring placement.
+	EvenReducers func() bool
 }
 
 func (c *Config) validate() error {
@@ -468,7 +472,7 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 			runningMaps++
 		}
 	}
-	pl := s.placementOf(id, splits, v.rec.Reducers, blocks, live, liveRing)
+	pl := s.placementOf(id, splits, v.rec.Reducers, v.rec.EvenReducers, blocks, live, liveRing)
 	in := decideInput{
 		v: v, self: s.cfg.Self, live: live,
 		mappers:  pl.mappers,
@@ -479,7 +483,7 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 		idle:     idle,
 		backups: func(k taskKind, i int) []string {
 			if k == kindReduce {
-				return reducerOrder(id, i, live)
+				return reducerOrder(id, i, v.rec.EvenReducers, live, liveRing)
 			}
 			return backupsOf(id, splits[i], len(splits), blocks, live, liveRing)
 		},
@@ -887,7 +891,7 @@ type placement struct {
 // placementOf returns the job's placement for the live participants and
 // the block ring, computing it only when either changed: a pass over a
 // job of 100,000 splits would otherwise hash every split each time.
-func (s *Scheduler) placementOf(id string, splits []split, reducers int, blocks *ring.Ring, live []string, liveRing *ring.Ring) *placement {
+func (s *Scheduler) placementOf(id string, splits []split, reducers int, even bool, blocks *ring.Ring, live []string, liveRing *ring.Ring) *placement {
 	members := blocks.Members()
 	s.mu.Lock()
 	pl, ok := s.placements[id]
@@ -899,7 +903,7 @@ func (s *Scheduler) placementOf(id string, splits []split, reducers int, blocks 
 	for i, sp := range splits {
 		pl.mappers[i] = mapperOf(id, sp, len(splits), blocks, live, liveRing)
 	}
-	pl.reducers = reducersOf(id, reducers, live)
+	pl.reducers = reducersOf(id, reducers, even, live, liveRing)
 	s.mu.Lock()
 	s.placements[id] = pl
 	s.mu.Unlock()

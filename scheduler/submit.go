@@ -221,6 +221,7 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 		return JobRecord{}, fmt.Errorf("store job spec: %w", err)
 	}
 	rec.SpecBytes = len(spec)
+	rec.EvenReducers = s.cfg.EvenReducers != nil && s.cfg.EvenReducers()
 	s.rememberSpec(&rec, ss, shipped)
 	if err := s.writeJobRecord(ctx, res, jobPrefix+rec.ID, encode(rec)); err != nil {
 		return JobRecord{}, err

@@ -393,24 +393,32 @@ func backupsOf(jobID string, sp split, splits int, blocks *ring.Ring, live []str
 // job has at most about 1,024 runs of them.
 func genChunk(splits int) int { return max(1, splits/1024) }
 
-// reducersOf places a job's partitions on the live participants, evenly:
-// each node reduces ⌊reducers/len(live)⌋ or ⌈reducers/len(live)⌉ of
-// them. Partition p goes to the first node in its reducerOrder that may
-// take one more, partitions taken in order. (The owner of each partition on the ring of live participants,
-// the rule before, put 4, 1 and 1 of a job's 6 partitions on 3 nodes as
-// often as not, and the 4 took twice as long as the others.) Every node
-// computes the same answer from the same live set; when a participant
-// dies, its partitions move, and a few others may.
-func reducersOf(jobID string, reducers int, live []string) []string {
+// reducersOf places a job's partitions on the live participants. With
+// even (JobRecord.EvenReducers), evenly: each node reduces
+// ⌊reducers/len(live)⌋ or ⌈reducers/len(live)⌉ of them, partition p going
+// to the first node in its rendezvous order that may take one more,
+// partitions taken in order. Without it, as releases before even did:
+// each partition's owner on the ring of live participants, which put 4,
+// 1 and 1 of a job's 6 partitions on 3 nodes as often as not (the 4 took
+// twice as long as the others). Every node computes the same answer from
+// the same live set; when a participant dies, its partitions move, and
+// with even a few others may.
+func reducersOf(jobID string, reducers int, even bool, live []string, liveRing *ring.Ring) []string {
 	out := make([]string, reducers)
 	if len(live) == 0 {
+		return out
+	}
+	if !even {
+		for p := range out {
+			out[p] = liveRing.Owner(partitionKey(jobID, p))
+		}
 		return out
 	}
 	// Every node takes floor partitions; extra of them take one more.
 	floor, extra := reducers/len(live), reducers%len(live)
 	count := make(map[string]int, len(live))
 	for p := range out {
-		for _, n := range reducerOrder(jobID, p, live) {
+		for _, n := range rendezvousOrder(jobID, p, live) {
 			if c := count[n]; c < floor || c == floor && extra > 0 {
 				if c == floor {
 					extra--
@@ -424,16 +432,29 @@ func reducersOf(jobID string, reducers int, live []string) []string {
 	return out
 }
 
+// partitionKey names partition p of a job on a ring.
+func partitionKey(jobID string, p int) string { return jobID + "/" + strconv.Itoa(p) }
+
 // reducerOrder is partition p's order of preference among the live
-// participants (rendezvous hashing: by a hash of the job, the partition
-// and the node, highest first): reducersOf's candidates, and where a
-// backup attempt of the reduce may run.
-func reducerOrder(jobID string, p int, live []string) []string {
+// participants, where a backup attempt of its reduce may run: its
+// rendezvous order with even (reducersOf's candidates), else its owners
+// on the ring of live participants.
+func reducerOrder(jobID string, p int, even bool, live []string, liveRing *ring.Ring) []string {
+	if !even {
+		return liveRing.Owners(partitionKey(jobID, p), len(live))
+	}
+	return rendezvousOrder(jobID, p, live)
+}
+
+// rendezvousOrder is partition p's rendezvous order among the live
+// participants: by a hash of the job, the partition and the node,
+// highest first.
+func rendezvousOrder(jobID string, p int, live []string) []string {
 	type scored struct {
 		node  string
 		score uint64
 	}
-	key := jobID + "/" + strconv.Itoa(p) + "/"
+	key := partitionKey(jobID, p) + "/"
 	ss := make([]scored, len(live))
 	for i, n := range live {
 		h := fnv.New64a()

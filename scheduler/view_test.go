@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,9 +80,22 @@ func TestPlacement(t *testing.T) {
 		t.Fatalf("generator splits not spread over the nodes: %v", count)
 	}
 	// Reducers: the same answer on every node, a live participant each.
-	reds := reducersOf("job-x", 50, live)
-	if !slices.Equal(reds, reducersOf("job-x", 50, []string{"c", "a", "b"})) || slices.Contains(reds, "d") || slices.Contains(reds, "") {
+	reds := reducersOf("job-x", 50, true, live, liveRing)
+	if !slices.Equal(reds, reducersOf("job-x", 50, true, []string{"c", "a", "b"}, ring.New(ring.Config{}, "c", "a", "b"))) || slices.Contains(reds, "d") || slices.Contains(reds, "") {
 		t.Fatalf("reducers %v not stable, or not live", reds)
+	}
+	// A job recorded without EvenReducers (submitted while a member of an
+	// older release was alive) places its partitions as that release
+	// does: each on its owner on the ring of live participants, so that
+	// both releases run every partition on the same node.
+	for p, n := range reducersOf("job-x", 50, false, live, liveRing) {
+		older := liveRing.Owner("job-x/" + strconv.Itoa(p)) // the older release's rule
+		if n != older {
+			t.Fatalf("partition %d of a job without EvenReducers: reducer %s, the older release's %s", p, n, older)
+		}
+		if o := reducerOrder("job-x", p, false, live, liveRing); !slices.Equal(o, liveRing.Owners("job-x/"+strconv.Itoa(p), len(live))) {
+			t.Fatalf("partition %d's backup order %v is not its ring owners'", p, o)
+		}
 	}
 }
 
@@ -93,7 +107,7 @@ func TestReducersEven(t *testing.T) {
 		id := fmt.Sprintf("job-20261202-1130%02d-%06x", j%60, j*7919)
 		for _, r := range []int{1, 2, 3, 4, 6, 7, 11, 100} {
 			count := map[string]int{}
-			for _, n := range reducersOf(id, r, live) {
+			for _, n := range reducersOf(id, r, true, live, nil) {
 				count[n]++
 			}
 			for _, n := range live {
@@ -105,8 +119,8 @@ func TestReducersEven(t *testing.T) {
 	}
 	// A node dies: its partitions move to the others, still even, and
 	// the others keep most of theirs.
-	before := reducersOf("job-x", 6, []string{"a", "b", "c", "d"})
-	after := reducersOf("job-x", 6, []string{"a", "b", "c"})
+	before := reducersOf("job-x", 6, true, []string{"a", "b", "c", "d"}, nil)
+	after := reducersOf("job-x", 6, true, []string{"a", "b", "c"}, nil)
 	count, kept := map[string]int{}, 0
 	for p, n := range after {
 		count[n]++
@@ -123,7 +137,7 @@ func TestReducersEven(t *testing.T) {
 	if count["a"] != 2 || count["b"] != 2 || count["c"] != 2 || kept < moved/2 {
 		t.Fatalf("after d died: %v (before %v), %d of %d kept", after, before, kept, moved)
 	}
-	if o := reducerOrder("job-x", 3, []string{"b", "a", "c"}); !slices.Equal(o, reducerOrder("job-x", 3, []string{"c", "b", "a"})) || len(o) != 3 {
+	if o := reducerOrder("job-x", 3, true, []string{"b", "a", "c"}, nil); !slices.Equal(o, reducerOrder("job-x", 3, true, []string{"c", "b", "a"}, nil)) || len(o) != 3 {
 		t.Fatalf("reducerOrder %v depends on the order of live", o)
 	}
 }
