@@ -105,7 +105,8 @@ func (a *agents) last() *Client {
 // PutLocal stores the size bytes of f as the file p with the resumable put:
 // it cuts f into blocks itself (NextBlockLen), sends each to the agent of
 // its first ring owner when list has it (else to the first agent of
-// list), and commits them. When an agent stops answering it
+// list), and commits them. When f is a regular *os.File and the agent is
+// on this host, the agent is handed the file itself (see localPuts). When an agent stops answering it
 // goes on through the next one, from the first block not acknowledged: an
 // acknowledged block is never sent again, unless no alive member holds it
 // any more (the commit says so). sent, if not nil, is told the bytes of
@@ -146,6 +147,15 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 			sent(ack.Size)
 		}
 	}
+	// putBlock sends block i to c: the file itself when c is an agent of
+	// this host with a local socket, else its bytes over HTTP.
+	local := newLocalPuts(f)
+	putBlock := func(c *Client, i int, off, n int64) (BlockAck, error) {
+		if ack, sent, err := local.put(ctx, c, p, i, off, n, o.Replication); sent {
+			return ack, err
+		}
+		return c.PutBlock(ctx, p, i, io.NewSectionReader(f, off, n), n, o.Replication)
+	}
 	skip := map[*Client]bool{}
 	// direct sends block i to owner, the agent of its first ring owner
 	// (nil: not known), unless an earlier block failed there.
@@ -156,7 +166,7 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 		if skipped {
 			return false
 		}
-		ack, err := owner.PutBlock(ctx, p, i, io.NewSectionReader(f, off, n), n, o.Replication)
+		ack, err := putBlock(owner, i, off, n)
 		if err != nil || ack.Size != n {
 			mu.Lock()
 			skip[owner] = true
@@ -196,7 +206,7 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 				}
 				return fmt.Errorf("put %s: every member stopped answering (the last was %s) before block %d was stored; nothing was stored visibly: put again once the cluster is back", p, ag.last(), i)
 			}
-			ack, err := c.PutBlock(ctx, p, i, io.NewSectionReader(f, off, n), n, o.Replication)
+			ack, err := putBlock(c, i, off, n)
 			if errors.Is(err, ErrUnreachable) && ctx.Err() == nil {
 				ag.failed(place, int64(i), err)
 				continue

@@ -31,6 +31,7 @@ var accessTable = map[string][3]int{
 	"GET /v1/fs/list":                   {401, 401, 403},
 	"GET /v1/fs/glob":                   {401, 401, 403},
 	"PUT /v1/fs/block":                  {401, 401, 403},
+	"GET /v1/fs/local":                  {401, 401, 403},
 	"POST /v1/fs/commit":                {401, 401, 403},
 	"POST /v1/fs/rename":                {401, 401, 403},
 	"GET /v1/fs/conflicts":              {401, 401, 403},

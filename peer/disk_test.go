@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -331,35 +332,57 @@ func TestPutGoesAroundALowAgent(t *testing.T) {
 	}
 	waitLow(t, c.Node(1), "node1")
 	data := corpus(31, 1<<20)
-	var whys []error
-	info, err := client.PutLocal(ctx, clients, "/around", bytes.NewReader(data), int64(len(data)),
-		client.PutOptions{BlockSize: 64 << 10, Replication: 2}, nil,
-		func(from, to *client.Client, at int64, why error) { whys = append(whys, why) })
-	if err != nil {
-		t.Fatalf("put through a low agent: %v", err)
+	file := filepath.Join(t.TempDir(), "in")
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
 	}
-	var ae *client.Error
-	if len(whys) != 1 || !errors.As(whys[0], &ae) || !ae.LowDisk || ae.Status != http.StatusInsufficientStorage ||
-		!strings.Contains(ae.Message, "node1 is low on disk: 10 MiB free at ") {
-		t.Fatalf("failovers: %v", whys)
-	}
-	if info.File.Size != int64(len(data)) {
-		t.Fatalf("put %+v", info.File)
-	}
-	got, err := readFile(c.Node(1), "/around")
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("read back: %v", err)
-	}
-	copies(t, c.Node(1), "/around", 2, "node1")
+	// Over HTTP, and with the file handed to each agent through its local
+	// socket.
+	for _, local := range []bool{false, true} {
+		t.Run(fmt.Sprintf("local=%v", local), func(t *testing.T) {
+			src := func() io.ReaderAt {
+				if !local {
+					return bytes.NewReader(data)
+				}
+				f, err := os.Open(file)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { f.Close() })
+				return f
+			}
+			suffix := fmt.Sprint(local)
+			var whys []error
+			info, err := client.PutLocal(ctx, clients, "/around"+suffix, src(), int64(len(data)),
+				client.PutOptions{BlockSize: 64 << 10, Replication: 2}, nil,
+				func(from, to *client.Client, at int64, why error) { whys = append(whys, why) })
+			if err != nil {
+				t.Fatalf("put through a low agent: %v", err)
+			}
+			var ae *client.Error
+			if len(whys) != 1 || !errors.As(whys[0], &ae) || !ae.LowDisk || ae.Status != http.StatusInsufficientStorage ||
+				!strings.Contains(ae.Message, "node1 is low on disk: 10 MiB free at ") {
+				t.Fatalf("failovers: %v", whys)
+			}
+			if info.File.Size != int64(len(data)) {
+				t.Fatalf("put %+v", info.File)
+			}
+			got, err := readFile(c.Node(1), "/around"+suffix)
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("read back: %v", err)
+			}
+			copies(t, c.Node(1), "/around"+suffix, 2, "node1")
 
-	// Only the low agent: the put fails in its words, nothing is stored.
-	_, err = client.PutLocal(ctx, clients[:1], "/nowhere", bytes.NewReader(data), int64(len(data)),
-		client.PutOptions{BlockSize: 64 << 10, Replication: 2}, nil, nil)
-	// Blocks go out several at a time, so the one refused first may be any.
-	if err == nil || !regexp.MustCompile(`^put /nowhere: no agent had room to take block \d+ \(the last said: block \d+ of /nowhere: node1 is low on disk`).MatchString(err.Error()) {
-		t.Fatalf("put through only a low agent: %v", err)
-	}
-	if _, err := c.Node(1).FS().Stat("/nowhere"); err == nil {
-		t.Fatal("the refused put is visible")
+			// Only the low agent: the put fails in its words, nothing is stored.
+			_, err = client.PutLocal(ctx, clients[:1], "/nowhere"+suffix, src(), int64(len(data)),
+				client.PutOptions{BlockSize: 64 << 10, Replication: 2}, nil, nil)
+			// Blocks go out several at a time, so the one refused first may be any.
+			if err == nil || !regexp.MustCompile(`^put /nowhere`+suffix+`: no agent had room to take block \d+ \(the last said: block \d+ of /nowhere`+suffix+`: node1 is low on disk`).MatchString(err.Error()) {
+				t.Fatalf("put through only a low agent: %v", err)
+			}
+			if _, err := c.Node(1).FS().Stat("/nowhere" + suffix); err == nil {
+				t.Fatal("the refused put is visible")
+			}
+		})
 	}
 }

@@ -28,6 +28,7 @@ func (n *Node) fsRoutes(mux *routes) {
 	mux.Handle("GET /v1/fs/list", n.auth(n.handleList))
 	mux.Handle("GET /v1/fs/glob", n.auth(n.handleGlob))
 	mux.Handle("PUT /v1/fs/block", n.auth(n.handlePutBlock))
+	mux.Handle("GET /v1/fs/local", n.auth(n.handleLocalInfo))
 	mux.Handle("GET /v1/fs/block", n.auth(n.handleGetBlock))
 	mux.Handle("POST /v1/fs/commit", n.auth(n.handleCommit))
 	mux.Handle("POST /v1/fs/rename", n.auth(n.handleRename))

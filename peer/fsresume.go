@@ -10,7 +10,6 @@ import (
 	"strconv"
 
 	"shoal.dev/shoal/blockstore"
-	"shoal.dev/shoal/disk"
 )
 
 // The resumable put (see client.NextBlockLen): the client cuts a local
@@ -48,20 +47,9 @@ func (n *Node) handlePutBlock(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ack, release, err := n.fs.ReceiveBlock(r.Context(), p, index, r.Body, r.ContentLength, repl)
-	var full *disk.FullError
-	switch {
-	case errors.As(err, &full):
-		// This agent could not spool the block: the client tries another.
-		n.log.Warn("block of a put refused: no room to spool it here", "path", p, "index", index, "err", err)
-		writeJSON(w, http.StatusInsufficientStorage, apiError{Error: err.Error(), LowDisk: true})
-		return
-	case errors.Is(err, disk.ErrFull):
-		n.log.Warn("block of a put refused: no member has room", "path", p, "index", index, "err", err)
-		writeError(w, http.StatusInsufficientStorage, err.Error())
-		return
-	case err != nil:
-		n.log.Warn("block of a put refused", "path", p, "index", index, "err", err)
-		writeError(w, http.StatusServiceUnavailable, err.Error())
+	if err != nil {
+		status, body := n.blockRefusal(p, index, err)
+		writeJSON(w, status, body)
 		return
 	}
 	// The client has its answer, whole, before the spool is cleaned up

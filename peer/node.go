@@ -97,6 +97,7 @@ type Node struct {
 	gcfg   gossip.Config
 	httpLn net.Listener
 	http   *http.Server
+	local  *localServer // nil: no local socket
 
 	ring atomic.Pointer[ring.Ring]
 	// inlineSpecs: every alive member reads job specs in job records
@@ -212,6 +213,9 @@ func New(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	undo = append(undo, func() { n.httpLn.Close() })
+	if n.local = n.listenLocal(); n.local != nil {
+		undo = append(undo, func() { n.local.ln.Close() })
+	}
 
 	n.meta = nodeMeta{
 		PeerID:       n.host.ID(),
@@ -408,6 +412,13 @@ func New(cfg Config) (_ *Node, err error) {
 		}()
 	}
 	n.startConflictWatcher(ctx)
+	if n.local != nil {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.serveLocal(ctx, n.local)
+		}()
+	}
 	go func() {
 		defer n.wg.Done()
 		if err := n.http.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {

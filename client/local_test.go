@@ -1,0 +1,219 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+)
+
+// localFake is a fake agent with a local socket: over HTTP it answers
+// GET /v1/fs/local (unless old: an agent from before the socket), the ring
+// owner of every block ("a"), PUT /v1/fs/block and the commit; on its
+// socket it answers the hello with answerInstance and reads each block
+// from the file sent with it, unless cut (it then closes the connection
+// once it has the block's request).
+type localFake struct {
+	dir            string
+	old            bool
+	instance       string
+	answerInstance string
+	cut            bool
+
+	mu     sync.Mutex
+	blocks map[int]string // index -> SHA-256 of the bytes the agent got
+	http   int            // blocks over HTTP
+	local  int            // blocks through the socket
+}
+
+func (a *localFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/v1/fs/local":
+		if a.old {
+			http.NotFound(w, r)
+			return
+		}
+		json.NewEncoder(w).Encode(LocalInfo{Name: "a", Socket: filepath.Join(a.dir, "local.sock"), Instance: a.instance})
+	case "/v1/ring/owners":
+		json.NewEncoder(w).Encode(OwnersInfo{Key: r.URL.Query().Get("key"), Owners: []string{"a"}})
+	case "/v1/fs/block":
+		b, _ := io.ReadAll(r.Body)
+		i, _ := strconv.Atoi(r.URL.Query().Get("index"))
+		json.NewEncoder(w).Encode(a.got(i, b, false))
+	case "/v1/fs/commit":
+		json.NewEncoder(w).Encode(PutInfo{})
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (a *localFake) got(i int, b []byte, local bool) BlockAck {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.blocks[i] = blockKey(b)
+	if local {
+		a.local++
+	} else {
+		a.http++
+	}
+	return BlockAck{ID: blockKey(b), Size: int64(len(b)), Copies: 1, Replication: 1}
+}
+
+func (a *localFake) serveSocket(t *testing.T) {
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(a.dir, "local.sock"), Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.AcceptUnix()
+			if err != nil {
+				return
+			}
+			go a.serveConn(c)
+		}
+	}()
+}
+
+func (a *localFake) serveConn(c *net.UnixConn) {
+	defer c.Close()
+	var hello LocalHello
+	fds, err := ReadLocalFrame(c, &hello)
+	CloseFDs(fds)
+	if err != nil {
+		return
+	}
+	WriteLocalFrame(c, LocalAnswer{Status: 200, Name: "a", Instance: a.answerInstance}, -1)
+	var req LocalPut
+	fds, err = ReadLocalFrame(c, &req)
+	if err != nil || len(fds) != 1 {
+		CloseFDs(fds)
+		return
+	}
+	f := os.NewFile(uintptr(fds[0]), "sent")
+	defer f.Close()
+	if a.cut {
+		return
+	}
+	b := make([]byte, req.Size)
+	if _, err := f.ReadAt(b, req.Offset); err != nil {
+		WriteLocalFrame(c, LocalAnswer{Status: 400, Error: err.Error()}, -1)
+		return
+	}
+	ack := a.got(req.Index, b, true)
+	WriteLocalFrame(c, LocalAnswer{Status: 200, Ack: &ack}, -1)
+}
+
+// A put of a local file passes the file to an agent of this host through
+// its local socket, and only when that socket answers as the same agent
+// (its instance); when it cannot (an older agent, another agent, no socket,
+// a connection cut with the block) the block goes over HTTP and the put
+// succeeds all the same.
+func TestPutPassesTheFileToALocalAgent(t *testing.T) {
+	const bs = 1000
+	var data []byte
+	for i := range 5 {
+		data = append(data, bytes.Repeat([]byte{byte('a' + i)}, bs)...)
+	}
+	data = append(data, "tail\n"...)
+	file := filepath.Join(t.TempDir(), "in")
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		agent     *localFake
+		noSocket  bool
+		wantLocal bool
+	}{
+		{name: "same agent", agent: &localFake{instance: "i1", answerInstance: "i1"}, wantLocal: true},
+		{name: "older agent", agent: &localFake{old: true, instance: "i1", answerInstance: "i1"}},
+		{name: "another agent", agent: &localFake{instance: "i1", answerInstance: "i2"}},
+		{name: "no socket", agent: &localFake{instance: "i1", answerInstance: "i1"}, noSocket: true},
+		{name: "cut", agent: &localFake{instance: "i1", answerInstance: "i1", cut: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := tc.agent
+			a.dir, a.blocks = t.TempDir(), map[int]string{}
+			if !tc.noSocket {
+				a.serveSocket(t)
+			}
+			srv := httptest.NewServer(a)
+			defer srv.Close()
+			c, err := New(srv.URL, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Open(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := PutLocal(context.Background(), []*Client{c.Named("a")}, "/f", f, int64(len(data)), PutOptions{BlockSize: bs, Replication: 1}, nil, nil); err != nil {
+				t.Fatalf("put: %v", err)
+			}
+			for i := range 6 {
+				want := data[i*bs : min(len(data), (i+1)*bs)]
+				if a.blocks[i] != blockKey(want) {
+					t.Fatalf("block %d: the agent got other bytes", i)
+				}
+			}
+			if tc.wantLocal && (a.local != 6 || a.http != 0) {
+				t.Fatalf("%d blocks through the socket, %d over HTTP; want all 6 through the socket", a.local, a.http)
+			}
+			if !tc.wantLocal && (a.local != 0 || a.http != 6) {
+				t.Fatalf("%d blocks through the socket, %d over HTTP; want all 6 over HTTP", a.local, a.http)
+			}
+		})
+	}
+}
+
+// A frame over the limit is refused by the reader at its door.
+func TestLocalFrameLimit(t *testing.T) {
+	a, b, err := unixPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	defer b.Close()
+	go a.Write([]byte{0, 1, 0, 1}) // 65,537 bytes announced
+	var v LocalPut
+	if _, err := ReadLocalFrame(b, &v); err == nil {
+		t.Fatal("a frame of 65,537 bytes was read")
+	}
+	if err := WriteLocalFrame(a, LocalPut{Path: string(bytes.Repeat([]byte("x"), MaxLocalFrame))}, -1); err == nil {
+		t.Fatal("a frame over the limit was written")
+	}
+}
+
+func unixPair() (*net.UnixConn, *net.UnixConn, error) {
+	dir, err := os.MkdirTemp("", "lf")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer os.RemoveAll(dir)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(dir, "s"), Net: "unix"})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer ln.Close()
+	a, err := net.DialUnix("unix", nil, ln.Addr().(*net.UnixAddr))
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := ln.AcceptUnix()
+	if err != nil {
+		a.Close()
+		return nil, nil, err
+	}
+	return a, b, nil
+}

@@ -1,0 +1,124 @@
+package peer_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"shoal.dev/shoal/client"
+	"shoal.dev/shoal/clustertest"
+)
+
+// TestPutPassesTheFileToItsOwner: a put of a local file hands each block's
+// owner, an agent of this host, the open file through its local socket
+// (none goes over PUT /v1/fs/block), and the file reads back whole. The
+// socket refuses, each with one line, a wrong token and a block whose file
+// is not a regular file, is missing, or is shorter than the range.
+func TestPutPassesTheFileToItsOwner(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := clustertest.Start(t, 3, clustertest.Options{})
+	clients := namedClients(t, c)
+	data := corpus(17, 2<<20)
+	path := filepath.Join(t.TempDir(), "in.txt")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	info, err := client.PutLocal(ctx, clients, "/local", f, int64(len(data)), client.PutOptions{BlockSize: 64 << 10, Replication: 1}, nil, nil)
+	if err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	if info.File.Blocks < 3 {
+		t.Fatalf("%d blocks, want several", info.File.Blocks)
+	}
+	for i, cl := range clients {
+		if n := routeCount(t, cl, "PUT /v1/fs/block"); n != 0 {
+			t.Errorf("node%d took %d blocks over HTTP, want every one through its local socket", i+1, n)
+		}
+	}
+	r, err := client.OpenFile(ctx, clients, "/local", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	r.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes (err %v), differing from the %d put", len(got), err, len(data))
+	}
+
+	li, err := clients[0].Local(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if li.Name != c.Node(0).Name() || li.Instance == "" || !strings.HasPrefix(li.Socket, c.Config(0).DataDir) {
+		t.Fatalf("local info %+v", li)
+	}
+	if fi, err := os.Stat(li.Socket); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket %s: %v, mode %v, want 0600", li.Socket, err, fi.Mode())
+	}
+	dial := func(token string) (*net.UnixConn, client.LocalAnswer) {
+		t.Helper()
+		nc, err := net.Dial("unix", li.Socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn := nc.(*net.UnixConn)
+		t.Cleanup(func() { conn.Close() })
+		if err := client.WriteLocalFrame(conn, client.LocalHello{Token: token}, -1); err != nil {
+			t.Fatal(err)
+		}
+		var a client.LocalAnswer
+		if _, err := client.ReadLocalFrame(conn, &a); err != nil {
+			t.Fatal(err)
+		}
+		return conn, a
+	}
+	if _, a := dial("wrong"); a.Status != 401 || !strings.Contains(a.Error, "API token") {
+		t.Fatalf("wrong token answered %+v", a)
+	}
+	tok := c.Config(0).Secret.APIToken()
+	if _, a := dial(tok); a.Status != 200 || a.Name != li.Name || a.Instance != li.Instance {
+		t.Fatalf("hello answered %+v, want %+v", a, li)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	for _, tc := range []struct {
+		req  client.LocalPut
+		fd   int
+		want string
+	}{
+		{client.LocalPut{Path: "/x", Replication: 1, Size: 10}, int(pr.Fd()), "not a regular file"},
+		{client.LocalPut{Path: "/x", Replication: 1, Offset: int64(len(data)) - 5, Size: 10}, int(f.Fd()), "holds"},
+		{client.LocalPut{Path: "/x", Replication: 1, Size: 10}, -1, "one open file, got 0"},
+		{client.LocalPut{Path: "/x", Replication: 1, Size: 0}, int(f.Fd()), "a block is 1.."},
+		{client.LocalPut{Path: "/x", Replication: 1, Offset: -1, Size: 10}, int(f.Fd()), "offset -1"},
+		{client.LocalPut{Path: "x/../..", Replication: 1, Size: 10}, int(f.Fd()), ""},
+	} {
+		conn, _ := dial(tok)
+		if err := client.WriteLocalFrame(conn, tc.req, tc.fd); err != nil {
+			t.Fatal(err)
+		}
+		var a client.LocalAnswer
+		if _, err := client.ReadLocalFrame(conn, &a); err != nil {
+			t.Fatal(err)
+		}
+		if a.Status != 400 || !strings.Contains(a.Error, tc.want) || strings.Contains(a.Error, "\n") {
+			t.Errorf("%+v answered %+v, want 400 with %q", tc.req, a, tc.want)
+		}
+	}
+}
