@@ -23,10 +23,10 @@ import (
 
 // previousRelease is the commit TestRollingUpgrade starts its cluster
 // from: the last release landed before this round's work (main at the
-// round's start, 5723c9a). Move it to the new release's commit when a
+// round's start, 10757b2). Move it to the new release's commit when a
 // round ends, so that every release is shown to upgrade from the one
 // before it (the skew policy: releases N and N−1 interoperate).
-const previousRelease = "5723c9a79f9fa4bcdc0fa134e5e7c0ad28d0c243"
+const previousRelease = "10757b2923ac01e17d50d5483aa5ff1598e3465f"
 
 // upgradeNodes is the rolling-upgrade cluster's size.
 const upgradeNodes = 4
