@@ -225,7 +225,7 @@ func New(cfg Config) (*Scheduler, error) {
 		log:        cfg.Logger,
 		slots:      make(chan struct{}, cfg.Slots),
 		shuffleMem: &byteBudget{left: max(0, cfg.ShuffleMemory)},
-		sortBufs:   &bufferPool{max: cfg.Slots, full: cfg.SortBuffer &^ 31},
+		sortBufs:   &bufferPool{max: cfg.Slots},
 		kick:       make(chan struct{}, 1),
 		tasks:      map[string]context.CancelCauseFunc{},
 		specs:      map[string]*loadedSpec{},

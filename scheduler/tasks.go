@@ -164,13 +164,11 @@ func (s *Scheduler) runMap(ctx context.Context, rec *JobRecord, j *job.Job, sp s
 		}
 		abort = func() { _ = s.cfg.Shuffle.Remove(rec.ID, info.TaskID) }
 	} else {
-		buf, size := s.sortBufs.get(time.Now())
-		mw, emit, err := s.newMapWriter(rec, task, buf, size)
+		mw, emit, err := s.newMapWriter(rec, task)
 		if err != nil {
-			s.sortBufs.put(nil, size) // the writer freed buf
 			return MapRecord{}, fmt.Errorf("%s: %w", name, err)
 		}
-		defer func() { s.sortBufs.put(mw.Buffer(), size) }()
+		defer s.putSortBuffer(mw)
 		out, finish, abort = job.EmitterFunc(emit), func() (job.Counters, error) {
 			mo, err := mw.Close()
 			if err != nil {
@@ -209,46 +207,26 @@ func (s *Scheduler) runMap(ctx context.Context, rec *JobRecord, j *job.Job, sp s
 
 // newMapWriter opens the map task's shuffle output and returns it with the
 // emit function the task's mapper writes through (worker.NewMapWriter: a
-// worker writes a shipped job's map output with the same code). buf and
-// size are the sort buffer (or nil) and its size from s.sortBufs.get; the
-// caller gives the writer's Buffer back to s.sortBufs once it is closed
-// or aborted.
-func (s *Scheduler) newMapWriter(rec *JobRecord, task job.Task, buf []byte, size int) (*shuffle.MapWriter, func(key, value []byte) error, error) {
+// worker writes a shipped job's map output with the same code).
+func (s *Scheduler) newMapWriter(rec *JobRecord, task job.Task) (*shuffle.MapWriter, func(key, value []byte) error, error) {
 	return worker.NewMapWriter(task, shuffle.MapConfig{
 		Dir:         s.cfg.Shuffle.Dir(rec.ID),
 		Name:        task.Info.TaskID,
 		Partitions:  rec.Reducers,
-		BufferBytes: size,
-		Buffer:      buf,
-		KeepBuffer:  true, // for s.sortBufs
+		BufferBytes: s.cfg.SortBuffer,
+		Buffer:      s.sortBuffer(),
+		KeepBuffer:  true, // for putSortBuffer
 		Guard:       s.cfg.Disk,
 	})
 }
 
-// takeShuffleMem takes n bytes of the memory reducers hold fetched
-// segments in, and says whether it did. When Config.ShuffleMemory is used
-// up it borrows the share of a sort buffer that the pool keeps idle (the
-// node's maps are done for now), as many as n needs; shares borrowed in
-// vain go straight back.
-func (s *Scheduler) takeShuffleMem(n int64) bool {
-	for !s.shuffleMem.take(n) {
-		if s.cfg.ShuffleMemory < 0 || !s.sortBufs.lend() {
-			s.giveShuffleMem(0)
-			return false
-		}
-		s.shuffleMem.borrow(int64(s.sortBufs.full))
-	}
-	return true
-}
+// sortBuffer is a sort buffer an earlier map task of this node left, or
+// nil.
+func (s *Scheduler) sortBuffer() []byte { return s.sortBufs.get(time.Now()) }
 
-// giveShuffleMem gives back n bytes taken with takeShuffleMem, and every
-// sort buffer's share that is free again to the pool.
-func (s *Scheduler) giveShuffleMem(n int64) {
-	s.shuffleMem.give(n, int64(s.sortBufs.full))
-	if k := s.shuffleMem.takeRepaid(); k > 0 {
-		s.sortBufs.repay(k)
-	}
-}
+// putSortBuffer keeps a finished map writer's sort buffer for the next
+// map task. The writer must be closed or aborted.
+func (s *Scheduler) putSortBuffer(mw *shuffle.MapWriter) { s.sortBufs.put(mw.Buffer()) }
 
 func (s *Scheduler) startReduce(v *view, j *job.Job, part, splits, attempt int, backup bool) {
 	key := taskKey(v.rec.ID, kindReduce, part)
@@ -293,7 +271,7 @@ func (s *Scheduler) runReduce(ctx context.Context, rec *JobRecord, j *job.Job, p
 	fetched := map[int]fetchedSegment{} // split -> where its segment is (zero: empty)
 	var have itemSet                    // the keys of fetched
 	var held int64                      // bytes of fetched held in memory, of s.shuffleMem
-	defer func() { s.giveShuffleMem(held) }()
+	defer func() { s.shuffleMem.give(held) }()
 	var shuffled int64
 	var wire, remote atomic.Int64 // bytes read from other nodes' streams; their segments' plain bytes
 	for len(fetched) < splits {
@@ -447,10 +425,10 @@ type fetchedSegment struct {
 // fetchSegment fetches one map output's partition. A map output of this
 // node stays where it is: the merge reads it from the shuffle store (its
 // checksum checked then). One of another node is read whole, its checksum
-// checked, into memory when s.shuffleMem has room for it (takeShuffleMem), else into the
+// checked, into memory when s.shuffleMem has room for it, else into the
 // spool dir. From another node it asks for the segment compressed with
 // codec ("" for plain) and adds the bytes read from the stream to wire.
-// The caller gives a segment's memory back with giveShuffleMem when done.
+// The caller gives a segment's memory back to s.shuffleMem when done.
 func (s *Scheduler) fetchSegment(ctx context.Context, jobID, node string, split, part int, spool, codec string, wire *atomic.Int64) (fetchedSegment, error) {
 	if node == s.cfg.Self {
 		segs, err := s.cfg.Shuffle.Segments(jobID, mapTaskID(split))
@@ -471,10 +449,10 @@ func (s *Scheduler) fetchSegment(ctx context.Context, jobID, node string, split,
 	if n == 0 {
 		return fetchedSegment{}, nil
 	}
-	if s.takeShuffleMem(n) {
+	if s.shuffleMem.take(n) {
 		mem, err := readSegment(r, n)
 		if err != nil {
-			s.giveShuffleMem(n)
+			s.shuffleMem.give(n)
 			return fetchedSegment{}, err
 		}
 		s.Stats.ShuffleHeldBytes.Add(n)
