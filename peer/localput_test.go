@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -120,5 +122,54 @@ func TestPutPassesTheFileToItsOwner(t *testing.T) {
 		if a.Status != 400 || !strings.Contains(a.Error, tc.want) || strings.Contains(a.Error, "\n") {
 			t.Errorf("%+v answered %+v, want 400 with %q", tc.req, a, tc.want)
 		}
+	}
+}
+
+// TestLocalPutGoesOnWhenAnAgentDies: the agent a put of a local file goes
+// through, itself an owner taking blocks through its local socket, dies
+// after four blocks are acknowledged; the put goes on through the next
+// member (its socket, else HTTP), sends again what died with it, and the
+// file reads back whole.
+func TestLocalPutGoesOnWhenAnAgentDies(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := clustertest.Start(t, 3, clustertest.Options{})
+	clients := namedClients(t, c)
+	data := corpus(19, 3<<20)
+	path := filepath.Join(t.TempDir(), "in.txt")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var (
+		acked atomic.Int64
+		once  sync.Once
+		moves atomic.Int64
+	)
+	sent := func(int64) {
+		if acked.Add(1) == 4 {
+			once.Do(func() { c.Kill(0) }) // dead before the put goes on
+		}
+	}
+	on := func(from, to *client.Client, at int64, _ error) { moves.Add(1) }
+	info, err := client.PutLocal(ctx, clients, "/died", f, int64(len(data)), client.PutOptions{BlockSize: 64 << 10, Replication: 1}, sent, on)
+	if err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	if info.File.Size != int64(len(data)) || moves.Load() != 1 {
+		t.Fatalf("put %+v with %d moves, want %d bytes and 1 move", info.File, moves.Load(), len(data))
+	}
+	r, err := client.OpenFile(ctx, clients[1:], "/died", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	r.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes (err %v), differing from the %d put", len(got), err, len(data))
 	}
 }
