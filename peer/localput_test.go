@@ -3,6 +3,7 @@ package peer_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"shoal.dev/shoal/client"
 	"shoal.dev/shoal/clustertest"
+	"shoal.dev/shoal/peer"
 )
 
 // TestPutPassesTheFileToItsOwner: a put of a local file hands each block's
@@ -171,5 +173,51 @@ func TestLocalPutGoesOnWhenAnAgentDies(t *testing.T) {
 	r.Close()
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("read back %d bytes (err %v), differing from the %d put", len(got), err, len(data))
+	}
+}
+
+// TestLocalSocketAtStart: an agent replaces a socket left in its data dir
+// by one that died (kill -9 leaves it), and runs without a local socket —
+// 404 on GET /v1/fs/local, puts over HTTP — when a file that is not a
+// socket has its name.
+func TestLocalSocketAtStart(t *testing.T) {
+	c := clustertest.Start(t, 2, clustertest.Options{Configure: func(i int, cfg *peer.Config) {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		name := filepath.Join(cfg.DataDir, "local.sock")
+		if _, err := os.Lstat(name); err == nil {
+			return // Configure runs again for c.Config
+		}
+		if i == 1 {
+			if err := os.WriteFile(name, []byte("mine"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: name, Net: "unix"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln.SetUnlinkOnClose(false)
+		ln.Close() // a socket nobody listens on, as a killed agent leaves it
+	}})
+	ctx := context.Background()
+	clients := namedClients(t, c)
+	li, err := clients[0].Local(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := net.Dial("unix", li.Socket)
+	if err != nil {
+		t.Fatalf("the stale socket was not replaced: %v", err)
+	}
+	nc.Close()
+	var ae *client.Error
+	if _, err := clients[1].Local(ctx); !errors.As(err, &ae) || ae.Status != 404 {
+		t.Fatalf("an agent whose socket's name is taken answered %v, want 404", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(c.Config(1).DataDir, "local.sock")); err != nil || string(b) != "mine" {
+		t.Fatalf("the file in the socket's place: %q, %v", b, err)
 	}
 }
