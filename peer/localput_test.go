@@ -30,15 +30,7 @@ func TestPutPassesTheFileToItsOwner(t *testing.T) {
 	c := clustertest.Start(t, 3, clustertest.Options{})
 	clients := namedClients(t, c)
 	data := corpus(17, 2<<20)
-	path := filepath.Join(t.TempDir(), "in.txt")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := localFile(t, data)
 	info, err := client.PutLocal(ctx, clients, "/local", f, int64(len(data)), client.PutOptions{BlockSize: 64 << 10, Replication: 1}, nil, nil)
 	if err != nil {
 		t.Fatalf("put: %v", err)
@@ -138,15 +130,7 @@ func TestLocalPutGoesOnWhenAnAgentDies(t *testing.T) {
 	c := clustertest.Start(t, 3, clustertest.Options{})
 	clients := namedClients(t, c)
 	data := corpus(19, 3<<20)
-	path := filepath.Join(t.TempDir(), "in.txt")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := localFile(t, data)
 	var (
 		acked atomic.Int64
 		once  sync.Once
@@ -220,4 +204,20 @@ func TestLocalSocketAtStart(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(c.Config(1).DataDir, "local.sock")); err != nil || string(b) != "mine" {
 		t.Fatalf("the file in the socket's place: %q, %v", b, err)
 	}
+}
+
+// localFile writes data to a file of the test's temp dir and returns it
+// open for reading, closed when the test ends: the local file of a put.
+func localFile(t *testing.T, data []byte) *os.File {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "in.txt")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }
