@@ -27,19 +27,9 @@ const ManifestHeader = client.ManifestHeader
 
 func (n *Node) handlePutBlock(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	p, err := blockstore.CleanPath(q.Get("path"), false)
+	p, index, repl, err := checkBlockPut(q.Get("path"), q.Get("index"), q.Get("replication"))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	index, err := strconv.Atoi(q.Get("index"))
-	if err != nil || index < 0 || index >= blockstore.MaxFileBlocks {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("index %q: want a whole number below %d", q.Get("index"), blockstore.MaxFileBlocks))
-		return
-	}
-	repl, err := strconv.Atoi(q.Get("replication"))
-	if err != nil || repl < 1 {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("replication %q: want a whole number, at least 1", q.Get("replication")))
 		return
 	}
 	if r.ContentLength <= 0 || r.ContentLength > blockstore.MaxBlockSize {
@@ -56,6 +46,25 @@ func (n *Node) handlePutBlock(w http.ResponseWriter, r *http.Request) {
 	// (see ReceiveBlock): its next block need not wait for that.
 	writeJSONNow(w, http.StatusOK, wireAck(ack))
 	release()
+}
+
+// checkBlockPut checks the path, index and replication of a block of a
+// resumable put at the door, as PUT /v1/fs/block and the local socket
+// take them, and returns them parsed (the path clean).
+func checkBlockPut(path, index, repl string) (string, int, int, error) {
+	p, err := blockstore.CleanPath(path, false)
+	if err != nil {
+		return "", 0, 0, err
+	}
+	i, err := strconv.Atoi(index)
+	if err != nil || i < 0 || i >= blockstore.MaxFileBlocks {
+		return "", 0, 0, fmt.Errorf("index %q: want a whole number below %d", index, blockstore.MaxFileBlocks)
+	}
+	r, err := strconv.Atoi(repl)
+	if err != nil || r < 1 {
+		return "", 0, 0, fmt.Errorf("replication %q: want a whole number, at least 1", repl)
+	}
+	return p, i, r, nil
 }
 
 func (n *Node) handleCommit(w http.ResponseWriter, r *http.Request) {

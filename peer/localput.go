@@ -187,15 +187,9 @@ func (n *Node) handleLocalConn(ctx context.Context, ls *localServer, c *net.Unix
 // handlePutBlock checks one over HTTP, and its file: a regular file that
 // holds the range. It returns the clean path, or a status and why.
 func (n *Node) checkLocalPut(req client.LocalPut, f *os.File) (string, int, string) {
-	p, err := blockstore.CleanPath(req.Path, false)
+	p, _, _, err := checkBlockPut(req.Path, strconv.Itoa(req.Index), strconv.Itoa(req.Replication))
 	if err != nil {
 		return "", http.StatusBadRequest, err.Error()
-	}
-	if req.Index < 0 || req.Index >= blockstore.MaxFileBlocks {
-		return "", http.StatusBadRequest, fmt.Sprintf("index %d: want a whole number below %d", req.Index, blockstore.MaxFileBlocks)
-	}
-	if req.Replication < 1 {
-		return "", http.StatusBadRequest, fmt.Sprintf("replication %d: want a whole number, at least 1", req.Replication)
 	}
 	if req.Size <= 0 || req.Size > blockstore.MaxBlockSize {
 		return "", http.StatusBadRequest, fmt.Sprintf("a block is 1..%d bytes, not %d", blockstore.MaxBlockSize, req.Size)
