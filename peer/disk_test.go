@@ -332,10 +332,6 @@ func TestPutGoesAroundALowAgent(t *testing.T) {
 	}
 	waitLow(t, c.Node(1), "node1")
 	data := corpus(31, 1<<20)
-	file := filepath.Join(t.TempDir(), "in")
-	if err := os.WriteFile(file, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	// Over HTTP, and with the file handed to each agent through its local
 	// socket.
 	for _, local := range []bool{false, true} {
@@ -344,12 +340,7 @@ func TestPutGoesAroundALowAgent(t *testing.T) {
 				if !local {
 					return bytes.NewReader(data)
 				}
-				f, err := os.Open(file)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { f.Close() })
-				return f
+				return localFile(t, data)
 			}
 			suffix := fmt.Sprint(local)
 			var whys []error
