@@ -32,11 +32,15 @@ type localFake struct {
 	blocks map[int]string // index -> SHA-256 of the bytes the agent got
 	http   int            // blocks over HTTP
 	local  int            // blocks through the socket
+	asked  int            // GET /v1/fs/local
 }
 
 func (a *localFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/v1/fs/local":
+		a.mu.Lock()
+		a.asked++
+		a.mu.Unlock()
 		if a.old {
 			http.NotFound(w, r)
 			return
@@ -117,9 +121,10 @@ func (a *localFake) serveConn(c *net.UnixConn) {
 // its local socket, and only when that socket answers as the same agent
 // (its instance); when it cannot (an older agent, another agent, no socket,
 // a connection cut with the block) the block goes over HTTP and the put
-// succeeds all the same.
+// succeeds all the same. A block shorter than localMinBlock (the file's
+// 5-byte tail) always goes over HTTP.
 func TestPutPassesTheFileToALocalAgent(t *testing.T) {
-	const bs = 1000
+	const bs = localMinBlock
 	var data []byte
 	for i := range 5 {
 		data = append(data, bytes.Repeat([]byte{byte('a' + i)}, bs)...)
@@ -172,13 +177,45 @@ func TestPutPassesTheFileToALocalAgent(t *testing.T) {
 					t.Fatalf("block %d: the agent got other bytes", i)
 				}
 			}
-			if tc.wantLocal && (a.local != 6 || a.http != 0) {
-				t.Fatalf("%d blocks through the socket, %d over HTTP; want all 6 through the socket", a.local, a.http)
+			if tc.wantLocal && (a.local != 5 || a.http != 1) {
+				t.Fatalf("%d blocks through the socket, %d over HTTP; want the 5 full ones through the socket", a.local, a.http)
 			}
 			if !tc.wantLocal && (a.local != 0 || a.http != 6) {
 				t.Fatalf("%d blocks through the socket, %d over HTTP; want all 6 over HTTP", a.local, a.http)
 			}
 		})
+	}
+}
+
+// A put whose blocks are all shorter than localMinBlock (a small file)
+// sends them over HTTP without asking the agent for its socket: handing
+// the file over would cost more than sending its bytes.
+func TestSmallPutSkipsTheLocalSocket(t *testing.T) {
+	data := bytes.Repeat([]byte("small file\n"), 300)
+	file := filepath.Join(t.TempDir(), "in")
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := &localFake{instance: "i1", answerInstance: "i1", dir: t.TempDir(), blocks: map[int]string{}}
+	a.serveSocket(t)
+	srv := httptest.NewServer(a)
+	defer srv.Close()
+	c, err := New(srv.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := PutLocal(context.Background(), []*Client{c.Named("a")}, "/f", f, int64(len(data)), PutOptions{BlockSize: 1000, Replication: 1}, nil, nil); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.asked != 0 || a.local != 0 || a.http != 4 {
+		t.Fatalf("asked for the socket %d times, %d blocks through it, %d over HTTP; want 0, 0 and all 4 over HTTP", a.asked, a.local, a.http)
 	}
 }
 
