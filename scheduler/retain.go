@@ -131,6 +131,7 @@ func (s *Scheduler) retain(now time.Time) {
 	}
 	s.mu.Unlock()
 	s.collectBinaries(now)
+	s.pruneBinCache(now)
 	// Task logs go with the job's history.
 	if s.cfg.Logs != nil {
 		ids, err := s.cfg.Logs.Jobs()

@@ -96,6 +96,13 @@ type Config struct {
 	// references stays in BinaryDir after it was stored; 0 takes
 	// DefaultBinaryGrace.
 	BinaryGrace time.Duration
+	// BinCacheAge is how long a program in BinDir that no running job uses
+	// stays after its last use on this node; 0 takes DefaultBinCacheAge.
+	BinCacheAge time.Duration
+	// BinCacheBytes bounds the programs in BinDir that no running job
+	// uses; the least recently used go first. 0 takes
+	// DefaultBinCacheBytes.
+	BinCacheBytes int64
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 	// Logs, if set, keeps each attempt's log (tasklog); the scheduler
@@ -150,6 +157,15 @@ func (c *Config) validate() error {
 	if c.BinaryGrace <= 0 {
 		c.BinaryGrace = DefaultBinaryGrace
 	}
+	if c.BinCacheAge < 0 || c.BinCacheBytes < 0 {
+		return errors.New("scheduler: the program cache's age and size must not be negative")
+	}
+	if c.BinCacheAge == 0 {
+		c.BinCacheAge = DefaultBinCacheAge
+	}
+	if c.BinCacheBytes == 0 {
+		c.BinCacheBytes = DefaultBinCacheBytes
+	}
 	if c.ShuffleMemory == 0 {
 		c.ShuffleMemory = DefaultShuffleMemory
 	}
@@ -199,11 +215,16 @@ type Scheduler struct {
 	// Stats counts for /metrics.
 	Stats Stats
 
-	binMu sync.Mutex // serializes fetches of shipped programs
+	binMu sync.Mutex // serializes fetches of shipped programs and the cache's pruning
+	// binPins counts the submissions in progress here by program (under
+	// mu): their programs stay in the cache.
+	binPins map[string]int
 
 	// Owned by the Run goroutine.
 	lastRetain time.Time
 	lastBinGC  time.Time // the last pass of collectBinaries
+	// lastBinCache is the last pass of pruneBinCache.
+	lastBinCache time.Time
 	// active holds the jobs the loop reconciles: every job record's ID
 	// once per Interval, and the job of every job, state or tasks record
 	// that changes; a job leaves it when it has ended here or its record
@@ -239,6 +260,7 @@ func New(cfg Config) (*Scheduler, error) {
 		active:     map[string]bool{},
 
 		placements: map[string]*placement{},
+		binPins:    map[string]int{},
 	}, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"shoal.dev/shoal/blockstore"
 	"shoal.dev/shoal/client"
@@ -99,8 +100,9 @@ func (s *Scheduler) shippedJob(rec *JobRecord, info worker.Info) (*job.Job, erro
 
 // binary returns the path of the program sum in this node's cache,
 // fetching it from the cluster file system the first time and verifying
-// it against sum and this node's OS and architecture. Concurrent calls
-// for one program fetch it once.
+// it against sum and this node's OS and architecture, and marks it used
+// now (its modification time, to the minute). Concurrent calls for one
+// program fetch it once; none runs while the cache is pruned.
 func (s *Scheduler) binary(ctx context.Context, sum string) (string, error) {
 	if !validSum(sum) {
 		return "", fmt.Errorf("binary %q is not a SHA-256", sum)
@@ -108,7 +110,11 @@ func (s *Scheduler) binary(ctx context.Context, sum string) (string, error) {
 	path := filepath.Join(s.cfg.BinDir, sum)
 	s.binMu.Lock()
 	defer s.binMu.Unlock()
-	if _, err := os.Stat(path); err == nil {
+	if fi, err := os.Stat(path); err == nil {
+		// Its modification time is its last use (pruneBinCache).
+		if now := time.Now(); now.Sub(fi.ModTime()) > time.Minute {
+			os.Chtimes(path, now, now)
+		}
 		return path, nil
 	}
 	if err := os.MkdirAll(s.cfg.BinDir, 0o700); err != nil {

@@ -86,6 +86,9 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 	var j0 *job.Job
 	var shipped *worker.Info
 	if req.Binary != "" {
+		// The program stays in this node's cache while it is checked,
+		// and the job record, once written, keeps it there.
+		defer s.pinBinary(req.Binary)()
 		if shipped, err = s.describeShipped(ctx, req); err != nil {
 			return JobRecord{}, err
 		}

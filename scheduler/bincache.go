@@ -1,0 +1,170 @@
+package scheduler
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Each node's cache of shipped programs (Config.BinDir) is pruned by the
+// scheduler's loop, a pass a minute (binGCEvery). A cached program is
+// kept while a job that has not ended uses it (its job record names it and
+// no end record exists) or a submission on this node is checking it;
+// otherwise it is deleted when the cluster no longer stores it (the
+// clean-up of BinaryDir deleted it), when it was last used longer ago than
+// Config.BinCacheAge, or, least recently used first, while the cache is
+// over Config.BinCacheBytes. The leftover of a fetch that did not finish
+// (NAME.tmp) is deleted: a pass runs only while no fetch does.
+
+// DefaultBinCacheAge is how long a cached program no running job uses is
+// kept after its last use.
+const DefaultBinCacheAge = 24 * time.Hour
+
+// DefaultBinCacheBytes bounds the cached programs no running job uses.
+const DefaultBinCacheBytes = 4 << 30
+
+// cachedBin is a file of the program cache: its name, size and last use
+// (its modification time, which binary sets on every use; Unix ns).
+type cachedBin struct {
+	name string
+	size int64
+	used int64
+}
+
+// binCacheRule is what the cache may hold.
+type binCacheRule struct {
+	maxAge   time.Duration
+	maxBytes int64
+}
+
+// binCachePlan decides which files of the program cache to delete, given
+// the programs pinned (used by a job that has not ended, or by a
+// submission in progress here) and those the cluster stores (listed in
+// BinaryDir). It must be called only while no fetch is in progress: every
+// NAME.tmp is then a dead fetch's. Files that are neither a program
+// (a SHA-256 name) nor a fetch's leftover are not the cache's, and stay.
+func binCachePlan(cached []cachedBin, pinned, stored map[string]bool, now time.Time, rule binCacheRule) []string {
+	var out, lru []string
+	var left []cachedBin
+	var total int64
+	cutoff := now.Add(-rule.maxAge).UnixNano()
+	for _, c := range cached {
+		switch {
+		case strings.HasSuffix(c.name, ".tmp") && validSum(strings.TrimSuffix(c.name, ".tmp")):
+			out = append(out, c.name)
+		case !validSum(c.name) || pinned[c.name]:
+		case !stored[c.name] || c.used < cutoff:
+			out = append(out, c.name)
+		default:
+			left = append(left, c)
+			total += c.size
+		}
+	}
+	slices.SortFunc(left, func(a, b cachedBin) int {
+		if a.used != b.used {
+			if a.used < b.used {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	for _, c := range left {
+		if total <= rule.maxBytes {
+			break
+		}
+		lru = append(lru, c.name)
+		total -= c.size
+	}
+	return append(out, lru...)
+}
+
+// pinBinary marks the program sum in use by a submission on this node
+// until the returned func is called.
+func (s *Scheduler) pinBinary(sum string) func() {
+	s.mu.Lock()
+	s.binPins[sum]++
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		if s.binPins[sum]--; s.binPins[sum] <= 0 {
+			delete(s.binPins, sum)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// runningBinaries returns the programs of the jobs the records hold that
+// have not ended.
+func (s *Scheduler) runningBinaries() map[string]bool {
+	ended := map[string]bool{}
+	for _, r := range s.cfg.Records.Scan(statePrefix) {
+		ended[strings.TrimPrefix(r.Key, statePrefix)] = true
+	}
+	out := map[string]bool{}
+	for _, r := range s.cfg.Records.Scan(jobPrefix) {
+		if ended[strings.TrimPrefix(r.Key, jobPrefix)] {
+			continue
+		}
+		var rec JobRecord
+		if decode(r.Value, &rec) != nil {
+			continue
+		}
+		if rec.Binary != "" {
+			out[rec.Binary] = true
+		}
+	}
+	return out
+}
+
+// pruneBinCache applies binCachePlan to this node's program cache. It
+// skips the pass while a fetch runs (binMu is held), and holds binMu while
+// it deletes, so no fetch starts meanwhile.
+func (s *Scheduler) pruneBinCache(now time.Time) {
+	if s.cfg.BinDir == "" {
+		return
+	}
+	if now.Sub(s.lastBinCache) < min(binGCEvery, s.cfg.BinaryGrace, s.cfg.BinCacheAge) {
+		return
+	}
+	s.lastBinCache = now
+	if !s.binMu.TryLock() {
+		return // a fetch is in progress: next pass
+	}
+	defer s.binMu.Unlock()
+	es, err := os.ReadDir(s.cfg.BinDir)
+	if err != nil || len(es) == 0 {
+		return // nothing cached yet
+	}
+	var cached []cachedBin
+	for _, e := range es {
+		fi, err := e.Info()
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		cached = append(cached, cachedBin{name: e.Name(), size: fi.Size(), used: fi.ModTime().UnixNano()})
+	}
+	pinned := s.runningBinaries()
+	s.mu.Lock()
+	for sum := range s.binPins {
+		pinned[sum] = true
+	}
+	s.mu.Unlock()
+	stored := map[string]bool{}
+	if ls, err := s.cfg.FS.List(BinaryDir); err == nil {
+		for _, e := range ls {
+			if e.File != nil {
+				stored[filepath.Base(e.File.Path)] = true
+			}
+		}
+	}
+	for _, name := range binCachePlan(cached, pinned, stored, now, binCacheRule{maxAge: s.cfg.BinCacheAge, maxBytes: s.cfg.BinCacheBytes}) {
+		if err := os.Remove(filepath.Join(s.cfg.BinDir, name)); err != nil && !os.IsNotExist(err) {
+			s.log.Warn("shipped program cache clean-up", "file", name, "err", err)
+			continue
+		}
+		s.log.Info("deleted a cached shipped program no running job uses", "file", name)
+	}
+}
