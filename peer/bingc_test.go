@@ -1,0 +1,202 @@
+package peer_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/clustertest"
+	"shoal.dev/shoal/job"
+	"shoal.dev/shoal/job/builtin"
+	"shoal.dev/shoal/peer"
+	"shoal.dev/shoal/scheduler"
+	"shoal.dev/shoal/worker"
+)
+
+// The test binary is also a shipped program: started by an agent's worker
+// pool (worker.EnvVar set), it serves shippedRegistry instead of testing.
+func TestMain(m *testing.M) {
+	if os.Getenv(worker.EnvVar) != "" {
+		os.Exit(worker.Serve(shippedRegistry()))
+	}
+	os.Exit(m.Run())
+}
+
+// shippedRegistry is the built-in jobs and "hold": a map-only job that
+// passes its lines through, first reading the named pipe its parameter
+// gate names, if any, so that it runs until the test writes to it.
+func shippedRegistry() *job.Registry {
+	reg := job.NewRegistry()
+	builtin.Register(reg)
+	err := reg.Register(job.Spec{
+		Name:   "hold",
+		Params: []job.Param{{Name: "gate", Default: ""}},
+		Build: func(p map[string]string) (*job.Job, error) {
+			gate := p["gate"]
+			return &job.Job{MapOnly: true, NewMapper: func(job.TaskInfo) (job.Mapper, error) {
+				var once sync.Once
+				return job.MapperFunc(func(_, line []byte, out job.Emitter) error {
+					var err error
+					if gate != "" {
+						once.Do(func() { _, err = os.ReadFile(gate) })
+					}
+					if err != nil {
+						return err
+					}
+					return out.Emit(line, nil)
+				}), nil
+			}}, nil
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	return reg
+}
+
+// TestShippedProgramsCollected: the program of a finished job whose
+// history is gone is deleted from /.shoal/bin and from every node's cache
+// (DATA_DIR/bin), while the program of a running job stays in both; both
+// jobs' outputs match the same jobs run sequentially.
+func TestShippedProgramsCollected(t *testing.T) {
+	var mu sync.Mutex
+	var dataDirs []string
+	c := clustertest.Start(t, 3, clustertest.Options{Configure: func(_ int, cfg *peer.Config) {
+		// A grace covering this test's put-then-submit, and one ended job
+		// remembered, so a later job pushes the first out of the history.
+		cfg.BinaryGrace = 3 * time.Second
+		cfg.JobHistory = 1
+		mu.Lock()
+		dataDirs = append(dataDirs, cfg.DataDir)
+		mu.Unlock()
+	}})
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	progA, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another build: the same program with bytes after its end, which the
+	// loader ignores.
+	progB := append(slices.Clone(progA), "\nanother build\n"...)
+	sumA, sumB := sum(progA), sum(progB)
+	n := c.Node(0)
+	input := corpus(7, 200<<10)
+	put(t, n, "/in/a.txt", input, blockstore.MinBlockSize)
+	small := []byte("one\ntwo\nthree\n")
+	put(t, n, "/in/small.txt", small, blockstore.MinBlockSize) // one split
+	for _, p := range []struct {
+		sum  string
+		data []byte
+	}{{sumA, progA}, {sumB, progB}} {
+		if _, err := n.FS().Create(context.Background(), scheduler.BinaryPath(p.sum), bytes.NewReader(p.data), blockstore.CreateOptions{BlockSize: 64 << 20, Replication: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gate := filepath.Join(t.TempDir(), "gate")
+	if err := syscall.Mkfifo(gate, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// A: a shipped wordcount that runs to its end.
+	a, err := n.Submit(t.Context(), scheduler.SubmitRequest{Name: "wordcount", Inputs: []string{"/in/a.txt"}, Output: "/outA", Reducers: 2, Binary: sumA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// B: a shipped job that runs until the gate opens.
+	b, err := c.Node(1).Submit(t.Context(), scheduler.SubmitRequest{Name: "hold", Params: map[string]string{"gate": gate}, Inputs: []string{"/in/small.txt"}, Output: "/outB", Binary: sumB, NoSpeculativeMaps: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := waitJob(t, n, a.ID, 60*time.Second); st.State != scheduler.StateSucceeded {
+		t.Fatalf("job A: %s %s", st.State, st.Error)
+	}
+	gotA, _ := readParts(t, n, "/outA")
+	if want := sequential(t, "wordcount", nil, map[string][]byte{"/in/a.txt": input}, []string{"/in/a.txt"}, 2); !bytes.Equal(gotA, want) {
+		t.Fatalf("job A's output (%d bytes) differs from the sequential run's (%d bytes)", len(gotA), len(want))
+	}
+	// C, a built-in job, ends after A: with one ended job remembered, A's
+	// history goes.
+	cj, err := n.Submit(t.Context(), scheduler.SubmitRequest{Name: "wordcount", Inputs: []string{"/in/small.txt"}, Output: "/outC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJob(t, n, cj.ID, 60*time.Second)
+
+	cached := func(dir, s string) bool {
+		_, err := os.Stat(filepath.Join(dir, "bin", s))
+		return err == nil
+	}
+	clustertest.Eventually(t, 25*time.Second, func() error {
+		for i := 0; i < c.Len(); i++ {
+			if _, err := c.Node(i).FS().Stat(scheduler.BinaryPath(sumA)); !errors.Is(err, blockstore.ErrNoFile) {
+				return fmt.Errorf("node %d still lists A's program (%v)", i, err)
+			}
+		}
+		for i, d := range dataDirs {
+			if cached(d, sumA) {
+				return fmt.Errorf("node %d still caches A's program", i)
+			}
+		}
+		return nil
+	})
+	// B still runs: its program is stored, and cached where its task runs.
+	if st, err := n.Scheduler().Status(b.ID); err != nil || st.State != scheduler.StateRunning {
+		t.Fatalf("job B: %+v %v, want running", st, err)
+	}
+	for i := 0; i < c.Len(); i++ {
+		c.Node(i).SyncFiles(context.Background(), scheduler.BinaryPath(sumB))
+		if _, err := c.Node(i).FS().Stat(scheduler.BinaryPath(sumB)); err != nil {
+			t.Errorf("node %d: the running job's program: %v", i, err)
+		}
+	}
+	holders := 0
+	for _, d := range dataDirs {
+		if cached(d, sumB) {
+			holders++
+		}
+	}
+	if holders == 0 {
+		t.Error("no node caches the running job's program")
+	}
+	// Open the gate: B ends with the output of the sequential run.
+	g, err := os.OpenFile(gate, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
+	if st := waitJob(t, n, b.ID, 60*time.Second); st.State != scheduler.StateSucceeded {
+		t.Fatalf("job B: %s %s", st.State, st.Error)
+	}
+	gotB, _ := readParts(t, n, "/outB")
+	if want := sequentialIn(t, shippedRegistry(), "hold", small); !bytes.Equal(gotB, want) {
+		t.Fatalf("job B's output %q differs from the sequential run's %q", gotB, want)
+	}
+}
+
+// sequentialIn runs a map-only job of reg over one input in one process.
+func sequentialIn(t *testing.T, reg *job.Registry, name string, input []byte) []byte {
+	t.Helper()
+	j, err := reg.Resolve(name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	ins := []job.Input{{Path: "/in", Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(input)), nil }}}
+	if _, err := job.RunSequential(context.Background(), j, "seq", nil, ins, 0, func(string) (io.WriteCloser, error) { return nopWriteCloser{&out}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
