@@ -72,9 +72,11 @@ func TestShippedProgramsCollected(t *testing.T) {
 	var mu sync.Mutex
 	var dataDirs []string
 	c := clustertest.Start(t, 3, clustertest.Options{Configure: func(_ int, cfg *peer.Config) {
-		// A grace covering this test's put-then-submit, and one ended job
-		// remembered, so a later job pushes the first out of the history.
-		cfg.BinaryGrace = 3 * time.Second
+		// A grace covering a put and its submission (a submission fetches
+		// the program and starts it, seconds under -race), and one ended
+		// job remembered, so a later job pushes the first out of the
+		// history.
+		cfg.BinaryGrace = 10 * time.Second
 		cfg.JobHistory = 1
 		mu.Lock()
 		dataDirs = append(dataDirs, cfg.DataDir)
@@ -97,26 +99,28 @@ func TestShippedProgramsCollected(t *testing.T) {
 	put(t, n, "/in/a.txt", input, blockstore.MinBlockSize)
 	small := []byte("one\ntwo\nthree\n")
 	put(t, n, "/in/small.txt", small, blockstore.MinBlockSize) // one split
-	for _, p := range []struct {
-		sum  string
-		data []byte
-	}{{sumA, progA}, {sumB, progB}} {
-		if _, err := n.FS().Create(context.Background(), scheduler.BinaryPath(p.sum), bytes.NewReader(p.data), blockstore.CreateOptions{BlockSize: 64 << 20, Replication: 1}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	gate := filepath.Join(t.TempDir(), "gate")
 	if err := syscall.Mkfifo(gate, 0o600); err != nil {
 		t.Fatal(err)
 	}
 
-	// A: a shipped wordcount that runs to its end.
-	a, err := n.Submit(t.Context(), scheduler.SubmitRequest{Name: "wordcount", Inputs: []string{"/in/a.txt"}, Output: "/outA", Reducers: 2, Binary: sumA})
+	ship := func(s string, data []byte) {
+		t.Helper()
+		if _, err := n.FS().Create(context.Background(), scheduler.BinaryPath(s), bytes.NewReader(data), blockstore.CreateOptions{BlockSize: 64 << 20, Replication: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each program is stored just before its submission, which the grace
+	// period covers.
+	// B: a shipped job that runs until the gate opens.
+	ship(sumB, progB)
+	b, err := c.Node(1).Submit(t.Context(), scheduler.SubmitRequest{Name: "hold", Params: map[string]string{"gate": gate}, Inputs: []string{"/in/small.txt"}, Output: "/outB", Binary: sumB, NoSpeculativeMaps: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// B: a shipped job that runs until the gate opens.
-	b, err := c.Node(1).Submit(t.Context(), scheduler.SubmitRequest{Name: "hold", Params: map[string]string{"gate": gate}, Inputs: []string{"/in/small.txt"}, Output: "/outB", Binary: sumB, NoSpeculativeMaps: true})
+	// A: a shipped wordcount that runs to its end.
+	ship(sumA, progA)
+	a, err := n.Submit(t.Context(), scheduler.SubmitRequest{Name: "wordcount", Inputs: []string{"/in/a.txt"}, Output: "/outA", Reducers: 2, Binary: sumA})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +143,7 @@ func TestShippedProgramsCollected(t *testing.T) {
 		_, err := os.Stat(filepath.Join(dir, "bin", s))
 		return err == nil
 	}
-	clustertest.Eventually(t, 25*time.Second, func() error {
+	clustertest.Eventually(t, 40*time.Second, func() error {
 		for i := 0; i < c.Len(); i++ {
 			if _, err := c.Node(i).FS().Stat(scheduler.BinaryPath(sumA)); !errors.Is(err, blockstore.ErrNoFile) {
 				return fmt.Errorf("node %d still lists A's program (%v)", i, err)

@@ -9,7 +9,8 @@ import (
 )
 
 // Each node's cache of shipped programs (Config.BinDir) is pruned by the
-// scheduler's loop, a pass a minute (binGCEvery). A cached program is
+// scheduler's loop, a pass a minute (binGCEvery) and one as soon as the
+// node sees a program's file deleted in the cluster. A cached program is
 // kept while a job that has not ended uses it (its job record names it and
 // no end record exists) or a submission on this node is checking it;
 // otherwise it is deleted when the cluster no longer stores it (the
@@ -126,14 +127,14 @@ func (s *Scheduler) pruneBinCache(now time.Time) {
 	if s.cfg.BinDir == "" {
 		return
 	}
-	if now.Sub(s.lastBinCache) < min(binGCEvery, s.cfg.BinaryGrace, s.cfg.BinCacheAge) {
+	if !s.binCacheDue && now.Sub(s.lastBinCache) < min(binGCEvery, s.cfg.BinCacheAge) {
 		return
 	}
-	s.lastBinCache = now
 	if !s.binMu.TryLock() {
-		return // a fetch is in progress: next pass
+		return // a fetch is in progress: at the next retain pass
 	}
 	defer s.binMu.Unlock()
+	s.lastBinCache, s.binCacheDue = now, false
 	es, err := os.ReadDir(s.cfg.BinDir)
 	if err != nil || len(es) == 0 {
 		return // nothing cached yet

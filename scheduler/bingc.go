@@ -26,8 +26,9 @@ const binGCKey = "gc:" + BinaryDir
 // maxBinGC bounds the programs one pass deletes.
 const maxBinGC = 64
 
-// binGCEvery is the period of the passes (or the grace period, if
-// shorter): a pass may read every job record.
+// binGCEvery is the period of the passes (or a quarter of the grace
+// period, if shorter, but not under the scheduler's Interval): a pass may
+// read every job record.
 const binGCEvery = time.Minute
 
 // storedBin is a file of BinaryDir: its path and when it was stored (Unix
@@ -74,7 +75,7 @@ func (s *Scheduler) collectBinaries(now time.Time) {
 	if ring.New(ring.Config{}, alive...).Owner(binGCKey) != s.cfg.Self {
 		return
 	}
-	if now.Sub(s.lastBinGC) < min(binGCEvery, s.cfg.BinaryGrace) {
+	if now.Sub(s.lastBinGC) < min(binGCEvery, max(s.cfg.BinaryGrace/4, s.cfg.Interval)) {
 		return
 	}
 	s.lastBinGC = now

@@ -223,8 +223,10 @@ type Scheduler struct {
 	// Owned by the Run goroutine.
 	lastRetain time.Time
 	lastBinGC  time.Time // the last pass of collectBinaries
-	// lastBinCache is the last pass of pruneBinCache.
+	// lastBinCache is the last pass of pruneBinCache; binCacheDue asks
+	// for one at once (a program's file record was deleted).
 	lastBinCache time.Time
+	binCacheDue  bool
 	// active holds the jobs the loop reconciles: every job record's ID
 	// once per Interval, and the job of every job, state or tasks record
 	// that changes; a job leaves it when it has ended here or its record
@@ -347,6 +349,9 @@ func (s *Scheduler) Run(ctx context.Context) {
 func (s *Scheduler) noteChange(r gossip.Record, ends *stateWatch) bool {
 	if strings.HasPrefix(r.Key, statePrefix) {
 		s.stateChanged(ends, r)
+	}
+	if r.Deleted && strings.HasPrefix(r.Key, blockstore.FileKeyPrefix+BinaryDir+"/") {
+		s.binCacheDue = true // the cluster dropped a program: drop its copy here
 	}
 	id, ok := jobOfKey(r.Key)
 	if ok && !r.Deleted {
