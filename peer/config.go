@@ -180,8 +180,9 @@ type Config struct {
 	JobHistory int
 	// JobHistoryAge, if positive, also forgets jobs that ended longer ago.
 	JobHistoryAge time.Duration
-	// BinaryGrace is how long a shipped program no remembered job uses is
-	// kept after it was stored (scheduler.Config.BinaryGrace); 0: an hour.
+	// BinaryGrace is how long a shipped program no running job uses is
+	// kept after it was stored and after the last job using it ended
+	// (scheduler.Config.BinaryGrace); 0: an hour.
 	BinaryGrace time.Duration
 	// CreateTTL is the lease of a create reservation (a put without
 	// --force, a job's output): a writer renews it every third of it, and a

@@ -349,6 +349,7 @@ func New(cfg Config) (_ *Node, err error) {
 		Speculation:   cfg.Speculation,
 		JobHistory:    cfg.JobHistory, JobHistoryAge: cfg.JobHistoryAge,
 		BinaryGrace:  cfg.BinaryGrace,
+		CanCollect:   n.gossip.Synced,
 		WorkDir:      filepath.Join(cfg.DataDir, "work"),
 		Usable:       n.usable,
 		Disk:         n.space,

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"math"
 	"path"
 	"slices"
 	"strings"
@@ -9,12 +10,18 @@ import (
 	"shoal.dev/shoal/ring"
 )
 
-// Shipped programs (BinaryDir) are collected: a program no job the
-// cluster remembers references, neither running nor in the job history,
-// is deleted once it has been stored for the grace period (which covers
-// the time between a client's upload and its submission). One node
-// deletes: the owner of binGCKey on the ring of alive members; a pass
-// every binGCEvery deletes at most maxBinGC programs, oldest first.
+// Shipped programs (BinaryDir) are collected: a program that no job
+// which has not ended references (running or queued: a job record without
+// an end record) is deleted once it was stored longer ago than the grace
+// period (which covers the time between a client's upload and its
+// submission) and the last job the history remembers that used it ended
+// longer ago than the grace period too. An ended job does not keep its
+// program: no command on an ended job (status, counters, logs) runs it,
+// and a job history of DefaultJobHistory jobs would otherwise keep up to
+// that many programs of tens of MB, R copies each. One node deletes: the
+// owner of binGCKey on the ring of alive members, once its metadata has
+// been in sync with every alive member (Config.CanCollect); a pass every
+// binGCEvery deletes at most maxBinGC programs, oldest first.
 
 // DefaultBinaryGrace is the default grace period of a stored program that
 // no remembered job references.
@@ -39,16 +46,18 @@ type storedBin struct {
 }
 
 // binGCPlan decides which stored programs to delete: those whose name (a
-// SHA-256) no job in referenced names, stored before now-grace; none
+// SHA-256) was stored before now-grace and that no job used since:
+// lastUse holds, by program, the end of the last ended job that used it
+// (Unix ns) or math.MaxInt64 while a job that has not ended uses it. None
 // unless self owns binGCKey among alive; at most maxBinGC, oldest first.
-func binGCPlan(stored []storedBin, referenced map[string]bool, alive []string, self string, now time.Time, grace time.Duration) []string {
+func binGCPlan(stored []storedBin, lastUse map[string]int64, alive []string, self string, now time.Time, grace time.Duration) []string {
 	if ring.New(ring.Config{}, alive...).Owner(binGCKey) != self {
 		return nil
 	}
 	cutoff := now.Add(-grace).UnixNano()
 	var old []storedBin
 	for _, b := range stored {
-		if !referenced[path.Base(b.path)] && b.at < cutoff {
+		if lastUse[path.Base(b.path)] < cutoff && b.at < cutoff {
 			old = append(old, b)
 		}
 	}
@@ -71,6 +80,9 @@ func binGCPlan(stored []storedBin, referenced map[string]bool, alive []string, s
 // collectBinaries applies binGCPlan. The job records are read only when
 // this node collects and some program is past its grace period.
 func (s *Scheduler) collectBinaries(now time.Time) {
+	if s.cfg.CanCollect != nil && !s.cfg.CanCollect() {
+		return // safe mode: this node may not know every job yet
+	}
 	alive := s.alive()
 	if ring.New(ring.Config{}, alive...).Owner(binGCKey) != s.cfg.Self {
 		return
@@ -96,7 +108,10 @@ func (s *Scheduler) collectBinaries(now time.Time) {
 	if !due {
 		return
 	}
-	referenced := map[string]bool{}
+	// Each program's last use: math.MaxInt64 while a job that has not
+	// ended uses it, else the end of the last ended job (retain decoded
+	// the ends this pass: stateAts).
+	lastUse := map[string]int64{}
 	for _, r := range s.cfg.Records.Scan(jobPrefix) {
 		var rec JobRecord
 		if decode(r.Value, &rec) != nil {
@@ -105,15 +120,22 @@ func (s *Scheduler) collectBinaries(now time.Time) {
 			s.log.Warn("shipped program clean-up skipped: a job record does not decode", "key", r.Key)
 			return
 		}
-		if rec.Binary != "" {
-			referenced[rec.Binary] = true
+		if rec.Binary == "" {
+			continue
 		}
+		use := int64(math.MaxInt64)
+		if st, ok := s.stateAts[rec.ID]; ok {
+			use = st.at
+		} else if _, ended := s.cfg.Records.Get(statePrefix + rec.ID); ended {
+			use = now.UnixNano() // ended after retain's scan (or unreadable): just now
+		}
+		lastUse[rec.Binary] = max(lastUse[rec.Binary], use)
 	}
-	for _, p := range binGCPlan(stored, referenced, alive, s.cfg.Self, now, s.cfg.BinaryGrace) {
+	for _, p := range binGCPlan(stored, lastUse, alive, s.cfg.Self, now, s.cfg.BinaryGrace) {
 		if _, err := s.cfg.FS.Remove(p, false); err != nil {
 			s.log.Warn("shipped program clean-up", "path", p, "err", err)
 			continue
 		}
-		s.log.Info("deleted a shipped program no remembered job uses", "path", p)
+		s.log.Info("deleted a shipped program no job used for the grace period", "path", p)
 	}
 }

@@ -2,16 +2,18 @@ package scheduler
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
-// TestBinGCPlan: a stored program is deleted only when no remembered job
-// (running or ended) references it and it was stored longer ago than the
-// grace period; exactly one alive node deletes; a pass deletes at most
-// maxBinGC, the oldest first.
+// TestBinGCPlan: a stored program is deleted only when no job that has
+// not ended references it, it was stored longer ago than the grace period,
+// and the last ended job that used it ended longer ago than that too (an
+// ended job still in the history does not keep it); exactly one alive
+// node deletes; a pass deletes at most maxBinGC, the oldest first.
 func TestBinGCPlan(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
 	grace := time.Hour
@@ -21,14 +23,22 @@ func TestBinGCPlan(t *testing.T) {
 	}
 	stored := []storedBin{
 		bin('a', 2*time.Hour),    // used by a running job
-		bin('b', 30*time.Hour),   // used by an ended job still in the history
+		bin('b', 30*time.Hour),   // used by an ended job still in the history, ended 2 h ago: deleted
 		bin('c', 2*time.Hour),    // used by none, past the grace period: deleted
 		bin('d', 10*time.Minute), // used by none, within the grace period (just uploaded)
 		bin('e', grace),          // exactly the grace period old: kept
 		bin('f', 3*time.Hour),    // used by none: deleted, before c (older)
+		bin('g', 50*time.Hour),   // used by an ended job that ended 10 min ago: kept
+		bin('h', 5*time.Hour),    // used by an ended job that ended exactly the grace period ago: kept
 		{path: BinaryDir + "/leftover.tmp", at: now.Add(-5 * time.Hour).UnixNano()}, // not a program's name, unused: deleted first
 	}
-	referenced := map[string]bool{sum('a'): true, sum('b'): true}
+	running := int64(math.MaxInt64)
+	referenced := map[string]int64{
+		sum('a'): running,
+		sum('b'): now.Add(-2 * time.Hour).UnixNano(),
+		sum('g'): now.Add(-10 * time.Minute).UnixNano(),
+		sum('h'): now.Add(-grace).UnixNano(),
+	}
 	alive := []string{"node1", "node2", "node3"}
 	var deleters []string
 	var got []string
@@ -41,18 +51,18 @@ func TestBinGCPlan(t *testing.T) {
 	if len(deleters) != 1 {
 		t.Fatalf("deleting nodes %v, want exactly one", deleters)
 	}
-	want := []string{BinaryDir + "/leftover.tmp", BinaryPath(sum('f')), BinaryPath(sum('c'))}
+	want := []string{BinaryPath(sum('b')), BinaryDir + "/leftover.tmp", BinaryPath(sum('f')), BinaryPath(sum('c'))}
 	if !slices.Equal(got, want) {
 		t.Errorf("deleted %v, want %v", got, want)
 	}
 
 	// The unused ones all within the grace period: nothing is deleted.
-	used := map[string]bool{sum('a'): true, sum('b'): true, sum('c'): true, sum('f'): true}
+	used := map[string]int64{sum('a'): running, sum('b'): running, sum('c'): running, sum('f'): running}
 	if plan := binGCPlan(stored[:6], used, []string{deleters[0]}, deleters[0], now, grace); len(plan) != 0 {
 		t.Errorf("deleted %v within the grace period", plan)
 	}
 	// Another node alone is alive: it collects.
-	if plan := binGCPlan(stored, referenced, []string{"node9"}, "node9", now, grace); len(plan) != 3 {
+	if plan := binGCPlan(stored, referenced, []string{"node9"}, "node9", now, grace); len(plan) != 4 {
 		t.Errorf("the only alive node deleted %v", plan)
 	}
 	// A node that is not alive (draining, unhealthy) does not.

@@ -92,10 +92,15 @@ type Config struct {
 	// JobHistoryAge, if positive, also deletes summaries of jobs that
 	// ended longer ago than this.
 	JobHistoryAge time.Duration
-	// BinaryGrace is how long a shipped program that no remembered job
-	// references stays in BinaryDir after it was stored; 0 takes
-	// DefaultBinaryGrace.
+	// BinaryGrace is how long a shipped program that no job which has not
+	// ended references stays in BinaryDir after it was stored and after
+	// the last job that used it ended; 0 takes DefaultBinaryGrace.
 	BinaryGrace time.Duration
+	// CanCollect, if set, reports whether this node may delete shipped
+	// programs no job uses: false while its metadata has not been in sync
+	// with every alive member since it started (it may not know every
+	// job). Nil: it may.
+	CanCollect func() bool
 	// BinCacheAge is how long a program in BinDir that no running job uses
 	// stays after its last use on this node; 0 takes DefaultBinCacheAge.
 	BinCacheAge time.Duration
