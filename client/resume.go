@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -105,7 +106,8 @@ func (a *agents) last() *Client {
 // PutLocal stores the size bytes of f as the file p with the resumable put:
 // it cuts f into blocks itself (NextBlockLen), sends each to the agent of
 // its first ring owner when list has it (else to the first agent of
-// list), and commits them. When f is a regular *os.File and the agent is
+// list; when every alive member owns every block, to each member's agent
+// in turn, see everyOwner), and commits them. When f is a regular *os.File and the agent is
 // on this host, the agent is handed the file itself (see localPuts). When an agent stops answering it
 // goes on through the next one, from the first block not acknowledged: an
 // acknowledged block is never sent again, unless no alive member holds it
@@ -184,7 +186,17 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 	for range putHashers {
 		hashBufs <- make([]byte, 1<<20)
 	}
-	ownerOf := func(off, n int64, buf []byte) *Client {
+	// every holds, when each alive member owns every block (no more
+	// members than copies), their agents: block i then goes to the i-th
+	// of them in turn, unhashed (see everyOwner).
+	var every []*Client
+	if c, _ := ag.get(); c != nil {
+		every = everyOwner(ctx, c, list, p, o.Replication)
+	}
+	ownerOf := func(i int, off, n int64, buf []byte) *Client {
+		if len(every) > 0 {
+			return every[i%len(every)]
+		}
 		c, _ := ag.get()
 		if c == nil {
 			return nil
@@ -275,7 +287,7 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 		go func(i int, off, n int64) {
 			defer wg.Done()
 			defer func() { <-slots }()
-			owner := ownerOf(off, n, buf)
+			owner := ownerOf(i, off, n, buf)
 			hashBufs <- buf
 			if !wait(sending) {
 				return
@@ -315,7 +327,7 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 					end = offs[i+1]
 				}
 				buf := <-hashBufs // all are back: nothing else is hashed now
-				owner := ownerOf(offs[i], end-offs[i], buf)
+				owner := ownerOf(i, offs[i], end-offs[i], buf)
 				hashBufs <- buf
 				if err := send(i, offs[i], end-offs[i], owner); err != nil {
 					return PutInfo{}, err
@@ -326,6 +338,36 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 		}
 		return info, err
 	}
+}
+
+// everyOwner returns the agents in list of every alive member, as the
+// agent c counts them, when there are no more of them than repl: each is
+// then an owner of every block (the ring's first repl members of any key
+// are all of them), and a block sent to any of them is stored there as
+// it is received and forwarded to the others, as a block sent to its
+// first owner is. The put then spreads its blocks over them in turn and
+// hashes none of them to place it: the client's hash of a block cost
+// about half the CLI's CPU of a put, and the agent hashes the block
+// anyway. Nil when there are more members than repl, one of them has no
+// agent in list, or c does not answer: blocks are then hashed to find
+// their first owner. Membership is asked once per put: a member that
+// joins meanwhile only makes some blocks cross the data plane once more
+// (their agent forwards them to their owners), and one that dies fails
+// over as a first owner does.
+func everyOwner(ctx context.Context, c *Client, list []*Client, key string, repl int) []*Client {
+	o, err := c.Owners(ctx, key, repl+1)
+	if err != nil || len(o.Owners) == 0 || len(o.Owners) > repl {
+		return nil
+	}
+	out := make([]*Client, 0, len(o.Owners))
+	for _, name := range o.Owners {
+		i := slices.IndexFunc(list, func(a *Client) bool { return a.name == name })
+		if i < 0 {
+			return nil
+		}
+		out = append(out, list[i])
+	}
+	return out
 }
 
 // ownerAgent returns the agent in list of the first ring owner of the
