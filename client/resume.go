@@ -189,8 +189,10 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 	// every holds, when each alive member owns every block (no more
 	// members than copies), their agents: block i then goes to the i-th
 	// of them in turn, unhashed (see everyOwner).
+	// A file of one block is not asked about: its one question to the
+	// ring would be its block's own.
 	var every []*Client
-	if c, _ := ag.get(); c != nil {
+	if c, _ := ag.get(); c != nil && size > o.BlockSize {
 		every = everyOwner(ctx, c, list, p, o.Replication)
 	}
 	ownerOf := func(i int, off, n int64, buf []byte) *Client {

@@ -85,24 +85,27 @@ func (a *ringFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // copies), a put spreads its blocks over their agents in turn and asks the
 // ring once, hashing no block to place it; with more members than
 // copies, each block is hashed and sent to its first owner ("a" for every
-// key here), as before.
+// key here), as before. A file of one block asks the ring once either way.
 func TestPutSpreadsBlocksOverEveryOwner(t *testing.T) {
 	const bs, blocks = 1000, 6
-	var data []byte // blocks of bs (no newline), each of one letter
-	for i := range blocks {
-		data = append(data, bytes.Repeat([]byte{byte('a' + i)}, bs)...)
-	}
 	for _, tc := range []struct {
 		name      string
 		repl      int
+		blocks    int
 		wantAsked int    // owner questions to both agents
 		wantSent  [2]int // blocks a and b got
 	}{
-		{name: "R=2 of 2 members", repl: 2, wantAsked: 1, wantSent: [2]int{3, 3}},
-		{name: "R=3 of 2 members", repl: 3, wantAsked: 1, wantSent: [2]int{3, 3}},
-		{name: "R=1 of 2 members", repl: 1, wantAsked: 1 + blocks, wantSent: [2]int{blocks, 0}},
+		{name: "R=2 of 2 members", repl: 2, blocks: blocks, wantAsked: 1, wantSent: [2]int{3, 3}},
+		{name: "R=3 of 2 members", repl: 3, blocks: blocks, wantAsked: 1, wantSent: [2]int{3, 3}},
+		{name: "R=1 of 2 members", repl: 1, blocks: blocks, wantAsked: 1 + blocks, wantSent: [2]int{blocks, 0}},
+		{name: "one block, R=1", repl: 1, blocks: 1, wantAsked: 1, wantSent: [2]int{1, 0}},
+		{name: "one block, R=2", repl: 2, blocks: 1, wantAsked: 1, wantSent: [2]int{1, 0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			var data []byte // blocks of bs (no newline), each of one letter
+			for i := range tc.blocks {
+				data = append(data, bytes.Repeat([]byte{byte('a' + i)}, bs)...)
+			}
 			members := []string{"a", "b"}
 			var fakes [2]*ringFake
 			var list []*Client
