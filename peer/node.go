@@ -348,21 +348,22 @@ func New(cfg Config) (_ *Node, err error) {
 		ShuffleMemory: cfg.ShuffleMemory,
 		Speculation:   cfg.Speculation,
 		JobHistory:    cfg.JobHistory, JobHistoryAge: cfg.JobHistoryAge,
-		BinaryGrace:  cfg.BinaryGrace,
-		CanCollect:   n.gossip.Synced,
-		WorkDir:      filepath.Join(cfg.DataDir, "work"),
-		Usable:       n.usable,
-		Disk:         n.space,
-		SyncRecords:  n.syncRecords,
-		Logger:       n.log,
-		Outputs:      creates{n},
-		Logs:         n.logs,
-		OnAttempt:    n.metrics.attemptEnded,
-		OnJobEnd:     n.metrics.jobEnded,
-		Workers:      n.workers,
-		BinDir:       filepath.Join(cfg.DataDir, "bin"),
-		InlineSpecs:  n.inlineSpecs.Load,
-		EvenReducers: n.evenReducers.Load,
+		BinaryGrace:   cfg.BinaryGrace,
+		CanCollect:    n.gossip.Synced,
+		FailedMembers: n.failedMembers,
+		WorkDir:       filepath.Join(cfg.DataDir, "work"),
+		Usable:        n.usable,
+		Disk:          n.space,
+		SyncRecords:   n.syncRecords,
+		Logger:        n.log,
+		Outputs:       creates{n},
+		Logs:          n.logs,
+		OnAttempt:     n.metrics.attemptEnded,
+		OnJobEnd:      n.metrics.jobEnded,
+		Workers:       n.workers,
+		BinDir:        filepath.Join(cfg.DataDir, "bin"),
+		InlineSpecs:   n.inlineSpecs.Load,
+		EvenReducers:  n.evenReducers.Load,
 	})
 	if err != nil {
 		return nil, err
@@ -563,6 +564,13 @@ func (n *Node) Records() *gossip.Store { return n.gossip.Records() }
 // that stopped without leaving as dead.
 func (n *Node) FailureDetectionTime() time.Duration {
 	return n.gcfg.FailureDetectionTime(max(n.Ring().Len(), 1))
+}
+
+// failedMembers counts the members this node knows as failed and has not
+// given up on (gossip's ReconnectTimeout): those it knows of, alive or
+// failed but not left (itself included), less those alive.
+func (n *Node) failedMembers() int {
+	return max(0, len(n.gossip.KnownAddrs())+1-len(n.gossip.Alive()))
 }
 
 // Members lists every member known, with the data-plane details of those

@@ -20,7 +20,8 @@ import (
 // and a job history of DefaultJobHistory jobs would otherwise keep up to
 // that many programs of tens of MB, R copies each. One node deletes: the
 // owner of binGCKey on the ring of alive members, once its metadata has
-// been in sync with every alive member (Config.CanCollect); a pass every
+// been in sync with every alive member (Config.CanCollect) and while it
+// sees more members alive than failed (Config.FailedMembers); a pass every
 // binGCEvery deletes at most maxBinGC programs, oldest first.
 
 // DefaultBinaryGrace is the default grace period of a stored program that
@@ -38,6 +39,14 @@ const maxBinGC = 64
 // read every job record.
 const binGCEvery = time.Minute
 
+// binGCView is the membership the clean-up decides on: the members that
+// may take tasks (the owner of binGCKey is chosen among them), and the
+// numbers of members alive (usable or not) and failed.
+type binGCView struct {
+	usable        []string
+	alive, failed int
+}
+
 // storedBin is a file of BinaryDir: its path and when it was stored (Unix
 // nanoseconds).
 type storedBin struct {
@@ -50,8 +59,13 @@ type storedBin struct {
 // lastUse holds, by program, the end of the last ended job that used it
 // (Unix ns) or math.MaxInt64 while a job that has not ended uses it. None
 // unless self owns binGCKey among alive; at most maxBinGC, oldest first.
-func binGCPlan(stored []storedBin, lastUse map[string]int64, alive []string, self string, now time.Time, grace time.Duration) []string {
-	if ring.New(ring.Config{}, alive...).Owner(binGCKey) != self {
+//
+// Nor unless this node sees a majority: more members alive than failed
+// (dead, not left, not yet given up on; view.failed). A node cut off from
+// most of the cluster may not know the jobs submitted on the other side,
+// which may be using an old program; two halves of one size both wait.
+func binGCPlan(stored []storedBin, lastUse map[string]int64, view binGCView, self string, now time.Time, grace time.Duration) []string {
+	if view.alive <= view.failed || ring.New(ring.Config{}, view.usable...).Owner(binGCKey) != self {
 		return nil
 	}
 	cutoff := now.Add(-grace).UnixNano()
@@ -83,8 +97,11 @@ func (s *Scheduler) collectBinaries(now time.Time) {
 	if s.cfg.CanCollect != nil && !s.cfg.CanCollect() {
 		return // safe mode: this node may not know every job yet
 	}
-	alive := s.alive()
-	if ring.New(ring.Config{}, alive...).Owner(binGCKey) != s.cfg.Self {
+	view := binGCView{usable: s.alive(), alive: s.cfg.Ring().Len()}
+	if s.cfg.FailedMembers != nil {
+		view.failed = s.cfg.FailedMembers()
+	}
+	if ring.New(ring.Config{}, view.usable...).Owner(binGCKey) != s.cfg.Self {
 		return
 	}
 	if now.Sub(s.lastBinGC) < min(binGCEvery, max(s.cfg.BinaryGrace/4, s.cfg.Interval)) {
@@ -131,7 +148,7 @@ func (s *Scheduler) collectBinaries(now time.Time) {
 		}
 		lastUse[rec.Binary] = max(lastUse[rec.Binary], use)
 	}
-	for _, p := range binGCPlan(stored, lastUse, alive, s.cfg.Self, now, s.cfg.BinaryGrace) {
+	for _, p := range binGCPlan(stored, lastUse, view, s.cfg.Self, now, s.cfg.BinaryGrace) {
 		if _, err := s.cfg.FS.Remove(p, false); err != nil {
 			s.log.Warn("shipped program clean-up", "path", p, "err", err)
 			continue

@@ -101,6 +101,10 @@ type Config struct {
 	// with every alive member since it started (it may not know every
 	// job). Nil: it may.
 	CanCollect func() bool
+	// FailedMembers, if set, returns how many members this node knows as
+	// failed (dead, neither left nor given up on); shipped programs are
+	// deleted only while more members are alive than that. Nil: none.
+	FailedMembers func() int
 	// BinCacheAge is how long a program in BinDir that no running job uses
 	// stays after its last use on this node; 0 takes DefaultBinCacheAge.
 	BinCacheAge time.Duration
