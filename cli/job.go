@@ -204,14 +204,24 @@ func jobRun(c *ucli.Context) error {
 			return err
 		}
 	}
-	st, err := cl.Submit(c.Context, client.SubmitRequest{
+	req := client.SubmitRequest{
 		Name: c.Args().First(), Params: params, Inputs: inputs, Output: c.String("output"),
 		Reducers: c.Int("reducers"), MaxAttempts: c.Int("max-attempts"), Replication: c.Int("replication"),
 		TaskTimeout: c.Duration("task-timeout").String(), Binary: binary,
 		NoSpeculativeMaps: c.Bool("no-speculation"), NoSpeculativeReduces: c.Bool("no-speculation"),
 		OutputCompression: string(outCodec), MaxSplitBytes: c.Int64("max-split-bytes"),
 		MapOutputCompression: c.String("map-output-compression"),
-	})
+	}
+	st, err := cl.Submit(c.Context, req)
+	if ae := (*client.Error)(nil); binary != "" && errors.As(err, &ae) && ae.Status == http.StatusGone {
+		// The clean-up of unused programs deleted it after shipSelf found
+		// it stored: store it again, once.
+		fmt.Fprintf(c.App.ErrWriter, "the cluster deleted this program as unused just as it was submitted; shipping it again\n")
+		if _, err = shipSelf(c, cl); err != nil {
+			return err
+		}
+		st, err = cl.Submit(c.Context, req)
+	}
 	if err != nil {
 		return err
 	}

@@ -31,6 +31,9 @@ type SubmitRequest struct {
 	// at BinaryPath(Binary) that holds the job's code (a shipped job; see
 	// Client.ShipProgram): the agents run Name from it, in worker
 	// processes, whether or not they have a job of that name built in.
+	// A submission whose program is not stored (never, or deleted by the
+	// clean-up of BinaryDir since ShipProgram found it stored) fails with
+	// an *Error of Status 410 (Gone): ship it again and submit again.
 	Binary string `json:"binary,omitempty"`
 	// NoSpeculativeMaps and NoSpeculativeReduces turn off backup attempts
 	// of straggling maps or reduces for this job (Hadoop's

@@ -15,7 +15,7 @@ const module = "shoal.dev/shoal"
 // the test, so a new one must take its place in the order.
 var allowedImports = map[string][]string{
 	"":              {"cli"},
-	"cli":           {"blockstore", "client", "codec", "disk", "job", "job/builtin", "job/streaming", "peer", "scheduler", "secret", "worker"},
+	"cli":           {"blockstore", "client", "clustertest", "codec", "disk", "job", "job/builtin", "job/streaming", "peer", "scheduler", "secret", "worker"},
 	"peer":          {"blockstore", "claim", "client", "disk", "gossip", "job", "job/builtin", "job/streaming", "mesh", "p2p", "ring", "scheduler", "secret", "shuffle", "tasklog", "worker"},
 	"scheduler":     {"blockstore", "client", "codec", "disk", "gossip", "job", "mesh", "ring", "shuffle", "tasklog", "worker"},
 	"client":        {"job", "secret"},

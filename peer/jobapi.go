@@ -29,6 +29,8 @@ func (n *Node) jobRoutes(mux *routes) {
 
 func jobStatus(err error) int {
 	switch {
+	case errors.Is(err, scheduler.ErrNoProgram):
+		return http.StatusGone // store the program again, and submit again
 	case errors.Is(err, scheduler.ErrBadRequest):
 		return http.StatusBadRequest
 	case errors.Is(err, scheduler.ErrNoJob):

@@ -26,9 +26,9 @@ func sum(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// TestShippedSubmissionRefused: a shipped job whose program is missing,
-// not what its name says, not a Go program, or not a Shoal program is
-// refused at submission with a 400 in Shoal's words, and nothing is
+// TestShippedSubmissionRefused: a shipped job whose program is missing
+// (410), not what its name says, not a Go program, or not a Shoal program
+// (400) is refused at submission in Shoal's words, and nothing is
 // written; so is a shipped job on a cluster that listens beyond loopback
 // without a secret, or runs jobs as --task-user.
 func TestShippedSubmissionRefused(t *testing.T) {
@@ -56,17 +56,21 @@ func TestShippedSubmissionRefused(t *testing.T) {
 	body := func(bin string) string {
 		return fmt.Sprintf(`{"name":"myjob","inputs":["/in"],"output":"/o","binary":%q}`, bin)
 	}
-	cases := []struct{ name, bin, want string }{
-		{"not a sum", "xyz", `binary "xyz": want the program's SHA-256 in 64 lower-case hex digits`},
-		{"not stored", sum([]byte("nothing")), "is not stored in the cluster (/.shoal/bin/"},
-		{"not what its name says", sum([]byte("other bytes")), "has SHA-256 " + sum(liar)[:12]},
-		{"not a Go program", sum(script), "the shipped program is not a Go executable"},
-		{"not a Shoal worker", sum(self), "exited with status 0 at start, before answering as a Shoal worker (is it a Go program whose main calls cli.Main?)"},
+	cases := []struct {
+		name, bin, want string
+		code            int
+	}{
+		{"not a sum", "xyz", `binary "xyz": want the program's SHA-256 in 64 lower-case hex digits`, http.StatusBadRequest},
+		// 410: the client may store it again and submit again.
+		{"not stored", sum([]byte("nothing")), "is not stored in the cluster (/.shoal/bin/", http.StatusGone},
+		{"not what its name says", sum([]byte("other bytes")), "has SHA-256 " + sum(liar)[:12], http.StatusBadRequest},
+		{"not a Go program", sum(script), "the shipped program is not a Go executable", http.StatusBadRequest},
+		{"not a Shoal worker", sum(self), "exited with status 0 at start, before answering as a Shoal worker (is it a Go program whose main calls cli.Main?)", http.StatusBadRequest},
 	}
 	for _, tc := range cases {
 		code, msg := postJob(t, n, sec, body(tc.bin))
-		if code != http.StatusBadRequest || !strings.Contains(msg, tc.want) || strings.Contains(msg, "\n") {
-			t.Errorf("%s: %d %q, want 400 containing %q", tc.name, code, msg, tc.want)
+		if code != tc.code || !strings.Contains(msg, tc.want) || strings.Contains(msg, "\n") {
+			t.Errorf("%s: %d %q, want %d containing %q", tc.name, code, msg, tc.code, tc.want)
 		}
 	}
 	if _, err := n.FS().List("/o"); err == nil {

@@ -32,6 +32,10 @@ var (
 	ErrBadRequest = errors.New("bad job request")
 	// ErrNoJob: no job has that ID.
 	ErrNoJob = errors.New("no such job")
+	// ErrNoProgram: a shipped job's program is not stored in the cluster
+	// (never stored, or deleted by the clean-up of BinaryDir meanwhile);
+	// storing it again and submitting again fixes it. Nothing was written.
+	ErrNoProgram = errors.New("not stored in the cluster")
 )
 
 // Records is the part of the replicated metadata the scheduler uses.

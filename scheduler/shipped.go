@@ -124,7 +124,7 @@ func (s *Scheduler) binary(ctx context.Context, sum string) (string, error) {
 	if err := s.fetchFile(ctx, BinaryPath(sum), tmp); err != nil {
 		os.Remove(tmp)
 		if errors.Is(err, blockstore.ErrNoFile) {
-			return "", fmt.Errorf("the shipped program %s is not stored in the cluster (%s)", sum[:12], BinaryPath(sum))
+			return "", fmt.Errorf("the shipped program %s is %w (%s)", sum[:12], ErrNoProgram, BinaryPath(sum))
 		}
 		return "", fmt.Errorf("fetch the shipped program %s: %w", sum[:12], err)
 	}
