@@ -58,10 +58,41 @@ func shippedRegistry() *job.Registry {
 			}}, nil
 		},
 	})
+	if err == nil {
+		err = reg.Register(gatedCount())
+	}
 	if err != nil {
 		panic(err)
 	}
 	return reg
+}
+
+// gatedCount is wordcount with a Prepare that reads the named pipe its
+// parameter gate names, so that a submission waits in it until the test
+// writes to the pipe; the tasks are built without the gate.
+func gatedCount() job.Spec {
+	base := job.NewRegistry()
+	builtin.Register(base)
+	return job.Spec{
+		Name:   "gatedcount",
+		Params: []job.Param{{Name: "gate", Default: ""}},
+		Build: func(p map[string]string) (*job.Job, error) {
+			j, err := base.Resolve("wordcount", nil)
+			if err != nil {
+				return nil, err
+			}
+			gate := p["gate"]
+			j.Prepare = func(context.Context, job.Sampler, int) (map[string]string, error) {
+				if gate != "" {
+					if _, err := os.ReadFile(gate); err != nil {
+						return nil, err
+					}
+				}
+				return map[string]string{"gate": ""}, nil
+			}
+			return j, nil
+		},
+	}
 }
 
 // TestShippedProgramsCollected: the program of a finished job whose
@@ -203,4 +234,66 @@ func sequentialIn(t *testing.T, reg *job.Registry, name string, input []byte) []
 		t.Fatal(err)
 	}
 	return out.Bytes()
+}
+
+// TestProgramDeletedDuringSubmission: the clean-up deletes a job's program
+// after the submitting node checked it and before the job record exists
+// (here the test deletes it while the job's Prepare waits); the submitting
+// node stores it again from its cache, so the nodes that fetch it for
+// their tasks find it, and the job's output matches wordcount run
+// sequentially.
+func TestProgramDeletedDuringSubmission(t *testing.T) {
+	c := clustertest.Start(t, 3, clustertest.Options{})
+	n := c.Node(0)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := scheduler.BinaryPath(sum(prog))
+	if _, err := n.FS().Create(context.Background(), p, bytes.NewReader(prog), blockstore.CreateOptions{BlockSize: 64 << 20, Replication: 1}); err != nil {
+		t.Fatal(err)
+	}
+	input := corpus(11, 300<<10)
+	put(t, n, "/in/a.txt", input, blockstore.MinBlockSize)
+	gate := filepath.Join(t.TempDir(), "gate")
+	if err := syscall.Mkfifo(gate, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		rec scheduler.JobRecord
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rec, err := n.Submit(context.Background(), scheduler.SubmitRequest{Name: "gatedcount", Params: map[string]string{"gate": gate}, Inputs: []string{"/in/a.txt"}, Output: "/out", Reducers: 3, Binary: sum(prog)})
+		done <- result{rec, err}
+	}()
+	// Opening the pipe for writing returns once the Prepare, after the
+	// program's check, opened it for reading.
+	g, err := os.OpenFile(gate, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Node(1).FS().Remove(p, false); err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if st := waitJob(t, n, r.rec.ID, 60*time.Second); st.State != scheduler.StateSucceeded {
+		t.Fatalf("job: %s %s", st.State, st.Error)
+	}
+	got, _ := readParts(t, n, "/out")
+	if want := sequential(t, "wordcount", nil, map[string][]byte{"/in/a.txt": input}, []string{"/in/a.txt"}, 3); !bytes.Equal(got, want) {
+		t.Fatalf("output (%d bytes) differs from the sequential run's (%d bytes)", len(got), len(want))
+	}
+	if _, err := n.FS().Stat(p); err != nil {
+		t.Errorf("the program is not stored again: %v", err)
+	}
 }

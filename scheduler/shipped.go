@@ -145,6 +145,34 @@ func (s *Scheduler) binary(ctx context.Context, sum string) (string, error) {
 	return path, nil
 }
 
+// keepProgram stores again, from this node's cache, the program of a job
+// being accepted here if the cluster no longer stores it: the clean-up of
+// BinaryDir (another node, whose pass read the job records before this
+// job's reached it) may have deleted it since the submission checked the
+// program, and the job's other nodes could not fetch it. The job record
+// keeps the program once every node has it, and the cached copy was
+// verified at submission (and stays cached: binPins, then the record).
+func (s *Scheduler) keepProgram(ctx context.Context, sum string) {
+	p := BinaryPath(sum)
+	if s.cfg.SyncRecords != nil {
+		s.cfg.SyncRecords(ctx, blockstore.FileKeyPrefix+p)
+	}
+	if _, err := s.cfg.FS.Stat(p); !errors.Is(err, blockstore.ErrNoFile) {
+		return
+	}
+	f, err := os.Open(filepath.Join(s.cfg.BinDir, sum))
+	if err != nil {
+		s.log.Warn("the shipped program of a job just submitted was deleted, and is not cached here to store again", "program", sum[:12], "err", err)
+		return
+	}
+	defer f.Close()
+	if _, err := s.cfg.FS.Create(ctx, p, f, blockstore.CreateOptions{}); err != nil && !errors.Is(err, blockstore.ErrExists) {
+		s.log.Warn("store again the shipped program of a job just submitted", "program", sum[:12], "err", err)
+		return
+	}
+	s.log.Info("stored again the shipped program of a job just submitted: the clean-up of unused programs had deleted it meanwhile", "program", sum[:12])
+}
+
 func fileSum(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
