@@ -65,6 +65,60 @@ func (fs *FS) PutBlock(ctx context.Context, file string, index int, r io.Reader,
 // transfer, for nothing the client needs. On error there is nothing to
 // release.
 func (fs *FS) ReceiveBlock(ctx context.Context, file string, index int, r io.Reader, size int64, repl int) (ack BlockAck, release func(), err error) {
+	return fs.receive(ctx, file, index, r, size, repl, nil)
+}
+
+// ErrFileChanged fails a block handed over by a client on this host whose
+// bytes, as read here, are not the ones the client hashed: the file
+// changed during the put.
+var ErrFileChanged = errors.New("the file changed while it was put")
+
+// ErrBadSums fails a block whose chunk sums cannot be its own.
+var ErrBadSums = errors.New("bad chunk sums")
+
+// ReceiveSummedBlock is ReceiveBlock for a block whose ID and CRC32C
+// sums (one per chunk bytes, see SumChunk) its client computed in one
+// pass over its bytes: a client on this host that handed over its file
+// (the local socket). Each chunk is checked against its sum as it is
+// read, before it is written, and the block is not hashed again: the
+// agent takes the client's word for the ID, as a replica's receiver takes
+// its writer's (Store.write). Only the agent's own user can reach the
+// local socket, and it could write the store's files itself. A chunk
+// that fails its sum fails the block with ErrFileChanged. Sums that
+// cannot be the block's (another count than its chunks, a chunk size
+// outside 4 KiB..16 MiB, no ID) are refused with ErrBadSums.
+func (fs *FS) ReceiveSummedBlock(ctx context.Context, file string, index int, r io.Reader, size int64, repl int, id ID, chunk int64, crc []uint32) (BlockAck, func(), error) {
+	if chunk < minSumChunk || chunk > maxSumChunk {
+		return BlockAck{}, nil, fmt.Errorf("%w: block %d of %s: chunk sums over chunks of %d bytes, want %d..%d", ErrBadSums, index, file, chunk, minSumChunk, maxSumChunk)
+	}
+	if size > 0 {
+		if n := chunks(size, chunk); int64(len(crc)) != n {
+			return BlockAck{}, nil, fmt.Errorf("%w: block %d of %s: %d chunk sums for %d chunks", ErrBadSums, index, file, len(crc), n)
+		}
+	}
+	if id.IsZero() {
+		return BlockAck{}, nil, fmt.Errorf("%w: block %d of %s: no ID with them", ErrBadSums, index, file)
+	}
+	return fs.receive(ctx, file, index, r, size, repl, &blockSums{id: id, size: size, chunk: chunk, crc: crc})
+}
+
+// changedChecker is a sumChecker whose failure says that the client's
+// file changed.
+type changedChecker struct{ sumChecker }
+
+func (c *changedChecker) Write(p []byte) (int, error) {
+	n, err := c.sumChecker.Write(p)
+	if err != nil {
+		end := c.off
+		start := (end - 1) / c.sums.chunk * c.sums.chunk
+		return n, fmt.Errorf("%w: bytes %d to %d of the block are not the ones the client hashed", ErrFileChanged, start, end)
+	}
+	return n, nil
+}
+
+// receive is ReceiveBlock, checking the bytes against given's sums and
+// storing them as given's block when given is not nil, else hashing them.
+func (fs *FS) receive(ctx context.Context, file string, index int, r io.Reader, size int64, repl int, given *blockSums) (ack BlockAck, release func(), err error) {
 	if size <= 0 || size > MaxBlockSize {
 		return BlockAck{}, nil, fmt.Errorf("block %d of %s: length %d outside 1..%d", index, file, size, MaxBlockSize)
 	}
@@ -92,18 +146,35 @@ func (fs *FS) ReceiveBlock(ctx context.Context, file string, index int, r io.Rea
 			cleanup()
 		}
 	}()
-	h := newBlockHasher()
-	n, err := copyBlock(io.MultiWriter(fs.cfg.Store.SpoolWriter(f), h), io.LimitReader(r, size+1))
+	var (
+		h   *blockHasher
+		dst io.Writer
+	)
+	if given != nil {
+		// The check comes first: a chunk that fails is not written.
+		dst = io.MultiWriter(&changedChecker{sumChecker{sums: given}}, fs.cfg.Store.SpoolWriter(f))
+	} else {
+		h = newBlockHasher()
+		dst = io.MultiWriter(fs.cfg.Store.SpoolWriter(f), h)
+	}
+	n, err := copyBlock(dst, io.LimitReader(r, size+1))
 	if err != nil {
 		return BlockAck{}, nil, fmt.Errorf("block %d of %s: receiving: %w", index, file, err)
 	}
 	if n != size {
 		return BlockAck{}, nil, fmt.Errorf("block %d of %s: got %d bytes, want %d", index, file, n, size)
 	}
-	id := h.ID()
-	copies, err := fs.writeBlock(ctx, blockWrite{file: file, index: index, id: id, size: size, want: repl, spool: f, sums: h.sums(id)}, f)
+	sums := given
+	if h != nil {
+		sums = h.sums(h.ID())
+	}
+	id := sums.id
+	copies, err := fs.writeBlock(ctx, blockWrite{file: file, index: index, id: id, size: size, want: repl, spool: f, sums: sums}, f)
 	if err != nil {
 		return BlockAck{}, nil, fmt.Errorf("put %s: %w", file, err)
+	}
+	if given != nil {
+		fs.cfg.Store.Summed.Add(1)
 	}
 	return BlockAck{ID: id, Size: size, Copies: copies, Replication: repl}, cleanup, nil
 }

@@ -3,8 +3,12 @@ package blockstore
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -77,5 +81,69 @@ func TestReceiveBlockLeavesTheSpoolToRelease(t *testing.T) {
 	}
 	if des, _ := os.ReadDir(tmp); len(des) != 0 {
 		t.Fatalf("%d files in tmp/ after a refused block", len(des))
+	}
+}
+
+// A block whose client sent its ID and chunk sums (a file handed over
+// through the local socket) is checked chunk by chunk against the sums
+// and stored under that ID, not hashed again; a chunk that fails its sum
+// fails the block with ErrFileChanged and stores nothing.
+func TestReceiveSummedBlock(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := newTestCluster(t, 1)
+	n := c.nodes["n1"]
+	st := n.fs.cfg.Store
+	data := bytes.Repeat([]byte("summed block\n"), 3*SumChunk/13+7) // 3 chunks and a part
+	h := newBlockHasher()
+	h.Write(data)
+	sums := h.sums(h.ID())
+
+	// The client's word for the ID is taken: an ID that is not the
+	// bytes' SHA-256 shows that they were not hashed again.
+	claimed := Sum([]byte("the client's word"))
+	ack, release, err := n.fs.ReceiveSummedBlock(ctx, "/s", 0, bytes.NewReader(data), int64(len(data)), 1, claimed, SumChunk, sums.crc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if ack.ID != claimed || ack.Size != int64(len(data)) || !st.Has(claimed) || st.Has(Sum(data)) {
+		t.Fatalf("ack %+v: want the block stored as %s", ack, claimed.Short())
+	}
+	if got := st.Summed.Load(); got != 1 {
+		t.Fatalf("%d blocks counted as received by sums, want 1", got)
+	}
+	if got := st.readSums(claimed, int64(len(data))); got == nil || !slices.Equal(got.crc, sums.crc) {
+		t.Fatalf("sidecar %+v, want the client's sums", got)
+	}
+
+	// The file changed after the client hashed it: its third chunk fails.
+	changed := bytes.Clone(data)
+	changed[2*SumChunk+5] ^= 1
+	_, release, err = n.fs.ReceiveSummedBlock(ctx, "/s", 1, bytes.NewReader(changed), int64(len(data)), 1, h.ID(), SumChunk, sums.crc)
+	if !errors.Is(err, ErrFileChanged) || release != nil || !strings.Contains(err.Error(), fmt.Sprintf("bytes %d to %d", 2*SumChunk, 3*SumChunk)) {
+		t.Fatalf("changed file: err %v, want ErrFileChanged naming bytes %d to %d", err, 2*SumChunk, 3*SumChunk)
+	}
+	if st.Has(h.ID()) {
+		t.Fatal("a block that failed its sums was stored")
+	}
+	// Sums that cannot be the block's.
+	for _, bad := range []struct {
+		chunk int64
+		crc   []uint32
+		id    ID
+		want  string
+	}{
+		{SumChunk, sums.crc[:3], h.ID(), "3 chunk sums for 4 chunks"},
+		{1 << 10, sums.crc, h.ID(), "chunks of 1024 bytes"},
+		{SumChunk, sums.crc, ID{}, "no ID"},
+	} {
+		_, release, err := n.fs.ReceiveSummedBlock(ctx, "/s", 2, bytes.NewReader(data), int64(len(data)), 1, bad.id, bad.chunk, bad.crc)
+		if err == nil || release != nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("chunk %d, %d sums, id %s: err %v, want %q", bad.chunk, len(bad.crc), bad.id.Short(), err, bad.want)
+		}
+	}
+	if des, _ := os.ReadDir(filepath.Join(st.dir, "tmp")); len(des) != 0 {
+		t.Fatalf("%d files left in tmp/", len(des))
 	}
 }

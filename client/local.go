@@ -48,13 +48,39 @@ type LocalHello struct {
 
 // LocalPut is one block of a resumable put, as PUT /v1/fs/block takes it,
 // read by the agent from the descriptor sent with it: Size bytes from
-// Offset.
+// Offset. ID, Chunk and Sums, when set, are the block's ID (hex SHA-256)
+// and the CRC32C (Castagnoli) of each Chunk bytes of it, little-endian
+// uint32s, which the client computed in the one pass over the bytes it
+// made to find the block's owner: the agent then checks each chunk it
+// reads against its sum instead of hashing the block again (an agent of
+// an older release ignores them and hashes it).
 type LocalPut struct {
 	Path        string `json:"path"`
 	Index       int    `json:"index"`
 	Replication int    `json:"replication"`
 	Offset      int64  `json:"offset"`
 	Size        int64  `json:"size"`
+	ID          string `json:"id,omitempty"`
+	Chunk       int64  `json:"chunk,omitempty"`
+	Sums        []byte `json:"sums,omitempty"`
+}
+
+// LocalSumChunk is the chunk a client's sums of a block cover (the
+// agents' blockstore.SumChunk: the sums become the block's sidecar as
+// they are).
+const LocalSumChunk = 64 << 10
+
+// localSummedMax is the largest block handed over with its sums: those of
+// a larger one would not fit a frame (8,192 sums of 4 bytes, base64 in
+// JSON, ~44 KB); the agent hashes it.
+const localSummedMax = 512 << 20
+
+// blockSums is what a client computed of one block to find its owner:
+// its ID and, for a block to hand over through a local socket, its
+// chunk sums (nil otherwise).
+type blockSums struct {
+	id   string
+	sums []byte
 }
 
 // LocalAnswer answers a LocalHello (Name, Instance) or a LocalPut (Ack).
@@ -238,6 +264,17 @@ func (lp *localPuts) agent(ctx context.Context, c *Client) *localAgent {
 	return a
 }
 
+// summed reports whether a block of n bytes is worth its chunk sums as
+// it is hashed: when it may go through a local socket, which c, the
+// agent in use, has (blocks owned by another host go over HTTP, and the
+// agent of this host, if any, is the one in use).
+func (lp *localPuts) summed(ctx context.Context, c *Client, n int64) bool {
+	if lp == nil || n < localMinBlock || n > localSummedMax {
+		return false
+	}
+	return lp.agent(ctx, c).socket().Socket != ""
+}
+
 func (a *localAgent) socket() LocalInfo {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -253,7 +290,7 @@ func (a *localAgent) drop() {
 // put sends block i (n bytes at off) of p to c through c's local socket.
 // sent is false when it could not be sent that way, or is shorter than
 // localMinBlock: the caller sends it over HTTP. An agent's refusal is an *Error, as over HTTP.
-func (lp *localPuts) put(ctx context.Context, c *Client, p string, i int, off, n int64, repl int) (ack BlockAck, sent bool, err error) {
+func (lp *localPuts) put(ctx context.Context, c *Client, p string, i int, off, n int64, repl int, bs *blockSums) (ack BlockAck, sent bool, err error) {
 	if lp == nil || n < localMinBlock {
 		return BlockAck{}, false, nil
 	}
@@ -293,7 +330,11 @@ func (lp *localPuts) put(ctx context.Context, c *Client, p string, i int, off, n
 	// The block: the agent reads it from the file, which may take as long
 	// as a block over HTTP.
 	conn.SetDeadline(time.Time{})
-	if err := WriteLocalFrame(conn, LocalPut{Path: p, Index: i, Replication: repl, Offset: off, Size: n}, lp.fd); err != nil {
+	req := LocalPut{Path: p, Index: i, Replication: repl, Offset: off, Size: n}
+	if bs != nil && bs.sums != nil {
+		req.ID, req.Chunk, req.Sums = bs.id, LocalSumChunk, bs.sums
+	}
+	if err := WriteLocalFrame(conn, req, lp.fd); err != nil {
 		return broken()
 	}
 	var ans LocalAnswer

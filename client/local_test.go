@@ -3,7 +3,10 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
+	"hash/crc32"
 	"io"
 	"net"
 	"net/http"
@@ -27,12 +30,14 @@ type localFake struct {
 	instance       string
 	answerInstance string
 	cut            bool
+	more           string // another member of the ring, if any
 
 	mu     sync.Mutex
-	blocks map[int]string // index -> SHA-256 of the bytes the agent got
-	http   int            // blocks over HTTP
-	local  int            // blocks through the socket
-	asked  int            // GET /v1/fs/local
+	blocks map[int]string   // index -> SHA-256 of the bytes the agent got
+	reqs   map[int]LocalPut // index -> the request of a block through the socket
+	http   int              // blocks over HTTP
+	local  int              // blocks through the socket
+	asked  int              // GET /v1/fs/local
 }
 
 func (a *localFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -47,7 +52,11 @@ func (a *localFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		json.NewEncoder(w).Encode(LocalInfo{Name: "a", Socket: filepath.Join(a.dir, "local.sock"), Instance: a.instance})
 	case "/v1/ring/owners":
-		json.NewEncoder(w).Encode(OwnersInfo{Key: r.URL.Query().Get("key"), Owners: []string{"a"}})
+		owners := []string{"a"}
+		if n, _ := strconv.Atoi(r.URL.Query().Get("n")); n > 1 && a.more != "" {
+			owners = append(owners, a.more) // a member that never owns a first copy
+		}
+		json.NewEncoder(w).Encode(OwnersInfo{Key: r.URL.Query().Get("key"), Owners: owners})
 	case "/v1/fs/block":
 		b, _ := io.ReadAll(r.Body)
 		i, _ := strconv.Atoi(r.URL.Query().Get("index"))
@@ -114,6 +123,11 @@ func (a *localFake) serveConn(c *net.UnixConn) {
 		return
 	}
 	ack := a.got(req.Index, b, true)
+	a.mu.Lock()
+	if a.reqs != nil {
+		a.reqs[req.Index] = req
+	}
+	a.mu.Unlock()
 	WriteLocalFrame(c, LocalAnswer{Status: 200, Ack: &ack}, -1)
 }
 
@@ -258,4 +272,66 @@ func unixPair() (*net.UnixConn, *net.UnixConn, error) {
 		return nil, nil, err
 	}
 	return a, b, nil
+}
+
+// A block handed over through the local socket carries the ID and the
+// CRC32C chunk sums the client computed while hashing it to find its
+// owner, so that the agent checks its chunks instead of hashing it again;
+// a block too large for its sums to fit a frame carries none.
+func TestLocalPutSendsItsSums(t *testing.T) {
+	const bs = 4 * LocalSumChunk
+	var data []byte
+	for i := range 10 * LocalSumChunk / 8 { // 2.5 blocks
+		data = append(data, fmt.Sprintf("%07d\n", i)...)
+	}
+	file := filepath.Join(t.TempDir(), "in")
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Two members at R=1: the client hashes each block to find its owner.
+	a := &localFake{instance: "i1", answerInstance: "i1", more: "b", dir: t.TempDir(), blocks: map[int]string{}, reqs: map[int]LocalPut{}}
+	a.serveSocket(t)
+	srv := httptest.NewServer(a)
+	defer srv.Close()
+	c, err := New(srv.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := PutLocal(context.Background(), []*Client{c.Named("a")}, "/f", f, int64(len(data)), PutOptions{BlockSize: bs, Replication: 1}, nil, nil); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.reqs) != 3 {
+		t.Fatalf("%d blocks through the socket, want 3", len(a.reqs))
+	}
+	for i, req := range a.reqs {
+		b := data[req.Offset : req.Offset+req.Size]
+		var want []byte
+		for k := 0; k < len(b); k += LocalSumChunk {
+			want = binary.LittleEndian.AppendUint32(want, crc32.Checksum(b[k:min(k+LocalSumChunk, len(b))], crc32.MakeTable(crc32.Castagnoli)))
+		}
+		if req.ID != blockKey(b) || req.Chunk != LocalSumChunk || !bytes.Equal(req.Sums, want) {
+			t.Errorf("block %d (%d bytes): id %q, %d sums of %d bytes; want %s, %d sums of %d", i, len(b), req.ID, len(req.Sums)/4, req.Chunk, blockKey(b), len(want)/4, LocalSumChunk)
+		}
+	}
+
+	// A block over localSummedMax: its sums would not fit a frame.
+	a.reqs = map[int]LocalPut{}
+	a.mu.Unlock()
+	lp := newLocalPuts(f)
+	over, upTo := lp.summed(context.Background(), c.Named("a"), localSummedMax+1), lp.summed(context.Background(), c.Named("a"), localSummedMax)
+	_, sent, err := lp.put(context.Background(), c.Named("a"), "/f", 0, 0, int64(len(data)), 1, &blockSums{id: blockKey(data)})
+	a.mu.Lock()
+	if over || !upTo {
+		t.Fatalf("blocks over %d bytes must be hashed without sums (%v), those up to it with them (%v)", localSummedMax, over, upTo)
+	}
+	if err != nil || !sent || a.reqs[0].ID != "" || a.reqs[0].Sums != nil {
+		t.Fatalf("a block without sums: sent %v, err %v, request %+v", sent, err, a.reqs[0])
+	}
 }

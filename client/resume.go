@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net/url"
 	"slices"
@@ -152,8 +154,8 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 	// putBlock sends block i to c: the file itself when c is an agent of
 	// this host with a local socket, else its bytes over HTTP.
 	local := newLocalPuts(f)
-	putBlock := func(c *Client, i int, off, n int64) (BlockAck, error) {
-		if ack, sent, err := local.put(ctx, c, p, i, off, n, o.Replication); sent {
+	putBlock := func(c *Client, i int, off, n int64, bs *blockSums) (BlockAck, error) {
+		if ack, sent, err := local.put(ctx, c, p, i, off, n, o.Replication, bs); sent {
 			return ack, err
 		}
 		return c.PutBlock(ctx, p, i, io.NewSectionReader(f, off, n), n, o.Replication)
@@ -161,14 +163,14 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 	skip := map[*Client]bool{}
 	// direct sends block i to owner, the agent of its first ring owner
 	// (nil: not known), unless an earlier block failed there.
-	direct := func(i int, off, n int64, owner *Client) bool {
+	direct := func(i int, off, n int64, owner *Client, bs *blockSums) bool {
 		mu.Lock()
 		skipped := owner == nil || skip[owner]
 		mu.Unlock()
 		if skipped {
 			return false
 		}
-		ack, err := putBlock(owner, i, off, n)
+		ack, err := putBlock(owner, i, off, n, bs)
 		if err != nil || ack.Size != n {
 			mu.Lock()
 			skip[owner] = true
@@ -180,6 +182,8 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 	}
 	// ownerOf finds the agent of the first ring owner of the block at
 	// off..off+n, as the agent in use places it; nil when none is known.
+	// The sums are those ownerAgent computed on the way (nil when the
+	// block was not hashed here).
 	// hashBufs holds the buffers blocks are read through to be hashed,
 	// one per block being hashed.
 	hashBufs := make(chan []byte, putHashers)
@@ -195,18 +199,18 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 	if c, _ := ag.get(); c != nil && size > o.BlockSize {
 		every = everyOwner(ctx, c, list, p, o.Replication)
 	}
-	ownerOf := func(i int, off, n int64, buf []byte) *Client {
+	ownerOf := func(i int, off, n int64, buf []byte) (*Client, *blockSums) {
 		if len(every) > 0 {
-			return every[i%len(every)]
+			return every[i%len(every)], nil // the agent hashes it
 		}
 		c, _ := ag.get()
 		if c == nil {
-			return nil
+			return nil, nil
 		}
-		return ownerAgent(ctx, c, list, f, off, n, buf)
+		return ownerAgent(ctx, c, list, f, off, n, buf, local.summed(ctx, c, n))
 	}
-	send := func(i int, off, n int64, owner *Client) error {
-		if direct(i, off, n, owner) {
+	send := func(i int, off, n int64, owner *Client, bs *blockSums) error {
+		if direct(i, off, n, owner, bs) {
 			return nil
 		}
 		for {
@@ -220,7 +224,7 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 				}
 				return fmt.Errorf("put %s: every member stopped answering (the last was %s) before block %d was stored; nothing was stored visibly: put again once the cluster is back", p, ag.last(), i)
 			}
-			ack, err := putBlock(c, i, off, n)
+			ack, err := putBlock(c, i, off, n, bs)
 			if errors.Is(err, ErrUnreachable) && ctx.Err() == nil {
 				ag.failed(place, int64(i), err)
 				continue
@@ -289,13 +293,13 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 		go func(i int, off, n int64) {
 			defer wg.Done()
 			defer func() { <-slots }()
-			owner := ownerOf(i, off, n, buf)
+			owner, bs := ownerOf(i, off, n, buf)
 			hashBufs <- buf
 			if !wait(sending) {
 				return
 			}
 			defer func() { <-sending }()
-			if err := send(i, off, n, owner); err != nil {
+			if err := send(i, off, n, owner, bs); err != nil {
 				cancel(err)
 			}
 		}(i, off, n)
@@ -329,9 +333,9 @@ func PutLocal(ctx context.Context, list []*Client, p string, f io.ReaderAt, size
 					end = offs[i+1]
 				}
 				buf := <-hashBufs // all are back: nothing else is hashed now
-				owner := ownerOf(i, offs[i], end-offs[i], buf)
+				owner, bs := ownerOf(i, offs[i], end-offs[i], buf)
 				hashBufs <- buf
-				if err := send(i, offs[i], end-offs[i], owner); err != nil {
+				if err := send(i, offs[i], end-offs[i], owner, bs); err != nil {
 					return PutInfo{}, err
 				}
 			}
@@ -374,32 +378,47 @@ func everyOwner(ctx context.Context, c *Client, list []*Client, key string, repl
 
 // ownerAgent returns the agent in list of the first ring owner of the
 // block at off..off+n of f, as the agent c places it: the block is hashed
-// here to find it, read through buf. Nil when that owner is not in list,
-// c does not answer, or ctx ends: the block then goes through c.
-func ownerAgent(ctx context.Context, c *Client, list []*Client, f io.ReaderAt, off, n int64, buf []byte) *Client {
+// here to find it, read through buf, whose length is a multiple of
+// LocalSumChunk. The agent is nil when that owner is not in list, c does
+// not answer, or ctx ends: the block then goes through c. The sums are
+// the block's ID and, when summed, its chunk sums, computed in the same
+// pass (nil when the file could not be read, or ctx ended).
+func ownerAgent(ctx context.Context, c *Client, list []*Client, f io.ReaderAt, off, n int64, buf []byte, summed bool) (*Client, *blockSums) {
 	h := sha256.New() // a block's ID, as the agents compute it
+	var sums []byte
+	if summed {
+		sums = make([]byte, 0, 4*((n+LocalSumChunk-1)/LocalSumChunk))
+	}
 	for done := int64(0); done < n; {
 		if ctx.Err() != nil {
-			return nil
+			return nil, nil
 		}
 		k, err := f.ReadAt(buf[:min(int64(len(buf)), n-done)], off+done)
 		h.Write(buf[:k])
+		// A read is short only at the block's end (or with an error,
+		// which ends the pass): the chunks line up with the reads.
+		for b := buf[:k]; summed && len(b) > 0; b = b[min(len(b), LocalSumChunk):] {
+			sums = binary.LittleEndian.AppendUint32(sums, crc32.Checksum(b[:min(len(b), LocalSumChunk)], castagnoli))
+		}
 		done += int64(k)
 		if err != nil && done < n {
-			return nil
+			return nil, nil
 		}
 	}
-	o, err := c.Owners(ctx, hex.EncodeToString(h.Sum(nil)), 1)
+	bs := &blockSums{id: hex.EncodeToString(h.Sum(nil)), sums: sums}
+	o, err := c.Owners(ctx, bs.id, 1)
 	if err != nil || len(o.Owners) == 0 {
-		return nil
+		return nil, bs
 	}
 	for _, a := range list {
 		if a.name == o.Owners[0] {
-			return a
+			return a, bs
 		}
 	}
-	return nil
+	return nil, bs
 }
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // FileReader reads a cluster file. It reads each block straight from the
 // agent of a member that holds it (GET /v1/fs/block), which verifies its

@@ -3,6 +3,7 @@ package peer
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -162,6 +163,11 @@ func (n *Node) handleLocalConn(ctx context.Context, ls *localServer, c *net.Unix
 		refuse(status, msg)
 		return
 	}
+	id, crc, err := localSums(req)
+	if err != nil {
+		refuse(http.StatusBadRequest, err.Error())
+		return
+	}
 	// The client waits for the answer and sends nothing more: a read
 	// that ends means it is gone, and the block is not wanted.
 	c.SetDeadline(time.Time{})
@@ -170,7 +176,18 @@ func (n *Node) handleLocalConn(ctx context.Context, ls *localServer, c *net.Unix
 		c.Read(b[:])
 		cancel()
 	}()
-	ack, release, err := n.fs.ReceiveBlock(ctx, p, req.Index, smallReads{io.NewSectionReader(f, req.Offset, req.Size)}, req.Size, req.Replication)
+	r := smallReads{io.NewSectionReader(f, req.Offset, req.Size)}
+	var (
+		ack     blockstore.BlockAck
+		release func()
+	)
+	if req.ID == "" {
+		ack, release, err = n.fs.ReceiveBlock(ctx, p, req.Index, r, req.Size, req.Replication)
+	} else {
+		// The client hashed the block and summed its chunks: the
+		// chunks are checked as they are read, not hashed again.
+		ack, release, err = n.fs.ReceiveSummedBlock(ctx, p, req.Index, r, req.Size, req.Replication, id, req.Chunk, crc)
+	}
 	if err != nil {
 		status, body := n.blockRefusal(p, req.Index, err)
 		c.SetWriteDeadline(time.Now().Add(n.cfg.APIWriteTimeout))
@@ -209,11 +226,36 @@ func (n *Node) checkLocalPut(req client.LocalPut, f *os.File) (string, int, stri
 	return p, http.StatusOK, ""
 }
 
+// localSums decodes the ID and chunk sums a client sent with a block, if
+// any (the zero ID when none); ReceiveSummedBlock checks that they fit it.
+func localSums(req client.LocalPut) (blockstore.ID, []uint32, error) {
+	if req.ID == "" && req.Chunk == 0 && req.Sums == nil {
+		return blockstore.ID{}, nil, nil
+	}
+	id, err := blockstore.ParseID(req.ID)
+	if err != nil {
+		return id, nil, fmt.Errorf("block %d: %w", req.Index, err)
+	}
+	if len(req.Sums)%4 != 0 {
+		return id, nil, fmt.Errorf("block %d: chunk sums of %d bytes, not a whole number of 4-byte sums", req.Index, len(req.Sums))
+	}
+	crc := make([]uint32, len(req.Sums)/4)
+	for i := range crc {
+		crc[i] = binary.LittleEndian.Uint32(req.Sums[4*i:])
+	}
+	return id, crc, nil
+}
+
 // blockRefusal is the answer to a block of a put that ReceiveBlock
 // refused, over HTTP or the local socket.
 func (n *Node) blockRefusal(p string, index int, err error) (int, apiError) {
 	var full *disk.FullError
 	switch {
+	case errors.Is(err, blockstore.ErrBadSums):
+		return http.StatusBadRequest, apiError{Error: err.Error()}
+	case errors.Is(err, blockstore.ErrFileChanged):
+		n.log.Warn("block of a put refused: the client's file changed while it was read", "path", p, "index", index, "err", err)
+		return http.StatusConflict, apiError{Error: err.Error()}
 	case errors.As(err, &full):
 		// This agent could not spool the block: the client tries another.
 		n.log.Warn("block of a put refused: no room to spool it here", "path", p, "index", index, "err", err)

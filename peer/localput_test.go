@@ -3,7 +3,11 @@ package peer_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
+	"hash/crc32"
 	"io"
 	"net"
 	"os"
@@ -57,6 +61,15 @@ func TestPutPassesTheFileToItsOwner(t *testing.T) {
 	}
 	if overHTTP != short || short > 1 {
 		t.Errorf("%d blocks went over HTTP, want only the %d shorter than 32 KiB (the tail)", overHTTP, short)
+	}
+	// The client sent each block's ID and chunk sums with it: its owner
+	// checked the chunks against them instead of hashing it again.
+	summed := 0
+	for i := range 3 {
+		summed += int(metric(t, c.Node(i), "shoal_blocks_received_by_sums_total"))
+	}
+	if summed != info.File.Blocks-short {
+		t.Errorf("%d blocks received by their client's sums, want the %d through the socket", summed, info.File.Blocks-short)
 	}
 	r, err := client.OpenFile(ctx, clients, "/local", nil)
 	if err != nil {
@@ -119,6 +132,10 @@ func TestPutPassesTheFileToItsOwner(t *testing.T) {
 		{client.LocalPut{Path: "/x", Replication: 1, Size: 0}, int(f.Fd()), "a block is 1.."},
 		{client.LocalPut{Path: "/x", Replication: 1, Offset: -1, Size: 10}, int(f.Fd()), "offset -1"},
 		{client.LocalPut{Path: "x/../..", Replication: 1, Size: 10}, int(f.Fd()), ""},
+		{client.LocalPut{Path: "/x", Replication: 1, Size: 10, ID: "beef", Chunk: 64 << 10, Sums: make([]byte, 4)}, int(f.Fd()), "want 64 hex digits"},
+		{client.LocalPut{Path: "/x", Replication: 1, Size: 10, ID: sumOf(data[:10]), Chunk: 64 << 10, Sums: make([]byte, 3)}, int(f.Fd()), "not a whole number of 4-byte sums"},
+		{client.LocalPut{Path: "/x", Replication: 1, Size: 10, ID: sumOf(data[:10]), Chunk: 64 << 10, Sums: make([]byte, 8)}, int(f.Fd()), "2 chunk sums for 1 chunks"},
+		{client.LocalPut{Path: "/x", Replication: 1, Size: 10, ID: sumOf(data[:10]), Chunk: 100, Sums: make([]byte, 4)}, int(f.Fd()), "chunks of 100 bytes"},
 	} {
 		conn, _ := dial(tok)
 		if err := client.WriteLocalFrame(conn, tc.req, tc.fd); err != nil {
@@ -132,6 +149,34 @@ func TestPutPassesTheFileToItsOwner(t *testing.T) {
 			t.Errorf("%+v answered %+v, want 400 with %q", tc.req, a, tc.want)
 		}
 	}
+	// The file changed after the client hashed it: the sums sent do not
+	// fit the bytes the agent reads, and it refuses the block (409) with
+	// one line that says so.
+	put := func(req client.LocalPut) client.LocalAnswer {
+		t.Helper()
+		conn, _ := dial(tok)
+		if err := client.WriteLocalFrame(conn, req, int(f.Fd())); err != nil {
+			t.Fatal(err)
+		}
+		var a client.LocalAnswer
+		if _, err := client.ReadLocalFrame(conn, &a); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	block := data[:100<<10]
+	sums := binary.LittleEndian.AppendUint32(nil, crc32.Checksum(block[:64<<10], crc32.MakeTable(crc32.Castagnoli)))
+	sums = binary.LittleEndian.AppendUint32(sums, crc32.Checksum(block[64<<10:], crc32.MakeTable(crc32.Castagnoli))^1)
+	a := put(client.LocalPut{Path: "/changed", Replication: 1, Size: int64(len(block)), ID: sumOf(block), Chunk: 64 << 10, Sums: sums})
+	if a.Status != 409 || !strings.Contains(a.Error, "the file changed while it was put: bytes 65536 to 102400") || strings.Contains(a.Error, "\n") {
+		t.Errorf("a changed file answered %+v, want 409 naming bytes 65536 to 102400", a)
+	}
+}
+
+// sumOf is the hex SHA-256 of b, a block's ID.
+func sumOf(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }
 
 // TestLocalPutGoesOnWhenAnAgentDies: the agent a put of a local file goes
