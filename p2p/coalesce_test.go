@@ -217,9 +217,9 @@ func TestCoalescedCloseDuringWrite(t *testing.T) {
 	}
 }
 
-// TestDirectPlaneCoalesces: a stream over the direct plane costs about one
-// socket write per 64 KiB yamux frame, not one per 16 KiB TLS record, and
-// its bytes arrive intact. Counted from the process's own write system
+// TestDirectPlaneCoalesces: a stream over the direct plane costs about two
+// socket writes per 256 KiB yamux frame, not one per 16 KiB TLS record nor
+// one per 64 KiB frame, and its bytes arrive intact. Counted from the process's own write system
 // calls (Linux /proc/self/io), both hosts being in this process.
 func TestDirectPlaneCoalesces(t *testing.T) {
 	if _, err := os.Stat("/proc/self/io"); err != nil {
@@ -275,7 +275,57 @@ func TestDirectPlaneCoalesces(t *testing.T) {
 	if records := int64(size / (16 << 10)); writes >= records/2 {
 		t.Errorf("%d MiB over the direct plane took %d write system calls; plain TLS needs %d, coalesced about %d", size>>20, writes, records, records/4)
 	}
+	// Frames of directFrame (256 KiB) bytes: each 1 MiB Write is four
+	// frames of two socket writes each, and the receiver's window updates;
+	// with yamux's 64 KiB frames it took 422.
+	if frames := int64(size / (64 << 10)); writes >= frames {
+		t.Errorf("%d MiB over the direct plane took %d write system calls; with 256 KiB frames it takes about %d, with 64 KiB ones %d and more", size>>20, writes, size/(128<<10), frames)
+	}
 	t.Logf("%d write system calls for %d MiB", writes, size>>20)
+}
+
+// A node whose direct plane sends yamux's 64 KiB frames and one that sends
+// 256 KiB frames (directFrame) exchange streams both ways: each sends
+// frames no larger than the other's window, whatever the size it sends.
+func TestDirectFramesMixed(t *testing.T) {
+	// a is built with the yamux of the release before directFrame.
+	saved := directMuxer
+	directMuxer = yamux.DefaultTransport
+	a := newHost(t, directCfg("a", 6))
+	directMuxer = saved
+	b := newHost(t, directCfg("b", 6))
+	introduce(t, a, b)
+	setDirect(t, a, b)
+	setDirect(t, b, a)
+	const proto, size = "/shoal/test-frames/1", 8 << 20
+	ctx := testCtx(t, testTimeout)
+	deadline, _ := ctx.Deadline()
+	for _, tc := range []struct {
+		name     string
+		from, to *Host
+	}{{"64 KiB to 256 KiB frames", a, b}, {"256 KiB to 64 KiB frames", b, a}} {
+		served := make(chan exchangeResult, 1)
+		tc.to.Handle(proto, func(from string, s mesh.Stream) {
+			defer s.Close()
+			s.SetDeadline(deadline)
+			served <- exchange(s, 2, size)
+		})
+		s, err := tc.from.NewStream(ctx, tc.to.ID(), proto)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		s.SetDeadline(deadline)
+		// Written 1 MiB at a time, so that b's writes fill its frames.
+		ours := exchangeWith(s, 1, size, 1<<20)
+		s.Close()
+		theirs := <-served
+		if ours.readErr != nil || ours.writeErr != nil || theirs.readErr != nil || theirs.writeErr != nil {
+			t.Fatalf("%s: ours %+v, theirs %+v", tc.name, ours, theirs)
+		}
+		if ours.got != theirs.sent || theirs.got != ours.sent || ours.n != size || theirs.n != size {
+			t.Fatalf("%s: data corrupted in transit (%d and %d bytes read)", tc.name, ours.n, theirs.n)
+		}
+	}
 }
 
 // procWrites is the number of write system calls this process made.

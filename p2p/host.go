@@ -91,6 +91,7 @@ func newLibp2pHost(key crypto.PrivKey, psk []byte, hs *handshakes, direct bool, 
 	muxers := []upgrader.StreamMuxer{{ID: yamux.ID, Muxer: yamux.DefaultTransport}}
 	var security sec.SecureTransport
 	if direct {
+		muxers[0].Muxer = directMuxer
 		var t *tlssec.Transport
 		t, err = tlssec.New(tlssec.ID, key, muxers)
 		security = coalescing{t}
@@ -135,3 +136,27 @@ func newLibp2pHost(key crypto.PrivKey, psk []byte, hs *handshakes, direct bool, 
 	bh.Start()
 	return bh, nil
 }
+
+// directFrame is the most data one yamux frame carries on the direct
+// plane: 256 KiB, where yamux's default is 64 KiB less its 12-byte
+// header. A block's copy to a replica is written 256 KiB at a time
+// (blockstore's copyWithDeadline), so each write is one frame: one copy
+// into yamux's send queue, one Write through TLS (whose records then
+// leave in two socket writes, see maxBatch) and one receive-window check,
+// where 64 KiB frames took four of each. The frame format is yamux's and
+// a sender never sends more than the receiver's window (at least 256 KiB),
+// so a node with 64 KiB frames and one with 256 KiB exchange streams both
+// ways (TestDirectFramesMixed). The gossip plane keeps yamux's default.
+const directFrame = 256 << 10
+
+// yamuxHeader is the size of a yamux frame's header, which yamux counts
+// in its MaxMessageSize.
+const yamuxHeader = 12
+
+// directMuxer is yamux as libp2p configures it (16 MiB stream windows),
+// with frames of up to directFrame bytes of data.
+var directMuxer = func() *yamux.Transport {
+	c := *yamux.DefaultTransport
+	c.MaxMessageSize = directFrame + yamuxHeader
+	return &c
+}()

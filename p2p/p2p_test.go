@@ -164,11 +164,16 @@ type exchangeResult struct {
 // exchange writes size pseudo-random bytes (seeded by seed) to s and closes
 // its write side in one goroutine, while reading s to EOF in this one.
 func exchange(s mesh.Stream, seed byte, size int64) (r exchangeResult) {
+	return exchangeWith(s, seed, size, 64<<10)
+}
+
+// exchangeWith is exchange writing buf bytes at a time.
+func exchangeWith(s mesh.Stream, seed byte, size int64, buf int) (r exchangeResult) {
 	written := make(chan error, 1)
 	go func() {
 		h := sha256.New()
 		src := io.LimitReader(rand.NewChaCha8([32]byte{seed}), size)
-		_, err := io.CopyBuffer(io.MultiWriter(s, h), src, make([]byte, 64<<10))
+		_, err := io.CopyBuffer(io.MultiWriter(s, h), src, make([]byte, buf))
 		if err == nil {
 			err = s.CloseWrite()
 		}
