@@ -541,11 +541,13 @@ func BenchmarkTeraSort(b *testing.B) {
 			out := fmt.Sprintf("/tera/sorted-%d-%d", b.N, i)
 			b.StopTimer()
 			syncDisks()
+			snap0, vm0 := c.snapshot(b), vmstat()
 			b.StartTimer()
 			prof := c.profile(b, "terasort", gnuTime)
 			cpu0 := c.nodesCPU(b)
 			d, _ := c.timedCLI(b, "job", "run", "terasort", "--input", "/tera/in", "--output", out, "--reducers", "6", "--replication", "1")
 			cpu := c.nodesCPU(b) - cpu0
+			vm1 := vmstat()
 			if gnuTime > 0 {
 				b.ReportMetric(d.Seconds()/gnuTime.Seconds(), "x-gnu-sort")
 			}
@@ -554,6 +556,8 @@ func BenchmarkTeraSort(b *testing.B) {
 				b.ReportMetric(cpu.Seconds()/gnuCPU.Seconds(), "cpu-x-gnu-sort")
 			}
 			b.StopTimer() // profiles and checking the output are not part of the sort
+			logVMStat(b, vm0, vm1)
+			logDiff(b, snap0, c.snapshot(b))
 			prof()
 			b.ReportMetric(float64(c.nodePeak(b))/(1<<20), "node-peak-MiB")
 			mine := filepath.Join(dir, "shoal-sorted")
