@@ -103,10 +103,10 @@ func TestShippedProgramsCollected(t *testing.T) {
 	var mu sync.Mutex
 	var dataDirs []string
 	c := clustertest.Start(t, 3, clustertest.Options{Configure: func(_ int, cfg *peer.Config) {
-		// A grace covering a put and its submission (a submission fetches
-		// the program and starts it, seconds under -race), and one ended
-		// job remembered, so a later job pushes the first out of the
-		// history.
+		// A grace that usually covers a put and its submission (a
+		// submission fetches the program and starts it, seconds under
+		// -race; submit stores it again if not), and one ended job
+		// remembered, so a later job pushes the first out of the history.
 		cfg.BinaryGrace = 10 * time.Second
 		cfg.JobHistory = 1
 		mu.Lock()
@@ -135,26 +135,32 @@ func TestShippedProgramsCollected(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ship := func(s string, data []byte) {
+	// submit stores a program and submits its job, as job run does: a
+	// submission that a slow machine made later than the grace period
+	// after the store finds the program deleted (ErrNoProgram, 410) and
+	// stores it again.
+	submit := func(at *peer.Node, data []byte, req scheduler.SubmitRequest) scheduler.JobRecord {
 		t.Helper()
-		if _, err := n.FS().Create(context.Background(), scheduler.BinaryPath(s), bytes.NewReader(data), blockstore.CreateOptions{BlockSize: 64 << 20, Replication: 1}); err != nil {
-			t.Fatal(err)
+		for try := 0; ; try++ {
+			_, err := n.FS().Create(context.Background(), scheduler.BinaryPath(req.Binary), bytes.NewReader(data), blockstore.CreateOptions{BlockSize: 64 << 20, Replication: 1})
+			if err != nil && !errors.Is(err, blockstore.ErrExists) {
+				t.Fatal(err)
+			}
+			rec, err := at.Submit(t.Context(), req)
+			if errors.Is(err, scheduler.ErrNoProgram) && try < 3 {
+				t.Logf("the grace period passed between the store and the submission: %v", err)
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return rec
 		}
 	}
-	// Each program is stored just before its submission, which the grace
-	// period covers.
 	// B: a shipped job that runs until the gate opens.
-	ship(sumB, progB)
-	b, err := c.Node(1).Submit(t.Context(), scheduler.SubmitRequest{Name: "hold", Params: map[string]string{"gate": gate}, Inputs: []string{"/in/small.txt"}, Output: "/outB", Binary: sumB, NoSpeculativeMaps: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := submit(c.Node(1), progB, scheduler.SubmitRequest{Name: "hold", Params: map[string]string{"gate": gate}, Inputs: []string{"/in/small.txt"}, Output: "/outB", Binary: sumB, NoSpeculativeMaps: true})
 	// A: a shipped wordcount that runs to its end.
-	ship(sumA, progA)
-	a, err := n.Submit(t.Context(), scheduler.SubmitRequest{Name: "wordcount", Inputs: []string{"/in/a.txt"}, Output: "/outA", Reducers: 2, Binary: sumA})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := submit(n, progA, scheduler.SubmitRequest{Name: "wordcount", Inputs: []string{"/in/a.txt"}, Output: "/outA", Reducers: 2, Binary: sumA})
 	if st := waitJob(t, n, a.ID, 60*time.Second); st.State != scheduler.StateSucceeded {
 		t.Fatalf("job A: %s %s", st.State, st.Error)
 	}
