@@ -6,8 +6,10 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 func newTestStore(t *testing.T) *Store {
@@ -40,6 +42,11 @@ func split(t *testing.T, s *Store, r io.Reader, blockSize int64) [][]byte {
 		}
 		if int64(len(b)) != c.Size || Sum(b) != c.ID {
 			t.Fatalf("chunk %s: size %d (file %d) or ID wrong", c.ID.Short(), c.Size, len(b))
+		}
+		h := newBlockHasher()
+		h.Write(b)
+		if want := h.sums(c.ID); !slices.Equal(c.sums.crc, want.crc) || c.sums.size != want.size || c.sums.id != want.id {
+			t.Fatalf("chunk %s: chunk sums differ from its bytes'", c.ID.Short())
 		}
 		out = append(out, b)
 	}
@@ -97,6 +104,30 @@ func TestSplitterEdges(t *testing.T) {
 	if b := split(t, s, bytes.NewReader(exact), MinBlockSize); len(b) != 1 {
 		t.Fatalf("exact block split into %d", len(b))
 	}
+	// Runs without a newline longer than maxPending, within a block and
+	// carried over a cut, and text around them, with reads of every size.
+	var mixed []byte
+	rng := rand.New(rand.NewPCG(5, 6))
+	for len(mixed) < 12*maxPending {
+		switch rng.IntN(3) {
+		case 0:
+			mixed = append(mixed, bytes.Repeat([]byte{'r'}, maxPending+rng.IntN(maxPending))...)
+		default:
+			for range 1 + rng.IntN(2000) {
+				mixed = append(mixed, strings.Repeat("y", rng.IntN(200))+"\n"...)
+			}
+		}
+	}
+	for _, bs := range []int64{MinBlockSize, 3 * maxPending, 5*maxPending + 3} {
+		b := split(t, s, iotest.OneByteReader(bytes.NewReader(mixed[:1<<16])), bs)
+		if !bytes.Equal(bytes.Join(b, nil), mixed[:1<<16]) {
+			t.Fatalf("block size %d, one byte a read: blocks do not rebuild the input", bs)
+		}
+		b = split(t, s, &randomReads{r: bytes.NewReader(mixed), rng: rng}, bs)
+		if !bytes.Equal(bytes.Join(b, nil), mixed) {
+			t.Fatalf("block size %d: blocks do not rebuild the input", bs)
+		}
+	}
 	// Nothing is left in tmp.
 	left, _ := os.ReadDir(s.Dir() + "/tmp")
 	if len(left) != 0 {
@@ -141,5 +172,43 @@ func TestStoreWriteVerify(t *testing.T) {
 	}
 	if _, _, err := s.Open(id, 0); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("open quarantined: %v", err)
+	}
+}
+
+// randomReads reads at most a random 1 to 3 MiB at a time.
+type randomReads struct {
+	r   io.Reader
+	rng *rand.Rand
+}
+
+func (r *randomReads) Read(p []byte) (int, error) {
+	return r.r.Read(p[:min(len(p), 1+r.rng.IntN(3<<20))])
+}
+
+// BenchmarkSplitter cuts 256 MiB of 100-byte lines (terasort's records)
+// into 64 MiB blocks, spooling and hashing each, as a reduce's output is
+// stored; each block is discarded once cut.
+func BenchmarkSplitter(b *testing.B) {
+	s, err := OpenStore(b.TempDir(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	line := append(bytes.Repeat([]byte{'k'}, 99), '\n')
+	const size = 256 << 20
+	data := bytes.Repeat(line, size/len(line))
+	b.SetBytes(int64(len(data)))
+	for i := 0; i < b.N; i++ {
+		sp := NewSplitter(s, bytes.NewReader(data), 64<<20)
+		for {
+			c, err := sp.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.Discard()
+		}
+		sp.Close()
 	}
 }
