@@ -303,3 +303,155 @@ func TestProgramDeletedDuringSubmission(t *testing.T) {
 		t.Errorf("the program is not stored again: %v", err)
 	}
 }
+
+// TestRunningJobsProgramStoredAgain: the program of a running job is
+// deleted from the cluster behind the schedulers' backs (as the larger
+// side of a partition that did not know the job would, or a clean-up pass
+// that read the job records just before the job's arrived); a node that
+// caches it (the submitter at least) stores it again within a few
+// scheduler passes, and the job ends with the output of the sequential
+// run.
+func TestRunningJobsProgramStoredAgain(t *testing.T) {
+	c := clustertest.Start(t, 3, clustertest.Options{})
+	n := c.Node(0)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := scheduler.BinaryPath(sum(prog))
+	if _, err := n.FS().Create(context.Background(), p, bytes.NewReader(prog), blockstore.CreateOptions{BlockSize: 64 << 20, Replication: 1}); err != nil {
+		t.Fatal(err)
+	}
+	small := []byte("one\ntwo\nthree\n")
+	put(t, n, "/in/small.txt", small, blockstore.MinBlockSize) // one split
+	gate := filepath.Join(t.TempDir(), "gate")
+	if err := syscall.Mkfifo(gate, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := n.Submit(t.Context(), scheduler.SubmitRequest{Name: "hold", Params: map[string]string{"gate": gate}, Inputs: []string{"/in/small.txt"}, Output: "/out", Binary: sum(prog), NoSpeculativeMaps: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Opening the pipe for writing returns once the job's task opened it
+	// for reading: the job runs.
+	g, err := os.OpenFile(gate, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if _, err := c.Node(1).FS().Remove(p, false); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.Eventually(t, 15*time.Second, func() error {
+		for i := 0; i < c.Len(); i++ {
+			c.Node(i).SyncFiles(context.Background(), p)
+			if _, err := c.Node(i).FS().Stat(p); err != nil {
+				return fmt.Errorf("node %d: the running job's program: %v", i, err)
+			}
+		}
+		return nil
+	})
+	if st, err := n.Scheduler().Status(rec.ID); err != nil || st.State != scheduler.StateRunning {
+		t.Fatalf("job: %+v %v, want running", st, err)
+	}
+	g.Close()
+	if st := waitJob(t, n, rec.ID, 60*time.Second); st.State != scheduler.StateSucceeded {
+		t.Fatalf("job: %s %s", st.State, st.Error)
+	}
+	got, _ := readParts(t, n, "/out")
+	if want := sequentialIn(t, shippedRegistry(), "hold", small); !bytes.Equal(got, want) {
+		t.Fatalf("output %q differs from the sequential run's %q", got, want)
+	}
+}
+
+// TestTaskWaitsForProgram: the program of a job is deleted from the
+// cluster and from the submitter's cache while the job's Prepare runs, so
+// no node can store it again and its tasks find it missing; they wait for
+// it instead of spending their attempts, and once it is stored again
+// (here by the test) the job ends with the output of the sequential run.
+func TestTaskWaitsForProgram(t *testing.T) {
+	var mu sync.Mutex
+	dataDirs := map[int]string{}
+	c := clustertest.Start(t, 3, clustertest.Options{Configure: func(i int, cfg *peer.Config) {
+		mu.Lock()
+		dataDirs[i] = cfg.DataDir
+		mu.Unlock()
+	}})
+	n := c.Node(0)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := scheduler.BinaryPath(sum(prog))
+	store := func() {
+		t.Helper()
+		if _, err := n.FS().Create(context.Background(), p, bytes.NewReader(prog), blockstore.CreateOptions{BlockSize: 64 << 20, Replication: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store()
+	input := corpus(13, 300<<10)
+	put(t, n, "/in/a.txt", input, blockstore.MinBlockSize)
+	gate := filepath.Join(t.TempDir(), "gate")
+	if err := syscall.Mkfifo(gate, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		rec scheduler.JobRecord
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rec, err := n.Submit(context.Background(), scheduler.SubmitRequest{Name: "gatedcount", Params: map[string]string{"gate": gate}, Inputs: []string{"/in/a.txt"}, Output: "/out", Reducers: 3, Binary: sum(prog)})
+		done <- result{rec, err}
+	}()
+	// Opening the pipe for writing returns once the Prepare opened it.
+	g, err := os.OpenFile(gate, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Node(1).FS().Remove(p, false); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	err = os.Remove(filepath.Join(dataDirs[0], "bin", sum(prog)))
+	mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	clustertest.Eventually(t, 20*time.Second, func() error {
+		waits := int64(0)
+		for i := 0; i < c.Len(); i++ {
+			waits += c.Node(i).Scheduler().Stats.ProgramWaits.Load()
+		}
+		st, err := n.Scheduler().Status(r.rec.ID)
+		if err != nil || st.State != scheduler.StateRunning {
+			return fmt.Errorf("job: %s %s %v, want running", st.State, st.Error, err)
+		}
+		if waits == 0 {
+			return fmt.Errorf("no task waits for the program yet")
+		}
+		return nil
+	})
+	store()
+	if st := waitJob(t, n, r.rec.ID, 60*time.Second); st.State != scheduler.StateSucceeded {
+		t.Fatalf("job: %s %s", st.State, st.Error)
+	}
+	got, _ := readParts(t, n, "/out")
+	if want := sequential(t, "wordcount", nil, map[string][]byte{"/in/a.txt": input}, []string{"/in/a.txt"}, 3); !bytes.Equal(got, want) {
+		t.Fatalf("output (%d bytes) differs from the sequential run's (%d bytes)", len(got), len(want))
+	}
+}

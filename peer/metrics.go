@@ -183,6 +183,7 @@ var nodeMetrics = []nodeMetric{
 	{"shoal_shuffle_held_bytes_total", "Of the fetched map output bytes, those reducers on this node held in memory instead of spooling them to disk.", prometheus.CounterValue, nil},
 	{"shoal_spill_bytes_total", "Bytes map tasks on this node wrote to spill and output files.", prometheus.CounterValue, nil},
 	{"shoal_jobs_running", "Jobs without a final state at the scheduler's last pass.", prometheus.GaugeValue, nil},
+	{"shoal_program_waits_total", "Task attempts on this node that found their shipped program not stored in the cluster and waited for a node to store it again.", prometheus.CounterValue, nil},
 	{"shoal_meta_rejected_ahead_total", "Remote metadata records rejected: written by a clock more than --max-clock-drift ahead.", prometheus.CounterValue, nil},
 	{"shoal_meta_disk_commits_total", "Metadata database transactions committed, each with an fsync: one per local write or delete, one per batch of remote changes.", prometheus.CounterValue, nil},
 	{"shoal_meta_records", "Metadata records held, tombstones included.", prometheus.GaugeValue, nil},
@@ -278,6 +279,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	emit("shoal_shuffle_held_bytes_total", ss.ShuffleHeldBytes.Load())
 	emit("shoal_spill_bytes_total", ss.SpilledBytes.Load())
 	emit("shoal_jobs_running", ss.RunningJobs.Load())
+	emit("shoal_program_waits_total", ss.ProgramWaits.Load())
 
 	meta := n.gossip.Records().Stats()
 	ae := n.gossip.SyncStats()

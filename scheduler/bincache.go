@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +20,17 @@ import (
 // Config.BinCacheAge, or, least recently used first, while the cache is
 // over Config.BinCacheBytes. The leftover of a fetch that did not finish
 // (NAME.tmp) is deleted: a pass runs only while no fetch does.
+//
+// The same pass repairs: a program that a job which has not ended uses,
+// that this node caches (a copy verified when it was fetched, or by the
+// submission here) and that the cluster no longer stores is stored again
+// from the cache (binRepairPlan, repairBinaries), as keepProgram does at
+// submission. It covers a clean-up pass that read the job records just
+// before a new job's record reached it, and a partition whose larger side
+// deleted the program of a job submitted on the smaller one. The clean-up
+// of BinaryDir never deletes a program that a job without an end record
+// uses, and a program stored again is new for the grace period, so the
+// two cannot undo each other in a loop (see README.md).
 
 // DefaultBinCacheAge is how long a cached program no running job uses is
 // kept after its last use.
@@ -82,6 +95,45 @@ func binCachePlan(cached []cachedBin, pinned, stored map[string]bool, now time.T
 	return append(out, lru...)
 }
 
+// binRepairPlan decides which programs to store again from this node's
+// cache: those cached here (a file named after its SHA-256, so verified:
+// a fetch renames its NAME.tmp only after the check) that a job which has
+// not ended uses (running) and the cluster does not store, sorted.
+func binRepairPlan(cached []cachedBin, running, stored map[string]bool) []string {
+	var out []string
+	for _, c := range cached {
+		if validSum(c.name) && running[c.name] && !stored[c.name] {
+			out = append(out, c.name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// repairBinaries stores the programs sums again from this node's cache
+// (keepProgram: it first pulls each file's record from every member, so a
+// record this node had not received yet is not taken for a deletion). It
+// runs in the background, one repair at a time, so the scheduler's loop
+// does not wait for the stores; a program still missing after it is found
+// again by the next pass (the record watch asks for one when a program's
+// record is deleted, and one runs every binGCEvery).
+func (s *Scheduler) repairBinaries(ctx context.Context, sums []string) {
+	if !s.binRepairing.CompareAndSwap(false, true) {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer s.binRepairing.Store(false)
+		for _, sum := range sums {
+			if ctx.Err() != nil {
+				return
+			}
+			s.keepProgram(ctx, sum, "a running")
+		}
+	}()
+}
+
 // pinBinary marks the program sum in use by a submission on this node
 // until the returned func is called.
 func (s *Scheduler) pinBinary(sum string) func() {
@@ -123,7 +175,7 @@ func (s *Scheduler) runningBinaries() map[string]bool {
 // pruneBinCache applies binCachePlan to this node's program cache. It
 // skips the pass while a fetch runs (binMu is held), and holds binMu while
 // it deletes, so no fetch starts meanwhile.
-func (s *Scheduler) pruneBinCache(now time.Time) {
+func (s *Scheduler) pruneBinCache(ctx context.Context, now time.Time) {
 	if s.cfg.BinDir == "" {
 		return
 	}
@@ -147,7 +199,8 @@ func (s *Scheduler) pruneBinCache(now time.Time) {
 		}
 		cached = append(cached, cachedBin{name: e.Name(), size: fi.Size(), used: fi.ModTime().UnixNano()})
 	}
-	pinned := s.runningBinaries()
+	running := s.runningBinaries()
+	pinned := maps.Clone(running)
 	s.mu.Lock()
 	for sum := range s.binPins {
 		pinned[sum] = true
@@ -160,6 +213,9 @@ func (s *Scheduler) pruneBinCache(now time.Time) {
 				stored[filepath.Base(e.File.Path)] = true
 			}
 		}
+	}
+	if sums := binRepairPlan(cached, running, stored); len(sums) > 0 {
+		s.repairBinaries(ctx, sums)
 	}
 	for _, name := range binCachePlan(cached, pinned, stored, now, binCacheRule{maxAge: s.cfg.BinCacheAge, maxBytes: s.cfg.BinCacheBytes}) {
 		if err := os.Remove(filepath.Join(s.cfg.BinDir, name)); err != nil && !os.IsNotExist(err) {

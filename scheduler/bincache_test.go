@@ -105,3 +105,53 @@ func short(names []string) []string {
 	}
 	return out
 }
+
+// TestBinRepairPlan: a program is stored again from this node's cache
+// exactly when a job that has not ended uses it, this node caches a
+// verified copy (a file named after its sum) and the cluster does not
+// store it.
+func TestBinRepairPlan(t *testing.T) {
+	sum := func(c byte) string { return strings.Repeat(string(c), 64) }
+	set := func(letters string) map[string]bool {
+		m := map[string]bool{}
+		for i := range letters {
+			m[sum(letters[i])] = true
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name                    string
+		cached                  []string // file names; letters stand for sums
+		running, stored, wanted string   // programs by their letters
+	}{
+		{name: "a running job's program the cluster dropped, cached here: stored again",
+			cached: []string{"b", "a"}, running: "ab", stored: "", wanted: "ab"},
+		{name: "still stored: nothing to do",
+			cached: []string{"a"}, running: "a", stored: "a", wanted: ""},
+		{name: "no job that has not ended uses it (ended, or never a job's): the clean-up's to delete, not stored again",
+			cached: []string{"a", "b"}, running: "", stored: "", wanted: ""},
+		{name: "not cached here: another node's to store (the submitter caches it)",
+			cached: nil, running: "a", stored: "", wanted: ""},
+		{name: "a fetch's leftover is not a verified copy",
+			cached: []string{"a.tmp"}, running: "a", stored: "", wanted: ""},
+		{name: "only the running, dropped, cached ones, among others",
+			cached: []string{"a", "b", "c", "d", "notes.txt"}, running: "acde", stored: "c", wanted: "ad"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var cached []cachedBin
+			for _, n := range tc.cached {
+				if n != "notes.txt" {
+					n = sum(n[0]) + strings.TrimPrefix(n, n[:1])
+				}
+				cached = append(cached, cachedBin{name: n, size: 1 << 20})
+			}
+			var want []string
+			for i := range tc.wanted {
+				want = append(want, sum(tc.wanted[i]))
+			}
+			if got := binRepairPlan(cached, set(tc.running), set(tc.stored)); !slices.Equal(got, want) {
+				t.Errorf("stored again %v, want %v", short(got), short(want))
+			}
+		})
+	}
+}

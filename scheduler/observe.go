@@ -38,6 +38,10 @@ type Stats struct {
 	SpilledBytes atomic.Int64
 	// RunningJobs: jobs without a final state at the last reconcile pass.
 	RunningJobs atomic.Int64
+	// ProgramWaits: task attempts here that found their shipped program
+	// not stored in the cluster and waited for a node to store it again
+	// (taskBinary).
+	ProgramWaits atomic.Int64
 }
 
 // openLog starts an attempt's log; nil when logs are not kept or it

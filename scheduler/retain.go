@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"time"
@@ -71,7 +72,7 @@ func retainPlan(ended []endedJob, alive []string, self string, keep int, cutoff 
 
 // retain applies retainPlan, and forgets local state of jobs the records
 // no longer hold.
-func (s *Scheduler) retain(now time.Time) {
+func (s *Scheduler) retain(ctx context.Context, now time.Time) {
 	byJob := map[string]*endedJob{}
 	var ended []*endedJob
 	ats := make(map[string]stateAt, len(s.stateAts))
@@ -131,7 +132,7 @@ func (s *Scheduler) retain(now time.Time) {
 	}
 	s.mu.Unlock()
 	s.collectBinaries(now)
-	s.pruneBinCache(now)
+	s.pruneBinCache(ctx, now)
 	// Task logs go with the job's history.
 	if s.cfg.Logs != nil {
 		ids, err := s.cfg.Logs.Jobs()

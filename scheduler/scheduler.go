@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"shoal.dev/shoal/blockstore"
@@ -232,6 +233,8 @@ type Scheduler struct {
 	// binPins counts the submissions in progress here by program (under
 	// mu): their programs stay in the cache.
 	binPins map[string]int
+	// binRepairing is set while repairBinaries stores programs again.
+	binRepairing atomic.Bool
 
 	// Owned by the Run goroutine.
 	lastRetain time.Time
@@ -443,7 +446,7 @@ func (s *Scheduler) reconcileAll(ctx context.Context) {
 	s.Stats.RunningJobs.Store(int64(running))
 	if now := time.Now(); now.Sub(s.lastRetain) >= s.cfg.Interval {
 		s.lastRetain = now
-		s.retain(now)
+		s.retain(ctx, now)
 	}
 }
 

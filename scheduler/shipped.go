@@ -91,11 +91,48 @@ func (s *Scheduler) shippedJob(rec *JobRecord, info worker.Info) (*job.Job, erro
 	sum := rec.Binary
 	return s.cfg.Workers.Job(worker.JobConfig{
 		Info:       info,
-		Binary:     func(ctx context.Context) (string, error) { return s.binary(ctx, sum) },
+		Binary:     func(ctx context.Context) (string, error) { return s.taskBinary(ctx, sum) },
 		Reducers:   rec.Reducers,
 		ShuffleDir: s.cfg.Shuffle.Dir(rec.ID),
 		SortBuffer: s.cfg.SortBuffer,
 	}), nil
+}
+
+// programWait bounds how long a task whose program the cluster does not
+// store waits for a node that caches it to store it again (repairBinaries
+// does within a scheduler pass or two of seeing it deleted).
+const programWait = 30 * time.Second
+
+// taskBinary is binary for a task: a program the cluster does not store
+// is waited for, up to programWait, until its file record appears again,
+// and fetched then, so that the task's attempts are not spent while a
+// node stores it again. After the wait the task fails, saying so.
+func (s *Scheduler) taskBinary(ctx context.Context, sum string) (string, error) {
+	path, err := s.binary(ctx, sum)
+	if !errors.Is(err, ErrNoProgram) {
+		return path, err
+	}
+	s.Stats.ProgramWaits.Add(1)
+	key := blockstore.FileKeyPrefix + BinaryPath(sum)
+	changes, cancel := s.cfg.Records.Watch(key)
+	defer cancel()
+	timer := time.NewTimer(programWait)
+	defer timer.Stop()
+	for {
+		if _, ok := s.cfg.Records.Get(key); ok {
+			return s.binary(ctx, sum)
+		}
+		select {
+		case _, ok := <-changes:
+			if !ok {
+				return "", err // the node is stopping
+			}
+		case <-ctx.Done():
+			return "", err
+		case <-timer.C:
+			return "", fmt.Errorf("%w, and no node stored it again within %v", err, programWait)
+		}
+	}
 }
 
 // binary returns the path of the program sum in this node's cache,
@@ -145,14 +182,15 @@ func (s *Scheduler) binary(ctx context.Context, sum string) (string, error) {
 	return path, nil
 }
 
-// keepProgram stores again, from this node's cache, the program of a job
-// being accepted here if the cluster no longer stores it: the clean-up of
-// BinaryDir (another node, whose pass read the job records before this
-// job's reached it) may have deleted it since the submission checked the
-// program, and the job's other nodes could not fetch it. The job record
-// keeps the program once every node has it, and the cached copy was
-// verified at submission (and stays cached: binPins, then the record).
-func (s *Scheduler) keepProgram(ctx context.Context, sum string) {
+// keepProgram stores again, from this node's cache, the program sum of a
+// job (whose: "a newly submitted", "a running") if the cluster
+// no longer stores it: the clean-up of BinaryDir (another node, whose pass
+// read the job records before this job's reached it, or the larger side
+// of a partition that did not know the job) may have deleted it, and the
+// job's other nodes could not fetch it. The job record keeps the program
+// once every node has it, and the cached copy was verified when it was
+// cached (and stays cached: binPins, then the record).
+func (s *Scheduler) keepProgram(ctx context.Context, sum, whose string) {
 	p := BinaryPath(sum)
 	if s.cfg.SyncRecords != nil {
 		s.cfg.SyncRecords(ctx, blockstore.FileKeyPrefix+p)
@@ -162,15 +200,15 @@ func (s *Scheduler) keepProgram(ctx context.Context, sum string) {
 	}
 	f, err := os.Open(filepath.Join(s.cfg.BinDir, sum))
 	if err != nil {
-		s.log.Warn("the shipped program of a job just submitted was deleted, and is not cached here to store again", "program", sum[:12], "err", err)
+		s.log.Warn("the shipped program of "+whose+" job was deleted, and is not cached here to store again", "program", sum[:12], "err", err)
 		return
 	}
 	defer f.Close()
 	if _, err := s.cfg.FS.Create(ctx, p, f, blockstore.CreateOptions{}); err != nil && !errors.Is(err, blockstore.ErrExists) {
-		s.log.Warn("store again the shipped program of a job just submitted", "program", sum[:12], "err", err)
+		s.log.Warn("store again the shipped program of "+whose+" job", "program", sum[:12], "err", err)
 		return
 	}
-	s.log.Info("stored again the shipped program of a job just submitted: the clean-up of unused programs had deleted it meanwhile", "program", sum[:12])
+	s.log.Info("stored again the shipped program of "+whose+" job: the clean-up of unused programs had deleted it", "program", sum[:12])
 }
 
 func fileSum(path string) (string, error) {

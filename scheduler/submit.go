@@ -229,7 +229,7 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 	if rec.Binary != "" {
 		// Before the record, which starts the tasks that fetch it: they
 		// would fail their attempts while it is stored again.
-		s.keepProgram(ctx, rec.Binary)
+		s.keepProgram(ctx, rec.Binary, "a newly submitted")
 	}
 	if err := s.writeJobRecord(ctx, res, jobPrefix+rec.ID, encode(rec)); err != nil {
 		return JobRecord{}, err
@@ -237,7 +237,7 @@ func (s *Scheduler) Submit(ctx context.Context, req SubmitRequest) (JobRecord, e
 	if rec.Binary != "" {
 		// And after: a pass of the clean-up that read the job records
 		// just before this one reached it may delete it still.
-		s.keepProgram(ctx, rec.Binary)
+		s.keepProgram(ctx, rec.Binary, "a newly submitted")
 	}
 	s.log.Info("job submitted", "job", rec.ID, "name", rec.Name, "splits", rec.Splits(), "reducers", rec.Reducers, "output", rec.Output)
 	s.Kick()
