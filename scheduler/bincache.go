@@ -114,12 +114,14 @@ func binRepairPlan(cached []cachedBin, running, stored map[string]bool) []string
 // (keepProgram: it first pulls each file's record from every member, so a
 // record this node had not received yet is not taken for a deletion). It
 // runs in the background, one repair at a time, so the scheduler's loop
-// does not wait for the stores; a program still missing after it is found
-// again by the next pass (the record watch asks for one when a program's
-// record is deleted, and one runs every binGCEvery).
-func (s *Scheduler) repairBinaries(ctx context.Context, sums []string) {
+// does not wait for the stores, and reports false if another repair was
+// still running (the caller asks for the next pass then); a program still
+// missing after it is found again by a later pass (the record watch asks
+// for one when a program's record is deleted, and one runs every
+// binGCEvery).
+func (s *Scheduler) repairBinaries(ctx context.Context, sums []string) bool {
 	if !s.binRepairing.CompareAndSwap(false, true) {
-		return
+		return false
 	}
 	s.wg.Add(1)
 	go func() {
@@ -132,6 +134,7 @@ func (s *Scheduler) repairBinaries(ctx context.Context, sums []string) {
 			s.keepProgram(ctx, sum, "a running")
 		}
 	}()
+	return true
 }
 
 // pinBinary marks the program sum in use by a submission on this node
@@ -214,8 +217,8 @@ func (s *Scheduler) pruneBinCache(ctx context.Context, now time.Time) {
 			}
 		}
 	}
-	if sums := binRepairPlan(cached, running, stored); len(sums) > 0 {
-		s.repairBinaries(ctx, sums)
+	if sums := binRepairPlan(cached, running, stored); len(sums) > 0 && !s.repairBinaries(ctx, sums) {
+		s.binCacheDue = true // a repair is still storing: this again at the next pass
 	}
 	for _, name := range binCachePlan(cached, pinned, stored, now, binCacheRule{maxAge: s.cfg.BinCacheAge, maxBytes: s.cfg.BinCacheBytes}) {
 		if err := os.Remove(filepath.Join(s.cfg.BinDir, name)); err != nil && !os.IsNotExist(err) {
