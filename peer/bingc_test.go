@@ -248,6 +248,38 @@ func sequentialIn(t *testing.T, reg *job.Registry, name string, input []byte) []
 // node stores it again from its cache, so the nodes that fetch it for
 // their tasks find it, and the job's output matches wordcount run
 // sequentially.
+// gatedResult is what a gatedcount submission returned.
+type gatedResult struct {
+	rec scheduler.JobRecord
+	err error
+}
+
+// submitGated puts input as /in/a.txt and submits a gatedcount job of it
+// to n, shipped as prog, into /out with 3 reducers. It returns once the
+// job's Prepare, after the program's check, waits on its gate: g is the
+// gate's writing end (closing it lets the Prepare go on) and done brings
+// what Submit returned.
+func submitGated(t *testing.T, n *peer.Node, input, prog []byte) (g *os.File, done <-chan gatedResult) {
+	t.Helper()
+	put(t, n, "/in/a.txt", input, blockstore.MinBlockSize)
+	gate := filepath.Join(t.TempDir(), "gate")
+	if err := syscall.Mkfifo(gate, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := make(chan gatedResult, 1)
+	go func() {
+		rec, err := n.Submit(context.Background(), scheduler.SubmitRequest{Name: "gatedcount", Params: map[string]string{"gate": gate}, Inputs: []string{"/in/a.txt"}, Output: "/out", Reducers: 3, Binary: sum(prog)})
+		res <- gatedResult{rec, err}
+	}()
+	// Opening the pipe for writing returns once the Prepare opened it
+	// for reading.
+	g, err := os.OpenFile(gate, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, res
+}
+
 func TestProgramDeletedDuringSubmission(t *testing.T) {
 	c := clustertest.Start(t, 3, clustertest.Options{})
 	n := c.Node(0)
@@ -264,26 +296,7 @@ func TestProgramDeletedDuringSubmission(t *testing.T) {
 		t.Fatal(err)
 	}
 	input := corpus(11, 300<<10)
-	put(t, n, "/in/a.txt", input, blockstore.MinBlockSize)
-	gate := filepath.Join(t.TempDir(), "gate")
-	if err := syscall.Mkfifo(gate, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	type result struct {
-		rec scheduler.JobRecord
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		rec, err := n.Submit(context.Background(), scheduler.SubmitRequest{Name: "gatedcount", Params: map[string]string{"gate": gate}, Inputs: []string{"/in/a.txt"}, Output: "/out", Reducers: 3, Binary: sum(prog)})
-		done <- result{rec, err}
-	}()
-	// Opening the pipe for writing returns once the Prepare, after the
-	// program's check, opened it for reading.
-	g, err := os.OpenFile(gate, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, done := submitGated(t, n, input, prog)
 	if _, err := c.Node(1).FS().Remove(p, false); err != nil {
 		t.Fatal(err)
 	}
@@ -399,25 +412,7 @@ func TestTaskWaitsForProgram(t *testing.T) {
 	}
 	store()
 	input := corpus(13, 300<<10)
-	put(t, n, "/in/a.txt", input, blockstore.MinBlockSize)
-	gate := filepath.Join(t.TempDir(), "gate")
-	if err := syscall.Mkfifo(gate, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	type result struct {
-		rec scheduler.JobRecord
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		rec, err := n.Submit(context.Background(), scheduler.SubmitRequest{Name: "gatedcount", Params: map[string]string{"gate": gate}, Inputs: []string{"/in/a.txt"}, Output: "/out", Reducers: 3, Binary: sum(prog)})
-		done <- result{rec, err}
-	}()
-	// Opening the pipe for writing returns once the Prepare opened it.
-	g, err := os.OpenFile(gate, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, done := submitGated(t, n, input, prog)
 	if _, err := c.Node(1).FS().Remove(p, false); err != nil {
 		t.Fatal(err)
 	}
