@@ -73,13 +73,22 @@ func (r request) blockSums() (*blockSums, error) {
 	if r.Chunk == 0 && len(r.Sums) == 0 {
 		return nil, nil
 	}
-	if r.Chunk < minSumChunk || r.Chunk > maxSumChunk {
-		return nil, fmt.Errorf("block %s: chunk sums over chunks of %d bytes, want %d..%d", r.ID.Short(), r.Chunk, minSumChunk, maxSumChunk)
-	}
-	if n := chunks(r.Size, r.Chunk); int64(len(r.Sums)) != n {
-		return nil, fmt.Errorf("block %s: %d chunk sums for %d chunks", r.ID.Short(), len(r.Sums), n)
+	if err := sumsFit(r.Size, r.Chunk, len(r.Sums)); err != nil {
+		return nil, fmt.Errorf("block %s: %w", r.ID.Short(), err)
 	}
 	return &blockSums{id: r.ID, size: r.Size, chunk: r.Chunk, crc: r.Sums}, nil
+}
+
+// sumsFit says why n chunk sums over chunks of chunk bytes cannot be
+// those of a block of size bytes, or nil when they can.
+func sumsFit(size, chunk int64, n int) error {
+	if chunk < minSumChunk || chunk > maxSumChunk {
+		return fmt.Errorf("chunk sums over chunks of %d bytes, want %d..%d", chunk, minSumChunk, maxSumChunk)
+	}
+	if c := chunks(size, chunk); int64(n) != c {
+		return fmt.Errorf("%d chunk sums for %d chunks", n, c)
+	}
+	return nil
 }
 
 type response struct {

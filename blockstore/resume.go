@@ -88,13 +88,11 @@ var ErrBadSums = errors.New("bad chunk sums")
 // cannot be the block's (another count than its chunks, a chunk size
 // outside 4 KiB..16 MiB, no ID) are refused with ErrBadSums.
 func (fs *FS) ReceiveSummedBlock(ctx context.Context, file string, index int, r io.Reader, size int64, repl int, id ID, chunk int64, crc []uint32) (BlockAck, func(), error) {
-	if chunk < minSumChunk || chunk > maxSumChunk {
-		return BlockAck{}, nil, fmt.Errorf("%w: block %d of %s: chunk sums over chunks of %d bytes, want %d..%d", ErrBadSums, index, file, chunk, minSumChunk, maxSumChunk)
+	if err := blockLen(file, index, size); err != nil {
+		return BlockAck{}, nil, err
 	}
-	if size > 0 {
-		if n := chunks(size, chunk); int64(len(crc)) != n {
-			return BlockAck{}, nil, fmt.Errorf("%w: block %d of %s: %d chunk sums for %d chunks", ErrBadSums, index, file, len(crc), n)
-		}
+	if err := sumsFit(size, chunk, len(crc)); err != nil {
+		return BlockAck{}, nil, fmt.Errorf("%w: block %d of %s: %v", ErrBadSums, index, file, err)
 	}
 	if id.IsZero() {
 		return BlockAck{}, nil, fmt.Errorf("%w: block %d of %s: no ID with them", ErrBadSums, index, file)
@@ -116,11 +114,19 @@ func (c *changedChecker) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// blockLen refuses a block length outside 1..MaxBlockSize.
+func blockLen(file string, index int, size int64) error {
+	if size <= 0 || size > MaxBlockSize {
+		return fmt.Errorf("block %d of %s: length %d outside 1..%d", index, file, size, MaxBlockSize)
+	}
+	return nil
+}
+
 // receive is ReceiveBlock, checking the bytes against given's sums and
 // storing them as given's block when given is not nil, else hashing them.
 func (fs *FS) receive(ctx context.Context, file string, index int, r io.Reader, size int64, repl int, given *blockSums) (ack BlockAck, release func(), err error) {
-	if size <= 0 || size > MaxBlockSize {
-		return BlockAck{}, nil, fmt.Errorf("block %d of %s: length %d outside 1..%d", index, file, size, MaxBlockSize)
+	if err := blockLen(file, index, size); err != nil {
+		return BlockAck{}, nil, err
 	}
 	if repl < 1 {
 		return BlockAck{}, nil, fmt.Errorf("replication %d: must be at least 1", repl)
