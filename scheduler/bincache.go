@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"cmp"
 	"context"
 	"maps"
 	"os"
@@ -77,13 +78,7 @@ func binCachePlan(cached []cachedBin, pinned, stored map[string]bool, now time.T
 		}
 	}
 	slices.SortFunc(left, func(a, b cachedBin) int {
-		if a.used != b.used {
-			if a.used < b.used {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(a.name, b.name)
+		return cmp.Or(cmp.Compare(a.used, b.used), strings.Compare(a.name, b.name))
 	})
 	for _, c := range left {
 		if total <= rule.maxBytes {
