@@ -113,14 +113,7 @@ func TestShippedProgramsCollected(t *testing.T) {
 		dataDirs = append(dataDirs, cfg.DataDir)
 		mu.Unlock()
 	}})
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	progA, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
+	progA := selfProgram(t)
 	// Another build: the same program with bytes after its end, which the
 	// loader ignores.
 	progB := append(slices.Clone(progA), "\nanother build\n"...)
@@ -248,6 +241,32 @@ func sequentialIn(t *testing.T, reg *job.Registry, name string, input []byte) []
 // node stores it again from its cache, so the nodes that fetch it for
 // their tasks find it, and the job's output matches wordcount run
 // sequentially.
+// selfProgram is this test binary's bytes: the program the shipped-job
+// tests ship (TestMain makes it a worker).
+func selfProgram(t *testing.T) []byte {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return prog
+}
+
+// storeProgram stores prog where a shipped job's program goes, through
+// n, and returns that path.
+func storeProgram(t *testing.T, n *peer.Node, prog []byte) string {
+	t.Helper()
+	p := scheduler.BinaryPath(sum(prog))
+	if _, err := n.FS().Create(context.Background(), p, bytes.NewReader(prog), blockstore.CreateOptions{BlockSize: 64 << 20, Replication: 1}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // gatedResult is what a gatedcount submission returned.
 type gatedResult struct {
 	rec scheduler.JobRecord
@@ -283,18 +302,8 @@ func submitGated(t *testing.T, n *peer.Node, input, prog []byte) (g *os.File, do
 func TestProgramDeletedDuringSubmission(t *testing.T) {
 	c := clustertest.Start(t, 3, clustertest.Options{})
 	n := c.Node(0)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	prog, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := scheduler.BinaryPath(sum(prog))
-	if _, err := n.FS().Create(context.Background(), p, bytes.NewReader(prog), blockstore.CreateOptions{BlockSize: 64 << 20, Replication: 1}); err != nil {
-		t.Fatal(err)
-	}
+	prog := selfProgram(t)
+	p := storeProgram(t, n, prog)
 	input := corpus(11, 300<<10)
 	g, done := submitGated(t, n, input, prog)
 	if _, err := c.Node(1).FS().Remove(p, false); err != nil {
@@ -327,18 +336,8 @@ func TestProgramDeletedDuringSubmission(t *testing.T) {
 func TestRunningJobsProgramStoredAgain(t *testing.T) {
 	c := clustertest.Start(t, 3, clustertest.Options{})
 	n := c.Node(0)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	prog, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := scheduler.BinaryPath(sum(prog))
-	if _, err := n.FS().Create(context.Background(), p, bytes.NewReader(prog), blockstore.CreateOptions{BlockSize: 64 << 20, Replication: 1}); err != nil {
-		t.Fatal(err)
-	}
+	prog := selfProgram(t)
+	p := storeProgram(t, n, prog)
 	small := []byte("one\ntwo\nthree\n")
 	put(t, n, "/in/small.txt", small, blockstore.MinBlockSize) // one split
 	gate := filepath.Join(t.TempDir(), "gate")
@@ -395,29 +394,16 @@ func TestTaskWaitsForProgram(t *testing.T) {
 		mu.Unlock()
 	}})
 	n := c.Node(0)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	prog, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := scheduler.BinaryPath(sum(prog))
-	store := func() {
-		t.Helper()
-		if _, err := n.FS().Create(context.Background(), p, bytes.NewReader(prog), blockstore.CreateOptions{BlockSize: 64 << 20, Replication: 1}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	store()
+	prog := selfProgram(t)
+	store := func() { storeProgram(t, n, prog) }
+	p := storeProgram(t, n, prog)
 	input := corpus(13, 300<<10)
 	g, done := submitGated(t, n, input, prog)
 	if _, err := c.Node(1).FS().Remove(p, false); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()
-	err = os.Remove(filepath.Join(dataDirs[0], "bin", sum(prog)))
+	err := os.Remove(filepath.Join(dataDirs[0], "bin", sum(prog)))
 	mu.Unlock()
 	if err != nil {
 		t.Fatal(err)
