@@ -425,7 +425,9 @@ func sortedLinesSum(b testing.TB, path string) string {
 // the same run, and checks the cluster's output is the baseline's; then
 // Python streaming, and the end-to-end latency of a job over 1 KB.
 // x-two-goroutines is the cluster's time over the baseline's; s/GiB the
-// cluster's seconds per GiB of input (compare it across sizes).
+// cluster's seconds per GiB of input. With SHOAL_BENCH_BYTES over 1 GiB,
+// per-byte-vs-1GiB also compares the time per byte with a 1 GiB corpus's
+// on the same cluster (see wordCountPerByte).
 func BenchmarkWordCount(b *testing.B) {
 	n := benchBytes()
 	dir := b.TempDir()
@@ -478,6 +480,11 @@ func BenchmarkWordCount(b *testing.B) {
 			b.ReportMetric(cluster.Seconds()/single.Seconds(), "x-two-goroutines")
 		}
 	})
+	if n > perByteSmall {
+		b.Run("per-byte-vs-1GiB", func(b *testing.B) {
+			wordCountPerByte(b, c, dir, input, "/bench/corpus.txt", baseline, n)
+		})
+	}
 	b.Run("python-streaming-3-nodes", func(b *testing.B) {
 		b.SetBytes(n)
 		for i := 0; i < b.N; i++ {

@@ -47,14 +47,18 @@ func readCPUStat(pid string) cpuStat {
 }
 
 // vmstat reads the kernel's counters of huge-page faults and memory
-// compaction: a sort buffer faulted in without huge pages, or after direct
-// compaction, costs seconds of system time on this VM.
+// compaction (a sort buffer faulted in without huge pages, or after direct
+// compaction, costs seconds of system time on this VM), of page faults, of
+// disk reads and writes (pgpgin, pgpgout: KiB) and of page reclaim
+// (pgscan_*, pgsteal_*: pages scanned and taken back by kswapd or by a
+// process waiting for memory).
 func vmstat() map[string]int64 {
 	data, _ := os.ReadFile("/proc/vmstat")
 	m := map[string]int64{}
 	for _, line := range strings.Split(string(data), "\n") {
 		name, v, ok := strings.Cut(line, " ")
-		if ok && (strings.HasPrefix(name, "thp_fault") || strings.HasPrefix(name, "compact_") || name == "pgfault" || name == "pgmajfault") {
+		if ok && (strings.HasPrefix(name, "thp_fault") || strings.HasPrefix(name, "compact_") || name == "pgfault" || name == "pgmajfault" ||
+			name == "pgpgin" || name == "pgpgout" || strings.HasPrefix(name, "pgscan_") || strings.HasPrefix(name, "pgsteal_")) {
 			m[name], _ = strconv.ParseInt(v, 10, 64)
 		}
 	}
