@@ -84,6 +84,11 @@ type answer struct {
 	RetryMS int64 `msgpack:"w,omitempty"`
 	// TTLMS is the reservation's lease after a grant or renewal.
 	TTLMS int64 `msgpack:"l,omitempty"`
+	// HeldMS is, after a grant or renewal, how long the primary held the
+	// request before it decided, rounded down: the lease starts that much
+	// after the primary began to serve the request. 0 from a primary that
+	// does not say (the writer then counts from when it sent the request).
+	HeldMS int64 `msgpack:"h,omitempty"`
 	// Record is the record a commit wrote.
 	Record *gossip.Record `msgpack:"rec,omitempty"`
 	// Failed is set when the primary could not apply a commit (its store

@@ -197,6 +197,7 @@ func (s *Service) Handle(from mesh.NodeName, st mesh.Stream) {
 
 // serve decides one request and applies the decision.
 func (s *Service) serve(ctx context.Context, from string, req request) answer {
+	began := s.cfg.Now()
 	if s.cfg.Sync != nil && req.Op != OpRelease && (req.Op == OpReserve || !s.knows(req.Path, req.Token)) {
 		s.cfg.Sync(ctx, req.Kind, req.Path)
 	}
@@ -237,7 +238,10 @@ func (s *Service) serve(ctx context.Context, from string, req request) answer {
 	ans := answer{V: wireVersion, Verdict: d.Verdict}
 	switch d.Verdict {
 	case Granted, Renewed:
+		// The lease runs from now; the writer counts it from when it sent
+		// the request, which is before began, plus HeldMS.
 		ans.TTLMS = s.cfg.TTL.Milliseconds()
+		ans.HeldMS = now.Sub(began).Milliseconds()
 	case Committed:
 		if !in.Written {
 			rec, err := s.cfg.Records.Put(req.Key, req.Value)
@@ -370,7 +374,7 @@ func (s *Service) Reserve(ctx context.Context, kind Kind, path string) (*Reserva
 			}
 			s.log.Debug("reserve: primary did not answer", "path", path, "primary", primary, "err", err)
 		case ans.Verdict == Granted:
-			return s.newReservation(req, primary, sent.Add(time.Duration(ans.TTLMS)*time.Millisecond)), nil
+			return s.newReservation(req, primary, leaseEnd(sent, s.cfg.Now(), ans)), nil
 		case ans.Verdict == Exists:
 			return nil, &Refused{Path: path, Reason: ans.Reason}
 		case ans.Verdict == Busy:
@@ -409,6 +413,20 @@ func (s *Service) release(req request, also string) {
 			s.log.Debug("release: the granting member did not answer; the reservation will expire", "path", req.Path, "member", also, "err", err)
 		}
 	}
+}
+
+// leaseEnd is when the lease that ans granted or renewed lapses, as the
+// writer that sent the request at sent and read ans at answered counts it:
+// a TTL from when the primary decided. The writer cannot see that moment,
+// only bound it from below: the primary began to serve the request after
+// it was sent, and says how long it then held it before deciding (pulling
+// the path's records from every member, waiting for its lock), which
+// cannot be longer than the round trip. Counting that hold keeps a slow
+// primary from granting a lease that has already lapsed when its answer
+// arrives, and never makes the writer's lease outlast the primary's.
+func leaseEnd(sent, answered time.Time, ans answer) time.Time {
+	held := min(time.Duration(ans.HeldMS)*time.Millisecond, answered.Sub(sent))
+	return sent.Add(max(held, 0) + time.Duration(ans.TTLMS)*time.Millisecond)
 }
 
 // Reservation is a writer's live reservation of a path.
@@ -554,7 +572,7 @@ func (r *Reservation) renew(ctx context.Context) (bool, error) {
 		r.mu.Lock()
 		// Answers may come out of order; the lease runs from the latest
 		// request answered.
-		l := now.Add(time.Duration(ans.TTLMS) * time.Millisecond)
+		l := leaseEnd(now, r.s.cfg.Now(), ans)
 		if l.After(r.lapse) {
 			r.lapse, r.at = l, primary
 		}

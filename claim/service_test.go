@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -272,31 +273,70 @@ func TestBadRequestsOnTheWire(t *testing.T) {
 	}
 }
 
-// TestSlowGrantIsRenewedInTime: the primary's answer to a reservation is
-// slow (its pull of the path's records from every member takes most of a
-// TTL), so the writer, which counts the lease from when it asked, gets the
-// reservation with little of it left. The first renewal must come before
-// that little runs out, not a third of a TTL after the answer; the check
-// of the records is not repeated for a renewal of a live reservation.
-func TestSlowGrantIsRenewedInTime(t *testing.T) {
-	const ttl = 10 * time.Second
-	clock := &fakeClock{}
+// timerWait is a timer the renewal loop armed through Service.after.
+type timerWait struct {
+	d    time.Duration
+	fire chan time.Time
+}
+
+// fakeTimers makes svc's renewal loops arm their timers on the channel it
+// returns, where the test fires them.
+func fakeTimers(svc *Service) chan timerWait {
+	waits := make(chan timerWait, 64)
+	svc.after = func(d time.Duration) <-chan time.Time {
+		w := timerWait{d: d, fire: make(chan time.Time, 1)}
+		waits <- w
+		return w.fire
+	}
+	return waits
+}
+
+// renewalsDue fires the first n-1 renewal timers of res in turn, moving
+// clock to each, and returns when each of the n was due: the first after
+// the grant, each next one after the renewal before it was answered. The
+// loop arms a retry timer (a tenth of a TTL) with every request it sends;
+// those are not fired. The last timer is not fired: the loop then waits on
+// it or for Commit.
+func renewalsDue(t *testing.T, clock *fakeClock, waits chan timerWait, res *Reservation, n int) []time.Duration {
+	t.Helper()
+	var due []time.Duration
+	for i := range n {
+		var w timerWait
+		for w.fire == nil || w.d == res.s.cfg.TTL/10 {
+			select {
+			case w = <-waits:
+			case <-res.done:
+				t.Fatalf("renewals due in %v; the renewal loop then ended: %v", due, res.lost)
+			}
+		}
+		due = append(due, w.d)
+		if i < n-1 {
+			clock.Advance(w.d)
+			w.fire <- clock.Now()
+		}
+	}
+	return due
+}
+
+// soleNode starts a one-node cluster on clock whose pull of a path's
+// records before a new reservation moves the clock by syncTakes; checks
+// counts the primary's checks of its records.
+func soleNode(t *testing.T, clock *fakeClock, ttl, syncTakes time.Duration) (svc *Service, checks *atomic.Int32) {
+	t.Helper()
 	net := meshtest.New()
 	mn, err := net.Add("a")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(mn.Close)
-	recs := &memRecords{self: "a", recs: map[string]gossip.Record{}}
-	var checks atomic.Int32
-	svc, err := New(Config{
-		Self:    "a",
-		Ring:    func() *ring.Ring { return ring.New(ring.Config{}, "a") },
-		Dialer:  mn,
-		Records: recs,
-		Check:   func(Kind, string) error { checks.Add(1); return nil },
-		// The pull before a new reservation takes 8 of the TTL's 10 s.
-		Sync:           func(context.Context, Kind, string) { clock.Advance(8 * time.Second) },
+	checks = &atomic.Int32{}
+	svc, err = New(Config{
+		Self:           "a",
+		Ring:           func() *ring.Ring { return ring.New(ring.Config{}, "a") },
+		Dialer:         mn,
+		Records:        &memRecords{self: "a", recs: map[string]gossip.Record{}},
+		Check:          func(Kind, string) error { checks.Add(1); return nil },
+		Sync:           func(context.Context, Kind, string) { clock.Advance(syncTakes) },
 		TTL:            ttl,
 		ReserveTimeout: ttl,
 		Now:            clock.Now,
@@ -305,20 +345,109 @@ func TestSlowGrantIsRenewedInTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	type wait struct {
-		d    time.Duration
-		fire chan time.Time
-	}
-	// The loop arms a retry timer (a tenth of a TTL) with every request
-	// it sends; the test fires only the timers of renewals coming due.
-	waits := make(chan wait, 64)
-	svc.after = func(d time.Duration) <-chan time.Time {
-		w := wait{d: d, fire: make(chan time.Time, 1)}
-		waits <- w
-		return w.fire
-	}
+	return svc, checks
+}
+
+// TestSlowSyncDoesNotEatTheLease: the primary's pull of the path's
+// records before it grants takes longer than a TTL (a member that does not
+// answer the pull holds it for metaSyncTimeout, 3 s, which is the whole
+// lease with --fast-gossip). The primary's lease starts when it decides,
+// and it says how long it held the request; the writer must count its
+// lease from there, not from when it asked, which had it lapse before the
+// answer arrived ("the reservation of /many-out lapsed"). The first renewal
+// is due a third of a TTL after the grant, and the commit succeeds.
+func TestSlowSyncDoesNotEatTheLease(t *testing.T) {
+	const ttl = 10 * time.Second
+	clock := &fakeClock{}
+	svc, _ := soleNode(t, clock, ttl, ttl+2*time.Second)
+	waits := fakeTimers(svc)
 	clock.Advance(ttl) // settled
-	res, err := svc.Reserve(context.Background(), KindOutput, "/many-out-0")
+	res, err := svc.Reserve(context.Background(), KindOutput, "/many-out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Release()
+	third := ttl - 2*ttl/3
+	if due := renewalsDue(t, clock, waits, res, 2); !slices.Equal(due, []time.Duration{third, third}) {
+		t.Fatalf("renewals due in %v, want %v", due, []time.Duration{third, third})
+	}
+	if _, err := res.Commit(context.Background(), "job/x", []byte("job")); err != nil {
+		t.Fatalf("commit after a slow grant: %v", err)
+	}
+}
+
+// slowAnswers delays, on the fake clock, the answer of the first stream
+// it opens by delay: the reply to a reservation is slow to reach the writer
+// (a loaded node, a slow link), which the primary cannot see.
+type slowAnswers struct {
+	mesh.Dialer
+	clock  *fakeClock
+	delay  time.Duration
+	dialed atomic.Int32
+}
+
+func (d *slowAnswers) Dial(ctx context.Context, to mesh.NodeName, protocol string) (mesh.Stream, error) {
+	st, err := d.Dialer.Dial(ctx, to, protocol)
+	if err != nil || d.dialed.Add(1) > 1 {
+		return st, err
+	}
+	return &lateStream{Stream: st, late: func() { d.clock.Advance(d.delay) }}, nil
+}
+
+type lateStream struct {
+	mesh.Stream
+	once sync.Once
+	late func()
+}
+
+func (s *lateStream) Read(p []byte) (int, error) {
+	n, err := s.Stream.Read(p)
+	s.once.Do(s.late)
+	return n, err
+}
+
+// TestSlowGrantIsRenewedInTime: the primary's answer to a reservation is
+// slow to reach the writer (8 of the TTL's 10 s on the way back), so the
+// writer, which counts the lease from when it asked, gets the reservation
+// with little of it left. The first renewal must come before that little
+// runs out, not a third of a TTL after the answer; the check of the
+// records is not repeated for a renewal of a live reservation.
+func TestSlowGrantIsRenewedInTime(t *testing.T) {
+	const ttl = 10 * time.Second
+	clock := &fakeClock{}
+	net := meshtest.New()
+	all := ring.New(ring.Config{}, "a", "b")
+	var p string
+	for i := 0; p == ""; i++ {
+		if q := fmt.Sprintf("/many-out-%d", i); all.Owner(Key(q)) == "a" {
+			p = q
+		}
+	}
+	var checks atomic.Int32
+	svcs := map[string]*Service{}
+	for _, name := range []string{"a", "b"} {
+		mn, err := net.Add(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(mn.Close)
+		svc, err := New(Config{
+			Self: name, Ring: func() *ring.Ring { return all },
+			Dialer:  &slowAnswers{Dialer: mn, clock: clock, delay: 8 * time.Second},
+			Records: &memRecords{self: name, recs: map[string]gossip.Record{}},
+			Check:   func(Kind, string) error { checks.Add(1); return nil },
+			TTL:     ttl, ReserveTimeout: ttl, Now: clock.Now,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mn.Handle(Protocol, svc.Handle)
+		svcs[name] = svc
+	}
+	waits := fakeTimers(svcs["b"])
+	clock.Advance(ttl) // settled
+	res, err := svcs["b"].Reserve(context.Background(), KindOutput, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,29 +455,38 @@ func TestSlowGrantIsRenewedInTime(t *testing.T) {
 	checked := checks.Load()
 	// The grant left 2 s of the lease: the first renewal is due at once.
 	// Each renewal answered makes the next one due a third of a TTL on.
-	for i, want := range []time.Duration{0, ttl - 2*ttl/3, ttl - 2*ttl/3} {
-		var w wait
-		for w.fire == nil || w.d == ttl/10 {
-			select {
-			case w = <-waits:
-			case <-res.done:
-				t.Fatalf("the renewal loop ended: %v", res.lost)
-			}
-		}
-		if w.d != want {
-			t.Fatalf("renewal %d due in %v, want %v", i+1, w.d, want)
-		}
-		if i == 2 {
-			break // the loop now waits on this timer or for Commit
-		}
-		clock.Advance(w.d)
-		w.fire <- clock.Now()
+	third := ttl - 2*ttl/3
+	if due := renewalsDue(t, clock, waits, res, 3); !slices.Equal(due, []time.Duration{0, third, third}) {
+		t.Fatalf("renewals due in %v, want %v", due, []time.Duration{0, third, third})
 	}
 	if n := checks.Load() - checked; n != 0 {
 		t.Errorf("the primary checked the records %d times for renewals of a live reservation", n)
 	}
 	if _, err := res.Commit(context.Background(), "job/x", []byte("job")); err != nil {
 		t.Fatalf("commit after renewals: %v", err)
+	}
+}
+
+// TestLeaseEnd: the writer counts the primary's hold before deciding, but
+// never more of it than the round trip took.
+func TestLeaseEnd(t *testing.T) {
+	sent := origin
+	for _, tc := range []struct {
+		name      string
+		roundTrip time.Duration
+		heldMS    int64
+		want      time.Duration // after sent
+	}{
+		{"a primary that does not say", 5 * time.Second, 0, 10 * time.Second},
+		{"held within the round trip", 5 * time.Second, 4000, 14 * time.Second},
+		{"held the whole round trip", 5 * time.Second, 5000, 15 * time.Second},
+		{"says it held longer than the round trip", 5 * time.Second, 60_000, 15 * time.Second},
+		{"says a negative hold", 5 * time.Second, -3000, 10 * time.Second},
+	} {
+		got := leaseEnd(sent, sent.Add(tc.roundTrip), answer{TTLMS: 10_000, HeldMS: tc.heldMS})
+		if !got.Equal(sent.Add(tc.want)) {
+			t.Errorf("%s: lease ends %v after sending, want %v", tc.name, got.Sub(sent), tc.want)
+		}
 	}
 }
 
