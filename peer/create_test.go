@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"shoal.dev/shoal/blockstore"
+	"shoal.dev/shoal/claim"
 	"shoal.dev/shoal/clustertest"
+	"shoal.dev/shoal/mesh"
 	"shoal.dev/shoal/peer"
 	"shoal.dev/shoal/scheduler"
 )
@@ -222,6 +224,52 @@ func TestLongPutHoldsItsPath(t *testing.T) {
 		rc.Close()
 		if !bytes.Equal(got, want.Bytes()) {
 			t.Fatalf("node%d reads %q", n+1, got)
+		}
+	}
+}
+
+// TestPutWhileAMemberHangs: one member takes pulls of records but never
+// answers them (a hung or badly loaded node that gossip still counts
+// alive). A path's primary pulls the path's records from every member
+// before it grants a reservation, so each grant waits out the pull's 3 s
+// timeout: the whole lease with --fast-gossip. The writer must count its
+// lease from the primary's decision, not from when it asked; counted from
+// when it asked, the lease had lapsed before the grant arrived and every
+// put failed ("the reservation of /hang/0 lapsed").
+func TestPutWhileAMemberHangs(t *testing.T) {
+	c := clustertest.Start(t, 3, clustertest.Options{})
+	if ttl := c.Config(0).CreateTTL; ttl != 0 && ttl != peer.FastCreateTTL {
+		t.Fatalf("create TTL %v, want the --fast-gossip default", ttl)
+	}
+	// node3 reads each pull and never answers, until the puller gives up.
+	c.Node(2).Handle(peer.MetaProtocol, func(_ mesh.NodeName, s mesh.Stream) {
+		io.Copy(io.Discard, s)
+		s.Reset()
+	})
+	cls := clients(t, c)
+	// Paths whose primary is node1 or node2, which pull from node3.
+	var paths []string
+	for i := 0; len(paths) < 2; i++ {
+		p := fmt.Sprintf("/hang/%d", i)
+		if c.Node(0).Ring().Owner(claim.Key(p)) != c.Config(2).Name {
+			paths = append(paths, p)
+		}
+	}
+	for i, p := range paths {
+		data := []byte(fmt.Sprintf("file %d\n", i))
+		t0 := time.Now()
+		if _, err := cls[i%2].Put(context.Background(), p, bytes.NewReader(data), int64(len(data)), client.PutOptions{}); err != nil {
+			t.Fatalf("put %s while node3 hangs: %v", p, err)
+		}
+		t.Logf("put %s in %v", p, time.Since(t0))
+		rc, err := cls[1-i%2].Open(context.Background(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(rc)
+		rc.Close()
+		if !bytes.Equal(got, data) {
+			t.Fatalf("%s reads %q, want %q", p, got, data)
 		}
 	}
 }

@@ -18,3 +18,7 @@ func (n *Node) MemberFailuresSince(t time.Time) int {
 	}
 	return c
 }
+
+// MetaProtocol is the protocol on which a member answers another's pull of
+// records (syncRecords).
+const MetaProtocol = metaProtocol
