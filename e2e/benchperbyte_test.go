@@ -73,10 +73,12 @@ func wordCountPerByte(b *testing.B, c *benchCluster, dir, input, stored, baselin
 				gib := float64(cor.size) / (1 << 30)
 				b.StopTimer()
 				snap0, vm0 := c.snapshot(b), vmstat()
-				prof := c.profile(b, fmt.Sprintf("wordcount-%s-%d", cor.name, round), time.Duration(8*gib)*time.Second)
+				prof := c.profile(b, fmt.Sprintf("wordcount-%s-%d", cor.name, round), time.Duration(10*gib)*time.Second)
+				m0 := readMachineCPU()
 				b.StartTimer()
 				out := fmt.Sprintf("/bench/wc-per-byte-%d-%d-%d-%s", b.N, i, round, cor.name)
 				d, _ := c.timedCLI(b, "job", "run", "wordcount", "--input", cor.path, "--output", out, "--reducers", "3")
+				m1 := readMachineCPU()
 				b.StopTimer() // diagnostics and checking the output are not part of the count
 				vm1, snap1 := vmstat(), c.snapshot(b)
 				var cpu time.Duration
@@ -85,7 +87,8 @@ func wordCountPerByte(b *testing.B, c *benchCluster, dir, input, stored, baselin
 				}
 				secs[k] = append(secs[k], d.Seconds()/gib)
 				cpus[k] = append(cpus[k], cpu.Seconds()/gib)
-				b.Logf("%s, round %d: %.2f s/GiB, %.2f agents' cpu-s/GiB; memory after it: %s", cor.name, round, d.Seconds()/gib, cpu.Seconds()/gib, memInfo())
+				b.Logf("%s, round %d: %.2f s/GiB, %.2f agents' cpu-s/GiB; the machine's CPUs busy %.1f s, %.1f s of it not the agents', %.1f s stolen; memory after it: %s",
+					cor.name, round, d.Seconds()/gib, cpu.Seconds()/gib, (m1.busy - m0.busy).Seconds(), (m1.busy - m0.busy - cpu).Seconds(), (m1.steal - m0.steal).Seconds(), memInfo())
 				logVMStat(b, vm0, vm1)
 				logDiff(b, snap0, snap1)
 				prof()
@@ -131,4 +134,25 @@ func memInfo() string {
 		}
 	}
 	return strings.Join(f, ", ")
+}
+
+// machineCPU is the time all CPUs of the machine spent busy (not idle nor
+// waiting for I/O) and the time the hypervisor ran something else while
+// a CPU of this VM wanted to run, from /proc/stat.
+type machineCPU struct {
+	busy, steal time.Duration
+}
+
+func readMachineCPU() machineCPU {
+	data, _ := os.ReadFile("/proc/stat")
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	if len(f) < 9 || f[0] != "cpu" {
+		return machineCPU{}
+	}
+	tick := func(i int) time.Duration {
+		v, _ := strconv.ParseInt(f[i], 10, 64)
+		return time.Duration(v) * 10 * time.Millisecond // USER_HZ = 100
+	}
+	return machineCPU{busy: tick(1) + tick(2) + tick(3) + tick(6) + tick(7), steal: tick(8)}
 }
