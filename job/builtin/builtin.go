@@ -63,42 +63,33 @@ func wordCountSpec() job.Spec {
 // (in-mapper combining) and emits (word, count) pairs when the table is
 // full and at the end of the task: the shuffle then sorts one record per
 // distinct word and flush instead of one per word, which was most of a
-// wordcount's time. The table holds at most wcMaxWords words and
+// wordcount's time. The table (a wcTable) holds at most wcMaxWords words and
 // wcMaxBytes bytes of them, so a task's memory stays bounded whatever the
 // vocabulary; the shuffle's combiner adds up what several flushes emit.
 type wordCountMapper struct {
-	index  map[string]int // word -> its slot in counts
-	counts []int64
-	bytes  int // bytes of the words in index
-	buf    []byte
+	table *wcTable
+	buf   []byte
 }
 
-// The bounds of a wordcount mapper's table: about 4 MB of words plus the
-// map's own overhead (~100 bytes an entry), ~15 MB a task at the most.
+// The bounds of a wordcount mapper's table: 4 MB of words (or one longer
+// word alone) and 4 MB of slots (16 bytes each, at most half of them used),
+// ~8 MB a task at the most.
 const (
 	wcMaxWords = 1 << 17
 	wcMaxBytes = 4 << 20
 )
 
 func newWordCountMapper(job.TaskInfo) (job.Mapper, error) {
-	return &wordCountMapper{index: map[string]int{}}, nil
+	return &wordCountMapper{table: newWCTable()}, nil
 }
 
 func (m *wordCountMapper) Map(_, line []byte, out job.Emitter) error {
 	for start, end := nextWord(line, 0); start < end; start, end = nextWord(line, end) {
 		w := line[start:end]
-		if i, ok := m.index[string(w)]; ok {
-			m.counts[i]++
-			continue
+		data, h := m.table.key(w, line[start:])
+		if err := m.add(w, data, h, out); err != nil {
+			return err
 		}
-		if len(m.counts) >= wcMaxWords || m.bytes+len(w) > wcMaxBytes {
-			if err := m.Close(out); err != nil {
-				return err
-			}
-		}
-		m.index[string(w)] = len(m.counts)
-		m.counts = append(m.counts, 1)
-		m.bytes += len(w)
 	}
 	return nil
 }
@@ -106,15 +97,9 @@ func (m *wordCountMapper) Map(_, line []byte, out job.Emitter) error {
 // Close emits every word of the table with its count and empties it (it is
 // also the flush of a full table).
 func (m *wordCountMapper) Close(out job.Emitter) error {
-	for w, i := range m.index {
-		m.buf = strconv.AppendInt(m.buf[:0], m.counts[i], 10)
-		if err := out.Emit([]byte(w), m.buf); err != nil {
-			return err
-		}
-	}
-	clear(m.index)
-	m.counts, m.bytes = m.counts[:0], 0
-	return nil
+	var err error
+	m.buf, err = m.table.emit(out, m.buf)
+	return err
 }
 
 // asciiSpace marks the bytes bytes.Fields splits ASCII text at.
