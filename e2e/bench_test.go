@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -420,6 +421,19 @@ func sortedLinesSum(b testing.TB, path string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// benchRuns numbers the outputs benchmarks write to a cluster they share
+// between runs.
+var benchRuns atomic.Int64
+
+// benchOutput is a path for one run's output that no earlier run in this
+// process used. With -count above 1 the testing package runs a
+// sub-benchmark again with the same b.N against the cluster its parent
+// started, so a name made of b.N and the loop index would repeat, and the
+// job would refuse the existing output.
+func benchOutput(prefix string) string {
+	return fmt.Sprintf("%s-%d", prefix, benchRuns.Add(1))
+}
+
 // BenchmarkWordCount runs wordcount over a generated corpus already stored
 // on a 3-node cluster, and the two-goroutine baseline on the same file, in
 // the same run, and checks the cluster's output is the baseline's; then
@@ -458,7 +472,7 @@ func BenchmarkWordCount(b *testing.B) {
 	b.Run("cluster-3-nodes", func(b *testing.B) {
 		b.SetBytes(n)
 		for i := 0; i < b.N; i++ {
-			out := fmt.Sprintf("/bench/wc-%d-%d", b.N, i)
+			out := benchOutput("/bench/wc")
 			prof := c.profile(b, "wordcount", single)
 			cpu0 := c.nodesCPU(b)
 			d, _ := c.timedCLI(b, "job", "run", "wordcount", "--input", "/bench/corpus.txt", "--output", out, "--reducers", "3")
@@ -488,7 +502,7 @@ func BenchmarkWordCount(b *testing.B) {
 	b.Run("python-streaming-3-nodes", func(b *testing.B) {
 		b.SetBytes(n)
 		for i := 0; i < b.N; i++ {
-			d, _ := c.timedCLI(b, "streaming", "-input", "/bench/corpus.txt", "-output", fmt.Sprintf("/bench/py-%d-%d", b.N, i),
+			d, _ := c.timedCLI(b, "streaming", "-input", "/bench/corpus.txt", "-output", benchOutput("/bench/py"),
 				"-mapper", "python3 mapper.py", "-reducer", "python3 reducer.py", "-numReduceTasks", "3",
 				"-file", script("mapper.py"), "-file", script("reducer.py"))
 			if single > 0 {
@@ -498,7 +512,7 @@ func BenchmarkWordCount(b *testing.B) {
 	})
 	b.Run("latency-1KB", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
-			c.timedCLI(b, "job", "run", "wordcount", "--input", "/bench/small.txt", "--output", fmt.Sprintf("/bench/small-%d-%d", b.N, i))
+			c.timedCLI(b, "job", "run", "wordcount", "--input", "/bench/small.txt", "--output", benchOutput("/bench/small"))
 		}
 	})
 }
@@ -545,7 +559,7 @@ func BenchmarkTeraSort(b *testing.B) {
 	b.Run("terasort-3-nodes", func(b *testing.B) {
 		b.SetBytes(rows * 100)
 		for i := 0; i < b.N; i++ {
-			out := fmt.Sprintf("/tera/sorted-%d-%d", b.N, i)
+			out := benchOutput("/tera/sorted")
 			b.StopTimer()
 			syncDisks()
 			snap0, vm0 := c.snapshot(b), vmstat()

@@ -76,7 +76,7 @@ func wordCountPerByte(b *testing.B, c *benchCluster, dir, input, stored, baselin
 				prof := c.profile(b, fmt.Sprintf("wordcount-%s-%d", cor.name, round), time.Duration(10*gib)*time.Second)
 				m0 := readMachineCPU()
 				b.StartTimer()
-				out := fmt.Sprintf("/bench/wc-per-byte-%d-%d-%d-%s", b.N, i, round, cor.name)
+				out := benchOutput(fmt.Sprintf("/bench/wc-per-byte-%d-%s", round, cor.name))
 				d, _ := c.timedCLI(b, "job", "run", "wordcount", "--input", cor.path, "--output", out, "--reducers", "3")
 				m1 := readMachineCPU()
 				b.StopTimer() // diagnostics and checking the output are not part of the count
