@@ -23,10 +23,10 @@ import (
 
 // previousRelease is the commit TestRollingUpgrade starts its cluster
 // from: the last release landed before this round's work (main at the
-// round's start, 11241d1). Move it to the new release's commit when a
+// round's start, d2f4ef8). Move it to the new release's commit when a
 // round ends, so that every release is shown to upgrade from the one
 // before it (the skew policy: releases N and N−1 interoperate).
-const previousRelease = "11241d1d72c5bbb38834948275e3e2d57f4ab753"
+const previousRelease = "d2f4ef8bf4b54e45d2acb6cecd5955a623581466"
 
 // upgradeNodes is the rolling-upgrade cluster's size.
 const upgradeNodes = 4
