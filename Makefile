@@ -8,7 +8,8 @@ LDFLAGS := -X shoal.dev/shoal/peer.Version=$(VERSION)
 # urfave/cli's man-page and Markdown generators (and the Markdown parser
 # they link, whose package init ran at every command's start); shoal never
 # calls them. e2e's and examples' test builds use the same tags
-# (e2e.BuildTags).
+# (e2e.BuildTags); vet and the tests build with them as well, so that
+# they check what ships and fetch no module the binary does not link.
 TAGS    := urfave_cli_no_docs
 NODES   ?= 3
 export SHOAL_CLUSTER_DIR ?= $(CURDIR)/.cluster
@@ -20,13 +21,13 @@ build:
 
 # vet and gofmt first: they fail in seconds where tests take minutes.
 vet:
-	$(GO) vet ./...
+	$(GO) vet -tags '$(TAGS)' ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 
 test: vet build
-	$(GO) test -race -count=1 -timeout 30m ./...
-	cd examples && $(GO) vet ./... && $(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -tags '$(TAGS)' -race -count=1 -timeout 30m ./...
+	cd examples && $(GO) vet -tags '$(TAGS)' ./... && $(GO) test -tags '$(TAGS)' -count=1 -timeout 20m ./...
 
 run: build
 	NODES=$(NODES) scripts/demo.sh
