@@ -100,11 +100,15 @@ func startBenchCluster(b *testing.B, n int) *benchCluster {
 	lc := &localCluster{dir: dir, env: []string{
 		"SHOAL_CLUSTER_DIR=" + dir, "SHOAL_BIN=" + shoalBin, "SHOAL_HTTP_PORT=0", "SHOAL_GOSSIP_PORT=0",
 	}}
+	unregister := onTimeout(stopScript(lc.env))
+	b.Cleanup(func() {
+		runScript(b, lc, "stop")
+		unregister()
+	})
 	r := runScript(b, lc, "start", strconv.Itoa(n))
 	if r.code != 0 {
 		b.Fatalf("start: %s", r.stderr)
 	}
-	b.Cleanup(func() { runScript(b, lc, "stop") })
 	st := parseStatus(b, runScript(b, lc, "status").stdout)
 	return &benchCluster{lc: lc, url: st["node1"][1], env: []string{"SHOAL_SECRET_FILE=" + filepath.Join(dir, "secret")}}
 }

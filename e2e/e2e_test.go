@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -28,6 +29,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
 	os.Exit(func() int {
 		dir, err := os.MkdirTemp("", "shoal-e2e-")
 		if err != nil {
@@ -46,6 +48,7 @@ func TestMain(m *testing.M) {
 				fmt.Fprintf(os.Stderr, "%s: %v\n", binEnv, err)
 				return 1
 			}
+			defer reapBeforeTimeout()()
 			return m.Run()
 		}
 		shoalBin = filepath.Join(dir, "shoal")
@@ -55,6 +58,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "build shoal: %v\n%s", err, out)
 			return 1
 		}
+		defer reapBeforeTimeout()()
 		return m.Run()
 	}())
 }
@@ -115,7 +119,11 @@ func newLocalCluster(t *testing.T) *localCluster {
 		"SHOAL_GOSSIP_PORT=0",
 		"SHOAL_START_TIMEOUT=60",
 	}}
-	t.Cleanup(func() { lc.script("stop") })
+	unregister := onTimeout(stopScript(lc.env))
+	t.Cleanup(func() {
+		lc.script("stop")
+		unregister()
+	})
 	return lc
 }
 

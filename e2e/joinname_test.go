@@ -77,6 +77,7 @@ func TestJoinByHostsName(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		killOnTimeout(t, cmd)
 		log.Close()
 		agents[i] = cmd
 		// With --retry-join the agent serves at once, alone if need be.

@@ -91,6 +91,7 @@ func (c *nsCluster) start(i int, join ...string) {
 	if err := cmd.Start(); err != nil {
 		c.t.Fatalf("start %s: %v", h.Name(), err)
 	}
+	killOnTimeout(c.t, cmd)
 	c.agents[i] = cmd
 	// The agent listens once agent.json is written.
 	clustertest.Eventually(c.t, 60*time.Second, func() error {

@@ -38,6 +38,7 @@ func startAgent(t *testing.T, env []string, args ...string) *agentProc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	killOnTimeout(t, cmd)
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()

@@ -377,6 +377,7 @@ func (c *upgradeCluster) start(i int, bin string, join ...string) {
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
 	}
+	killOnTimeout(c.t, cmd)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	c.mu.Lock()
