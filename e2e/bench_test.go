@@ -238,7 +238,7 @@ func BenchmarkFS(b *testing.B) {
 		return d
 	}
 	baseline := func(name string, run func(*testing.B) time.Duration) {
-		b.Run(name, func(b *testing.B) {
+		subBench(b, name, func(b *testing.B) {
 			b.SetBytes(n)
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
@@ -261,7 +261,7 @@ func BenchmarkFS(b *testing.B) {
 		}
 	}
 	for _, r := range []int{1, 3} {
-		b.Run(fmt.Sprintf("put/R=%d", r), func(b *testing.B) {
+		subBench(b, fmt.Sprintf("put/R=%d", r), func(b *testing.B) {
 			b.SetBytes(n)
 			var cli int64
 			var cpu, cliCPU time.Duration
@@ -291,7 +291,7 @@ func BenchmarkFS(b *testing.B) {
 			b.ReportMetric(float64(cli)/(1<<20), "cli-peak-MiB")
 			b.ReportMetric(float64(c.nodePeak(b))/(1<<20), "node-peak-MiB")
 		})
-		b.Run(fmt.Sprintf("get/R=%d", r), func(b *testing.B) {
+		subBench(b, fmt.Sprintf("get/R=%d", r), func(b *testing.B) {
 			b.SetBytes(n)
 			var cli int64
 			var xs []float64
@@ -481,7 +481,7 @@ func BenchmarkWordCount(b *testing.B) {
 
 	var single, cluster time.Duration
 	baseline := filepath.Join(dir, "baseline.out")
-	b.Run("two-goroutines", func(b *testing.B) {
+	subBench(b, "two-goroutines", func(b *testing.B) {
 		b.SetBytes(n)
 		for i := 0; i < b.N; i++ {
 			start := time.Now()
@@ -491,7 +491,7 @@ func BenchmarkWordCount(b *testing.B) {
 			single = time.Since(start)
 		}
 	})
-	b.Run("cluster-3-nodes", func(b *testing.B) {
+	subBench(b, "cluster-3-nodes", func(b *testing.B) {
 		b.SetBytes(n)
 		for i := 0; i < b.N; i++ {
 			out := benchOutput("/bench/wc")
@@ -517,11 +517,11 @@ func BenchmarkWordCount(b *testing.B) {
 		}
 	})
 	if n > perByteSmall {
-		b.Run("per-byte-vs-1GiB", func(b *testing.B) {
+		subBench(b, "per-byte-vs-1GiB", func(b *testing.B) {
 			wordCountPerByte(b, c, dir, input, "/bench/corpus.txt", baseline, n)
 		})
 	}
-	b.Run("python-streaming-3-nodes", func(b *testing.B) {
+	subBench(b, "python-streaming-3-nodes", func(b *testing.B) {
 		b.SetBytes(n)
 		for i := 0; i < b.N; i++ {
 			d, _ := c.timedCLI(b, "streaming", "-input", "/bench/corpus.txt", "-output", benchOutput("/bench/py"),
@@ -532,7 +532,7 @@ func BenchmarkWordCount(b *testing.B) {
 			}
 		}
 	})
-	b.Run("latency-1KB", func(b *testing.B) {
+	subBench(b, "latency-1KB", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			c.timedCLI(b, "job", "run", "wordcount", "--input", "/bench/small.txt", "--output", benchOutput("/bench/small"))
 		}
@@ -556,7 +556,7 @@ func BenchmarkTeraSort(b *testing.B) {
 	c.timedCLI(b, "fs", "getmerge", "/tera/in", records)
 	gnu := filepath.Join(dir, "gnu-sorted")
 	var gnuTime, gnuCPU time.Duration
-	b.Run("gnu-sort", func(b *testing.B) {
+	subBench(b, "gnu-sort", func(b *testing.B) {
 		b.SetBytes(rows * 100)
 		for i := 0; i < b.N; i++ {
 			cmd := exec.Command("sort", "-S", "256M", "-o", gnu, records)
@@ -578,7 +578,7 @@ func BenchmarkTeraSort(b *testing.B) {
 	gnuSum := fileSumTB(b, gnu)
 	os.Remove(records)
 	os.Remove(gnu)
-	b.Run("terasort-3-nodes", func(b *testing.B) {
+	subBench(b, "terasort-3-nodes", func(b *testing.B) {
 		b.SetBytes(rows * 100)
 		for i := 0; i < b.N; i++ {
 			out := benchOutput("/tera/sorted")
@@ -661,19 +661,19 @@ func BenchmarkPutNodeLoss(b *testing.B) {
 			b.Fatalf("%v: %v: %s", args, err, out)
 		}
 	}
-	b.Run("healthy/local", func(b *testing.B) {
+	subBench(b, "healthy/local", func(b *testing.B) {
 		b.SetBytes(n)
 		for i := 0; i < b.N; i++ {
 			put(b, "local", false)
 		}
 	})
-	b.Run("healthy/stdin", func(b *testing.B) {
+	subBench(b, "healthy/stdin", func(b *testing.B) {
 		b.SetBytes(n)
 		for i := 0; i < b.N; i++ {
 			put(b, "stdin", true)
 		}
 	})
-	b.Run("kill-one/local", func(b *testing.B) {
+	subBench(b, "kill-one/local", func(b *testing.B) {
 		b.SetBytes(n)
 		for i := 0; i < b.N; i++ {
 			st := parseStatus(b, runScript(b, c.lc, "status").stdout)

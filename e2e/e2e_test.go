@@ -49,7 +49,7 @@ func TestMain(m *testing.M) {
 				return 1
 			}
 			defer reapBeforeTimeout()()
-			return m.Run()
+			return run(m)
 		}
 		shoalBin = filepath.Join(dir, "shoal")
 		build := exec.Command("go", "build", "-tags", buildTags, "-o", shoalBin, ".")
@@ -59,8 +59,19 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer reapBeforeTimeout()()
-		return m.Run()
+		return run(m)
 	}())
+}
+
+// run runs the tests and benchmarks, failing also when a sub-benchmark
+// failed that go test let pass (see subBench).
+func run(m *testing.M) int {
+	code := m.Run()
+	if code == 0 && subFailed.Load() {
+		fmt.Fprintln(os.Stderr, "e2e: FAIL: a sub-benchmark failed (above) in a run go test does not count")
+		code = 1
+	}
+	return code
 }
 
 // result is what a finished command printed.

@@ -96,7 +96,7 @@ func BenchmarkWebHDFS(b *testing.B) {
 	}
 	for _, way := range []string{"shoal-fs", "webhdfs"} {
 		p := "/bench/" + way
-		b.Run("put/"+way, func(b *testing.B) {
+		subBench(b, "put/"+way, func(b *testing.B) {
 			b.SetBytes(n)
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
@@ -109,7 +109,7 @@ func BenchmarkWebHDFS(b *testing.B) {
 				}
 			}
 		})
-		b.Run("get/"+way, func(b *testing.B) {
+		subBench(b, "get/"+way, func(b *testing.B) {
 			b.SetBytes(n)
 			out := filepath.Join(dir, "out-"+strings.ReplaceAll(way, "/", "-"))
 			for i := 0; i < b.N; i++ {
