@@ -326,7 +326,7 @@ func (s *Store) Put(key string, value []byte) (Record, error) {
 	if len(value) > MaxValueLen {
 		return Record{}, fmt.Errorf("put %q: value of %d bytes exceeds %d: %w", key, len(value), MaxValueLen, ErrTooLarge)
 	}
-	return s.write(Record{Key: key, Value: bytes.Clone(value)})
+	return s.writeOne(Record{Key: key, Value: bytes.Clone(value)})
 }
 
 // Delete writes a tombstone for key (whether or not the key is known here:
@@ -336,33 +336,83 @@ func (s *Store) Delete(key string) error {
 	if err := checkKey(key); err != nil {
 		return fmt.Errorf("delete: %w", err)
 	}
-	_, err := s.write(Record{Key: key, Deleted: true})
+	_, err := s.writeOne(Record{Key: key, Deleted: true})
 	return err
 }
 
-// write versions r, persists it, then applies it.
-func (s *Store) write(r Record) (Record, error) {
+// DeleteAll writes a tombstone for each of keys, as Delete does, in one
+// commit to disk per maxBatch keys rather than one per key: the job
+// history's clean-up deletes every status line of a job at once. Every
+// key is checked first, and a bad one writes none. It returns an error
+// wrapping ErrInvalidKey or ErrClosed; on an error persisting a batch,
+// the batches before it are written.
+func (s *Store) DeleteAll(keys []string) error {
+	for _, k := range keys {
+		if err := checkKey(k); err != nil {
+			return fmt.Errorf("delete: %w", err)
+		}
+	}
+	for len(keys) > 0 {
+		n := min(len(keys), maxBatch)
+		recs := make([]Record, n)
+		for i, k := range keys[:n] {
+			recs[i] = Record{Key: k, Deleted: true}
+		}
+		if err := s.write(recs); err != nil {
+			return err
+		}
+		keys = keys[n:]
+	}
+	return nil
+}
+
+// maxBatch bounds the records DeleteAll writes in one disk transaction.
+const maxBatch = 1024
+
+// writeOne versions r, persists it, then applies it.
+func (s *Store) writeOne(r Record) (Record, error) {
+	recs := []Record{r}
+	if err := s.write(recs); err != nil {
+		return Record{}, err
+	}
+	return recs[0], nil
+}
+
+// write versions recs in place, persists them in one transaction, then
+// applies them.
+func (s *Store) write(recs []Record) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return Record{}, fmt.Errorf("write %q: %w", r.Key, ErrClosed)
+		return fmt.Errorf("write %q: %w", recs[0].Key, ErrClosed)
 	}
-	r.Version = Version{HLC: s.clock.tick(), Node: s.name}
+	for i := range recs {
+		recs[i].Version = Version{HLC: s.clock.tick(), Node: s.name}
+	}
 	s.inflight.Add(1)
 	s.mu.Unlock()
 	defer s.inflight.Done()
 
 	if s.db != nil {
+		ops := make([]diskOp, len(recs))
+		for i, r := range recs {
+			ops[i] = diskOp{rec: r}
+		}
 		// Outside the lock: an fsync must not stall remote merges.
-		if err := s.db.Update(func(tx *bolt.Tx) error { return writeOps(tx, []diskOp{{rec: r}}) }); err != nil {
-			return Record{}, fmt.Errorf("write %q: persist: %w", r.Key, err)
+		if err := s.db.Update(func(tx *bolt.Tx) error { return writeOps(tx, ops) }); err != nil {
+			if len(recs) == 1 {
+				return fmt.Errorf("write %q: persist: %w", recs[0].Key, err)
+			}
+			return fmt.Errorf("write %d records from %q: persist: %w", len(recs), recs[0].Key, err)
 		}
 		s.stats.diskCommits.Add(1)
 	}
 	s.mu.Lock()
-	s.applyLocked(r, fromLocal)
+	for _, r := range recs {
+		s.applyLocked(r, fromLocal)
+	}
 	s.mu.Unlock()
-	return r, nil
+	return nil
 }
 
 // Get returns the live record under key; false if it is missing or deleted.

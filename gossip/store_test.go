@@ -870,3 +870,99 @@ func TestRemoteChangesShareATransaction(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteAll: DeleteAll tombstones every key in one disk commit per
+// maxBatch keys, the tombstones survive a restart, and a bad key among
+// the keys deletes none.
+func TestDeleteAll(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "records.db")
+	clock := newFakeClock()
+	log := testLogger(t)
+	open := func() *Store {
+		s, err := openStore(storeConfig{Name: "a", DBPath: path, TTL: time.Hour, Now: clock.Now, Logger: log, FlushDelay: time.Hour})
+		if err != nil {
+			t.Fatalf("open: %v", err)
+		}
+		return s
+	}
+	s := open()
+	n := maxBatch + 6
+	keys := make([]string, n)
+	at := (&hlc{now: clock.Now}).tick()
+	for i := range keys {
+		keys[i] = fmt.Sprintf("taskstatus/job/%05d", i)
+		r := Record{Key: keys[i], Value: []byte("status"), Version: Version{HLC: at + uint64(i), Node: "z"}}
+		if s.merge([]Record{r}, fromMessage) != 1 {
+			t.Fatalf("merge of %s not applied", keys[i])
+		}
+	}
+	mustPut(t, s, "job/keep", "K")
+	before := s.Stats().DiskCommits // the Put's, and the merges' flushed before it
+
+	if err := s.DeleteAll([]string{keys[0], ""}); !errors.Is(err, ErrInvalidKey) {
+		t.Fatalf("DeleteAll with an empty key = %v, want ErrInvalidKey", err)
+	}
+	if got := getValue(s, keys[0]); got != "status" {
+		t.Fatalf("a refused DeleteAll deleted %s (now %q)", keys[0], got)
+	}
+	if err := s.DeleteAll(keys); err != nil {
+		t.Fatalf("DeleteAll: %v", err)
+	}
+	if c := s.Stats().DiskCommits - before; c != 2 {
+		t.Errorf("%d disk commits to delete %d keys, want 2 (batches of %d)", c, n, maxBatch)
+	}
+	if got := len(s.Scan("taskstatus/")); got != 0 {
+		t.Errorf("%d records left under taskstatus/", got)
+	}
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteAll(keys[:1]); !errors.Is(err, ErrClosed) {
+		t.Fatalf("DeleteAll after close = %v, want ErrClosed", err)
+	}
+
+	s = open()
+	defer s.close()
+	if got := len(s.Scan("taskstatus/")); got != 0 {
+		t.Errorf("after restart %d records under taskstatus/, want 0", got)
+	}
+	if r, ok := s.lookup(keys[n-1]); !ok || !r.Deleted {
+		t.Errorf("tombstone of %s lost in restart: %+v", keys[n-1], r)
+	}
+	if got := getValue(s, "job/keep"); got != "K" {
+		t.Errorf("job/keep = %q after restart", got)
+	}
+}
+
+// BenchmarkDelete deletes 1,000 keys from a store on disk, one Delete
+// each (a commit each) or with one DeleteAll.
+func BenchmarkDelete(b *testing.B) {
+	const n = 1000
+	for _, way := range []string{"one-by-one", "all"} {
+		b.Run(way, func(b *testing.B) {
+			s, err := openStore(storeConfig{Name: "a", DBPath: filepath.Join(b.TempDir(), "records.db"), TTL: time.Hour, Now: time.Now, Logger: testLogger(b)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.close()
+			keys := make([]string, n)
+			for i := range keys {
+				keys[i] = fmt.Sprintf("taskstatus/job/%05d", i)
+			}
+			for i := 0; i < b.N; i++ {
+				if way == "all" {
+					if err := s.DeleteAll(keys); err != nil {
+						b.Fatal(err)
+					}
+					continue
+				}
+				for _, k := range keys {
+					if err := s.Delete(k); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/key")
+		})
+	}
+}

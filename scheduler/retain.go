@@ -114,9 +114,11 @@ func (s *Scheduler) retain(ctx context.Context, now time.Time) {
 	for i, j := range ended {
 		list[i] = *j
 	}
-	for _, k := range retainPlan(list, s.alive(), s.cfg.Self, s.cfg.JobHistory, cutoff) {
-		if err := s.cfg.Records.Delete(k); err != nil {
-			s.log.Warn("job history clean-up", "key", k, "err", err)
+	// One commit for a pass's keys, not one each: a job's status lines
+	// may number in the thousands.
+	if del := retainPlan(list, s.alive(), s.cfg.Self, s.cfg.JobHistory, cutoff); len(del) > 0 {
+		if err := s.cfg.Records.DeleteAll(del); err != nil {
+			s.log.Warn("job history clean-up", "keys", len(del), "err", err)
 		}
 	}
 	known := map[string]bool{}

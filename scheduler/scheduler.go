@@ -45,6 +45,8 @@ type Records interface {
 	Put(key string, value []byte) (gossip.Record, error)
 	Get(key string) (gossip.Record, bool)
 	Delete(key string) error
+	// DeleteAll deletes keys in as few disk commits as it can.
+	DeleteAll(keys []string) error
 	Scan(prefix string) []gossip.Record
 	Watch(prefix string) (<-chan gossip.Record, func())
 }

@@ -37,6 +37,12 @@ func (m *memRecords) Put(key string, value []byte) (gossip.Record, error) {
 }
 func (m *memRecords) Get(key string) (gossip.Record, bool) { r, ok := m.recs[key]; return r, ok }
 func (m *memRecords) Delete(key string) error              { delete(m.recs, key); return nil }
+func (m *memRecords) DeleteAll(keys []string) error {
+	for _, k := range keys {
+		delete(m.recs, k)
+	}
+	return nil
+}
 func (m *memRecords) Scan(prefix string) []gossip.Record {
 	var out []gossip.Record
 	for k, r := range m.recs {
