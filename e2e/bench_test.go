@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"shoal.dev/shoal/client"
 	"shoal.dev/shoal/clustertest"
 )
 
@@ -642,7 +643,7 @@ func BenchmarkPutNodeLoss(b *testing.B) {
 	dir := b.TempDir()
 	input := benchInput(b, dir, n)
 	c := startBenchCluster(b, 5)
-	put := func(b *testing.B, name string, stdin bool) {
+	putCmd := func(name string, stdin bool) error {
 		args := []string{"fs", "put", input, "/bench/" + name, "--block-size", "1MB", "--force"}
 		if stdin {
 			args[2] = "-"
@@ -652,13 +653,19 @@ func BenchmarkPutNodeLoss(b *testing.B) {
 		if stdin {
 			f, err := os.Open(input)
 			if err != nil {
-				b.Fatal(err)
+				return err
 			}
 			defer f.Close()
 			cmd.Stdin = f
 		}
 		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("%v: %v: %s", args, err, out)
+			return fmt.Errorf("%v: %v: %s", args, err, out)
+		}
+		return nil
+	}
+	put := func(b *testing.B, name string, stdin bool) {
+		if err := putCmd(name, stdin); err != nil {
+			b.Fatal(err)
 		}
 	}
 	subBench(b, "healthy/local", func(b *testing.B) {
@@ -677,31 +684,59 @@ func BenchmarkPutNodeLoss(b *testing.B) {
 		b.SetBytes(n)
 		for i := 0; i < b.N; i++ {
 			st := parseStatus(b, runScript(b, c.lc, "status").stdout)
-			cl := clientFor(b, c.lc, c.url)
-			base := metricOf(cl, "shoal_block_writes_total")
+			// The CLI hands each block to its first owner, whose writer
+			// stores it (node1's writer stores only its share), so the
+			// put's progress is the sum over the nodes.
+			clients := map[string]*client.Client{}
+			for name, s := range st {
+				clients[name] = clientFor(b, c.lc, s[1])
+			}
+			sum := func(metric string, skip string) (n int64) {
+				for name, cl := range clients {
+					if name != skip {
+						n += max(metricOf(cl, metric), 0)
+					}
+				}
+				return n
+			}
+			base := sum("shoal_block_writes_total", "")
+			var putErr error
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				put(b, "kill", false)
+				putErr = putCmd("kill", false)
 			}()
 			// node1 takes the put; kill node2..node5, whichever the
 			// iteration picks, once half the blocks are stored.
 			victim := fmt.Sprintf("node%d", 2+i%4)
 			half := n / (1 << 20) / 2
+			ended := false
 			if err := clustertest.Wait(5*time.Minute, func() error {
-				if w := metricOf(cl, "shoal_block_writes_total") - base; w < half {
+				select {
+				case <-done:
+					ended = true
+					return nil
+				default:
+				}
+				if w := sum("shoal_block_writes_total", "") - base; w < half {
 					return fmt.Errorf("%d of %d blocks", w, half)
 				}
 				return nil
 			}); err != nil {
 				b.Fatal(err)
 			}
+			if ended {
+				b.Fatalf("the put ended (err %v) before %d of its blocks were stored: no node was killed", putErr, half)
+			}
 			var pid int
 			fmt.Sscan(st[victim][0], &pid)
 			syscall.Kill(pid, syscall.SIGKILL)
 			<-done
+			if putErr != nil {
+				b.Fatal(putErr)
+			}
 			b.StopTimer()
-			b.Logf("killed %s after %d blocks; %d writes needed a substitute", victim, half, metricOf(cl, "shoal_block_writes_substituted_total"))
+			b.Logf("killed %s after %d blocks; %d writes needed a substitute", victim, half, sum("shoal_block_writes_substituted_total", victim))
 			if r := runScript(b, c.lc, "start"); r.code != 0 {
 				b.Fatalf("restart: %s", r.stderr)
 			}
