@@ -196,11 +196,10 @@ func (c *benchCluster) nodePeak(b *testing.B) int64 {
 // durably, as a put acknowledges them) for the puts, and cat (the file
 // copied into another local file, not synced, as a get writes it) for the
 // gets. Each put and get reports x-cp-sync or x-cat: its throughput over
-// that of its baseline run just before it, the median over b.N such pairs
-// (1 = as fast; the aims are put R=1 >= 0.6 and the gets near 1). Every
-// get is checked against the input. The R = 3 put is of other bytes than
-// the R = 1 put's, so that it finds none of its blocks already stored (a
-// put of stored bytes writes less).
+// its baseline's (1 = as fast; the aims are put R=1 >= 0.6 and the gets
+// near 1). Every get is checked against the input. The R = 3 put is of
+// other bytes than the R = 1 put's, so that it finds none of its blocks
+// already stored (a put of stored bytes writes less).
 //
 // With SHOAL_BENCH_PROFILE set, each put is profiled on every agent for
 // putProfile from its start (see benchCluster.profile).
@@ -212,53 +211,44 @@ func BenchmarkFS(b *testing.B) {
 	input := inputs[1]
 	c := startBenchCluster(b, 3)
 
-	// cpSync and cat each run a baseline once; the caller syncs the disks
-	// first, outside the timer.
-	cpSync := func(b *testing.B) time.Duration {
-		dst := filepath.Join(dir, "copy")
-		start := time.Now()
-		if out, err := exec.Command("cp", input, dst).CombinedOutput(); err != nil {
-			b.Fatalf("cp: %v %s", err, out)
-		}
-		if out, err := exec.Command("sync", dst).CombinedOutput(); err != nil {
-			b.Fatalf("sync: %v %s", err, out)
-		}
-		d := time.Since(start)
-		os.Remove(dst)
-		return d
-	}
-	cat := func(b *testing.B) time.Duration {
-		dst := filepath.Join(dir, "cat")
-		start := time.Now()
-		cmd := exec.Command("sh", "-c", `cat "$1" > "$2"`, "cat", input, dst)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("cat: %v %s", err, out)
-		}
-		d := time.Since(start)
-		os.Remove(dst)
-		return d
-	}
-	baseline := func(name string, run func(*testing.B) time.Duration) {
-		subBench(b, name, func(b *testing.B) {
-			b.SetBytes(n)
-			for i := 0; i < b.N; i++ {
-				b.StopTimer()
-				syncDisks()
-				b.StartTimer()
-				run(b)
+	var cpSync, cat time.Duration
+	subBench(b, "cp+sync", func(b *testing.B) {
+		b.SetBytes(n)
+		for i := 0; i < b.N; i++ {
+			dst := filepath.Join(dir, "copy")
+			b.StopTimer()
+			syncDisks()
+			b.StartTimer()
+			start := time.Now()
+			if out, err := exec.Command("cp", input, dst).CombinedOutput(); err != nil {
+				b.Fatalf("cp: %v %s", err, out)
 			}
-		})
-	}
-	baseline("cp+sync", cpSync)
-	baseline("cat", cat)
-	// Each put or get is paired with a run of its baseline just before it
-	// (outside the timer): this VM's writeback moves cp+sync by up to 5x
-	// from one minute to the next, so only a ratio against a baseline run
-	// in the same minute means anything. The median of the pairs is kept.
-	ratios := func(b *testing.B, rs []float64, unit string) {
-		if len(rs) > 0 {
-			sort.Float64s(rs)
-			b.ReportMetric(rs[len(rs)/2], unit)
+			if out, err := exec.Command("sync", dst).CombinedOutput(); err != nil {
+				b.Fatalf("sync: %v %s", err, out)
+			}
+			cpSync = time.Since(start)
+			os.Remove(dst)
+		}
+	})
+	subBench(b, "cat", func(b *testing.B) {
+		b.SetBytes(n)
+		for i := 0; i < b.N; i++ {
+			dst := filepath.Join(dir, "cat")
+			b.StopTimer()
+			syncDisks()
+			b.StartTimer()
+			start := time.Now()
+			cmd := exec.Command("sh", "-c", `cat "$1" > "$2"`, "cat", input, dst)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				b.Fatalf("cat: %v %s", err, out)
+			}
+			cat = time.Since(start)
+			os.Remove(dst)
+		}
+	})
+	ratio := func(b *testing.B, base, d time.Duration, unit string) {
+		if base > 0 && d > 0 {
+			b.ReportMetric(base.Seconds()/d.Seconds(), unit)
 		}
 	}
 	for _, r := range []int{1, 3} {
@@ -266,11 +256,8 @@ func BenchmarkFS(b *testing.B) {
 			b.SetBytes(n)
 			var cli int64
 			var cpu, cliCPU time.Duration
-			var xs []float64
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
-				syncDisks()
-				base := cpSync(b)
 				syncDisks()
 				prof := c.profile(b, fmt.Sprintf("put-R%d", r), putProfile)
 				cpu0 := c.nodesCPU(b)
@@ -282,9 +269,8 @@ func BenchmarkFS(b *testing.B) {
 				prof()
 				b.StartTimer()
 				cli = max(cli, rss)
-				xs = append(xs, base.Seconds()/d.Seconds())
+				ratio(b, cpSync, d, "x-cp-sync")
 			}
-			ratios(b, xs, "x-cp-sync")
 			// The agents' CPU (user+system) per GiB put, summed.
 			b.ReportMetric(cpu.Seconds()/float64(b.N)/(float64(n)/(1<<30)), "agents-cpu-s/GiB")
 			// The CLI's, whose hashing and sending share the same cores.
@@ -295,17 +281,14 @@ func BenchmarkFS(b *testing.B) {
 		subBench(b, fmt.Sprintf("get/R=%d", r), func(b *testing.B) {
 			b.SetBytes(n)
 			var cli int64
-			var xs []float64
 			for i := 0; i < b.N; i++ {
 				out := filepath.Join(dir, "out")
 				b.StopTimer()
 				syncDisks()
-				base := cat(b)
-				syncDisks()
 				b.StartTimer()
 				d, rss := c.timedCLI(b, "fs", "get", fmt.Sprintf("/bench/r%d", r), out)
 				cli = max(cli, rss)
-				xs = append(xs, base.Seconds()/d.Seconds())
+				ratio(b, cat, d, "x-cat")
 				b.StopTimer()
 				if got := fileSumTB(b, out); got != wants[r] {
 					b.Fatalf("get /bench/r%d: the bytes differ from the input", r)
@@ -313,7 +296,6 @@ func BenchmarkFS(b *testing.B) {
 				os.Remove(out)
 				b.StartTimer()
 			}
-			ratios(b, xs, "x-cat")
 			b.ReportMetric(float64(cli)/(1<<20), "cli-peak-MiB")
 			b.ReportMetric(float64(c.nodePeak(b))/(1<<20), "node-peak-MiB")
 		})
