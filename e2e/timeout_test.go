@@ -33,6 +33,8 @@ exec "$@"
 // its children, and retried; the job gives the sequential run's output.
 // The timeout is Hadoop's own example, 20 s: the commands are python3,
 // which may take seconds to start on a loaded machine (no progress meanwhile).
+// Speculation is off: with it on, CI once saw 2 of the 5 hung attempts
+// killed for a backup that finished first, and NUM_FAILED_MAPS 3.
 func TestStreamingTaskTimeout(t *testing.T) {
 	e, url, _ := streamingCluster(t)
 	hangDir := t.TempDir()
@@ -60,7 +62,11 @@ func TestStreamingTaskTimeout(t *testing.T) {
 	out := e.mustCLI(url, "streaming", "-input", "/in/corpus.txt", "-output", "/hung",
 		"-mapper", "sh hang.sh python3 mapper.py", "-reducer", "python3 reducer.py",
 		"-file", hang, "-file", script("mapper.py"), "-file", script("reducer.py"),
-		"-numReduceTasks", "2", "-cmdenv", "HANG_DIR="+hangDir, "-D", "mapreduce.task.timeout=20000")
+		"-numReduceTasks", "2", "-cmdenv", "HANG_DIR="+hangDir, "-D", "mapreduce.task.timeout=20000",
+		// No backup attempts: a speculative copy that finishes first
+		// would kill the hung attempt (NUM_KILLED_MAPS), and the timeout
+		// this test is about would not be what ends it.
+		"-D", "mapreduce.map.speculative=false")
 	t.Logf("job with hung first attempts took %s", time.Since(start).Round(100*time.Millisecond))
 	if got := e.mustCLI(url, "fs", "cat", "/hung/part-*"); got != want {
 		t.Fatalf("output after timeouts (%d bytes) differs from the sequential run (%d bytes)", len(got), len(want))
