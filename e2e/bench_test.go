@@ -101,7 +101,7 @@ func startBenchCluster(b *testing.B, n int) *benchCluster {
 	lc := &localCluster{dir: dir, env: []string{
 		"SHOAL_CLUSTER_DIR=" + dir, "SHOAL_BIN=" + shoalBin, "SHOAL_HTTP_PORT=0", "SHOAL_GOSSIP_PORT=0",
 	}}
-	unregister := onTimeout(stopScript(lc.env))
+	unregister := lc.stopOnTimeout()
 	b.Cleanup(func() {
 		runScript(b, lc, "stop")
 		unregister()
@@ -117,10 +117,7 @@ func startBenchCluster(b *testing.B, n int) *benchCluster {
 func runScript(b testing.TB, lc *localCluster, args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(repoRoot, "scripts", "local-cluster.sh"), args...)
-	cmd.Dir = repoRoot
-	cmd.Env = append(cleanEnv(), lc.env...)
-	return runCmd(b, cmd)
+	return runCmd(b, lc.scriptCmd(ctx, args...))
 }
 
 func parseStatus(b testing.TB, out string) map[string][2]string {

@@ -130,7 +130,7 @@ func newLocalCluster(t *testing.T) *localCluster {
 		"SHOAL_GOSSIP_PORT=0",
 		"SHOAL_START_TIMEOUT=60",
 	}}
-	unregister := onTimeout(stopScript(lc.env))
+	unregister := lc.stopOnTimeout()
 	t.Cleanup(func() {
 		lc.script("stop")
 		unregister()
@@ -142,10 +142,15 @@ func (lc *localCluster) script(args ...string) result {
 	lc.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
+	return runCmd(lc.t, lc.scriptCmd(ctx, args...))
+}
+
+// scriptCmd is scripts/local-cluster.sh with args, on lc's cluster.
+func (lc *localCluster) scriptCmd(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, filepath.Join(repoRoot, "scripts", "local-cluster.sh"), args...)
 	cmd.Dir = repoRoot
 	cmd.Env = append(cleanEnv(), lc.env...)
-	return runCmd(lc.t, cmd)
+	return cmd
 }
 
 // status parses `status`: node name -> pid and URL.

@@ -46,14 +46,14 @@ func onTimeout(stop func()) (unregister func()) {
 	}
 }
 
-// stopAll calls every registered stop, in parallel, and says how many.
-func stopAll(why string) int {
+// stopAll calls every registered stop, in parallel, saying why.
+func stopAll(why string) {
 	running.Lock()
 	stops := running.stops
 	running.stops = nil
 	running.Unlock()
 	if len(stops) == 0 {
-		return 0
+		return
 	}
 	fmt.Fprintf(os.Stderr, "e2e: %s: stopping the %d clusters and agents still running\n", why, len(stops))
 	var wg sync.WaitGroup
@@ -65,7 +65,6 @@ func stopAll(why string) int {
 		}()
 	}
 	wg.Wait()
-	return len(stops)
 }
 
 // reapMargin is how long before go test's -timeout the clusters still
@@ -92,19 +91,17 @@ func reapBeforeTimeout() (disarm func()) {
 	return func() { t.Stop() }
 }
 
-// stopScript runs local-cluster.sh stop on the cluster in dir, for the
-// reaper, which has no test to report to.
-func stopScript(env []string) func() {
-	return func() {
+// stopOnTimeout registers lc's cluster with the reaper, which runs
+// local-cluster.sh stop on it and, having no test to report to, prints
+// what goes wrong.
+func (lc *localCluster) stopOnTimeout() (unregister func()) {
+	return onTimeout(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, filepath.Join(repoRoot, "scripts", "local-cluster.sh"), "stop")
-		cmd.Dir = repoRoot
-		cmd.Env = append(cleanEnv(), env...)
-		if out, err := cmd.CombinedOutput(); err != nil {
+		if out, err := lc.scriptCmd(ctx, "stop").CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "e2e: local-cluster.sh stop: %v\n%s", err, out)
 		}
-	}
+	})
 }
 
 // killOnTimeout registers the started cmd (an agent the test runs itself,
