@@ -897,7 +897,7 @@ func TestDeleteAll(t *testing.T) {
 		}
 	}
 	mustPut(t, s, "job/keep", "K")
-	before := s.Stats().DiskCommits // the Put's, and the merges' flushed before it
+	before := s.Stats().DiskCommits // the Put's (the merges wait for FlushDelay)
 
 	if err := s.DeleteAll([]string{keys[0], ""}); !errors.Is(err, ErrInvalidKey) {
 		t.Fatalf("DeleteAll with an empty key = %v, want ErrInvalidKey", err)
